@@ -1,0 +1,1 @@
+//! Key expansion (RFC 4253 §7.2). STUB.

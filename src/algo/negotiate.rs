@@ -1,0 +1,1 @@
+//! Algorithm negotiation (RFC 4253 §7.1).

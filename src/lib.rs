@@ -1,0 +1,25 @@
+//! sshfront: a fast, robust SSH front end.
+//!
+//! ```text
+//!  listeners ─▶ acceptor thread (own mio::Poll, signal pipe)
+//!                  │ socket + peer address, over crossbeam + Waker, to the least-loaded worker
+//!                  ▼
+//!  worker 1..N ── one thread each: own mio::Poll, Slab<Conn>, buffer pool, timers
+//!       │    ▲
+//!       │    └── JobDone + (key, generation), over crossbeam + the worker's Waker
+//!       ▼
+//!  rayon pool ── DH / ECDH / KEM, host-key signing, password hashing
+//! ```
+//!
+//! Two halves that never mix: the protocol core (`wire`, `packet`, `algo`, `transport`, `auth`,
+//! `connection`, `server`, `client`) is sans-IO — bytes, `now` and finished crypto jobs in;
+//! sealed bytes, events, jobs and deadlines out. The runtime (`runtime`, `metrics`) is the only
+//! place with sockets, threads, clocks and signals.
+#![cfg_attr(
+    not(test),
+    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
+)]
+
+pub mod algo;
+pub mod packet;
+pub mod wire;
