@@ -22,4 +22,6 @@
 
 pub mod algo;
 pub mod packet;
+pub mod server;
+pub mod transport;
 pub mod wire;
