@@ -21,6 +21,7 @@
 )]
 
 pub mod algo;
+pub mod client;
 pub mod packet;
 pub mod server;
 pub mod transport;

@@ -8,6 +8,9 @@ use crate::algo::mac::MacAlg;
 use crate::algo::Rng;
 use std::fmt;
 
+/// Bytes `PacketSealer::begin` reserves in front of a payload (uint32 length, byte padding).
+pub const HEADER_LEN: usize = 5;
+
 /// Largest packet_length we accept or produce (excluding the MAC / tag): 256 KiB.
 pub const MAX_PACKET_LEN: usize = 256 * 1024;
 /// Largest payload (after inflation) we accept or produce.

@@ -41,3 +41,17 @@ pub enum GexError {
 pub struct GexGroups {
     pub groups: Vec<DhGroup>,
 }
+
+impl GexGroups {
+    /// STUB: chooses the group for a request.
+    pub fn choose(&self, _req: &GexRequest) -> Result<&DhGroup, GexError> {
+        todo!()
+    }
+}
+
+impl GexGroups {
+    /// STUB.
+    pub fn builtin() -> Self {
+        todo!()
+    }
+}
