@@ -22,6 +22,8 @@
 
 pub mod algo;
 pub mod client;
+#[doc(hidden)]
+pub mod fuzz_entry;
 pub mod packet;
 pub mod server;
 pub mod transport;
