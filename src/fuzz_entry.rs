@@ -127,7 +127,7 @@ mod tests {
         let now = Instant::now();
         let base = seed_stream();
         let mut rng = TestRng(seed);
-        let mut byte = |rng: &mut TestRng| {
+        let byte = |rng: &mut TestRng| {
             let mut b = [0u8; 1];
             rng.fill(&mut b);
             b[0]
