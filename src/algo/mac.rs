@@ -47,7 +47,10 @@ impl MacAlg {
     /// Keyed state; `key` must be at least `key_len` bytes (the prefix is used).
     pub fn key(&'static self, key: &[u8]) -> Option<MacKey> {
         let key = key.get(..self.key_len)?;
-        Some(MacKey { alg: self, key: hmac::Key::new(self.hash.ring(), key) })
+        Some(MacKey {
+            alg: self,
+            key: hmac::Key::new(self.hash.ring(), key),
+        })
     }
 }
 
@@ -124,8 +127,13 @@ pub static HMAC_SHA2_512: MacAlg = MacAlg {
     etm: false,
     hash: MacHash::Sha512,
 };
-pub static HMAC_SHA1: MacAlg =
-    MacAlg { name: "hmac-sha1", key_len: 20, out_len: 20, etm: false, hash: MacHash::Sha1 };
+pub static HMAC_SHA1: MacAlg = MacAlg {
+    name: "hmac-sha1",
+    key_len: 20,
+    out_len: 20,
+    etm: false,
+    hash: MacHash::Sha1,
+};
 
 /// All MACs we implement, in default preference order (OpenSSH's).
 pub static ALL: &[&MacAlg] = &[

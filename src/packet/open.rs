@@ -48,11 +48,13 @@ impl PacketOpener {
             }
             OpeningCipher::ChaCha(key) => {
                 let tag: &[u8; 16] = tag.try_into().map_err(|_| PacketError::BadMac)?;
-                key.open_in_place(seq, packet, tag).map_err(|_| PacketError::BadMac)?;
+                key.open_in_place(seq, packet, tag)
+                    .map_err(|_| PacketError::BadMac)?;
             }
             OpeningCipher::Gcm(gcm) => {
                 let (length, body) = packet.split_at_mut(LEN);
-                gcm.open(length, body, tag).map_err(|_| PacketError::BadMac)?;
+                gcm.open(length, body, tag)
+                    .map_err(|_| PacketError::BadMac)?;
             }
             OpeningCipher::Ctr(ctr) => {
                 if params.framing == Framing::EncryptThenMac {
@@ -87,7 +89,11 @@ impl PacketOpener {
         } else {
             PayloadAt::Input(payload)
         };
-        Ok(Some(Opened { consumed: total, seq, payload }))
+        Ok(Some(Opened {
+            consumed: total,
+            seq,
+            payload,
+        }))
     }
 }
 
@@ -100,7 +106,8 @@ fn read_length(
     seq: u32,
     buf: &mut [u8],
 ) -> Option<u32> {
-    let clear = |b: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(b.get(..LEN)?.try_into().ok()?)) };
+    let clear =
+        |b: &[u8]| -> Option<u32> { Some(u32::from_be_bytes(b.get(..LEN)?.try_into().ok()?)) };
     match cipher {
         OpeningCipher::ChaCha(key) => {
             let enc: [u8; LEN] = buf.get(..LEN)?.try_into().ok()?;

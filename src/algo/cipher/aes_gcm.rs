@@ -4,8 +4,8 @@
 //! counter, both taken from the derived IV; the counter is incremented after every packet.
 //! packet_length goes in clear and is the additional authenticated data.
 
-use ring::error::Unspecified;
 use ring::aead::{Aad, LessSafeKey, Nonce, Tag, UnboundKey, AES_128_GCM, AES_256_GCM};
+use ring::error::Unspecified;
 
 /// GCM tag length.
 pub const TAG_LEN: usize = 16;
@@ -47,7 +47,10 @@ impl AesGcm {
     /// Encrypts `plaintext` in place with `packet_length` as AAD and returns the tag.
     pub fn seal(&mut self, packet_length: &[u8], plaintext: &mut [u8]) -> [u8; TAG_LEN] {
         let nonce = self.next_nonce();
-        match self.key.seal_in_place_separate_tag(nonce, Aad::from(packet_length), plaintext) {
+        match self
+            .key
+            .seal_in_place_separate_tag(nonce, Aad::from(packet_length), plaintext)
+        {
             Ok(tag) => {
                 let mut out = [0u8; TAG_LEN];
                 out.copy_from_slice(tag.as_ref());
