@@ -159,7 +159,7 @@ impl Inflater {
                 }
                 // Grow geometrically, never past the bound.
                 let want = out.capacity().saturating_mul(2).clamp(4096, limit);
-                out.reserve_exact(want - out.len());
+                out.reserve_exact(want.saturating_sub(out.len()));
             }
             let (before_in, before_out) = (stream.total_in(), out.len());
             let status = stream

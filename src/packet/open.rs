@@ -128,7 +128,7 @@ fn read_length(
 /// a multiple of the alignment. Checked before waiting for or touching the rest.
 fn check_length(len: u32, align: usize, length_in_clear: bool) -> Result<(), PacketError> {
     let n = len as usize;
-    if n < 1 + MIN_PADDING || n > MAX_PACKET_LEN {
+    if !(1 + MIN_PADDING..=MAX_PACKET_LEN).contains(&n) {
         return Err(PacketError::BadLength { len });
     }
     let encrypted = if length_in_clear { n } else { n + LEN };

@@ -56,8 +56,12 @@ impl CipherAlg {
             CipherKind::ChaCha20Poly1305 => {
                 OpeningCipher::ChaCha(chacha20_poly1305::opening_key(key).ok_or(KeyLenError)?)
             }
-            CipherKind::AesGcm => OpeningCipher::Gcm(AesGcm::new(key, iv).ok_or(KeyLenError)?),
-            CipherKind::AesCtr => OpeningCipher::Ctr(AesCtr::new(key, iv).ok_or(KeyLenError)?),
+            CipherKind::AesGcm => {
+                OpeningCipher::Gcm(Box::new(AesGcm::new(key, iv).ok_or(KeyLenError)?))
+            }
+            CipherKind::AesCtr => {
+                OpeningCipher::Ctr(Box::new(AesCtr::new(key, iv).ok_or(KeyLenError)?))
+            }
         })
     }
 
@@ -69,8 +73,12 @@ impl CipherAlg {
             CipherKind::ChaCha20Poly1305 => {
                 SealingCipher::ChaCha(chacha20_poly1305::sealing_key(key).ok_or(KeyLenError)?)
             }
-            CipherKind::AesGcm => SealingCipher::Gcm(AesGcm::new(key, iv).ok_or(KeyLenError)?),
-            CipherKind::AesCtr => SealingCipher::Ctr(AesCtr::new(key, iv).ok_or(KeyLenError)?),
+            CipherKind::AesGcm => {
+                SealingCipher::Gcm(Box::new(AesGcm::new(key, iv).ok_or(KeyLenError)?))
+            }
+            CipherKind::AesCtr => {
+                SealingCipher::Ctr(Box::new(AesCtr::new(key, iv).ok_or(KeyLenError)?))
+            }
         })
     }
 
@@ -100,16 +108,20 @@ impl std::fmt::Display for KeyLenError {
 pub enum OpeningCipher {
     None,
     ChaCha(ring::aead::chacha20_poly1305_openssh::OpeningKey),
-    Gcm(AesGcm),
-    Ctr(AesCtr),
+    /// Boxed (as is `Ctr`): the expanded AES key is large, and an idle connection's memory is
+    /// its state. Allocated once per NEWKEYS, not per packet.
+    Gcm(Box<AesGcm>),
+    Ctr(Box<AesCtr>),
 }
 
 /// Outbound keyed cipher state.
 pub enum SealingCipher {
     None,
     ChaCha(ring::aead::chacha20_poly1305_openssh::SealingKey),
-    Gcm(AesGcm),
-    Ctr(AesCtr),
+    /// Boxed (as is `Ctr`): the expanded AES key is large, and an idle connection's memory is
+    /// its state. Allocated once per NEWKEYS, not per packet.
+    Gcm(Box<AesGcm>),
+    Ctr(Box<AesCtr>),
 }
 
 pub const NONE: CipherAlg = CipherAlg {
