@@ -6,6 +6,7 @@ use super::{
     Framing, Keyed, Opened, PacketError, PacketOpener, PayloadAt, HEADER, MAX_PACKET_LEN,
     MIN_PADDING,
 };
+use crate::algo::cipher::aes_ctr::BLOCK_LEN;
 use crate::algo::cipher::OpeningCipher;
 
 /// Bytes of packet_length.
@@ -64,7 +65,7 @@ impl PacketOpener {
                     ctr.apply(packet.get_mut(LEN..).ok_or(PacketError::BadMac)?);
                 } else {
                     // The first block was decrypted by read_length.
-                    ctr.apply(packet.get_mut(params.align..).ok_or(PacketError::BadMac)?);
+                    ctr.apply(packet.get_mut(BLOCK_LEN..).ok_or(PacketError::BadMac)?);
                     if let Some(mac) = mac {
                         verify(mac, seq, packet, tag)?;
                     }
@@ -114,8 +115,7 @@ fn read_length(
             Some(u32::from_be_bytes(key.decrypt_packet_length(seq, enc)))
         }
         OpeningCipher::Ctr(ctr) if framing == Framing::EncryptAndMac => {
-            // AES block: 16 bytes.
-            let first = buf.get_mut(..16)?;
+            let first = buf.get_mut(..BLOCK_LEN)?;
             ctr.apply(first);
             clear(first)
         }

@@ -6,6 +6,9 @@ use aes::{Aes128, Aes192, Aes256};
 use ctr::cipher::{KeyIvInit, StreamCipher};
 use ctr::Ctr128BE;
 
+/// AES block size: what the packet layer decrypts first to learn packet_length.
+pub const BLOCK_LEN: usize = 16;
+
 /// One direction's AES-CTR state (key schedule plus keystream position).
 pub enum AesCtr {
     Aes128(Ctr128BE<Aes128>),
