@@ -172,6 +172,7 @@ fn sealed_lengths_are_aligned() {
             // Minimal padding: at least 4, fewer than 4 + align.
             let padding = buf.len() - tag - 5 - n;
             assert!((4..4 + align).contains(&padding), "{} n={n}", label(combo));
+            assert!(buf.len() <= s.max_sealed_len(n));
         }
     }
 }
@@ -445,6 +446,38 @@ fn delayed_compression_waits_for_auth() {
         let v = o.take_inflated();
         assert_eq!(v, text);
         o.restore_inflated(v);
+    }
+}
+
+#[test]
+fn delayed_compression_negotiated_after_auth_is_on_at_once() {
+    let (mut s, mut o) = pair((&cipher::NONE_ALG, None), Compression::None);
+    s.auth_succeeded();
+    o.auth_succeeded();
+    s.set_compression(Compression::ZlibDelayed);
+    o.set_compression(Compression::ZlibDelayed);
+    let mut wire = Vec::new();
+    s.seal(&mut wire, b"payload payload payload", &mut TestRng(1))
+        .unwrap();
+    let op = o.open(&mut wire).unwrap().unwrap();
+    assert_eq!(op.payload, PayloadAt::Inflated);
+    assert_eq!(o.inflated(), b"payload payload payload");
+}
+
+#[test]
+fn valid_length_waits_without_growing_anything() {
+    for combo in combos() {
+        let (mut s, mut o) = pair(combo, Compression::None);
+        let mut wire = Vec::new();
+        s.seal(&mut wire, &payload(200_000, false), &mut TestRng(1))
+            .unwrap();
+        // A prefix: the length is learnt and accepted, the rest waited for.
+        assert_eq!(o.open(&mut wire[..100]), Ok(None), "{}", label(combo));
+        let almost = wire.len() - 1;
+        assert_eq!(o.open(&mut wire[..almost]), Ok(None), "{}", label(combo));
+        let op = o.open(&mut wire).unwrap().unwrap();
+        assert_eq!(op.consumed, wire.len());
+        assert_eq!(o.inflated().len(), 0);
     }
 }
 
