@@ -94,7 +94,8 @@ impl fmt::Display for PacketError {
 pub enum PayloadAt {
     /// Decrypted in place: this range of the input buffer.
     Input(std::ops::Range<usize>),
-    /// Inflated into the opener's scratch buffer: take it with [`PacketOpener::take_inflated`].
+    /// Inflated into the opener's scratch buffer: borrow it with [`PacketOpener::inflated`] or
+    /// take it with [`PacketOpener::take_inflated`].
     Inflated,
 }
 
@@ -433,6 +434,9 @@ impl PacketSealer {
 
     /// Seals the packet begun at `start` (its payload is `buf[start + HEADER..]`): compresses
     /// if on, adds random padding, encrypts and MACs in place, increments the sequence number.
+    ///
+    /// On error nothing was encrypted and the sequence number is unchanged; `buf[start..]` is
+    /// unspecified (the begun packet is removed when compression made it too large).
     pub fn finish(
         &mut self,
         buf: &mut Vec<u8>,

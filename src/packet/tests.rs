@@ -375,6 +375,39 @@ fn wrong_sequence_number_never_opens() {
     }
 }
 
+#[test]
+fn random_and_mutated_input_never_panics() {
+    let mut r = TestRng(0x5eed);
+    let mut byte = || {
+        let mut b = [0u8; 1];
+        r.fill(&mut b);
+        b[0]
+    };
+    for combo in combos() {
+        for comp in [Compression::None, Compression::Zlib] {
+            let (mut s, _) = pair(combo, comp);
+            let mut valid = Vec::new();
+            s.seal(&mut valid, &payload(64, true), &mut TestRng(1))
+                .unwrap();
+            for i in 0..300 {
+                let (_, mut o) = pair(combo, comp);
+                let mut buf = if i % 2 == 0 {
+                    (0..usize::from(byte()) * 2).map(|_| byte()).collect()
+                } else {
+                    let mut v = valid.clone();
+                    let at = usize::from(byte()) % v.len();
+                    v[at] ^= byte() | 1;
+                    v
+                };
+                // Opening whatever comes out must end in Ok or Err, never a panic.
+                let n = buf.len();
+                let _ = o.open(&mut buf[..n / 2]);
+                let _ = o.open(&mut buf);
+            }
+        }
+    }
+}
+
 fn bomb() -> Vec<u8> {
     let mut c = flate2::Compress::new(flate2::Compression::best(), true);
     let zeros = vec![0u8; MAX_PAYLOAD_LEN + 1];
