@@ -80,7 +80,7 @@ mod tests {
         o.push(b"ij").unwrap();
         assert!(o.is_over_soft_limit());
         o.push(b"klmnopqr").unwrap();
-        assert_eq!(o.push(b"s"), Err(OutboxFull), "hard bound is twice the soft one");
+        assert_eq!(o.push(b"xyz"), Err(OutboxFull), "hard bound is twice the soft one");
         let mut got = Vec::new();
         while let Some(v) = o.pop_with(|p| p.to_vec()) {
             got.push(v);
