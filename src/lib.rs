@@ -21,7 +21,11 @@
 )]
 
 pub mod algo;
+pub mod cli;
+pub mod config;
+pub mod metrics;
 pub mod packet;
+pub mod runtime;
 pub mod server;
 pub mod transport;
 pub mod wire;
