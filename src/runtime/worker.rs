@@ -397,11 +397,9 @@ impl State {
         if conn.writable && conn.wbuf.is_some() {
             self.write_out(conn, false, now);
         }
-        if self.read_input(conn, key, now) {
-            if !conn.queued {
-                conn.queued = true;
-                self.ready.push((key, conn.generation));
-            }
+        if self.read_input(conn, key, now) && !conn.queued {
+            conn.queued = true;
+            self.ready.push((key, conn.generation));
         }
         self.output_and_events(conn, key, now);
         self.arm_timer(conn, key, now);
