@@ -55,16 +55,16 @@ pub struct Args {
     pub host_key: Vec<PathBuf>,
 
     /// Worker threads running connections [default: number of cores].
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
     pub workers: Option<usize>,
 
     /// Threads computing key exchanges and signatures [default: number of cores].
-    #[arg(long, value_name = "N", value_parser = parse_positive)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
     pub crypto_threads: Option<usize>,
 
     /// Bound on crypto jobs queued or running; past it handshakes wait briefly, then are refused
     /// with DISCONNECT 12.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
     pub crypto_queue: usize,
 
     /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
@@ -95,11 +95,11 @@ pub struct Args {
     pub rekey_limit: Option<String>,
 
     /// Seconds from accept until authentication must have succeeded (at least 1).
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_LOGIN_GRACE_TIME, value_parser = parse_positive_u64)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_LOGIN_GRACE_TIME, value_parser = parse_positive_u64)]
     pub login_grace_time: u64,
 
     /// Open connections at most; at the bound new ones wait in the kernel backlog.
-    #[arg(long, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_positive)]
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_positive)]
     pub max_connections: usize,
 
     /// Log verbosity.
@@ -107,11 +107,11 @@ pub struct Args {
     pub log_level: LogLevel,
 
     /// Seconds between one-line statistics summaries on stderr; 0 = off.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]
     pub stats_interval: u64,
 
     /// Seconds authenticated connections may run after SIGTERM/SIGINT before the process exits.
-    #[arg(long, value_name = "SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT)]
     pub drain_timeout: u64,
 
     /// Budget for all read/write buffers together (K/M/G suffixes); a connection that cannot get
