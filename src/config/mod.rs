@@ -30,6 +30,9 @@ pub const COMPRESSION_ALL: &[&str] =
 pub const DEFAULT_COMPRESSION: &[&str] = &[COMPRESSION_NONE, COMPRESSION_ZLIB_OPENSSH];
 /// The smallest buffer budget we accept: a few whole maximum-size packets.
 pub const MIN_BUFFER_MEMORY: u64 = 1 << 20;
+/// The longest duration any flag accepts (ten years): far beyond any use, and small enough that
+/// `Instant + Duration` can never overflow.
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
 
 /// A configuration error: which flag, and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -101,7 +104,20 @@ impl Config {
     }
 }
 
+fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {
+    if secs > MAX_SECONDS {
+        return Err(ConfigError::new(
+            flag,
+            format!("{secs} is more than {MAX_SECONDS} seconds"),
+        ));
+    }
+    Ok(())
+}
+
 fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
+    check_seconds("--login-grace-time", args.login_grace_time)?;
+    check_seconds("--stats-interval", args.stats_interval)?;
+    check_seconds("--drain-timeout", args.drain_timeout)?;
     if args.listen.is_empty() {
         return Err(ConfigError::new("--listen", "no address to listen on"));
     }
@@ -289,6 +305,9 @@ pub fn parse_rekey_limit(s: &str) -> Result<RekeyLimit, String> {
         None | Some("none") => None,
         Some(t) => match parse_seconds(t)? {
             0 => None,
+            n if n > MAX_SECONDS => {
+                return Err(format!("'{t}' is more than {MAX_SECONDS} seconds"))
+            }
             n => Some(Duration::from_secs(n)),
         },
     };
@@ -375,6 +394,12 @@ mod tests {
             (&["--rekey-limit", "1X"], "--rekey-limit"),
             (&["--max-buffer-memory", "lots"], "--max-buffer-memory"),
             (&["--max-buffer-memory", "1K"], "--max-buffer-memory"),
+            (&["--drain-timeout", "99999999999"], "--drain-timeout"),
+            (
+                &["--login-grace-time", "18446744073709551615"],
+                "--login-grace-time",
+            ),
+            (&["--rekey-limit", "1G:99999999w"], "--rekey-limit"),
         ];
         for (extra, flag) in cases {
             let e = Config::from_args(&args(extra)).err().unwrap();

@@ -80,3 +80,35 @@ impl Drop for Signals {
         }
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use mio::{Events, Poll};
+    use std::time::Duration;
+
+    #[test]
+    fn signals_arrive_through_the_poll() {
+        let mut poll = Poll::new().unwrap();
+        let mut signals = Signals::register(poll.registry(), 100).unwrap();
+        // SAFETY: raise(3) on our own process; the handler only writes to the pipe.
+        unsafe {
+            libc::raise(SIGUSR1);
+            libc::raise(SIGHUP);
+        }
+        let mut events = Events::with_capacity(8);
+        let mut got = Vec::new();
+        for _ in 0..50 {
+            poll.poll(&mut events, Some(Duration::from_millis(100)))
+                .unwrap();
+            assert!(events.iter().all(|e| signals.owns(e.token())));
+            got.extend(signals.drain());
+            if got.len() >= 2 {
+                break;
+            }
+        }
+        got.sort_by_key(|s| *s as u8);
+        assert_eq!(got, [Sig::Hup, Sig::Usr1]);
+        assert!(!signals.owns(mio::Token(99)) && !signals.owns(mio::Token(104)));
+    }
+}
