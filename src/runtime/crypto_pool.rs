@@ -27,14 +27,17 @@ pub struct JobTicket {
 }
 
 /// A finished job on its way back to the worker.
-pub struct JobResult {
+pub struct Completed<T> {
     pub ticket: JobTicket,
     pub label: &'static str,
     /// `None` if the job panicked.
-    pub done: Option<JobDone>,
+    pub done: Option<T>,
     pub queue_wait: Duration,
     pub compute: Duration,
 }
+
+/// A finished crypto job.
+pub type JobResult = Completed<JobDone>;
 
 /// The counter of queued + running + undelivered jobs, shared by all workers.
 #[derive(Clone)]
@@ -108,14 +111,28 @@ impl CryptoPool {
         if !self.budget.try_acquire() {
             return Err(job);
         }
+        self.spawn_acquired(move || job.run(), label, ticket, results, waker);
+        Ok(())
+    }
+
+    /// Runs `work` on the pool for a slot already taken from the budget; the slot is given back
+    /// by the receiving worker (or here, if the worker is gone).
+    fn spawn_acquired<T: Send + 'static>(
+        &self,
+        work: impl FnOnce() -> T + Send + 'static,
+        label: &'static str,
+        ticket: JobTicket,
+        results: &Sender<Completed<T>>,
+        waker: &Arc<Waker>,
+    ) {
         let results = results.clone();
         let waker = waker.clone();
         let budget = self.budget.clone();
         self.pool.spawn(move || {
             let started = Instant::now();
-            let done = catch_unwind(AssertUnwindSafe(|| job.run())).ok();
+            let done = catch_unwind(AssertUnwindSafe(work)).ok();
             let compute = started.elapsed();
-            let result = JobResult {
+            let result = Completed {
                 ticket,
                 label,
                 done,
@@ -128,13 +145,61 @@ impl CryptoPool {
             }
             let _ = waker.wake();
         });
-        Ok(())
     }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+    use mio::{Events, Poll, Token};
+
+    #[test]
+    fn results_come_back_with_timings_and_wake_the_worker() {
+        let pool = CryptoPool::new(1, 2).unwrap();
+        let mut poll = Poll::new().unwrap();
+        let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
+        let (tx, rx) = crossbeam_channel::bounded(pool.budget.bound());
+        let ticket = |key| JobTicket {
+            worker: 0,
+            key,
+            generation: 9,
+            submitted: Instant::now(),
+        };
+        assert!(pool.budget.try_acquire());
+        pool.spawn_acquired(|| 42u32, "ok", ticket(1), &tx, &waker);
+        assert!(pool.budget.try_acquire());
+        pool.spawn_acquired(
+            || -> u32 { panic!("job bug") },
+            "boom",
+            ticket(2),
+            &tx,
+            &waker,
+        );
+        assert!(
+            !pool.budget.try_acquire(),
+            "bound reached: queued + running"
+        );
+
+        let mut events = Events::with_capacity(4);
+        let mut got = Vec::new();
+        while got.len() < 2 {
+            poll.poll(&mut events, Some(Duration::from_secs(10)))
+                .unwrap();
+            while let Ok(r) = rx.try_recv() {
+                pool.budget.release();
+                got.push(r);
+            }
+        }
+        got.sort_by_key(|r| r.ticket.key);
+        assert_eq!((got[0].label, got[0].done), ("ok", Some(42)));
+        assert_eq!(got[0].ticket.generation, 9);
+        assert_eq!(
+            (got[1].label, got[1].done),
+            ("boom", None),
+            "a panicking job comes back empty"
+        );
+        assert_eq!(pool.budget.in_flight(), 0);
+    }
 
     #[test]
     fn budget_bounds_in_flight_jobs() {
