@@ -91,17 +91,23 @@ impl Config {
     /// Validates every flag and loads (or generates) the host keys.
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
-        let mut transport = transport_config(args)?;
-        transport.host_keys = load_host_keys(args)?;
-        let server = ServerConfig {
-            transport,
-            login_grace_time: Duration::from_secs(args.login_grace_time),
-        };
+        let mut server = server_config_without_host_keys(args)?;
+        server.transport.host_keys = load_host_keys(args)?;
         Ok(Config {
             server: Arc::new(server),
             runtime,
         })
     }
+}
+
+/// The validated server config with no host keys loaded (no file access): for tests of the
+/// runtime, and the first half of [`Config::from_args`].
+pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
+    runtime_settings(args)?;
+    Ok(ServerConfig {
+        transport: transport_config(args)?,
+        login_grace_time: Duration::from_secs(args.login_grace_time),
+    })
 }
 
 fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {

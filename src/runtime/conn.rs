@@ -33,10 +33,10 @@ pub fn generation_matches(bits: usize, generation: u32) -> bool {
     bits == (generation as usize) & (usize::MAX >> KEY_BITS)
 }
 
-pub struct Conn {
+pub struct Conn<C = ServerConnection> {
     pub socket: TcpStream,
     pub peer: SocketAddr,
-    pub core: ServerConnection,
+    pub core: C,
     pub generation: u32,
     /// Input not yet consumed by the core; `None` while idle (the buffer went back to the pool).
     pub rbuf: Option<Buf>,
@@ -70,11 +70,11 @@ pub struct Conn {
     pub close_reason: Option<(u32, String, bool)>,
 }
 
-impl Conn {
+impl<C> Conn<C> {
     pub fn new(
         socket: TcpStream,
         peer: SocketAddr,
-        core: ServerConnection,
+        core: C,
         generation: u32,
         accepted_at: Instant,
     ) -> Self {

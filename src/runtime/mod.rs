@@ -8,6 +8,7 @@
 pub mod acceptor;
 pub mod buffers;
 pub mod conn;
+pub mod core;
 pub mod crypto_pool;
 pub mod log;
 pub mod signals;

@@ -10,6 +10,7 @@
 
 use super::buffers::{Buf, BufferPool, CLASSES};
 use super::conn::{decode_token, generation_matches, token_for, Conn, WAKER_TOKEN};
+use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
@@ -108,7 +109,16 @@ struct State {
     scratch: Vec<u8>,
 }
 
+/// Runs a worker driving `ServerConnection`s until it has drained.
 pub fn run(parts: WorkerParts) {
+    run_with(parts, ServerConnection::new)
+}
+
+/// Runs a worker whose connections' cores are made by `new_core` (a fake in tests).
+pub fn run_with<C: Core>(
+    parts: WorkerParts,
+    new_core: impl Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C,
+) {
     let WorkerParts {
         id,
         poll,
@@ -138,7 +148,7 @@ pub fn run(parts: WorkerParts) {
         starved: Vec::new(),
         scratch: Vec::with_capacity(64 * 1024),
     };
-    let mut conns: Slab<Conn> = Slab::new();
+    let mut conns: Slab<Conn<C>> = Slab::new();
     let mut next_generation: u32 = 1;
     let mut draining: Option<Instant> = None;
     let mut events = Events::with_capacity(1024);
@@ -197,8 +207,7 @@ pub fn run(parts: WorkerParts) {
                         peer,
                         accepted_at,
                         generation,
-                        &config,
-                        now,
+                        new_core(config.clone(), peer, now),
                     ) {
                         touched.push((key, generation));
                     } else {
@@ -352,15 +361,14 @@ impl State {
     }
 
     #[allow(clippy::too_many_arguments)]
-    fn add_conn(
+    fn add_conn<C: Core>(
         &mut self,
-        conns: &mut Slab<Conn>,
+        conns: &mut Slab<Conn<C>>,
         mut stream: TcpStream,
         peer: SocketAddr,
         accepted_at: Instant,
         generation: u32,
-        config: &Arc<ServerConfig>,
-        now: Instant,
+        core: C,
     ) -> Option<usize> {
         let entry = conns.vacant_entry();
         let key = entry.key();
@@ -380,7 +388,6 @@ impl State {
             log::warn!("worker {}: cannot register {peer}: {e}", self.id);
             return None;
         }
-        let core = ServerConnection::new(config.clone(), peer, now);
         entry.insert(Conn::new(stream, peer, core, generation, accepted_at));
         self.metrics.accepted += 1;
         log::info!("[w{}#{key}] accepted {peer}", self.id);
@@ -388,7 +395,7 @@ impl State {
     }
 
     /// One connection's turn. Returns true when it is over and must be removed.
-    fn service(&mut self, conn: &mut Conn, key: usize, now: Instant) -> bool {
+    fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let started = Instant::now();
         conn.queued = false;
         let (in0, out0) = (conn.bytes_in, conn.bytes_out);
@@ -415,7 +422,7 @@ impl State {
 
     /// Feeds buffered input and reads more. Returns true if the per-turn budget ran out while
     /// the socket may still have data.
-    fn read_input(&mut self, conn: &mut Conn, key: usize, now: Instant) -> bool {
+    fn read_input<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let mut budget = READ_BUDGET_PER_TURN;
         let mut out_of_budget = false;
         loop {
@@ -492,7 +499,7 @@ impl State {
     /// Gives the connection a read buffer with free room: checked out, compacted or grown to the
     /// next class. False if memory is short (the connection waits on the starved list) or a packet
     /// does not fit even the largest class (the core should have refused its length first).
-    fn ensure_read_room(&mut self, conn: &mut Conn, key: usize, now: Instant) -> bool {
+    fn ensure_read_room<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         match conn.rbuf.take() {
             None => match self.pool.checkout(0) {
                 Some(b) => conn.rbuf = Some(b),
@@ -534,7 +541,7 @@ impl State {
         true
     }
 
-    fn starve(&mut self, conn: &mut Conn, key: usize) {
+    fn starve<C: Core>(&mut self, conn: &mut Conn<C>, key: usize) {
         if !conn.starved {
             conn.starved = true;
             self.starved.push((key, conn.generation));
@@ -543,7 +550,7 @@ impl State {
 
     /// poll_transmit → write, then events; again if events were handled (a Closed event may
     /// leave a DISCONNECT to flush).
-    fn output_and_events(&mut self, conn: &mut Conn, key: usize, now: Instant) {
+    fn output_and_events<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
         for _ in 0..3 {
             self.scratch.clear();
             conn.core.poll_transmit(&mut self.scratch);
@@ -564,7 +571,7 @@ impl State {
         }
     }
 
-    fn handle_event(&mut self, conn: &mut Conn, key: usize, ev: Event, now: Instant) {
+    fn handle_event<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, ev: Event, now: Instant) {
         let id = self.id;
         match ev {
             Event::Job(job) => self.submit(conn, key, job, now),
@@ -617,7 +624,7 @@ impl State {
 
     /// Sends a job to the pool, or queues it while the pool is at its bound, or refuses the
     /// connection (DISCONNECT 12) when the wait queue is full too.
-    fn submit(&mut self, conn: &mut Conn, key: usize, job: CryptoJob, now: Instant) {
+    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
         let label = job.label();
         let job = if self.wait_queue.is_empty() {
             let ticket = JobTicket {
@@ -655,7 +662,7 @@ impl State {
     }
 
     /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
-    fn submit_waiting(&mut self, conns: &Slab<Conn>, now: Instant) {
+    fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
         while let Some((key, generation, job, label)) = self.wait_queue.pop_front() {
             if !conns.get(key).is_some_and(|c| c.generation == generation) {
                 continue;
@@ -678,7 +685,7 @@ impl State {
 
     /// Writes pending output plus the scratch (if `with_scratch`), with one `writev` when both
     /// exist; keeps what the socket did not take in the connection's write buffer.
-    fn write_out(&mut self, conn: &mut Conn, with_scratch: bool, now: Instant) {
+    fn write_out<C: Core>(&mut self, conn: &mut Conn<C>, with_scratch: bool, now: Instant) {
         let scratch: &[u8] = if with_scratch { &self.scratch } else { &[] };
         if conn.write_failed {
             if let Some(b) = conn.wbuf.take() {
@@ -777,7 +784,7 @@ impl State {
 
     /// Puts the connection's next deadline (core timer, or close linger) in the heap if it is
     /// earlier than the one already armed.
-    fn arm_timer(&mut self, conn: &mut Conn, key: usize, now: Instant) {
+    fn arm_timer<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
         if conn.closing && conn.linger_deadline.is_none() {
             conn.linger_deadline = Some(now + CLOSE_LINGER);
         }
@@ -798,7 +805,7 @@ impl State {
         }
     }
 
-    fn remove(&mut self, conns: &mut Slab<Conn>, key: usize, load: &AtomicUsize) {
+    fn remove<C: Core>(&mut self, conns: &mut Slab<Conn<C>>, key: usize, load: &AtomicUsize) {
         let Some(mut conn) = conns.try_remove(key) else {
             return;
         };
