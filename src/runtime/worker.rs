@@ -835,3 +835,7 @@ impl State {
         );
     }
 }
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;
