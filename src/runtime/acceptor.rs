@@ -383,6 +383,91 @@ pub fn merged(latest: &[Option<Metrics>]) -> Metrics {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use clap::Parser;
+
+    fn state(n: usize) -> State {
+        State {
+            listening: true,
+            resume_at: None,
+            rr: 0,
+            draining: false,
+            latest: (0..n).map(|_| None).collect(),
+            exited: vec![false; n],
+            awaiting_line: 0,
+            awaiting_full: 0,
+            next_stats: None,
+        }
+    }
+
+    #[test]
+    fn hands_sockets_to_the_least_loaded_worker_and_pauses_at_the_bound() {
+        let poll = Poll::new().unwrap();
+        let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut rxs = Vec::new();
+        let mut workers = Vec::new();
+        for preload in [3usize, 1] {
+            let wpoll = Poll::new().unwrap();
+            let (tx, rx) = crossbeam_channel::bounded(8);
+            workers.push(WorkerHandle {
+                tx,
+                waker: Arc::new(Waker::new(wpoll.registry(), Token(0)).unwrap()),
+                load: Arc::new(AtomicUsize::new(preload)),
+                thread: None,
+            });
+            rxs.push((rx, wpoll));
+        }
+        let (_reports_tx, reports) = crossbeam_channel::bounded(1);
+        let signals = Signals::register(poll.registry(), SIGNAL_TOKEN_BASE).unwrap();
+        let mut acc = Acceptor {
+            poll,
+            listeners: vec![listener],
+            workers,
+            reports,
+            signals,
+            args: Args::try_parse_from(["sshfront"]).unwrap(),
+            max_connections: 7,
+            stats_interval: None,
+            drain_timeout: Duration::from_secs(1),
+        };
+        let mut st = state(2);
+        // Four clients; room for three more connections (4 open of 7).
+        let clients: Vec<_> = (0..4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        acc.accept_all(&mut st, Instant::now());
+        let loads: Vec<usize> = acc
+            .workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Acquire))
+            .collect();
+        // Worker 1 (load 1) gets the first two, then ties at 3 rotate.
+        assert_eq!(loads.iter().sum::<usize>(), 7);
+        assert_eq!(rxs[1].0.len(), 2 + usize::from(loads[1] == 4));
+        assert_eq!(
+            rxs[0].0.len() + rxs[1].0.len(),
+            3,
+            "one client waits in the backlog"
+        );
+        assert!(
+            !st.listening,
+            "at --max-connections the listener is deregistered"
+        );
+        // A connection closes: accepting resumes and takes the waiting client.
+        acc.workers[0].load.fetch_sub(1, Ordering::AcqRel);
+        acc.set_listening(&mut st, true);
+        acc.accept_all(&mut st, Instant::now());
+        assert_eq!(rxs[0].0.len() + rxs[1].0.len(), 4);
+        for (rx, _) in &rxs {
+            while let Ok(Control::NewConn { peer, .. }) = rx.try_recv() {
+                assert!(clients.iter().any(|c| c.local_addr().unwrap() == peer));
+            }
+        }
+    }
 
     #[test]
     fn least_loaded_worker_wins() {
