@@ -24,7 +24,11 @@ pub mod algo;
 pub mod client;
 #[doc(hidden)]
 pub mod fuzz_entry;
+pub mod cli;
+pub mod config;
+pub mod metrics;
 pub mod packet;
+pub mod runtime;
 pub mod server;
 pub mod transport;
 pub mod wire;

@@ -38,7 +38,11 @@ pub enum Event {
     Authenticated { user: String, method: &'static str },
     /// The connection is over. `by_peer`: the peer sent DISCONNECT (or closed) rather than us.
     /// Flush what `poll_transmit` still gives, then close the socket.
-    Closed { code: u32, reason: String, by_peer: bool },
+    Closed {
+        code: u32,
+        reason: String,
+        by_peer: bool,
+    },
     /// Something worth a log line (DEBUG with always_display, an ignored oddity).
     Log(String),
 }

@@ -1,0 +1,63 @@
+#!/usr/bin/env bash
+# The one test command (README, CI): installs what the tests need if missing, runs every test
+# in release mode, then the format and lint checks.
+#
+#   scripts/test.sh
+#
+# Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
+# (apt) and a Python venv at .venv-test with paramiko (pip), used by the real-client tests.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if ! command -v ssh >/dev/null 2>&1; then
+    log "installing openssh-client"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-client >/dev/null
+fi
+
+VENV=.venv-test
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
+    log "creating $VENV with paramiko"
+    if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        rm -rf "$VENV"
+        python3 -m venv "$VENV"
+    fi
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check paramiko
+fi
+# Tests that drive paramiko find the interpreter here.
+export SSHFRONT_TEST_PYTHON="$PWD/$VENV/bin/python"
+
+log "cargo test (release)"
+out=$(mktemp)
+trap 'rm -f "$out"' EXIT
+set +e
+cargo test --workspace --all-targets --release 2>&1 | tee "$out"
+status=${PIPESTATUS[0]}
+set -e
+# One summary over all test binaries (cargo prints one "test result" line per binary).
+awk '/^test result:/ {
+        for (i = 1; i <= NF; i++) {
+            if ($(i+1) ~ /^passed/) p += $i
+            if ($(i+1) ~ /^failed/) f += $i
+            if ($(i+1) ~ /^ignored/) s += $i
+        }
+     }
+     END { printf "%d passed, %d failed, %d skipped\n", p, f, s }' "$out"
+if [ "$status" -ne 0 ]; then
+    log "cargo test failed"
+    exit "$status"
+fi
+
+log "cargo fmt --check"
+cargo fmt --all --check
+
+log "cargo clippy"
+cargo clippy --workspace --all-targets -- -D warnings
+
+log "all checks passed"

@@ -1,0 +1,190 @@
+//! The command line: every knob of the server, its default and its help line.
+//!
+//! clap only checks the shape of each value (a number, an address); everything that needs
+//! knowledge of the registries or files (algorithm lists, size suffixes, host keys) is validated
+//! once in [`crate::config::Config::from_args`], whose errors name the flag.
+
+use clap::{Parser, ValueEnum};
+use std::net::SocketAddr;
+use std::path::PathBuf;
+
+/// Where we listen when no `--listen` is given: loopback only, so a first try exposes nothing.
+pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
+/// Host keys (and later user files) live here; created 0700 on first start.
+pub const DEFAULT_DATA_DIR: &str = "./sshfront-data";
+/// Jobs queued or running on the crypto pool, all workers together; past it handshakes wait in a
+/// small per-worker queue and then get DISCONNECT 12, instead of latency growing without limit.
+pub const DEFAULT_CRYPTO_QUEUE: usize = 256;
+/// Seconds from accept until authentication must have succeeded (OpenSSH's LoginGraceTime).
+pub const DEFAULT_LOGIN_GRACE_TIME: u64 = 120;
+/// Open connections across all workers; at the bound the acceptor stops accepting and the
+/// kernel backlog absorbs the burst.
+pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
+/// Seconds between one-line statistics summaries; 0 turns them off.
+pub const DEFAULT_STATS_INTERVAL: u64 = 0;
+/// Seconds authenticated connections may keep running after SIGTERM/SIGINT.
+pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
+/// Budget for all pooled read/write buffers together (K/M/G suffixes, powers of 1024).
+pub const DEFAULT_MAX_BUFFER_MEMORY: &str = "512M";
+
+/// Log verbosity.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
+pub enum LogLevel {
+    Error,
+    Warn,
+    Info,
+    Debug,
+    Trace,
+}
+
+/// sshfront: a fast, robust SSH front end.
+#[derive(Debug, Clone, Parser)]
+#[command(name = "sshfront", version, about, long_about = None)]
+pub struct Args {
+    /// Address to listen on (repeatable). Port 0 picks a free port; see --port-file.
+    #[arg(long = "listen", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
+    pub listen: Vec<SocketAddr>,
+
+    /// Directory for generated host keys; created with mode 0700 if missing.
+    #[arg(long, value_name = "DIR", default_value = DEFAULT_DATA_DIR)]
+    pub data_dir: PathBuf,
+
+    /// Host private key, OpenSSH format, mode 0600 (repeatable). Without it, ed25519, ecdsa-p256
+    /// and rsa-3072 keys are generated in the data dir on first start and reused afterwards.
+    #[arg(long = "host-key", value_name = "FILE")]
+    pub host_key: Vec<PathBuf>,
+
+    /// Worker threads running connections [default: number of cores].
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
+    pub workers: Option<usize>,
+
+    /// Threads computing key exchanges and signatures [default: number of cores].
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
+    pub crypto_threads: Option<usize>,
+
+    /// Bound on crypto jobs queued or running; past it handshakes wait briefly, then are refused
+    /// with DISCONNECT 12.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
+    pub crypto_queue: usize,
+
+    /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
+    /// appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first.
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub kex: Option<String>,
+
+    /// Ciphers, OpenSSH list syntax (see --kex).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub ciphers: Option<String>,
+
+    /// MACs, OpenSSH list syntax (see --kex).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub macs: Option<String>,
+
+    /// Host key signature algorithms, OpenSSH list syntax (see --kex).
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub host_key_algorithms: Option<String>,
+
+    /// Compression: none, zlib@openssh.com, zlib; OpenSSH list syntax (see --kex)
+    /// [default: none,zlib@openssh.com].
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub compression: Option<String>,
+
+    /// Rekey after BYTES (K/M/G suffixes) and optionally SECONDS, like OpenSSH's RekeyLimit;
+    /// "default" keeps the per-cipher volume [default: per cipher, no time limit].
+    #[arg(long, value_name = "BYTES[:SECONDS]")]
+    pub rekey_limit: Option<String>,
+
+    /// Seconds from accept until authentication must have succeeded (at least 1).
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_LOGIN_GRACE_TIME, value_parser = parse_positive_u64)]
+    pub login_grace_time: u64,
+
+    /// Open connections at most; at the bound new ones wait in the kernel backlog.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_positive)]
+    pub max_connections: usize,
+
+    /// Log verbosity.
+    #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
+    pub log_level: LogLevel,
+
+    /// Seconds between one-line statistics summaries on stderr; 0 = off.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]
+    pub stats_interval: u64,
+
+    /// Seconds authenticated connections may run after SIGTERM/SIGINT before the process exits.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT)]
+    pub drain_timeout: u64,
+
+    /// Budget for all read/write buffers together (K/M/G suffixes); a connection that cannot get
+    /// a buffer stops reading until one frees.
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_MAX_BUFFER_MEMORY)]
+    pub max_buffer_memory: String,
+
+    /// Write the actually bound addresses, one per line, to FILE once listening (useful with
+    /// port 0).
+    #[arg(long, value_name = "FILE")]
+    pub port_file: Option<PathBuf>,
+}
+
+fn parse_positive(s: &str) -> Result<usize, String> {
+    match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_positive_u64(s: &str) -> Result<u64, String> {
+    match s.trim().parse::<u64>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+/// Number of cores, the default for `--workers` and `--crypto-threads`.
+pub fn available_cores() -> usize {
+    std::thread::available_parallelism()
+        .map(|n| n.get())
+        .unwrap_or(1)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::CommandFactory;
+
+    #[test]
+    fn cli_is_consistent() {
+        Args::command().debug_assert();
+    }
+
+    #[test]
+    fn defaults() {
+        let a = Args::try_parse_from(["sshfront"]).unwrap();
+        assert_eq!(
+            a.listen,
+            vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
+        );
+        assert_eq!(a.crypto_queue, DEFAULT_CRYPTO_QUEUE);
+        assert_eq!(a.log_level, LogLevel::Info);
+    }
+
+    #[test]
+    fn listen_repeats_and_replaces_default() {
+        let a =
+            Args::try_parse_from(["sshfront", "--listen", "127.0.0.1:0", "--listen", "[::1]:0"])
+                .unwrap();
+        assert_eq!(a.listen.len(), 2);
+    }
+
+    #[test]
+    fn list_flags_take_leading_dash() {
+        let a = Args::try_parse_from(["sshfront", "--kex", "-diffie*"]).unwrap();
+        assert_eq!(a.kex.as_deref(), Some("-diffie*"));
+    }
+
+    #[test]
+    fn zero_workers_rejected() {
+        assert!(Args::try_parse_from(["sshfront", "--workers", "0"]).is_err());
+    }
+}

@@ -1,0 +1,435 @@
+//! Validated, immutable configuration built once from the command line (and again on SIGHUP).
+//!
+//! Everything is checked here, before any socket is opened: algorithm lists, sizes, durations
+//! and host keys. Each error names the flag it came from, so `main` can print one line and exit
+//! with status 2. Cheap checks run first and host keys last, so a typo is reported without
+//! touching the file system.
+
+pub mod algorithms;
+pub mod host_keys;
+
+use crate::algo::host_key::HostKeyAlg;
+use crate::algo::kex::gex::GexGroups;
+use crate::cli::{available_cores, Args, LogLevel};
+use crate::server::ServerConfig;
+use crate::transport::config::{
+    COMPRESSION_NONE, COMPRESSION_ZLIB, COMPRESSION_ZLIB_OPENSSH, DEFAULT_KEX_TIMEOUT,
+    DEFAULT_MAX_HELD_BYTES,
+};
+use crate::transport::TransportConfig;
+use std::fmt;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Duration;
+
+/// Compression names in preference order (all we implement).
+pub const COMPRESSION_ALL: &[&str] =
+    &[COMPRESSION_NONE, COMPRESSION_ZLIB_OPENSSH, COMPRESSION_ZLIB];
+/// Offered by default: `zlib` (compression from the first packet) is not, as OpenSSH.
+pub const DEFAULT_COMPRESSION: &[&str] = &[COMPRESSION_NONE, COMPRESSION_ZLIB_OPENSSH];
+/// The smallest buffer budget we accept: a few whole maximum-size packets.
+pub const MIN_BUFFER_MEMORY: u64 = 1 << 20;
+/// The longest duration any flag accepts (ten years): far beyond any use, and small enough that
+/// `Instant + Duration` can never overflow.
+pub const MAX_SECONDS: u64 = 10 * 365 * 24 * 3600;
+
+/// A configuration error: which flag, and what is wrong with it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ConfigError {
+    pub flag: &'static str,
+    pub message: String,
+}
+
+impl ConfigError {
+    pub fn new(flag: &'static str, message: impl Into<String>) -> Self {
+        ConfigError {
+            flag,
+            message: message.into(),
+        }
+    }
+}
+
+impl fmt::Display for ConfigError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "{}: {}", self.flag, self.message)
+    }
+}
+
+impl std::error::Error for ConfigError {}
+
+/// Settings of the runtime itself (threads, bounds, timers); not seen by the protocol core.
+#[derive(Debug, Clone)]
+pub struct RuntimeSettings {
+    pub listen: Vec<SocketAddr>,
+    pub workers: usize,
+    pub crypto_threads: usize,
+    pub crypto_queue: usize,
+    pub max_connections: usize,
+    pub stats_interval: Option<Duration>,
+    pub drain_timeout: Duration,
+    pub max_buffer_memory: usize,
+    pub port_file: Option<PathBuf>,
+    pub log_level: LogLevel,
+}
+
+/// Everything the process needs.
+pub struct Config {
+    /// What each new connection starts with; replaced (for new connections only) on SIGHUP.
+    pub server: Arc<ServerConfig>,
+    pub runtime: RuntimeSettings,
+}
+
+/// Rekey limit as OpenSSH's `RekeyLimit`: bytes (`None` = per-cipher default) and time.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RekeyLimit {
+    pub bytes: Option<u64>,
+    pub interval: Option<Duration>,
+}
+
+impl Config {
+    /// Validates every flag and loads (or generates) the host keys.
+    pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
+        let runtime = runtime_settings(args)?;
+        let mut server = server_config_without_host_keys(args)?;
+        server.transport.host_keys = load_host_keys(args)?;
+        Ok(Config {
+            server: Arc::new(server),
+            runtime,
+        })
+    }
+}
+
+/// The validated server config with no host keys loaded (no file access): for tests of the
+/// runtime, and the first half of [`Config::from_args`].
+pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
+    runtime_settings(args)?;
+    Ok(ServerConfig {
+        transport: transport_config(args)?,
+        login_grace_time: Duration::from_secs(args.login_grace_time),
+    })
+}
+
+fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {
+    if secs > MAX_SECONDS {
+        return Err(ConfigError::new(
+            flag,
+            format!("{secs} is more than {MAX_SECONDS} seconds"),
+        ));
+    }
+    Ok(())
+}
+
+fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
+    check_seconds("--login-grace-time", args.login_grace_time)?;
+    check_seconds("--stats-interval", args.stats_interval)?;
+    check_seconds("--drain-timeout", args.drain_timeout)?;
+    if args.listen.is_empty() {
+        return Err(ConfigError::new("--listen", "no address to listen on"));
+    }
+    let max_buffer_memory = parse_size(&args.max_buffer_memory)
+        .map_err(|e| ConfigError::new("--max-buffer-memory", e))?;
+    if max_buffer_memory < MIN_BUFFER_MEMORY {
+        return Err(ConfigError::new(
+            "--max-buffer-memory",
+            format!("{} is below the minimum of 1M", args.max_buffer_memory),
+        ));
+    }
+    let max_buffer_memory = usize::try_from(max_buffer_memory)
+        .map_err(|_| ConfigError::new("--max-buffer-memory", "too large for this machine"))?;
+    Ok(RuntimeSettings {
+        listen: args.listen.clone(),
+        workers: args.workers.unwrap_or_else(available_cores),
+        crypto_threads: args.crypto_threads.unwrap_or_else(available_cores),
+        crypto_queue: args.crypto_queue,
+        max_connections: args.max_connections,
+        stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        drain_timeout: Duration::from_secs(args.drain_timeout),
+        max_buffer_memory,
+        port_file: args.port_file.clone(),
+        log_level: args.log_level,
+    })
+}
+
+fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
+    use crate::algo::{cipher, kex, mac};
+
+    let kex_all: Vec<&'static str> = kex::ALL.iter().map(|k| k.name).collect();
+    let kex_default: Vec<&'static str> = kex_all
+        .iter()
+        .copied()
+        .filter(|n| !kex::OFF_BY_DEFAULT.contains(n))
+        .collect();
+    let kex_names = algorithms::apply_list("--kex", args.kex.as_deref(), &kex_all, &kex_default)?;
+
+    let cipher_all: Vec<&'static str> = cipher::ALL.iter().map(|c| c.name).collect();
+    let cipher_names = algorithms::apply_list(
+        "--ciphers",
+        args.ciphers.as_deref(),
+        &cipher_all,
+        &cipher_all,
+    )?;
+
+    let mac_all: Vec<&'static str> = mac::ALL.iter().map(|m| m.name).collect();
+    let mac_names = algorithms::apply_list("--macs", args.macs.as_deref(), &mac_all, &mac_all)?;
+
+    let hk_all: Vec<&'static str> = HostKeyAlg::ALL.iter().map(|a| a.name()).collect();
+    let hk_default: Vec<&'static str> = HostKeyAlg::ALL
+        .iter()
+        .filter(|a| **a != HostKeyAlg::SshRsa)
+        .map(|a| a.name())
+        .collect();
+    let hk_names = algorithms::apply_list(
+        "--host-key-algorithms",
+        args.host_key_algorithms.as_deref(),
+        &hk_all,
+        &hk_default,
+    )?;
+
+    let compression = algorithms::apply_list(
+        "--compression",
+        args.compression.as_deref(),
+        COMPRESSION_ALL,
+        DEFAULT_COMPRESSION,
+    )?;
+
+    let rekey = match &args.rekey_limit {
+        None => RekeyLimit {
+            bytes: None,
+            interval: None,
+        },
+        Some(s) => parse_rekey_limit(s).map_err(|e| ConfigError::new("--rekey-limit", e))?,
+    };
+
+    // apply_list only returns names from the tables, so these lookups cannot miss.
+    Ok(TransportConfig {
+        software_version: format!("sshfront_{}", env!("CARGO_PKG_VERSION")),
+        comment: None,
+        kex: kex_names.iter().filter_map(|n| kex::by_name(n)).collect(),
+        host_key_algs: hk_names
+            .iter()
+            .filter_map(|n| HostKeyAlg::from_name(n))
+            .collect(),
+        ciphers: cipher_names
+            .iter()
+            .filter_map(|n| cipher::by_name(n))
+            .collect(),
+        macs: mac_names.iter().filter_map(|n| mac::by_name(n)).collect(),
+        compression,
+        host_keys: Vec::new(),
+        gex_groups: Arc::new(GexGroups { groups: Vec::new() }),
+        rekey_bytes: rekey.bytes,
+        rekey_interval: rekey.interval,
+        kex_timeout: DEFAULT_KEX_TIMEOUT,
+        max_held_bytes: DEFAULT_MAX_HELD_BYTES,
+        accept_1_99: true,
+    })
+}
+
+fn load_host_keys(
+    args: &Args,
+) -> Result<Vec<Arc<crate::algo::host_key::HostKeyPair>>, ConfigError> {
+    let keys = if args.host_key.is_empty() {
+        host_keys::load_or_generate(&host_keys::RealKeys, &args.data_dir)
+            .map_err(|e| ConfigError::new("--data-dir", e))?
+    } else {
+        host_keys::load_files(&host_keys::RealKeys, &args.host_key)
+            .map_err(|e| ConfigError::new("--host-key", e))?
+    };
+    Ok(keys.into_iter().map(Arc::new).collect())
+}
+
+/// Parses a size with an optional K/M/G suffix (powers of 1024, as OpenSSH's RekeyLimit).
+pub fn parse_size(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_uppercase() {
+                'K' => 1 << 10,
+                'M' => 1 << 20,
+                'G' => 1 << 30,
+                _ => return Err(format!("'{s}': unknown size suffix '{c}' (use K, M or G)")),
+            };
+            (s.get(..i).unwrap_or(""), mult)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a size (e.g. 512M)"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// Parses a duration in seconds with an optional s/m/h/d/w suffix (OpenSSH time format, one
+/// unit).
+pub fn parse_seconds(s: &str) -> Result<u64, String> {
+    let s = s.trim();
+    let (digits, mult) = match s.char_indices().last() {
+        Some((i, c)) if c.is_ascii_alphabetic() => {
+            let mult: u64 = match c.to_ascii_lowercase() {
+                's' => 1,
+                'm' => 60,
+                'h' => 3600,
+                'd' => 86400,
+                'w' => 604800,
+                _ => {
+                    return Err(format!(
+                        "'{s}': unknown time suffix '{c}' (use s, m, h, d or w)"
+                    ))
+                }
+            };
+            (s.get(..i).unwrap_or(""), mult)
+        }
+        _ => (s, 1),
+    };
+    let n: u64 = digits
+        .parse()
+        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    n.checked_mul(mult)
+        .ok_or_else(|| format!("'{s}' is too large"))
+}
+
+/// `BYTES[:SECONDS]`, BYTES may be `default`; SECONDS 0 or `none` = no time limit. Bytes must be
+/// at least 16 bytes as in OpenSSH (smaller is almost certainly a mistake).
+pub fn parse_rekey_limit(s: &str) -> Result<RekeyLimit, String> {
+    let (bytes_s, secs_s) = match s.split_once(':') {
+        Some((b, t)) => (b, Some(t)),
+        None => (s, None),
+    };
+    let bytes = match bytes_s.trim() {
+        "default" => None,
+        b => {
+            let n = parse_size(b)?;
+            if n < 16 {
+                return Err(format!("'{b}' is too small (at least 16 bytes)"));
+            }
+            Some(n)
+        }
+    };
+    let interval = match secs_s.map(str::trim) {
+        None | Some("none") => None,
+        Some(t) => match parse_seconds(t)? {
+            0 => None,
+            n if n > MAX_SECONDS => {
+                return Err(format!("'{t}' is more than {MAX_SECONDS} seconds"))
+            }
+            n => Some(Duration::from_secs(n)),
+        },
+    };
+    Ok(RekeyLimit { bytes, interval })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    #[test]
+    fn sizes() {
+        assert_eq!(parse_size("100"), Ok(100));
+        assert_eq!(parse_size("4K"), Ok(4096));
+        assert_eq!(parse_size("512M"), Ok(512 << 20));
+        assert_eq!(parse_size("1g"), Ok(1 << 30));
+        assert!(parse_size("1T").is_err());
+        assert!(parse_size("M").is_err());
+        assert!(parse_size("-1").is_err());
+        assert!(parse_size("99999999999999999999G").is_err());
+    }
+
+    #[test]
+    fn rekey_limit() {
+        assert_eq!(
+            parse_rekey_limit("1G"),
+            Ok(RekeyLimit {
+                bytes: Some(1 << 30),
+                interval: None
+            })
+        );
+        assert_eq!(
+            parse_rekey_limit("500M:1h"),
+            Ok(RekeyLimit {
+                bytes: Some(500 << 20),
+                interval: Some(Duration::from_secs(3600))
+            })
+        );
+        assert_eq!(
+            parse_rekey_limit("default:600"),
+            Ok(RekeyLimit {
+                bytes: None,
+                interval: Some(Duration::from_secs(600))
+            })
+        );
+        assert_eq!(
+            parse_rekey_limit("64K:none"),
+            Ok(RekeyLimit {
+                bytes: Some(65536),
+                interval: None
+            })
+        );
+        assert_eq!(
+            parse_rekey_limit("64K:0"),
+            Ok(RekeyLimit {
+                bytes: Some(65536),
+                interval: None
+            })
+        );
+        assert!(parse_rekey_limit("8").is_err());
+        assert!(parse_rekey_limit("1X").is_err());
+        assert!(parse_rekey_limit("1G:soon").is_err());
+        assert!(parse_rekey_limit("").is_err());
+    }
+
+    fn args(extra: &[&str]) -> Args {
+        let mut v = vec!["sshfront"];
+        v.extend_from_slice(extra);
+        Args::try_parse_from(v).unwrap()
+    }
+
+    #[test]
+    fn errors_name_the_flag() {
+        let cases: &[(&[&str], &str)] = &[
+            (&["--kex", "nope"], "--kex"),
+            (&["--ciphers", "+nope"], "--ciphers"),
+            (&["--macs", "-nope"], "--macs"),
+            (
+                &["--host-key-algorithms", "ssh-dss"],
+                "--host-key-algorithms",
+            ),
+            (&["--compression", "zstd"], "--compression"),
+            (&["--rekey-limit", "1X"], "--rekey-limit"),
+            (&["--max-buffer-memory", "lots"], "--max-buffer-memory"),
+            (&["--max-buffer-memory", "1K"], "--max-buffer-memory"),
+            (&["--drain-timeout", "99999999999"], "--drain-timeout"),
+            (
+                &["--login-grace-time", "18446744073709551615"],
+                "--login-grace-time",
+            ),
+            (&["--rekey-limit", "1G:99999999w"], "--rekey-limit"),
+        ];
+        for (extra, flag) in cases {
+            let e = Config::from_args(&args(extra)).err().unwrap();
+            assert_eq!(e.flag, *flag, "{extra:?}: {e}");
+        }
+    }
+
+    #[test]
+    fn runtime_defaults() {
+        let r = runtime_settings(&args(&["--stats-interval", "0"])).unwrap();
+        assert!(r.stats_interval.is_none());
+        assert!(r.workers >= 1 && r.crypto_threads >= 1);
+        assert_eq!(r.max_buffer_memory, 512 << 20);
+    }
+
+    #[test]
+    fn compression_and_host_key_defaults() {
+        let t = transport_config(&args(&[])).unwrap();
+        assert_eq!(t.compression, DEFAULT_COMPRESSION);
+        assert!(!t.host_key_algs.contains(&HostKeyAlg::SshRsa));
+        assert_eq!(t.host_key_algs.len(), HostKeyAlg::ALL.len() - 1);
+        let t = transport_config(&args(&["--host-key-algorithms", "+ssh-rsa"])).unwrap();
+        assert_eq!(t.host_key_algs.last(), Some(&HostKeyAlg::SshRsa));
+        let t = transport_config(&args(&["--compression", "^zlib"])).unwrap();
+        assert_eq!(t.compression, ["zlib", "none", "zlib@openssh.com"]);
+    }
+}

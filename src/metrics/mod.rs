@@ -1,0 +1,283 @@
+//! Per-worker counters and latency histograms, merged by the acceptor for the log line, SIGUSR1
+//! and the shutdown summary.
+//!
+//! Each worker owns one [`Metrics`] and records without locks; on request it sends a clone
+//! (cumulative since start) to the acceptor, which merges them with `Histogram::add`. All
+//! latencies are in microseconds.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+use hdrhistogram::Histogram;
+use std::collections::BTreeMap;
+use std::fmt::Write as _;
+use std::time::Duration;
+
+/// Largest latency a histogram tracks (one hour, in µs); larger values saturate.
+pub const HIST_MAX_US: u64 = 3_600_000_000;
+/// Significant decimal digits kept by each histogram (2 = 1% precision, small memory).
+pub const HIST_SIGFIG: u8 = 2;
+
+/// A fresh latency histogram in microseconds.
+pub fn new_histogram() -> Histogram<u64> {
+    // Constant, valid bounds (1 <= 2*1 <= max, sigfig <= 5): construction cannot fail.
+    #[allow(clippy::expect_used)]
+    Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).expect("valid histogram bounds")
+}
+
+/// Records `d` in microseconds, saturating at the histogram's bounds.
+pub fn record(h: &mut Histogram<u64>, d: Duration) {
+    let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
+    h.saturating_record(us);
+}
+
+/// One worker's (or, merged, the whole server's) measurements.
+#[derive(Clone)]
+pub struct Metrics {
+    /// Accept → first byte of our version line written to the socket.
+    pub accept_to_banner: Histogram<u64>,
+    /// First client byte → first key exchange done (KexDone).
+    pub handshake: Histogram<u64>,
+    /// Crypto job: submitted → started on a pool thread, per CryptoJob::label().
+    pub crypto_wait: BTreeMap<&'static str, Histogram<u64>>,
+    /// Crypto job: compute time on the pool thread, per label.
+    pub crypto_compute: BTreeMap<&'static str, Histogram<u64>>,
+    /// One connection's turn: read → handle_input → poll_transmit → write.
+    pub batch: Histogram<u64>,
+    /// Write blocked (WouldBlock) → write buffer empty again.
+    pub write_stall: Histogram<u64>,
+    pub accepted: u64,
+    pub closed: u64,
+    pub bytes_in: u64,
+    pub bytes_out: u64,
+    /// Connections refused because the crypto queue was full.
+    pub crypto_refused: u64,
+    /// Connections closed for lack of buffer memory or other local resource limits.
+    pub resource_closed: u64,
+    /// Disconnects by reason code.
+    pub disconnects: BTreeMap<u32, u64>,
+}
+
+impl Default for Metrics {
+    fn default() -> Self {
+        Metrics {
+            accept_to_banner: new_histogram(),
+            handshake: new_histogram(),
+            crypto_wait: BTreeMap::new(),
+            crypto_compute: BTreeMap::new(),
+            batch: new_histogram(),
+            write_stall: new_histogram(),
+            accepted: 0,
+            closed: 0,
+            bytes_in: 0,
+            bytes_out: 0,
+            crypto_refused: 0,
+            resource_closed: 0,
+            disconnects: BTreeMap::new(),
+        }
+    }
+}
+
+impl Metrics {
+    /// Records one finished crypto job.
+    pub fn record_job(&mut self, label: &'static str, wait: Duration, compute: Duration) {
+        record(
+            self.crypto_wait.entry(label).or_insert_with(new_histogram),
+            wait,
+        );
+        record(
+            self.crypto_compute
+                .entry(label)
+                .or_insert_with(new_histogram),
+            compute,
+        );
+    }
+
+    /// Adds `other` into `self` (counters summed, histograms merged).
+    pub fn merge(&mut self, other: &Metrics) {
+        add(&mut self.accept_to_banner, &other.accept_to_banner);
+        add(&mut self.handshake, &other.handshake);
+        add(&mut self.batch, &other.batch);
+        add(&mut self.write_stall, &other.write_stall);
+        for (map, theirs) in [
+            (&mut self.crypto_wait, &other.crypto_wait),
+            (&mut self.crypto_compute, &other.crypto_compute),
+        ] {
+            for (label, h) in theirs {
+                add(map.entry(label).or_insert_with(new_histogram), h);
+            }
+        }
+        self.accepted += other.accepted;
+        self.closed += other.closed;
+        self.bytes_in += other.bytes_in;
+        self.bytes_out += other.bytes_out;
+        self.crypto_refused += other.crypto_refused;
+        self.resource_closed += other.resource_closed;
+        for (code, n) in &other.disconnects {
+            *self.disconnects.entry(*code).or_insert(0) += n;
+        }
+    }
+
+    /// The periodic one-line summary.
+    pub fn summary_line(&self) -> String {
+        let mut s = format!(
+            "stats: accepted={} closed={} open={} bytes_in={} bytes_out={} refused_crypto={}",
+            self.accepted,
+            self.closed,
+            self.accepted.saturating_sub(self.closed),
+            self.bytes_in,
+            self.bytes_out,
+            self.crypto_refused,
+        );
+        for (name, h) in self.histograms() {
+            if !h.is_empty() {
+                let _ = write!(s, " | {name} {}", hist_summary(h));
+            }
+        }
+        s
+    }
+
+    /// The full multi-line summary (SIGUSR1, shutdown).
+    pub fn full_summary(&self) -> String {
+        let mut s = format!(
+            "statistics:\n  connections: accepted={} closed={} open={}\n  bytes: in={} out={}\n  \
+             refused: crypto_queue={} resources={}\n",
+            self.accepted,
+            self.closed,
+            self.accepted.saturating_sub(self.closed),
+            self.bytes_in,
+            self.bytes_out,
+            self.crypto_refused,
+            self.resource_closed,
+        );
+        let codes: Vec<String> = self
+            .disconnects
+            .iter()
+            .map(|(code, n)| format!("{code}={n}"))
+            .collect();
+        let _ = writeln!(
+            s,
+            "  disconnects by code: {}",
+            if codes.is_empty() {
+                "-".into()
+            } else {
+                codes.join(" ")
+            }
+        );
+        for (name, h) in self.histograms() {
+            let _ = writeln!(s, "  {name:<36} {}", hist_summary(h));
+        }
+        s
+    }
+
+    fn histograms(&self) -> Vec<(String, &Histogram<u64>)> {
+        let mut v = vec![
+            ("accept_to_banner".to_string(), &self.accept_to_banner),
+            ("handshake".to_string(), &self.handshake),
+            ("batch".to_string(), &self.batch),
+            ("write_stall".to_string(), &self.write_stall),
+        ];
+        for (label, h) in &self.crypto_wait {
+            v.push((format!("crypto_wait[{label}]"), h));
+        }
+        for (label, h) in &self.crypto_compute {
+            v.push((format!("crypto_compute[{label}]"), h));
+        }
+        v
+    }
+}
+
+fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {
+    // Same bounds everywhere (new_histogram), so add cannot fail; saturate just in case.
+    if into.add(from).is_err() {
+        for v in from.iter_recorded() {
+            into.saturating_record_n(v.value_iterated_to(), v.count_at_value());
+        }
+    }
+}
+
+/// `n=COUNT p50=.. p90=.. p99=.. max=..` with human units.
+pub fn hist_summary(h: &Histogram<u64>) -> String {
+    format!(
+        "n={} p50={} p90={} p99={} max={}",
+        h.len(),
+        fmt_us(h.value_at_quantile(0.50)),
+        fmt_us(h.value_at_quantile(0.90)),
+        fmt_us(h.value_at_quantile(0.99)),
+        fmt_us(h.max()),
+    )
+}
+
+/// Microseconds as `850us`, `12.3ms` or `4.20s`.
+pub fn fmt_us(us: u64) -> String {
+    if us < 1_000 {
+        format!("{us}us")
+    } else if us < 1_000_000 {
+        format!("{:.1}ms", us as f64 / 1e3)
+    } else {
+        format!("{:.2}s", us as f64 / 1e6)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn merge_sums_counters_and_histograms() {
+        let mut a = Metrics::default();
+        let mut b = Metrics::default();
+        for ms in 1..=100u64 {
+            record(&mut a.handshake, Duration::from_millis(ms));
+        }
+        record(&mut b.handshake, Duration::from_secs(2));
+        a.accepted = 3;
+        b.accepted = 4;
+        b.closed = 2;
+        *a.disconnects.entry(11).or_default() += 1;
+        *b.disconnects.entry(11).or_default() += 2;
+        b.record_job(
+            "curve25519-sha256",
+            Duration::from_micros(10),
+            Duration::from_micros(300),
+        );
+        a.merge(&b);
+        assert_eq!(a.accepted, 7);
+        assert_eq!(a.disconnects[&11], 3);
+        assert_eq!(a.handshake.len(), 101);
+        assert_eq!(a.crypto_compute["curve25519-sha256"].len(), 1);
+
+        let line = a.summary_line();
+        assert!(!line.contains('\n'));
+        assert!(
+            line.starts_with("stats: accepted=7 closed=2 open=5 "),
+            "{line}"
+        );
+        // p50 of 1..=100 ms plus one 2 s sample is ~50 ms (1% precision), max is 2 s.
+        assert!(line.contains("| handshake n=101 p50=5"), "{line}");
+        assert!(line.contains("max=2.0"), "{line}");
+        assert!(
+            line.contains("crypto_compute[curve25519-sha256] n=1 p50=30"),
+            "{line}"
+        );
+        // Empty histograms are left out of the one-liner.
+        assert!(!line.contains("write_stall"), "{line}");
+
+        let full = a.full_summary();
+        assert!(full.contains("disconnects by code: 11=3"), "{full}");
+        assert!(full.contains("write_stall"), "{full}");
+    }
+
+    #[test]
+    fn units() {
+        assert_eq!(fmt_us(999), "999us");
+        assert_eq!(fmt_us(12_345), "12.3ms");
+        assert_eq!(fmt_us(4_200_000), "4.20s");
+    }
+
+    #[test]
+    fn record_saturates() {
+        let mut h = new_histogram();
+        record(&mut h, Duration::from_secs(1_000_000));
+        record(&mut h, Duration::ZERO);
+        assert_eq!(h.len(), 2);
+    }
+}

@@ -1,0 +1,488 @@
+//! The acceptor: its own `mio::Poll` with every listener, the signal pipes and a waker for
+//! worker reports. It accepts until WouldBlock and hands each socket to the least-loaded worker;
+//! at `--max-connections` it deregisters the listeners (the kernel backlog absorbs the burst)
+//! until connections close. It also runs signals, config reload and statistics rounds.
+
+use super::signals::{Sig, Signals};
+use super::worker::{Control, Report};
+use crate::cli::Args;
+use crate::config::Config;
+use crate::metrics::Metrics;
+use crossbeam_channel::{Receiver, Sender, TrySendError};
+use mio::net::TcpListener;
+use mio::{Events, Interest, Poll, Token, Waker};
+use std::io;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::thread::JoinHandle;
+use std::time::{Duration, Instant};
+
+/// Token of the acceptor's waker (worker reports).
+pub const WAKER_TOKEN: Token = Token(usize::MAX - 1);
+/// First signal-pipe token; listeners use 0..n.
+pub const SIGNAL_TOKEN_BASE: usize = 1 << 20;
+/// How often to look again while paused (at the connection bound, or out of file descriptors).
+const PAUSE_RECHECK: Duration = Duration::from_millis(50);
+
+/// The acceptor's side of one worker.
+pub struct WorkerHandle {
+    pub tx: Sender<Control>,
+    pub waker: Arc<Waker>,
+    /// Connections handed to this worker and not yet closed (incremented here, decremented by
+    /// the worker).
+    pub load: Arc<AtomicUsize>,
+    pub thread: Option<JoinHandle<()>>,
+}
+
+/// Workers in the order to try: least loaded first; ties in rotating order from `start`, so a
+/// burst spreads over equally idle workers.
+pub fn worker_order(loads: &[usize], start: usize) -> Vec<usize> {
+    let n = loads.len();
+    let mut order: Vec<usize> = (0..n).map(|i| (start + i) % n).collect();
+    // Stable: among equal loads the rotation order stays.
+    order.sort_by_key(|&i| loads.get(i).copied().unwrap_or(usize::MAX));
+    order
+}
+
+/// The least-loaded worker (see [`worker_order`]).
+pub fn pick_worker(loads: &[usize], start: usize) -> Option<usize> {
+    worker_order(loads, start).first().copied()
+}
+
+pub struct Acceptor {
+    pub poll: Poll,
+    pub listeners: Vec<TcpListener>,
+    pub workers: Vec<WorkerHandle>,
+    pub reports: Receiver<Report>,
+    pub signals: Signals,
+    pub args: Args,
+    pub max_connections: usize,
+    pub stats_interval: Option<Duration>,
+    pub drain_timeout: Duration,
+}
+
+struct State {
+    listening: bool,
+    resume_at: Option<Instant>,
+    rr: usize,
+    draining: bool,
+    latest: Vec<Option<Metrics>>,
+    exited: Vec<bool>,
+    awaiting_line: usize,
+    awaiting_full: usize,
+    next_stats: Option<Instant>,
+}
+
+impl Acceptor {
+    /// Runs until shutdown completes. Returns after all workers have exited.
+    pub fn run(mut self) -> io::Result<()> {
+        let n = self.workers.len();
+        let mut st = State {
+            listening: true,
+            resume_at: None,
+            rr: 0,
+            draining: false,
+            latest: (0..n).map(|_| None).collect(),
+            exited: vec![false; n],
+            awaiting_line: 0,
+            awaiting_full: 0,
+            next_stats: self.stats_interval.map(|i| Instant::now() + i),
+        };
+        let mut events = Events::with_capacity(256);
+        loop {
+            let timeout = self.timeout(&st);
+            if let Err(e) = self.poll.poll(&mut events, timeout) {
+                if e.kind() == io::ErrorKind::Interrupted {
+                    continue;
+                }
+                return Err(e);
+            }
+            let now = Instant::now();
+            let mut accept = false;
+            let mut signalled = false;
+            for ev in events.iter() {
+                if ev.token().0 < self.listeners.len() {
+                    accept = true;
+                } else if self.signals.owns(ev.token()) {
+                    signalled = true;
+                }
+            }
+            if signalled {
+                for sig in self.signals.drain() {
+                    self.on_signal(sig, &mut st, now);
+                }
+            }
+            self.drain_reports(&mut st);
+
+            if st.draining {
+                if st.exited.iter().all(|&e| e)
+                    || self
+                        .workers
+                        .iter()
+                        .all(|w| w.thread.as_ref().map_or(true, |t| t.is_finished()))
+                {
+                    break;
+                }
+                continue;
+            }
+            if !st.listening
+                && st.resume_at.map_or(true, |t| now >= t)
+                && self.open() < self.max_connections
+            {
+                self.set_listening(&mut st, true);
+                accept = true;
+            }
+            if accept && st.listening {
+                self.accept_all(&mut st, now);
+            }
+            if let (Some(t), Some(i)) = (st.next_stats, self.stats_interval) {
+                if now >= t {
+                    st.next_stats = Some(now + i);
+                    st.awaiting_line = self.request_stats(false);
+                }
+            }
+        }
+        for w in &mut self.workers {
+            if let Some(t) = w.thread.take() {
+                let _ = t.join();
+            }
+        }
+        self.drain_reports(&mut st);
+        log::info!("{}", merged(&st.latest).full_summary().trim_end());
+        log::info!("shutdown complete");
+        Ok(())
+    }
+
+    fn timeout(&self, st: &State) -> Option<Duration> {
+        let now = Instant::now();
+        let mut t: Option<Duration> = None;
+        let mut at_most = |d: Duration| t = Some(t.map_or(d, |x| x.min(d)));
+        if st.draining || !st.listening {
+            at_most(PAUSE_RECHECK);
+        }
+        if let Some(n) = st.next_stats {
+            at_most(n.saturating_duration_since(now));
+        }
+        t
+    }
+
+    fn open(&self) -> usize {
+        self.workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Acquire))
+            .sum()
+    }
+
+    fn accept_all(&mut self, st: &mut State, now: Instant) {
+        for i in 0..self.listeners.len() {
+            loop {
+                if self.open() >= self.max_connections {
+                    log::warn!(
+                        "at --max-connections {}: pausing accept",
+                        self.max_connections
+                    );
+                    self.set_listening(st, false);
+                    return;
+                }
+                let Some(listener) = self.listeners.get(i) else {
+                    break;
+                };
+                match listener.accept() {
+                    Ok((stream, peer)) => {
+                        let _ = stream.set_nodelay(true);
+                        self.dispatch(st, stream, peer, now);
+                    }
+                    Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
+                    Err(e)
+                        if matches!(
+                            e.kind(),
+                            io::ErrorKind::Interrupted | io::ErrorKind::ConnectionAborted
+                        ) => {}
+                    Err(e) => {
+                        // EMFILE/ENFILE/ENOBUFS: back off instead of spinning on the error.
+                        log::warn!("accept: {e}; pausing accept briefly");
+                        self.set_listening(st, false);
+                        st.resume_at = Some(now + PAUSE_RECHECK * 2);
+                        return;
+                    }
+                }
+            }
+        }
+    }
+
+    fn dispatch(
+        &mut self,
+        st: &mut State,
+        stream: mio::net::TcpStream,
+        peer: std::net::SocketAddr,
+        now: Instant,
+    ) {
+        let loads: Vec<usize> = self
+            .workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Acquire))
+            .collect();
+        st.rr = st.rr.wrapping_add(1);
+        let mut msg = Control::NewConn {
+            stream,
+            peer,
+            accepted_at: now,
+        };
+        let order = worker_order(&loads, st.rr % loads.len().max(1));
+        for i in order {
+            let Some(w) = self.workers.get(i) else {
+                continue;
+            };
+            // Count first, so the worker's decrement can never run before our increment.
+            w.load.fetch_add(1, Ordering::AcqRel);
+            match w.tx.try_send(msg) {
+                Ok(()) => {
+                    let _ = w.waker.wake();
+                    return;
+                }
+                Err(TrySendError::Full(m)) | Err(TrySendError::Disconnected(m)) => {
+                    w.load.fetch_sub(1, Ordering::AcqRel);
+                    msg = m;
+                }
+            }
+        }
+        log::warn!("all workers busy: dropping connection from {peer}");
+    }
+
+    fn set_listening(&mut self, st: &mut State, on: bool) {
+        if st.listening == on {
+            return;
+        }
+        for (i, l) in self.listeners.iter_mut().enumerate() {
+            let r = if on {
+                self.poll
+                    .registry()
+                    .register(l, Token(i), Interest::READABLE)
+            } else {
+                self.poll.registry().deregister(l)
+            };
+            if let Err(e) = r {
+                log::warn!("listener {i}: {e}");
+            }
+        }
+        st.listening = on;
+        if on {
+            st.resume_at = None;
+            log::info!("accepting again");
+        }
+    }
+
+    fn on_signal(&mut self, sig: Sig, st: &mut State, now: Instant) {
+        match sig {
+            Sig::Term | Sig::Int if st.draining => {
+                log::warn!("second {sig:?} signal: exiting now");
+                std::process::exit(1);
+            }
+            Sig::Term | Sig::Int => {
+                log::info!(
+                    "{sig:?}: stop accepting, closing unauthenticated connections, draining the rest for up to {:?}",
+                    self.drain_timeout
+                );
+                self.set_listening(st, false);
+                self.listeners.clear(); // close the sockets: new clients get refused, not queued
+                st.draining = true;
+                let deadline = now + self.drain_timeout;
+                for w in &self.workers {
+                    if w.tx.try_send(Control::Drain { deadline }).is_err() {
+                        log::warn!(
+                            "a worker's queue is full; it will stop when its channel closes"
+                        );
+                    }
+                    let _ = w.waker.wake();
+                }
+            }
+            Sig::Hup => match Config::from_args(&self.args) {
+                Ok(cfg) => {
+                    let n = cfg.server.transport.host_keys.len();
+                    for w in &self.workers {
+                        if w.tx
+                            .try_send(Control::NewConfig(cfg.server.clone()))
+                            .is_err()
+                        {
+                            log::warn!("a worker's queue is full; it keeps the old configuration");
+                        }
+                        let _ = w.waker.wake();
+                    }
+                    log::info!(
+                        "SIGHUP: configuration reloaded ({n} host keys) for new connections"
+                    );
+                }
+                Err(e) => log::error!("SIGHUP: reload failed, keeping the old configuration: {e}"),
+            },
+            Sig::Usr1 => st.awaiting_full = self.request_stats(true),
+        }
+    }
+
+    /// Asks every worker for a snapshot; returns how many were asked.
+    fn request_stats(&self, full: bool) -> usize {
+        let mut asked = 0;
+        for w in &self.workers {
+            if w.tx.try_send(Control::Stats { full }).is_ok() {
+                let _ = w.waker.wake();
+                asked += 1;
+            }
+        }
+        asked
+    }
+
+    fn drain_reports(&mut self, st: &mut State) {
+        while let Ok(r) = self.reports.try_recv() {
+            match r {
+                Report::Stats {
+                    worker,
+                    metrics,
+                    full,
+                } => {
+                    if let Some(slot) = st.latest.get_mut(worker) {
+                        *slot = Some(*metrics);
+                    }
+                    let waiting = if full {
+                        &mut st.awaiting_full
+                    } else {
+                        &mut st.awaiting_line
+                    };
+                    if *waiting > 0 {
+                        *waiting -= 1;
+                        if *waiting == 0 {
+                            let m = merged(&st.latest);
+                            if full {
+                                log::info!("{}", m.full_summary().trim_end());
+                            } else {
+                                log::info!("{}", m.summary_line());
+                            }
+                        }
+                    }
+                }
+                Report::Exited { worker, metrics } => {
+                    if let Some(slot) = st.latest.get_mut(worker) {
+                        *slot = Some(*metrics);
+                    }
+                    if let Some(e) = st.exited.get_mut(worker) {
+                        *e = true;
+                    }
+                }
+            }
+        }
+    }
+}
+
+/// All workers' latest snapshots merged.
+pub fn merged(latest: &[Option<Metrics>]) -> Metrics {
+    let mut m = Metrics::default();
+    for w in latest.iter().flatten() {
+        m.merge(w);
+    }
+    m
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use clap::Parser;
+
+    fn state(n: usize) -> State {
+        State {
+            listening: true,
+            resume_at: None,
+            rr: 0,
+            draining: false,
+            latest: (0..n).map(|_| None).collect(),
+            exited: vec![false; n],
+            awaiting_line: 0,
+            awaiting_full: 0,
+            next_stats: None,
+        }
+    }
+
+    #[test]
+    fn hands_sockets_to_the_least_loaded_worker_and_pauses_at_the_bound() {
+        let poll = Poll::new().unwrap();
+        let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        poll.registry()
+            .register(&mut listener, Token(0), Interest::READABLE)
+            .unwrap();
+        let addr = listener.local_addr().unwrap();
+        let mut rxs = Vec::new();
+        let mut workers = Vec::new();
+        for preload in [3usize, 1] {
+            let wpoll = Poll::new().unwrap();
+            let (tx, rx) = crossbeam_channel::bounded(8);
+            workers.push(WorkerHandle {
+                tx,
+                waker: Arc::new(Waker::new(wpoll.registry(), Token(0)).unwrap()),
+                load: Arc::new(AtomicUsize::new(preload)),
+                thread: None,
+            });
+            rxs.push((rx, wpoll));
+        }
+        let (_reports_tx, reports) = crossbeam_channel::bounded(1);
+        let signals = Signals::register(poll.registry(), SIGNAL_TOKEN_BASE).unwrap();
+        let mut acc = Acceptor {
+            poll,
+            listeners: vec![listener],
+            workers,
+            reports,
+            signals,
+            args: Args::try_parse_from(["sshfront"]).unwrap(),
+            max_connections: 7,
+            stats_interval: None,
+            drain_timeout: Duration::from_secs(1),
+        };
+        let mut st = state(2);
+        // Four clients; room for three more connections (4 open of 7).
+        let clients: Vec<_> = (0..4)
+            .map(|_| std::net::TcpStream::connect(addr).unwrap())
+            .collect();
+        std::thread::sleep(Duration::from_millis(50));
+        acc.accept_all(&mut st, Instant::now());
+        let loads: Vec<usize> = acc
+            .workers
+            .iter()
+            .map(|w| w.load.load(Ordering::Acquire))
+            .collect();
+        // Worker 1 (load 1) gets the first two, then ties at 3 rotate.
+        assert_eq!(loads.iter().sum::<usize>(), 7);
+        assert_eq!(rxs[1].0.len(), 2 + usize::from(loads[1] == 4));
+        assert_eq!(
+            rxs[0].0.len() + rxs[1].0.len(),
+            3,
+            "one client waits in the backlog"
+        );
+        assert!(
+            !st.listening,
+            "at --max-connections the listener is deregistered"
+        );
+        // A connection closes: accepting resumes and takes the waiting client.
+        acc.workers[0].load.fetch_sub(1, Ordering::AcqRel);
+        acc.set_listening(&mut st, true);
+        acc.accept_all(&mut st, Instant::now());
+        assert_eq!(rxs[0].0.len() + rxs[1].0.len(), 4);
+        for (rx, _) in &rxs {
+            while let Ok(Control::NewConn { peer, .. }) = rx.try_recv() {
+                assert!(clients.iter().any(|c| c.local_addr().unwrap() == peer));
+            }
+        }
+    }
+
+    #[test]
+    fn least_loaded_worker_wins() {
+        assert_eq!(pick_worker(&[5, 2, 9, 3], 0), Some(1));
+        assert_eq!(pick_worker(&[5, 2, 9, 3], 3), Some(1));
+        assert_eq!(pick_worker(&[], 0), None);
+        assert_eq!(worker_order(&[5, 2, 9, 3], 0), [1, 3, 0, 2]);
+    }
+
+    #[test]
+    fn ties_rotate_from_start() {
+        assert_eq!(pick_worker(&[1, 1, 1], 0), Some(0));
+        assert_eq!(pick_worker(&[1, 1, 1], 1), Some(1));
+        assert_eq!(pick_worker(&[1, 1, 1], 2), Some(2));
+        assert_eq!(pick_worker(&[0, 1, 0], 2), Some(2));
+        assert_eq!(pick_worker(&[0, 1, 0], 1), Some(2));
+    }
+}

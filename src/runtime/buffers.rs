@@ -1,0 +1,284 @@
+//! Read/write buffers from a pool with size classes and one global memory budget.
+//!
+//! Why: 10 000 idle connections must not each hold 288 KiB. A connection holds a buffer only
+//! while it has bytes in it; a read buffer starts small and grows to the largest class only
+//! when a partial packet needs the room (RFC 4253 §6.1: 35 000 bytes must be accepted; we accept
+//! 256 KiB payloads plus header and MAC). The budget is shared by all workers (an atomic);
+//! each worker keeps its own free lists, so checkout and release take no lock.
+//!
+//! Accounting: `used` counts every byte allocated through the pool, checked out or sitting in a
+//! free list. A checkout that would pass the budget first drops this worker's idle free-list
+//! buffers, then fails: the caller stops reading that connection until memory frees.
+
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+
+/// Buffer sizes: the everyday read size, a middle step, and one whole maximum packet
+/// (256 KiB payload + 5 header + 255 padding + 64 MAC, rounded up).
+pub const CLASSES: [usize; 3] = [16 * 1024, 64 * 1024, 288 * 1024];
+/// Idle buffers a worker keeps per class for reuse; beyond this they are freed.
+pub const MAX_FREE_PER_CLASS: usize = 64;
+
+/// A pooled buffer: `data` is fully initialised (so `read` can fill it), `start..end` holds
+/// the live bytes.
+pub struct Buf {
+    data: Box<[u8]>,
+    pub start: usize,
+    pub end: usize,
+}
+
+impl Buf {
+    pub fn capacity(&self) -> usize {
+        self.data.len()
+    }
+    pub fn len(&self) -> usize {
+        self.end - self.start
+    }
+    pub fn is_empty(&self) -> bool {
+        self.start == self.end
+    }
+    /// The live bytes.
+    pub fn filled_mut(&mut self) -> &mut [u8] {
+        self.data.get_mut(self.start..self.end).unwrap_or_default()
+    }
+    pub fn filled(&self) -> &[u8] {
+        self.data.get(self.start..self.end).unwrap_or_default()
+    }
+    /// Free room after the live bytes.
+    pub fn spare_mut(&mut self) -> &mut [u8] {
+        self.data.get_mut(self.end..).unwrap_or_default()
+    }
+    pub fn spare(&self) -> usize {
+        self.data.len() - self.end
+    }
+    /// Moves the live bytes to the front (once per turn at most, as they are few).
+    pub fn compact(&mut self) {
+        if self.start == 0 {
+            return;
+        }
+        self.data.copy_within(self.start..self.end, 0);
+        self.end -= self.start;
+        self.start = 0;
+    }
+    /// Marks `n` bytes at the front as consumed.
+    pub fn consume(&mut self, n: usize) {
+        self.start = (self.start + n).min(self.end);
+        if self.start == self.end {
+            self.start = 0;
+            self.end = 0;
+        }
+    }
+    /// Appends as much of `bytes` as fits; returns how many.
+    pub fn push(&mut self, bytes: &[u8]) -> usize {
+        let n = bytes.len().min(self.spare());
+        if let (Some(dst), Some(src)) = (self.data.get_mut(self.end..self.end + n), bytes.get(..n))
+        {
+            dst.copy_from_slice(src);
+            self.end += n;
+            n
+        } else {
+            0
+        }
+    }
+}
+
+/// One worker's view of the pool.
+pub struct BufferPool {
+    free: [Vec<Box<[u8]>>; CLASSES.len()],
+    used: Arc<AtomicUsize>,
+    budget: usize,
+}
+
+impl BufferPool {
+    /// `used` is shared by all workers' pools.
+    pub fn new(used: Arc<AtomicUsize>, budget: usize) -> Self {
+        BufferPool {
+            free: Default::default(),
+            used,
+            budget,
+        }
+    }
+
+    /// The smallest class holding `min` bytes, if any.
+    pub fn class_for(min: usize) -> Option<usize> {
+        CLASSES.iter().position(|&c| c >= min)
+    }
+
+    /// A buffer of class `class`, or `None` when the budget is spent.
+    pub fn checkout(&mut self, class: usize) -> Option<Buf> {
+        let size = *CLASSES.get(class)?;
+        if let Some(data) = self.free.get_mut(class).and_then(Vec::pop) {
+            return Some(Buf {
+                data,
+                start: 0,
+                end: 0,
+            });
+        }
+        if !self.reserve(size) {
+            self.trim_free();
+            if !self.reserve(size) {
+                return None;
+            }
+        }
+        Some(Buf {
+            data: vec![0u8; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        })
+    }
+
+    /// A buffer holding at least `min_len` bytes, ignoring the budget: for bytes we already
+    /// hold and cannot drop (sealed output). Beyond the largest class it is sized exactly and
+    /// freed on release. Going over the budget makes other checkouts fail, which is the
+    /// backpressure we want.
+    pub fn checkout_force(&mut self, min_len: usize) -> Buf {
+        let (class, size) = match Self::class_for(min_len) {
+            Some(c) => (Some(c), CLASSES[c]),
+            None => (None, min_len),
+        };
+        if let Some(data) = class.and_then(|c| self.free.get_mut(c)).and_then(Vec::pop) {
+            return Buf {
+                data,
+                start: 0,
+                end: 0,
+            };
+        }
+        self.used.fetch_add(size, Ordering::Relaxed);
+        Buf {
+            data: vec![0u8; size].into_boxed_slice(),
+            start: 0,
+            end: 0,
+        }
+    }
+
+    /// Gives a buffer back: kept for reuse if its class list has room, otherwise freed.
+    pub fn release(&mut self, buf: Buf) {
+        let size = buf.data.len();
+        match CLASSES
+            .iter()
+            .position(|&c| c == size)
+            .and_then(|i| self.free.get_mut(i))
+        {
+            Some(list) if list.len() < MAX_FREE_PER_CLASS => list.push(buf.data),
+            _ => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// Bytes allocated through all pools sharing this budget.
+    pub fn used(&self) -> usize {
+        self.used.load(Ordering::Relaxed)
+    }
+
+    /// Whether a checkout of `class` would succeed now (for retrying starved connections).
+    pub fn has_room(&self, class: usize) -> bool {
+        let size = CLASSES.get(class).copied().unwrap_or(usize::MAX);
+        self.free.get(class).is_some_and(|l| !l.is_empty())
+            || self.used().saturating_add(size) <= self.budget
+            || self.free.iter().any(|l| !l.is_empty())
+    }
+
+    fn reserve(&self, size: usize) -> bool {
+        self.used
+            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
+                u.checked_add(size).filter(|&n| n <= self.budget)
+            })
+            .is_ok()
+    }
+
+    /// Frees every idle buffer of this worker (making room for a class that has none idle).
+    fn trim_free(&mut self) {
+        for list in &mut self.free {
+            for data in list.drain(..) {
+                self.used.fetch_sub(data.len(), Ordering::Relaxed);
+            }
+        }
+    }
+}
+
+impl Drop for BufferPool {
+    fn drop(&mut self) {
+        self.trim_free();
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn pool(budget: usize) -> BufferPool {
+        BufferPool::new(Arc::new(AtomicUsize::new(0)), budget)
+    }
+
+    #[test]
+    fn checkout_fails_at_budget_and_release_frees() {
+        let mut p = pool(2 * CLASSES[0]);
+        let a = p.checkout(0).unwrap();
+        let b = p.checkout(0).unwrap();
+        assert!(p.checkout(0).is_none(), "third buffer is over the budget");
+        assert!(p.checkout(2).is_none());
+        assert_eq!(p.used(), 2 * CLASSES[0]);
+        p.release(a);
+        // Kept idle for reuse: still counted, and handed out again.
+        assert_eq!(p.used(), 2 * CLASSES[0]);
+        let c = p.checkout(0).unwrap();
+        assert!(p.checkout(0).is_none());
+        p.release(b);
+        p.release(c);
+        // A bigger class than any idle one: idle buffers are dropped to make room.
+        let big_budget_pool = &mut pool(CLASSES[2]);
+        let s = big_budget_pool.checkout(0).unwrap();
+        big_budget_pool.release(s);
+        assert!(big_budget_pool.checkout(2).is_some());
+    }
+
+    #[test]
+    fn budget_is_shared_between_worker_pools() {
+        let used = Arc::new(AtomicUsize::new(0));
+        let mut w1 = BufferPool::new(used.clone(), CLASSES[1]);
+        let mut w2 = BufferPool::new(used.clone(), CLASSES[1]);
+        let a = w1.checkout(1).unwrap();
+        assert!(w2.checkout(0).is_none());
+        assert!(!w2.has_room(0));
+        w1.release(a);
+        drop(w1); // its idle buffer is freed with it
+        assert!(w2.has_room(0));
+        assert!(w2.checkout(0).is_some());
+    }
+
+    #[test]
+    fn forced_checkout_goes_over_budget_and_blocks_others() {
+        let mut p = pool(CLASSES[0]);
+        let _a = p.checkout(0).unwrap();
+        let b = p.checkout_force(1);
+        assert_eq!(p.used(), 2 * CLASSES[0]);
+        assert!(p.checkout(0).is_none());
+        p.release(b);
+        let huge = p.checkout_force(1 << 20);
+        assert_eq!(huge.capacity(), 1 << 20);
+        let before = p.used();
+        p.release(huge);
+        assert_eq!(
+            p.used(),
+            before - (1 << 20),
+            "oversize buffers are freed, not kept"
+        );
+    }
+
+    #[test]
+    fn buf_operations() {
+        let mut p = pool(CLASSES[0]);
+        let mut b = p.checkout(0).unwrap();
+        assert_eq!(b.push(b"hello world"), 11);
+        b.consume(6);
+        assert_eq!(b.filled(), b"world");
+        b.compact();
+        assert_eq!((b.start, b.end), (0, 5));
+        b.consume(5);
+        assert!(b.is_empty());
+        assert_eq!(b.spare(), CLASSES[0]);
+        assert_eq!(BufferPool::class_for(20_000), Some(1));
+        assert_eq!(BufferPool::class_for(300_000), None);
+    }
+}

@@ -1,0 +1,116 @@
+//! The runtime: the only place with sockets, threads, clocks and signals.
+//!
+//! `run` binds the listeners (so a bad `--listen` fails before anything starts), writes the
+//! port file, starts the crypto pool and `--workers` worker threads, then runs the acceptor on
+//! the calling thread until shutdown. See `lib.rs` for the picture.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+pub mod acceptor;
+pub mod buffers;
+pub mod conn;
+pub mod core;
+pub mod crypto_pool;
+pub mod log;
+pub mod signals;
+pub mod timers;
+pub mod worker;
+
+use crate::cli::Args;
+use crate::config::Config;
+use crossbeam_channel::bounded;
+use mio::net::TcpListener;
+use mio::{Interest, Poll, Token, Waker};
+use std::io;
+use std::net::SocketAddr;
+use std::sync::atomic::AtomicUsize;
+use std::sync::Arc;
+
+/// Reports queued from workers to the acceptor, per worker.
+const REPORTS_PER_WORKER: usize = 8;
+
+/// Runs the server until it has shut down. `args` is kept to rebuild the config on SIGHUP.
+pub fn run(args: Args, config: Config) -> io::Result<()> {
+    let settings = config.runtime;
+    let acceptor_poll = Poll::new()?;
+    let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), acceptor::WAKER_TOKEN)?);
+
+    let mut listeners = Vec::with_capacity(settings.listen.len());
+    let mut bound: Vec<SocketAddr> = Vec::new();
+    for (i, addr) in settings.listen.iter().enumerate() {
+        let mut l = TcpListener::bind(*addr)
+            .map_err(|e| io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
+        acceptor_poll
+            .registry()
+            .register(&mut l, Token(i), Interest::READABLE)?;
+        let local = l.local_addr()?;
+        ::log::info!("listening on {local}");
+        bound.push(local);
+        listeners.push(l);
+    }
+    if let Some(path) = &settings.port_file {
+        let text: String = bound.iter().map(|a| format!("{a}\n")).collect();
+        crate::config::host_keys::write_atomic(path, text.as_bytes(), 0o644)
+            .map_err(|e| io::Error::other(format!("--port-file: {e}")))?;
+    }
+    let signals =
+        signals::Signals::register(acceptor_poll.registry(), acceptor::SIGNAL_TOKEN_BASE)?;
+
+    let crypto = Arc::new(crypto_pool::CryptoPool::new(
+        settings.crypto_threads,
+        settings.crypto_queue,
+    )?);
+    let buffer_used = Arc::new(AtomicUsize::new(0));
+    let (reports_tx, reports_rx) = bounded(settings.workers * REPORTS_PER_WORKER);
+    let mut workers = Vec::with_capacity(settings.workers);
+    for id in 0..settings.workers {
+        let poll = Poll::new()?;
+        let waker = Arc::new(Waker::new(poll.registry(), conn::WAKER_TOKEN)?);
+        let (tx, control) = bounded(worker::CONTROL_QUEUE);
+        // Sized to the pool's bound: results never outnumber jobs in flight (crypto_pool.rs).
+        let (results_tx, results) = bounded(settings.crypto_queue);
+        let load = Arc::new(AtomicUsize::new(0));
+        let parts = worker::WorkerParts {
+            id,
+            poll,
+            waker: waker.clone(),
+            control,
+            results_tx,
+            results,
+            reports: reports_tx.clone(),
+            acceptor_waker: acceptor_waker.clone(),
+            config: config.server.clone(),
+            load: load.clone(),
+            buffer_used: buffer_used.clone(),
+            buffer_budget: settings.max_buffer_memory,
+            crypto: crypto.clone(),
+        };
+        let thread = std::thread::Builder::new()
+            .name(format!("sshfront-worker-{id}"))
+            .spawn(move || worker::run(parts))?;
+        workers.push(acceptor::WorkerHandle {
+            tx,
+            waker,
+            load,
+            thread: Some(thread),
+        });
+    }
+    ::log::info!(
+        "sshfront {} started: {} workers, {} crypto threads",
+        env!("CARGO_PKG_VERSION"),
+        settings.workers,
+        settings.crypto_threads
+    );
+
+    acceptor::Acceptor {
+        poll: acceptor_poll,
+        listeners,
+        workers,
+        reports: reports_rx,
+        signals,
+        args,
+        max_connections: settings.max_connections,
+        stats_interval: settings.stats_interval,
+        drain_timeout: settings.drain_timeout,
+    }
+    .run()
+}

@@ -1,0 +1,837 @@
+//! A worker thread: its own `mio::Poll`, a `Slab<Conn>`, a buffer pool, a timer heap, and the
+//! loop that moves bytes between sockets and `ServerConnection`s.
+//!
+//! One turn: poll → mark readiness (kept in user space; sockets are registered once,
+//! READABLE|WRITABLE, edge-triggered) → drain control and job-result channels → fire timers →
+//! service every touched connection: flush pending output, feed buffered input, read until
+//! WouldBlock / buffer full / per-turn budget, `poll_transmit` into one write, handle events,
+//! re-arm the timer. A connection that used its budget goes on the ready-again list, since edge
+//! triggering will not report it again. Nothing here blocks; every queue is bounded.
+
+use super::buffers::{Buf, BufferPool, CLASSES};
+use super::conn::{decode_token, generation_matches, token_for, Conn, WAKER_TOKEN};
+use super::core::Core;
+use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
+use super::timers::TimerHeap;
+use crate::metrics::{record, Metrics};
+use crate::server::{Event, ServerConfig, ServerConnection};
+use crate::transport::{CryptoJob, DisconnectReason};
+use crossbeam_channel::{Receiver, Sender, TryRecvError};
+use mio::net::TcpStream;
+use mio::{Events, Interest, Poll, Waker};
+use slab::Slab;
+use std::collections::VecDeque;
+use std::io::{self, IoSlice, Read, Write};
+use std::net::SocketAddr;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+/// Bytes one connection may read per turn before others get theirs.
+pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
+/// Stop feeding input while this much sealed output waits for the socket (backpressure on a
+/// peer that sends but does not read).
+pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
+/// Jobs a worker holds back while the crypto pool is at its bound; past it: DISCONNECT 12.
+pub const JOB_WAIT_QUEUE: usize = 64;
+/// Messages queued to a worker (new sockets, config, drain, stats requests).
+pub const CONTROL_QUEUE: usize = 1024;
+/// How long a closing connection may take to flush its last bytes.
+pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
+/// Poll timeout while jobs wait for pool room or connections for buffer memory: those free up
+/// on other threads, which do not wake us.
+const RETRY_INTERVAL: Duration = Duration::from_millis(5);
+/// Per-worker scratch output above this is shrunk back after use.
+const SCRATCH_KEEP: usize = 1024 * 1024;
+
+/// Messages from the acceptor.
+pub enum Control {
+    NewConn {
+        stream: TcpStream,
+        peer: SocketAddr,
+        accepted_at: Instant,
+    },
+    /// Used by connections accepted from now on (SIGHUP).
+    NewConfig(Arc<ServerConfig>),
+    /// Stop taking connections; close unauthenticated ones now, the rest by `deadline`.
+    Drain { deadline: Instant },
+    /// Send a metrics snapshot.
+    Stats { full: bool },
+}
+
+/// Messages to the acceptor.
+pub enum Report {
+    Stats {
+        worker: usize,
+        metrics: Box<Metrics>,
+        full: bool,
+    },
+    Exited {
+        worker: usize,
+        metrics: Box<Metrics>,
+    },
+}
+
+/// What the worker shares with the rest of the process.
+pub struct WorkerParts {
+    pub id: usize,
+    pub poll: Poll,
+    pub waker: Arc<Waker>,
+    pub control: Receiver<Control>,
+    pub results_tx: Sender<JobResult>,
+    pub results: Receiver<JobResult>,
+    pub reports: Sender<Report>,
+    pub acceptor_waker: Arc<Waker>,
+    pub config: Arc<ServerConfig>,
+    pub load: Arc<AtomicUsize>,
+    pub buffer_used: Arc<AtomicUsize>,
+    pub buffer_budget: usize,
+    pub crypto: Arc<CryptoPool>,
+}
+
+/// Everything but the slab, so a `&mut Conn` and the worker's other state can be borrowed
+/// together.
+struct State {
+    id: usize,
+    poll: Poll,
+    waker: Arc<Waker>,
+    results_tx: Sender<JobResult>,
+    crypto: Arc<CryptoPool>,
+    pool: BufferPool,
+    timers: TimerHeap,
+    metrics: Metrics,
+    /// Jobs waiting for room in the crypto pool: (key, generation, job, label).
+    wait_queue: VecDeque<(usize, u32, CryptoJob, &'static str)>,
+    /// Connections to service again next turn (budget used), deduplicated by `Conn::queued`.
+    ready: Vec<(usize, u32)>,
+    /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
+    starved: Vec<(usize, u32)>,
+    scratch: Vec<u8>,
+}
+
+/// Runs a worker driving `ServerConnection`s until it has drained.
+pub fn run(parts: WorkerParts) {
+    run_with(parts, ServerConnection::new)
+}
+
+/// Runs a worker whose connections' cores are made by `new_core` (a fake in tests).
+pub fn run_with<C: Core>(
+    parts: WorkerParts,
+    new_core: impl Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C,
+) {
+    let WorkerParts {
+        id,
+        poll,
+        waker,
+        control,
+        results_tx,
+        results,
+        reports,
+        acceptor_waker,
+        mut config,
+        load,
+        buffer_used,
+        buffer_budget,
+        crypto,
+    } = parts;
+    let mut st = State {
+        id,
+        poll,
+        waker,
+        results_tx,
+        crypto,
+        pool: BufferPool::new(buffer_used, buffer_budget),
+        timers: TimerHeap::new(),
+        metrics: Metrics::default(),
+        wait_queue: VecDeque::new(),
+        ready: Vec::new(),
+        starved: Vec::new(),
+        scratch: Vec::with_capacity(64 * 1024),
+    };
+    let mut conns: Slab<Conn<C>> = Slab::new();
+    let mut next_generation: u32 = 1;
+    let mut draining: Option<Instant> = None;
+    let mut events = Events::with_capacity(1024);
+    let mut touched: Vec<(usize, u32)> = Vec::new();
+
+    loop {
+        let timeout = st.poll_timeout(draining);
+        if let Err(e) = st.poll.poll(&mut events, timeout) {
+            if e.kind() == io::ErrorKind::Interrupted {
+                continue;
+            }
+            log::error!("worker {id}: poll failed: {e}; closing its connections");
+            break;
+        }
+        let now = Instant::now();
+
+        for ev in events.iter() {
+            if ev.token() == WAKER_TOKEN {
+                continue;
+            }
+            let Some((key, gen_bits)) = decode_token(ev.token()) else {
+                continue;
+            };
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if !generation_matches(gen_bits, conn.generation) {
+                continue;
+            }
+            if ev.is_readable() || ev.is_read_closed() || ev.is_error() {
+                conn.readable = true;
+            }
+            if ev.is_writable() || ev.is_write_closed() || ev.is_error() {
+                conn.writable = true;
+            }
+            touched.push((key, conn.generation));
+        }
+
+        // Control messages: drained fully, bounded by the channel's capacity.
+        loop {
+            match control.try_recv() {
+                Ok(Control::NewConn {
+                    stream,
+                    peer,
+                    accepted_at,
+                }) => {
+                    if draining.is_some() {
+                        load.fetch_sub(1, Ordering::AcqRel);
+                        continue;
+                    }
+                    let generation = next_generation;
+                    next_generation = next_generation.wrapping_add(1).max(1);
+                    if let Some(key) = st.add_conn(
+                        &mut conns,
+                        stream,
+                        peer,
+                        accepted_at,
+                        generation,
+                        new_core(config.clone(), peer, now),
+                    ) {
+                        touched.push((key, generation));
+                    } else {
+                        load.fetch_sub(1, Ordering::AcqRel);
+                    }
+                }
+                Ok(Control::NewConfig(c)) => config = c,
+                Ok(Control::Drain { deadline }) => {
+                    if draining.is_none() {
+                        log::info!("worker {id}: draining {} connection(s)", conns.len());
+                    }
+                    draining = Some(deadline);
+                    for (key, conn) in conns.iter_mut() {
+                        if !conn.core.is_closed() && !conn.core.is_authenticated() {
+                            conn.core.close(
+                                DisconnectReason::ByApplication,
+                                "server shutting down",
+                                now,
+                            );
+                            touched.push((key, conn.generation));
+                        }
+                    }
+                }
+                Ok(Control::Stats { full }) => {
+                    let metrics = Box::new(st.metrics.clone());
+                    let _ = reports.try_send(Report::Stats {
+                        worker: id,
+                        metrics,
+                        full,
+                    });
+                    let _ = acceptor_waker.wake();
+                }
+                Err(TryRecvError::Empty) => break,
+                // The acceptor is gone: finish as if draining with no grace.
+                Err(TryRecvError::Disconnected) => {
+                    draining = Some(draining.map_or(now, |d| d.min(now)));
+                    break;
+                }
+            }
+        }
+
+        // Finished crypto jobs (wake-ups coalesce, so take all).
+        while let Ok(r) = results.try_recv() {
+            st.crypto.budget.release();
+            st.metrics.record_job(r.label, r.queue_wait, r.compute);
+            let Some(conn) = conns.get_mut(r.ticket.key) else {
+                continue;
+            };
+            if conn.generation != r.ticket.generation {
+                continue; // the connection this was for is gone
+            }
+            match r.done {
+                Some(done) => conn.core.handle_job_done(done, now),
+                None => conn.core.close(
+                    DisconnectReason::KeyExchangeFailed,
+                    "internal error in key exchange",
+                    now,
+                ),
+            }
+            touched.push((r.ticket.key, conn.generation));
+        }
+
+        st.submit_waiting(&conns, now);
+
+        // Timers: stale entries (connection gone, deadline moved) are skipped.
+        let due = st.timers.expired(now, |e| {
+            conns
+                .get(e.key)
+                .is_some_and(|c| c.generation == e.generation && c.timer_armed == Some(e.deadline))
+        });
+        for e in due {
+            if let Some(conn) = conns.get_mut(e.key) {
+                conn.timer_armed = None;
+                if conn.core.poll_timeout().is_some_and(|d| d <= now) {
+                    conn.core.handle_timeout(now);
+                }
+                touched.push((e.key, e.generation));
+            }
+        }
+
+        // Connections that used their budget last turn, and starved ones if memory freed.
+        touched.append(&mut st.ready);
+        if !st.starved.is_empty() && st.pool.has_room(0) {
+            for (key, generation) in st.starved.drain(..) {
+                if let Some(c) = conns.get_mut(key) {
+                    c.starved = false;
+                }
+                touched.push((key, generation));
+            }
+        }
+
+        for (key, generation) in touched.drain(..) {
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            if conn.generation != generation {
+                continue;
+            }
+            if st.service(conn, key, now) {
+                st.remove(&mut conns, key, &load);
+            }
+        }
+
+        if let Some(deadline) = draining {
+            if conns.is_empty() || now >= deadline {
+                break;
+            }
+        }
+    }
+
+    // Shutdown: a last DISCONNECT attempt for whatever is left, then close everything.
+    let now = Instant::now();
+    let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
+    for key in keys {
+        if let Some(conn) = conns.get_mut(key) {
+            if !conn.core.is_closed() {
+                conn.core
+                    .close(DisconnectReason::ByApplication, "server shutting down", now);
+            }
+            conn.writable = true;
+            let _ = st.service(conn, key, now);
+        }
+        st.remove(&mut conns, key, &load);
+    }
+    let metrics = Box::new(std::mem::take(&mut st.metrics));
+    let _ = reports.try_send(Report::Exited {
+        worker: id,
+        metrics,
+    });
+    let _ = acceptor_waker.wake();
+}
+
+impl State {
+    fn poll_timeout(&self, draining: Option<Instant>) -> Option<Duration> {
+        if !self.ready.is_empty() {
+            return Some(Duration::ZERO);
+        }
+        let now = Instant::now();
+        let mut t: Option<Duration> = None;
+        let mut at_most = |d: Duration| t = Some(t.map_or(d, |x| x.min(d)));
+        if let Some(d) = self.timers.next_deadline() {
+            at_most(d.saturating_duration_since(now));
+        }
+        if let Some(d) = draining {
+            at_most(d.saturating_duration_since(now));
+        }
+        if !self.wait_queue.is_empty() || !self.starved.is_empty() {
+            at_most(RETRY_INTERVAL);
+        }
+        t
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn add_conn<C: Core>(
+        &mut self,
+        conns: &mut Slab<Conn<C>>,
+        mut stream: TcpStream,
+        peer: SocketAddr,
+        accepted_at: Instant,
+        generation: u32,
+        core: C,
+    ) -> Option<usize> {
+        let entry = conns.vacant_entry();
+        let key = entry.key();
+        let token = token_for(key, generation);
+        if decode_token(token).map(|(k, _)| k) != Some(key) {
+            log::warn!(
+                "worker {}: too many connections for the token space; dropping {peer}",
+                self.id
+            );
+            return None;
+        }
+        if let Err(e) = self.poll.registry().register(
+            &mut stream,
+            token,
+            Interest::READABLE | Interest::WRITABLE,
+        ) {
+            log::warn!("worker {}: cannot register {peer}: {e}", self.id);
+            return None;
+        }
+        entry.insert(Conn::new(stream, peer, core, generation, accepted_at));
+        self.metrics.accepted += 1;
+        log::info!("[w{}#{key}] accepted {peer}", self.id);
+        Some(key)
+    }
+
+    /// One connection's turn. Returns true when it is over and must be removed.
+    fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
+        let started = Instant::now();
+        conn.queued = false;
+        let (in0, out0) = (conn.bytes_in, conn.bytes_out);
+
+        // Pending output first: it frees room and keeps the byte order.
+        if conn.writable && conn.wbuf.is_some() {
+            self.write_out(conn, false, now);
+        }
+        if self.read_input(conn, key, now) && !conn.queued {
+            conn.queued = true;
+            self.ready.push((key, conn.generation));
+        }
+        self.output_and_events(conn, key, now);
+        self.arm_timer(conn, key, now);
+
+        if conn.bytes_in != in0 || conn.bytes_out != out0 {
+            record(&mut self.metrics.batch, started.elapsed());
+        }
+        let flushed = conn.pending_out() == 0;
+        conn.write_failed
+            || (flushed && (conn.closing || conn.core.is_closed() || conn.read_closed))
+            || conn.linger_deadline.is_some_and(|d| now >= d)
+    }
+
+    /// Feeds buffered input and reads more. Returns true if the per-turn budget ran out while
+    /// the socket may still have data.
+    fn read_input<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
+        let mut budget = READ_BUDGET_PER_TURN;
+        let mut out_of_budget = false;
+        loop {
+            // Feed what we have; the core takes whole packets and says how much it used.
+            if !conn.closing && conn.core.wants_input() {
+                if let Some(buf) = conn.rbuf.as_mut().filter(|b| !b.is_empty()) {
+                    let n = conn.core.handle_input(buf.filled_mut(), now);
+                    buf.consume(n);
+                }
+            }
+            let can_read = conn.readable
+                && !conn.read_closed
+                && !conn.closing
+                && !conn.starved
+                && conn.pending_out() < WRITE_HIGH_WATER
+                && conn.core.wants_input();
+            if !can_read {
+                break;
+            }
+            if budget == 0 {
+                out_of_budget = true;
+                break;
+            }
+            if !self.ensure_read_room(conn, key, now) {
+                break;
+            }
+            let Some(buf) = conn.rbuf.as_mut() else { break };
+            let spare = buf.spare_mut();
+            let want = spare.len().min(budget);
+            let dst = spare.get_mut(..want).unwrap_or_default();
+            match conn.socket.read(dst) {
+                Ok(0) => {
+                    conn.read_closed = true;
+                    if !conn.core.is_closed() {
+                        conn.core.peer_closed(now);
+                    }
+                    break;
+                }
+                Ok(n) => {
+                    buf.end += n;
+                    budget = budget.saturating_sub(n);
+                    conn.bytes_in += n as u64;
+                    self.metrics.bytes_in += n as u64;
+                    conn.first_byte_at.get_or_insert(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.readable = false;
+                    break;
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("[w{}] read from {}: {e}", self.id, conn.peer);
+                    conn.read_closed = true;
+                    conn.write_failed = true;
+                    break;
+                }
+            }
+        }
+        // An idle connection holds no read buffer.
+        if conn.rbuf.as_ref().is_some_and(Buf::is_empty) {
+            if let Some(b) = conn.rbuf.take() {
+                self.pool.release(b);
+            }
+        } else if let Some(b) = conn.rbuf.as_mut() {
+            b.compact();
+        }
+        out_of_budget
+    }
+
+    /// Gives the connection a read buffer with free room: checked out, compacted or grown to the
+    /// next class. False if memory is short (the connection waits on the starved list) or a packet
+    /// does not fit even the largest class (the core should have refused its length first).
+    fn ensure_read_room<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
+        match conn.rbuf.take() {
+            None => match self.pool.checkout(0) {
+                Some(b) => conn.rbuf = Some(b),
+                None => {
+                    self.starve(conn, key);
+                    return false;
+                }
+            },
+            Some(mut b) if b.spare() == 0 => {
+                b.compact();
+                if b.spare() == 0 {
+                    let next = CLASSES.iter().position(|&c| c > b.capacity());
+                    match next.map(|c| self.pool.checkout(c)) {
+                        Some(Some(mut bigger)) => {
+                            bigger.push(b.filled());
+                            self.pool.release(b);
+                            b = bigger;
+                        }
+                        Some(None) => {
+                            conn.rbuf = Some(b);
+                            self.starve(conn, key);
+                            return false;
+                        }
+                        None => {
+                            conn.rbuf = Some(b);
+                            conn.core.close(
+                                DisconnectReason::ProtocolError,
+                                "packet larger than the maximum",
+                                now,
+                            );
+                            return false;
+                        }
+                    }
+                }
+                conn.rbuf = Some(b);
+            }
+            Some(b) => conn.rbuf = Some(b),
+        }
+        true
+    }
+
+    fn starve<C: Core>(&mut self, conn: &mut Conn<C>, key: usize) {
+        if !conn.starved {
+            conn.starved = true;
+            self.starved.push((key, conn.generation));
+        }
+    }
+
+    /// poll_transmit → write, then events; again if events were handled (a Closed event may
+    /// leave a DISCONNECT to flush).
+    fn output_and_events<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
+        for _ in 0..3 {
+            self.scratch.clear();
+            conn.core.poll_transmit(&mut self.scratch);
+            if !self.scratch.is_empty() || conn.wbuf.is_some() {
+                self.write_out(conn, true, now);
+            }
+            let mut handled = false;
+            while let Some(ev) = conn.core.poll_event() {
+                handled = true;
+                self.handle_event(conn, key, ev, now);
+            }
+            if !handled {
+                break;
+            }
+        }
+        if self.scratch.capacity() > SCRATCH_KEEP {
+            self.scratch = Vec::with_capacity(64 * 1024);
+        }
+    }
+
+    fn handle_event<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, ev: Event, now: Instant) {
+        let id = self.id;
+        match ev {
+            Event::Job(job) => self.submit(conn, key, job, now),
+            Event::KexDone(s) => {
+                if s.first {
+                    if let Some(t) = conn.first_byte_at {
+                        record(
+                            &mut self.metrics.handshake,
+                            now.saturating_duration_since(t),
+                        );
+                    }
+                }
+                log::info!(
+                    "[w{id}#{key}] {} kex done{}: kex={} hostkey={} cipher={}/{} mac={}/{} \
+                     compression={}/{} in {:?}",
+                    conn.peer,
+                    if s.first { "" } else { " (rekey)" },
+                    s.kex,
+                    s.host_key,
+                    s.cipher_in,
+                    s.cipher_out,
+                    s.mac_in,
+                    s.mac_out,
+                    s.compression_in,
+                    s.compression_out,
+                    s.duration
+                );
+            }
+            Event::ServiceAccepted(name) => {
+                log::debug!("[w{id}#{key}] {} service accepted: {name}", conn.peer)
+            }
+            Event::Authenticated { user, method } => {
+                log::info!(
+                    "[w{id}#{key}] {} authenticated user={user:?} method={method}",
+                    conn.peer
+                )
+            }
+            Event::Closed {
+                code,
+                reason,
+                by_peer,
+            } => {
+                conn.closing = true;
+                *self.metrics.disconnects.entry(code).or_insert(0) += 1;
+                conn.close_reason = Some((code, reason, by_peer));
+            }
+            Event::Log(text) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
+        }
+    }
+
+    /// Sends a job to the pool, or queues it while the pool is at its bound, or refuses the
+    /// connection (DISCONNECT 12) when the wait queue is full too.
+    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
+        let label = job.label();
+        let job = if self.wait_queue.is_empty() {
+            let ticket = JobTicket {
+                worker: self.id,
+                key,
+                generation: conn.generation,
+                submitted: now,
+            };
+            match self
+                .crypto
+                .try_submit(job, label, ticket, &self.results_tx, &self.waker)
+            {
+                Ok(()) => return,
+                Err(job) => job,
+            }
+        } else {
+            job // keep FIFO order behind those already waiting
+        };
+        if self.wait_queue.len() < JOB_WAIT_QUEUE {
+            self.wait_queue
+                .push_back((key, conn.generation, job, label));
+            return;
+        }
+        self.metrics.crypto_refused += 1;
+        log::warn!(
+            "[w{}#{key}] {}: crypto queue full, refusing",
+            self.id,
+            conn.peer
+        );
+        conn.core.close(
+            DisconnectReason::TooManyConnections,
+            "too many connections",
+            now,
+        );
+    }
+
+    /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
+    fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
+        while let Some((key, generation, job, label)) = self.wait_queue.pop_front() {
+            if !conns.get(key).is_some_and(|c| c.generation == generation) {
+                continue;
+            }
+            let ticket = JobTicket {
+                worker: self.id,
+                key,
+                generation,
+                submitted: now,
+            };
+            if let Err(job) =
+                self.crypto
+                    .try_submit(job, label, ticket, &self.results_tx, &self.waker)
+            {
+                self.wait_queue.push_front((key, generation, job, label));
+                break;
+            }
+        }
+    }
+
+    /// Writes pending output plus the scratch (if `with_scratch`), with one `writev` when both
+    /// exist; keeps what the socket did not take in the connection's write buffer.
+    fn write_out<C: Core>(&mut self, conn: &mut Conn<C>, with_scratch: bool, now: Instant) {
+        let scratch: &[u8] = if with_scratch { &self.scratch } else { &[] };
+        if conn.write_failed {
+            if let Some(b) = conn.wbuf.take() {
+                self.pool.release(b);
+            }
+            return;
+        }
+        let mut taken = 0usize;
+        while conn.writable {
+            let pending = conn.wbuf.as_ref().map_or(&[][..], Buf::filled);
+            let rest = scratch.get(taken..).unwrap_or_default();
+            if pending.is_empty() && rest.is_empty() {
+                break;
+            }
+            let res = if pending.is_empty() {
+                conn.socket.write(rest)
+            } else if rest.is_empty() {
+                conn.socket.write(pending)
+            } else {
+                conn.socket
+                    .write_vectored(&[IoSlice::new(pending), IoSlice::new(rest)])
+            };
+            match res {
+                Ok(0) => {
+                    conn.write_failed = true;
+                    break;
+                }
+                Ok(n) => {
+                    let from_pending = n.min(pending.len());
+                    if let Some(b) = conn.wbuf.as_mut() {
+                        b.consume(from_pending);
+                    }
+                    taken += n - from_pending;
+                    if conn.bytes_out == 0 {
+                        record(
+                            &mut self.metrics.accept_to_banner,
+                            now.saturating_duration_since(conn.accepted_at),
+                        );
+                    }
+                    conn.bytes_out += n as u64;
+                    self.metrics.bytes_out += n as u64;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => {
+                    conn.writable = false;
+                    conn.stall_since.get_or_insert(now);
+                }
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(e) => {
+                    log::debug!("[w{}] write to {}: {e}", self.id, conn.peer);
+                    conn.write_failed = true;
+                    break;
+                }
+            }
+        }
+        let rest = scratch.get(taken..).unwrap_or_default();
+        if conn.write_failed {
+            if let Some(b) = conn.wbuf.take() {
+                self.pool.release(b);
+            }
+            return;
+        }
+        if !rest.is_empty() {
+            // Sealed bytes cannot be dropped: take memory even over the budget.
+            let need = conn.pending_out() + rest.len();
+            match conn.wbuf.take() {
+                Some(mut b) => {
+                    b.compact();
+                    if b.spare() < rest.len() {
+                        let mut bigger = self.pool.checkout_force(need);
+                        bigger.push(b.filled());
+                        self.pool.release(b);
+                        b = bigger;
+                    }
+                    b.push(rest);
+                    conn.wbuf = Some(b);
+                }
+                None => {
+                    let mut b = self.pool.checkout_force(need);
+                    b.push(rest);
+                    conn.wbuf = Some(b);
+                }
+            }
+        }
+        if conn.wbuf.as_ref().is_some_and(Buf::is_empty) {
+            if let Some(b) = conn.wbuf.take() {
+                self.pool.release(b);
+            }
+            if let Some(t) = conn.stall_since.take() {
+                record(
+                    &mut self.metrics.write_stall,
+                    now.saturating_duration_since(t),
+                );
+            }
+        }
+    }
+
+    /// Puts the connection's next deadline (core timer, or close linger) in the heap if it is
+    /// earlier than the one already armed.
+    fn arm_timer<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
+        if conn.closing && conn.linger_deadline.is_none() {
+            conn.linger_deadline = Some(now + CLOSE_LINGER);
+        }
+        let core_deadline = if conn.core.is_closed() {
+            None
+        } else {
+            conn.core.poll_timeout()
+        };
+        let want = match (core_deadline, conn.linger_deadline) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        };
+        if let Some(d) = want {
+            if conn.timer_armed.map_or(true, |armed| d < armed) {
+                self.timers.push(d, key, conn.generation);
+                conn.timer_armed = Some(d);
+            }
+        }
+    }
+
+    fn remove<C: Core>(&mut self, conns: &mut Slab<Conn<C>>, key: usize, load: &AtomicUsize) {
+        let Some(mut conn) = conns.try_remove(key) else {
+            return;
+        };
+        let _ = self.poll.registry().deregister(&mut conn.socket);
+        if let Some(b) = conn.rbuf.take() {
+            self.pool.release(b);
+        }
+        if let Some(b) = conn.wbuf.take() {
+            self.pool.release(b);
+        }
+        load.fetch_sub(1, Ordering::AcqRel);
+        self.metrics.closed += 1;
+        let (code, reason, by_peer) = conn.close_reason.take().unwrap_or((
+            DisconnectReason::ConnectionLost.code(),
+            "connection lost".into(),
+            true,
+        ));
+        log::info!(
+            "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \
+             after {:?}",
+            self.id,
+            conn.peer,
+            if by_peer { "peer" } else { "us" },
+            conn.bytes_in,
+            conn.bytes_out,
+            Instant::now().saturating_duration_since(conn.accepted_at),
+        );
+    }
+}
+
+#[cfg(test)]
+#[path = "worker_tests.rs"]
+mod tests;

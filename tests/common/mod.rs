@@ -1,0 +1,166 @@
+//! Helpers for integration tests: temporary directories and the real `sshfront` binary on an
+//! ephemeral loopback port, killed by its own PID when the handle drops.
+#![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Output, Stdio};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::{Duration, Instant};
+
+/// The binary under test.
+pub fn bin() -> &'static str {
+    env!("CARGO_BIN_EXE_sshfront")
+}
+
+/// A directory under the system temp dir, removed with everything in it on drop.
+pub struct TempDir {
+    path: PathBuf,
+}
+
+impl TempDir {
+    pub fn new(tag: &str) -> TempDir {
+        static N: AtomicUsize = AtomicUsize::new(0);
+        let nanos = std::time::SystemTime::now()
+            .duration_since(std::time::UNIX_EPOCH)
+            .map(|d| d.subsec_nanos())
+            .unwrap_or(0);
+        let path = std::env::temp_dir().join(format!(
+            "sshfront-test-{tag}-{}-{}-{nanos}",
+            std::process::id(),
+            N.fetch_add(1, Ordering::Relaxed)
+        ));
+        std::fs::create_dir_all(&path).expect("create temp dir");
+        TempDir { path }
+    }
+
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+impl Drop for TempDir {
+    fn drop(&mut self) {
+        let _ = std::fs::remove_dir_all(&self.path);
+    }
+}
+
+/// Runs the binary to completion with `args` (for flag validation tests).
+pub fn run(args: &[&str]) -> Output {
+    Command::new(bin())
+        .args(args)
+        .stdin(Stdio::null())
+        .output()
+        .expect("run sshfront")
+}
+
+/// A running server. Dropping it kills exactly the process we spawned.
+pub struct Server {
+    pub child: Child,
+    pub addr: SocketAddr,
+    pub data_dir: TempDir,
+    pub stderr_path: PathBuf,
+}
+
+impl Server {
+    /// Starts the server on 127.0.0.1:0 with a fresh data dir plus `extra` flags, and waits
+    /// (bounded) until it has written its port file.
+    pub fn start(extra: &[&str]) -> Server {
+        let data_dir = TempDir::new("server");
+        Self::start_in(data_dir, extra)
+    }
+
+    /// Like [`start`](Self::start) with a given data dir (e.g. to test key reuse).
+    pub fn start_in(data_dir: TempDir, extra: &[&str]) -> Server {
+        let port_file = data_dir.path().join("port");
+        let _ = std::fs::remove_file(&port_file);
+        let stderr_path = data_dir.path().join("stderr.log");
+        let stderr = std::fs::File::create(&stderr_path).expect("stderr log");
+        let keys = data_dir.path().join("keys");
+        let mut child = Command::new(bin())
+            .arg("--listen")
+            .arg("127.0.0.1:0")
+            .arg("--data-dir")
+            .arg(&keys)
+            .arg("--port-file")
+            .arg(&port_file)
+            .args(extra)
+            .stdin(Stdio::null())
+            .stdout(Stdio::null())
+            .stderr(stderr)
+            .spawn()
+            .expect("spawn sshfront");
+        let deadline = Instant::now() + Duration::from_secs(60);
+        let addr = loop {
+            if let Some(a) = std::fs::read_to_string(&port_file)
+                .ok()
+                .and_then(|t| t.lines().next().and_then(|l| l.trim().parse().ok()))
+            {
+                break a;
+            }
+            if let Ok(Some(status)) = child.try_wait() {
+                let log = std::fs::read_to_string(&stderr_path).unwrap_or_default();
+                panic!("sshfront exited early with {status}:\n{log}");
+            }
+            if Instant::now() > deadline {
+                let _ = child.kill();
+                let _ = child.wait();
+                panic!("sshfront did not write its port file within 60 s");
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        };
+        Server {
+            child,
+            addr,
+            data_dir,
+            stderr_path,
+        }
+    }
+
+    /// The key directory (`--data-dir`).
+    pub fn key_dir(&self) -> PathBuf {
+        self.data_dir.path().join("keys")
+    }
+
+    /// Sends `signal` to our child (by its PID only).
+    pub fn signal(&self, signal: i32) {
+        // SAFETY: kill(2) on the PID of a child we spawned and have not reaped.
+        unsafe {
+            libc::kill(self.child.id() as libc::pid_t, signal);
+        }
+    }
+
+    /// Waits (bounded) for the process to exit; returns its exit code.
+    pub fn wait_exit(&mut self, limit: Duration) -> Option<i32> {
+        let deadline = Instant::now() + limit;
+        while Instant::now() < deadline {
+            if let Ok(Some(status)) = self.child.try_wait() {
+                return status.code();
+            }
+            std::thread::sleep(Duration::from_millis(20));
+        }
+        None
+    }
+
+    pub fn stderr(&self) -> String {
+        std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
+    }
+
+    /// Stops the server and returns its stderr (data dir is kept until drop).
+    pub fn stop(mut self) -> (TempDir, String) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+        let log = self.stderr();
+        let data_dir = std::mem::replace(&mut self.data_dir, TempDir::new("moved"));
+        (data_dir, log)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        if let Ok(None) = self.child.try_wait() {
+            let _ = self.child.kill();
+            let _ = self.child.wait();
+        }
+    }
+}
