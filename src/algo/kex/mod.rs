@@ -333,4 +333,6 @@ impl ClientEphemeral {
 }
 
 #[cfg(test)]
+pub(crate) mod test_vectors;
+#[cfg(test)]
 mod tests;
