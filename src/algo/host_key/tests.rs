@@ -123,3 +123,9 @@ fn verifies_signatures_from_an_independent_implementation() {
         "expected the python signatures in the vectors file, found {n}"
     );
 }
+
+#[test]
+fn host_key_pair_is_send_and_sync() {
+    fn check<T: Send + Sync>() {}
+    check::<HostKeyPair>();
+}

@@ -112,8 +112,9 @@ impl DhKeyPair {
     }
 }
 
-/// Range-checks a peer's public value against `group` without computing anything else.
-pub(crate) fn check_peer(group: &DhGroup, peer: &[u8]) -> Result<(), KexError> {
+/// Range-checks a peer's public value (a big-endian magnitude) against `group`:
+/// 1 < y < p-1, without computing anything else.
+pub fn check_peer(group: &DhGroup, peer: &[u8]) -> Result<(), KexError> {
     parse_peer(&BigUint::from_bytes_be(&group.p), peer).map(|_| ())
 }
 

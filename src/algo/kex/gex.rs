@@ -127,7 +127,7 @@ impl GexGroups {
             let first = p.iter().position(|&b| b != 0).unwrap_or(p.len());
             let p = p.get(first..).unwrap_or(&[]).to_vec();
             let real_bits = p.len() * 8 - p.first().map_or(8, |b| b.leading_zeros() as usize);
-            if real_bits != bits as usize || g < 2 || p.last().is_none_or(|b| b & 1 == 0) {
+            if real_bits != bits as usize || g < 2 || p.last().map_or(true, |b| b & 1 == 0) {
                 return Err(format!(
                     "moduli line {lineno}: modulus does not match its size"
                 ));

@@ -254,16 +254,40 @@ pub fn server_agree(
     }
 }
 
+/// The cheap checks of [`server_agree`] alone (lengths, DH range), so the transport can refuse
+/// a bad KEXDH_INIT / KEX_ECDH_INIT / GEX_INIT at once instead of queueing a crypto job for
+/// it. Curve membership and KEM key validity are still checked by `server_agree`.
+pub fn check_client_public(
+    method: KexMethod,
+    group: Option<&dh::DhGroup>,
+    client_public: &[u8],
+) -> Result<(), KexError> {
+    let expected = match method {
+        KexMethod::Dh(_) | KexMethod::Gex => {
+            return dh::check_peer(dh_group(method, group)?, client_public)
+        }
+        KexMethod::Sntrup761X25519 => hybrid::Kem::Sntrup761.client_len(),
+        KexMethod::MlKem768X25519 => hybrid::Kem::MlKem768.client_len(),
+        _ => curve_of(method)
+            .ok_or(KexError::Internal("curve"))?
+            .public_len(),
+    };
+    if client_public.len() != expected {
+        return Err(KexError::BadPublicLength {
+            expected,
+            got: client_public.len(),
+        });
+    }
+    Ok(())
+}
+
 fn hybrid_server(kem: hybrid::Kem, client: &[u8]) -> Result<(Vec<u8>, SharedSecret), KexError> {
     let (reply, k) = hybrid::server_agree(kem, client)?;
     Ok((reply, SharedSecret::string(k)))
 }
 
 /// The group a DH method uses: fixed for `Dh`, the negotiated one for `Gex`.
-fn dh_group<'a>(
-    method: KexMethod,
-    group: Option<&'a dh::DhGroup>,
-) -> Result<&'a dh::DhGroup, KexError> {
+fn dh_group(method: KexMethod, group: Option<&dh::DhGroup>) -> Result<&dh::DhGroup, KexError> {
     match (method, group) {
         (_, Some(g)) => Ok(g),
         (KexMethod::Dh(g), None) => Ok(g),

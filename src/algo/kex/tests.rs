@@ -298,3 +298,34 @@ fn known_answer_vectors() {
         assert!(seen.contains(family), "no vector for {family}");
     }
 }
+
+#[test]
+fn cheap_checks_match_server_agree() {
+    let g14 = &dh::GROUP14;
+    assert_eq!(
+        check_client_public(KexMethod::Dh(g14), None, &[1]),
+        Err(KexError::DhValueOutOfRange)
+    );
+    assert_eq!(check_client_public(KexMethod::Gex, Some(g14), &[2]), Ok(()));
+    assert!(check_client_public(KexMethod::Gex, None, &[2]).is_err());
+    assert_eq!(
+        check_client_public(KexMethod::EcdhP384, None, &[4; 65]),
+        Err(KexError::BadPublicLength {
+            expected: 97,
+            got: 65
+        })
+    );
+    for alg in ALL {
+        let group = matches!(alg.method, KexMethod::Gex).then_some(g14);
+        if matches!(alg.method, KexMethod::Dh(g) if g.bits > 2048) {
+            continue; // keep the debug-build test fast
+        }
+        let c = ClientEphemeral::generate(alg.method, group).unwrap();
+        assert_eq!(
+            check_client_public(alg.method, group, c.public()),
+            Ok(()),
+            "{}",
+            alg.name
+        );
+    }
+}
