@@ -70,7 +70,9 @@ pub fn exponent_bits(group: &DhGroup) -> usize {
 /// Our side of a DH exchange: the private exponent x and the public value g^x mod p.
 pub(crate) struct DhKeyPair {
     p: BigUint,
-    x: BigUint,
+    p_bytes: Vec<u8>,
+    x: Vec<u8>,
+    x_bits: usize,
     public: Vec<u8>,
 }
 
@@ -85,17 +87,21 @@ impl DhKeyPair {
     /// Builds the key pair from a given exponent (used by known-answer tests as well).
     pub(crate) fn from_private(group: &DhGroup, x: &[u8]) -> Result<Self, KexError> {
         let p = BigUint::from_bytes_be(&group.p);
-        let x = BigUint::from_bytes_be(x);
-        if x <= BigUint::one() {
+        if BigUint::from_bytes_be(x) <= BigUint::one() {
             return Err(KexError::Internal("DH exponent too small"));
         }
-        let e = BigUint::from(group.g).modpow(&x, &p);
+        // The exponent's bound (its byte length, public) is all the timing may show.
+        let x_bits = x.len() * 8;
+        let e = modpow_ct(&group.g.to_be_bytes(), x, x_bits, &group.p)?;
+        let e = BigUint::from_bytes_be(&e);
         // A correct exponent of at least 256 bits never yields an invalid value; checking our own
         // output as the peer would costs nothing next to the modpow.
         check_range(&p, &e)?;
         Ok(DhKeyPair {
             p,
-            x,
+            p_bytes: group.p.to_vec(),
+            x: x.to_vec(),
+            x_bits,
             public: e.to_bytes_be(),
         })
     }
@@ -107,8 +113,8 @@ impl DhKeyPair {
     /// Validates the peer's value (1 < y < p-1) and returns K = y^x mod p as a magnitude.
     pub(crate) fn agree(&self, peer: &[u8]) -> Result<Vec<u8>, KexError> {
         let y = parse_peer(&self.p, peer)?;
-        let k = y.modpow(&self.x, &self.p);
-        Ok(k.to_bytes_be())
+        let k = modpow_ct(&y.to_bytes_be(), &self.x, self.x_bits, &self.p_bytes)?;
+        Ok(BigUint::from_bytes_be(&k).to_bytes_be())
     }
 }
 
@@ -141,6 +147,61 @@ fn check_range(p: &BigUint, y: &BigUint) -> Result<(), KexError> {
         return Err(KexError::DhValueOutOfRange);
     }
     Ok(())
+}
+
+/// base^exp mod p in constant time for a given exponent bound (crypto-bigint's fixed-window
+/// Montgomery exponentiation): the exponent is our secret, and num-bigint's `modpow` branches
+/// on its bits. Sizes are fixed per modulus width class, so a 7680-bit
+/// `moduli` entry runs in the 8192-bit class.
+fn modpow_ct(base: &[u8], exp: &[u8], exp_bits: usize, p: &[u8]) -> Result<Vec<u8>, KexError> {
+    use crypto_bigint::Limb;
+    let n = p.len();
+    let out = if n <= 128 {
+        modpow_sized::<{ 128 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else if n <= 256 {
+        modpow_sized::<{ 256 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else if n <= 384 {
+        modpow_sized::<{ 384 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else if n <= 512 {
+        modpow_sized::<{ 512 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else if n <= 768 {
+        modpow_sized::<{ 768 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else if n <= 1024 {
+        modpow_sized::<{ 1024 / Limb::BYTES }>(base, exp, exp_bits, p)
+    } else {
+        None
+    };
+    out.ok_or(KexError::Internal("DH modulus unsupported"))
+}
+
+fn modpow_sized<const L: usize>(
+    base: &[u8],
+    exp: &[u8],
+    exp_bits: usize,
+    p: &[u8],
+) -> Option<Vec<u8>> {
+    use crypto_bigint::modular::runtime_mod::{DynResidue, DynResidueParams};
+    use crypto_bigint::{Limb, Uint};
+    let size = L * Limb::BYTES;
+    // `from_be_slice` wants exactly `size` bytes: left-pad, refuse anything longer.
+    let uint = |b: &[u8]| -> Option<Uint<L>> {
+        let pad = size.checked_sub(b.len())?;
+        let mut v = vec![0u8; pad];
+        v.extend_from_slice(b);
+        Some(Uint::<L>::from_be_slice(&v))
+    };
+    // `new` panics on an even modulus; in crypto-bigint 0.5 `new_checked` is the form that
+    // reports it instead.
+    #[allow(deprecated)]
+    let params = Option::from(DynResidueParams::new_checked(&uint(p)?))?;
+    let r = DynResidue::new(&uint(base)?, params)
+        .pow_bounded_exp(&uint(exp)?, exp_bits.min(size * 8))
+        .retrieve();
+    let mut out = Vec::with_capacity(size);
+    for w in r.as_words().iter().rev() {
+        out.extend_from_slice(&w.to_be_bytes());
+    }
+    Some(out)
 }
 
 pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), KexError> {
@@ -405,6 +466,20 @@ mod tests {
         assert_eq!(pair.agree(&[0xff; 300]), Err(KexError::DhValueOutOfRange));
         // Leading zeros are tolerated; 2 is in range.
         assert!(pair.agree(&[0, 0, 2]).is_ok());
+    }
+
+    #[test]
+    fn constant_time_modpow_matches_num_bigint() {
+        for g in [&GROUP1, &GROUP14, &GROUP15] {
+            let p = BigUint::from_bytes_be(&g.p);
+            let x = [0x5au8; 40];
+            let y = BigUint::from(0x1234_5678u32) * BigUint::from(0xdead_beefu32);
+            let want = y.modpow(&BigUint::from_bytes_be(&x), &p);
+            let got = modpow_ct(&y.to_bytes_be(), &x, 320, &g.p).unwrap();
+            assert_eq!(BigUint::from_bytes_be(&got), want, "{} bits", g.bits);
+        }
+        assert!(modpow_ct(&[2], &[3], 8, &[0u8; 1025]).is_err());
+        assert!(modpow_ct(&[2], &[3], 8, &[4]).is_err(), "even modulus");
     }
 
     #[test]
