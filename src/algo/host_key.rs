@@ -106,9 +106,10 @@ enum Signer {
     /// P-256 or P-384, with ring's fixed-width r || s output re-encoded as two mpints.
     Ecdsa(HostKeyAlg, rsig::EcdsaKeyPair),
     P521(Box<p521::ecdsa::SigningKey>),
-    /// ring signs rsa-sha2-*; ring has no SHA-1 RSA signing, so ssh-rsa goes through the
-    /// `rsa` crate (with blinding).
-    Rsa(Box<rsig::RsaKeyPair>, Box<rsa::RsaPrivateKey>),
+    /// ring signs rsa-sha2-* (for moduli up to 4096 bits, ring's limit for private keys);
+    /// ring has no SHA-1 RSA signing, so ssh-rsa, and every signature of a larger key, goes
+    /// through the `rsa` crate (with blinding).
+    Rsa(Option<Box<rsig::RsaKeyPair>>, Box<rsa::RsaPrivateKey>),
 }
 
 /// Signature algorithms per key type.
@@ -215,12 +216,12 @@ impl HostKeyPair {
                 Signer::P521(Box::new(sk))
             }
             KeypairData::Rsa(kp) => {
-                let pair = ring_rsa(kp).ok_or_else(|| bad("rsa"))?;
+                let pair = ring_rsa(kp);
                 let legacy = rsa_crate_key(kp).ok_or_else(|| bad("rsa"))?;
                 let e = kp.public.e.as_positive_bytes().ok_or_else(|| bad("rsa"))?;
                 let n = kp.public.n.as_positive_bytes().ok_or_else(|| bad("rsa"))?;
                 w.string(b"ssh-rsa").mpint(e).mpint(n);
-                Signer::Rsa(Box::new(pair), Box::new(legacy))
+                Signer::Rsa(pair.map(Box::new), Box::new(legacy))
             }
             KeypairData::Encrypted(_) => {
                 return Err(HostKeyError::Parse(
@@ -289,10 +290,7 @@ impl HostKeyPair {
                 w.mpint(&r).mpint(&s);
                 w.end_string(at);
             }
-            Signer::Rsa(_, legacy) if alg == HostKeyAlg::SshRsa => {
-                w.string(&sign_rsa_sha1(legacy, data)?);
-            }
-            Signer::Rsa(pair, _) => {
+            Signer::Rsa(Some(pair), _) if alg != HostKeyAlg::SshRsa => {
                 let padding: &'static dyn rsig::RsaEncoding = match alg {
                     HostKeyAlg::RsaSha512 => &rsig::RSA_PKCS1_SHA512,
                     _ => &rsig::RSA_PKCS1_SHA256,
@@ -301,6 +299,9 @@ impl HostKeyPair {
                 pair.sign(padding, &SystemRandom::new(), data, &mut sig)
                     .map_err(|_| HostKeyError::Sign)?;
                 w.string(&sig);
+            }
+            Signer::Rsa(_, key) => {
+                w.string(&sign_rsa_pkcs1(key, alg, data)?);
             }
         }
         Ok(out)
@@ -312,15 +313,32 @@ impl HostKeyPair {
     }
 }
 
-/// RFC 8017 §9.2 EMSA-PKCS1-v1_5 with SHA-1: DigestInfo prefix then the digest, signed by the
-/// `rsa` crate's blinded private operation.
-fn sign_rsa_sha1(key: &rsa::RsaPrivateKey, data: &[u8]) -> Result<Vec<u8>, HostKeyError> {
-    const SHA1_DIGEST_INFO: [u8; 15] = [
+/// RFC 8017 §9.2 EMSA-PKCS1-v1_5: DigestInfo prefix then the digest, signed by the `rsa`
+/// crate's blinded private operation.
+fn sign_rsa_pkcs1(
+    key: &rsa::RsaPrivateKey,
+    alg: HostKeyAlg,
+    data: &[u8],
+) -> Result<Vec<u8>, HostKeyError> {
+    // RFC 8017 §9.2 note 1: the DER DigestInfo prefixes.
+    const SHA1: &[u8] = &[
         0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
     ];
-    let digest = ring::digest::digest(&ring::digest::SHA1_FOR_LEGACY_USE_ONLY, data);
-    let mut t = SHA1_DIGEST_INFO.to_vec();
-    t.extend_from_slice(digest.as_ref());
+    const SHA256: &[u8] = &[
+        0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
+        0x05, 0x00, 0x04, 0x20,
+    ];
+    const SHA512: &[u8] = &[
+        0x30, 0x51, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x03,
+        0x05, 0x00, 0x04, 0x40,
+    ];
+    let (prefix, hash) = match alg {
+        HostKeyAlg::RsaSha512 => (SHA512, &ring::digest::SHA512),
+        HostKeyAlg::RsaSha256 => (SHA256, &ring::digest::SHA256),
+        _ => (SHA1, &ring::digest::SHA1_FOR_LEGACY_USE_ONLY),
+    };
+    let mut t = prefix.to_vec();
+    t.extend_from_slice(ring::digest::digest(hash, data).as_ref());
     key.sign_with_rng(
         &mut rand_core::OsRng,
         rsa::Pkcs1v15Sign::new_unprefixed(),

@@ -129,3 +129,27 @@ fn host_key_pair_is_send_and_sync() {
     fn check<T: Send + Sync>() {}
     check::<HostKeyPair>();
 }
+
+/// The `rsa`-crate path (keys over ring's 4096-bit limit) makes the same signatures as ring:
+/// PKCS#1 v1.5 is deterministic.
+#[test]
+fn rsa_fallback_signs_like_ring() {
+    let (pair, _) = HostKeyPair::generate(KeyKind::Rsa { bits: 2048 }).unwrap();
+    let Signer::Rsa(Some(ring_pair), legacy) = &pair.signer else {
+        panic!("rsa")
+    };
+    assert!(ring_pair.public().modulus_len() == 256);
+    for alg in [
+        HostKeyAlg::RsaSha256,
+        HostKeyAlg::RsaSha512,
+        HostKeyAlg::SshRsa,
+    ] {
+        let fallback = sign_rsa_pkcs1(legacy, alg, b"data").unwrap();
+        let mut blob = Vec::new();
+        Writer::new(&mut blob)
+            .string(alg.name().as_bytes())
+            .string(&fallback);
+        verify(alg, pair.public_blob(), b"data", &blob).unwrap();
+        assert_eq!(pair.sign(alg, b"data").unwrap(), blob, "{alg:?}");
+    }
+}
