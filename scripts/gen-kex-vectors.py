@@ -8,7 +8,9 @@ blank line, one `key = value` per line (byte strings in hex), `#` starts a comme
 For each KEX family: fixed private values -> public values and the shared secret K (computed by
 `cryptography`), the exchange hash H (RFC 4253 §8 / RFC 4419 §3 / RFC 5656 §4), and the six keys
 of RFC 4253 §7.2, some longer than one hash output. The hybrids use fixed KEM outputs (no
-sntrup761 / ML-KEM in `cryptography`): the vector checks K = HASH(kem || x25519) and the rest.
+sntrup761 in `cryptography`): the vector checks K = HASH(kem || x25519) and the rest. ML-KEM-768
+is real (cryptography >= 47): key pair from a fixed 64-byte seed d || z, a ciphertext made by
+`cryptography`'s encapsulation, so the Rust side checks its key generation and decapsulation.
 Host-key blocks carry signatures made by `cryptography` in the SSH wire format.
 
 Usage: python3 scripts/gen-kex-vectors.py > tests/data/kex_vectors.txt
@@ -20,7 +22,7 @@ import struct
 import sys
 
 from cryptography.hazmat.primitives import hashes, serialization
-from cryptography.hazmat.primitives.asymmetric import dh, ec, ed25519, padding, rsa, x25519
+from cryptography.hazmat.primitives.asymmetric import dh, ec, ed25519, mlkem, padding, rsa, x25519
 from cryptography.hazmat.primitives.asymmetric.utils import decode_dss_signature
 
 # RFC 3526 primes (same construction as RFC 3526 states; cross-checked by the Rust tests).
@@ -191,6 +193,20 @@ def hybrid_vector(name, hname, kem_pub_len, kem_ct_len):
             ("k", k)])
 
 
+def mlkem_vector(name):
+    pa, pb, xk = x25519_pair(name)
+    seed = seeded(name + "/mlkem-seed", 64)
+    dk = mlkem.MLKEM768PrivateKey.from_seed_bytes(seed)
+    ek = dk.public_key().public_bytes_raw()
+    kem_ss, ct = dk.public_key().encapsulate()
+    assert dk.decapsulate(ct) == kem_ss
+    q_c, q_s = ek + pa, ct + pb
+    k = hashlib.sha256(kem_ss + xk).digest()
+    finish(name, "sha256", string(q_c) + string(q_s), string(k),
+           [("q_c", q_c), ("q_s", q_s), ("mlkem_seed", seed), ("kem_shared", kem_ss),
+            ("x25519_shared", xk), ("k", k)])
+
+
 def ecdsa_sig_blob(name, der):
     r, s = decode_dss_signature(der)
     return string(name.encode()) + string(mpint(r) + mpint(s))
@@ -241,6 +257,7 @@ def main():
     ecdh_vector("ecdh-sha2-nistp521", "sha512", ec.SECP521R1(), 66)
     curve25519_vector("curve25519-sha256")
     hybrid_vector("mlkem768x25519-sha256", "sha256", 1184, 1088)
+    mlkem_vector("mlkem768x25519-sha256")
     hybrid_vector("sntrup761x25519-sha512", "sha512", 1158, 1039)
     hostkey_vectors()
 

@@ -184,6 +184,9 @@ fn known_answer_vectors() {
                 };
                 assert_eq!(b.hex("q_c").len(), kem.client_len());
                 assert_eq!(b.hex("q_s").len(), kem.server_len());
+                if let Some(seed) = b.get("mlkem_seed") {
+                    mlkem_decapsulates_python_ciphertext(&hex::decode(seed).unwrap(), &b);
+                }
                 let k = kem.combine(&b.hex("kem_shared"), &b.hex("x25519_shared"));
                 assert_eq!(k, b.hex("k"));
                 assert_eq!(
@@ -328,4 +331,26 @@ fn cheap_checks_match_server_agree() {
             alg.name
         );
     }
+}
+
+/// ML-KEM-768 from the seed in the vector: our key generation gives Python's encapsulation
+/// key, and decapsulating Python's ciphertext gives its shared secret.
+fn mlkem_decapsulates_python_ciphertext(seed: &[u8], b: &test_vectors::Block) {
+    use ml_kem::kem::Decapsulate;
+    use ml_kem::{EncodedSizeUser, KemCore, MlKem768, B32};
+    let d = B32::try_from(&seed[..32]).unwrap();
+    let z = B32::try_from(&seed[32..]).unwrap();
+    let (dk, ek) = MlKem768::generate_deterministic(&d, &z);
+    let q_c = b.hex("q_c");
+    assert_eq!(
+        ek.as_bytes().as_slice(),
+        &q_c[..1184],
+        "ML-KEM encapsulation key"
+    );
+    let q_s = b.hex("q_s");
+    let ct = ml_kem::Ciphertext::<MlKem768>::try_from(&q_s[..1088]).unwrap();
+    assert_eq!(
+        dk.decapsulate(&ct).unwrap().as_slice(),
+        b.hex("kem_shared").as_slice()
+    );
 }
