@@ -126,7 +126,8 @@ impl GexGroups {
             let p = decode_hex(modulus).ok_or(format!("moduli line {lineno}: bad modulus"))?;
             let first = p.iter().position(|&b| b != 0).unwrap_or(p.len());
             let p = p.get(first..).unwrap_or(&[]).to_vec();
-            let real_bits = p.len() * 8 - p.first().map_or(8, |b| b.leading_zeros() as usize);
+            let real_bits =
+                (p.len() * 8).saturating_sub(p.first().map_or(8, |b| b.leading_zeros() as usize));
             if real_bits != bits as usize || g < 2 || p.last().map_or(true, |b| b & 1 == 0) {
                 return Err(format!(
                     "moduli line {lineno}: modulus does not match its size"
@@ -266,5 +267,7 @@ mod tests {
         assert!(GexGroups::from_moduli("1 2 6 100\n").is_err());
         assert!(GexGroups::from_moduli(&format!("1 2 6 100 3071 2 {p14}\n")).is_err());
         assert!(GexGroups::from_moduli("# nothing\n").is_err());
+        assert!(GexGroups::from_moduli("1 2 6 100 2047 2 0000\n").is_err());
+        assert!(GexGroups::from_moduli("1 2 6 100 2047 2 \n").is_err());
     }
 }
