@@ -1,4 +1,7 @@
-//! The exchange hash H (RFC 4253 §8, RFC 4419 §3, RFC 5656 §4, RFC 8731). STUB.
+//! The exchange hash H (RFC 4253 §8, RFC 4419 §3, RFC 5656 §4, RFC 8731).
+
+use crate::algo::HashAlg;
+use crate::wire::Writer;
 
 /// The method-specific middle of the exchange hash.
 pub enum HashMiddle<'a> {
@@ -31,7 +34,59 @@ pub struct HashInputs<'a> {
     pub k_encoded: &'a [u8],
 }
 
-/// Computes H. STUB.
-pub fn exchange_hash(_hash: crate::algo::HashAlg, _inputs: &HashInputs<'_>) -> Vec<u8> {
-    todo!()
+/// H = HASH(string V_C || string V_S || string I_C || string I_S || string K_S || middle || K).
+///
+/// The middle is `mpint e, mpint f` for fixed-group DH, the raw request then `mpint p, g, e, f`
+/// for group exchange (RFC 4419 §3), `string Q_C, string Q_S` for ECDH and the hybrids.
+/// `k_encoded` is appended as is (already an mpint or a string).
+pub fn exchange_hash(hash: HashAlg, inputs: &HashInputs) -> Vec<u8> {
+    let mut buf = Vec::with_capacity(encoded_len(inputs));
+    let mut w = Writer::new(&mut buf);
+    w.string(inputs.v_c)
+        .string(inputs.v_s)
+        .string(inputs.i_c)
+        .string(inputs.i_s);
+    w.string(inputs.k_s);
+    match inputs.middle {
+        HashMiddle::Dh { e, f } => {
+            w.mpint(e).mpint(f);
+        }
+        HashMiddle::Gex {
+            request,
+            p,
+            g,
+            e,
+            f,
+        } => {
+            w.raw(request).mpint(p).mpint(g).mpint(e).mpint(f);
+        }
+        HashMiddle::Ecdh { q_c, q_s } => {
+            w.string(q_c).string(q_s);
+        }
+    }
+    w.raw(inputs.k_encoded);
+    ring::digest::digest(hash.ring(), &buf).as_ref().to_vec()
+}
+
+/// Upper bound of the hashed bytes, so the buffer is allocated once.
+fn encoded_len(i: &HashInputs) -> usize {
+    let middle = match i.middle {
+        HashMiddle::Dh { e, f } => e.len() + f.len() + 10,
+        HashMiddle::Gex {
+            request,
+            p,
+            g,
+            e,
+            f,
+        } => request.len() + p.len() + g.len() + e.len() + f.len() + 20,
+        HashMiddle::Ecdh { q_c, q_s } => q_c.len() + q_s.len() + 8,
+    };
+    i.v_c.len()
+        + i.v_s.len()
+        + i.i_c.len()
+        + i.i_s.len()
+        + i.k_s.len()
+        + 20
+        + middle
+        + i.k_encoded.len()
 }
