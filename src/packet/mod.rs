@@ -317,8 +317,9 @@ impl PacketOpener {
         std::mem::take(&mut self.inflated)
     }
 
-    pub fn restore_inflated(&mut self, mut v: Vec<u8>) {
-        v.clear();
+    /// Puts the payload back unchanged, so a later reader of the same packet (the service layer
+    /// after the transport's dispatch) sees it too; the next inflate clears it.
+    pub fn restore_inflated(&mut self, v: Vec<u8>) {
         self.inflated = v;
     }
 

@@ -453,7 +453,7 @@ impl Transport {
             let mut r = crate::wire::Reader::new(p.get(5..).unwrap_or(&[]));
             while let (Ok(name), Ok(value)) = (r.string("name"), r.string("value")) {
                 if name == b"server-sig-algs" {
-                    self.server_sig_algs = Some(version::printable(value));
+                    self.server_sig_algs = Some(version::printable_max(value, 1024));
                 }
             }
         }

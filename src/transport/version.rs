@@ -102,10 +102,15 @@ pub fn our_line(software_version: &str, comment: Option<&str>) -> Vec<u8> {
     v
 }
 
-/// A log-safe rendering of peer bytes (printable ASCII, capped).
+/// A log-safe rendering of peer bytes (printable ASCII, capped at 80 characters).
 pub fn printable(b: &[u8]) -> String {
+    printable_max(b, 80)
+}
+
+/// Printable ASCII rendering of peer bytes, capped at `max` characters.
+pub fn printable_max(b: &[u8], max: usize) -> String {
     b.iter()
-        .take(80)
+        .take(max)
         .map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' })
         .collect()
 }
