@@ -126,7 +126,14 @@ const RSA_ALGS: &[HostKeyAlg] = &[
 impl HostKeyPair {
     /// Parses an OpenSSH private key file (unencrypted) with `ssh-key`.
     pub fn from_openssh(text: &str) -> Result<Self, HostKeyError> {
-        let key = ssh_key::PrivateKey::from_openssh(text).map_err(|e| parse_err(&e))?;
+        let key = match ssh_key::PrivateKey::from_openssh(text) {
+            Ok(k) => k,
+            Err(e) => {
+                // ssh-key 0.6 wants the ECDSA scalar at full field width; see `pad_ecdsa_scalar`.
+                let fixed = pad_ecdsa_scalar(text).ok_or_else(|| parse_err(&e))?;
+                ssh_key::PrivateKey::from_openssh(&fixed).map_err(|e| parse_err(&e))?
+            }
+        };
         Self::from_ssh_key(&key)
     }
 
@@ -596,3 +603,80 @@ fn ecdsa_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>, VerifyError> {
 
 #[cfg(test)]
 mod tests;
+
+/// ssh-key 0.6 decodes an ECDSA private scalar as exactly the field width (32, 48 or 66 bytes),
+/// but OpenSSH writes it as a minimal mpint: about half of all P-521 keys from `ssh-keygen` (and
+/// 1 in 256 P-256/P-384 keys) then fail with "length invalid". This re-encodes an unencrypted
+/// `openssh-key-v1` container with the scalar left-padded to the field width, so ssh-key can
+/// parse it. Returns `None` for anything else (encrypted, other key types, malformed).
+fn pad_ecdsa_scalar(text: &str) -> Option<String> {
+    use base64ct::{Base64, Encoding};
+    use crate::wire::{Reader, Writer};
+    const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
+    const END: &str = "-----END OPENSSH PRIVATE KEY-----";
+    const MAGIC: &[u8] = b"openssh-key-v1\0";
+    let body: String = text
+        .lines()
+        .map(str::trim)
+        .skip_while(|l| *l != BEGIN)
+        .skip(1)
+        .take_while(|l| *l != END)
+        .collect();
+    let blob = Base64::decode_vec(&body).ok()?;
+    let mut r = Reader::new(&blob);
+    if r.bytes(MAGIC.len(), "magic").ok()? != MAGIC {
+        return None;
+    }
+    let cipher = r.string("cipher").ok()?;
+    let kdf = r.string("kdf").ok()?;
+    let kdf_opts = r.string("kdf options").ok()?;
+    let nkeys = r.u32("nkeys").ok()?;
+    let public = r.string("public").ok()?;
+    let private = r.string("private").ok()?;
+    if cipher != b"none" || nkeys != 1 {
+        return None;
+    }
+    let mut p = Reader::new(private);
+    let check1 = p.u32("check").ok()?;
+    let check2 = p.u32("check").ok()?;
+    let key_type = p.string("key type").ok()?;
+    let width = match key_type {
+        b"ecdsa-sha2-nistp256" => 32,
+        b"ecdsa-sha2-nistp384" => 48,
+        b"ecdsa-sha2-nistp521" => 66,
+        _ => return None,
+    };
+    let curve = p.string("curve").ok()?;
+    let q = p.string("Q").ok()?;
+    let d = p.mpint_positive("d").ok()?;
+    let comment = p.string("comment").ok()?;
+    if d.len() > width {
+        return None;
+    }
+    let mut padded = vec![0u8; width - d.len()];
+    padded.extend_from_slice(d);
+    let mut priv_out = Vec::new();
+    let mut w = Writer::new(&mut priv_out);
+    w.u32(check1).u32(check2).string(key_type).string(curve).string(q).string(&padded);
+    w.string(comment);
+    // The private section is padded with 1, 2, 3, ... to the block size (8 for "none").
+    let mut i = 1u8;
+    while priv_out.len() % 8 != 0 {
+        priv_out.push(i);
+        i = i.wrapping_add(1);
+    }
+    let mut out = Vec::new();
+    let mut w = Writer::new(&mut out);
+    w.raw(MAGIC).string(cipher).string(kdf).string(kdf_opts).u32(nkeys).string(public);
+    w.string(&priv_out);
+    let b64 = Base64::encode_string(&out);
+    let mut pem = String::from(BEGIN);
+    pem.push('\n');
+    for chunk in b64.as_bytes().chunks(70) {
+        pem.push_str(std::str::from_utf8(chunk).ok()?);
+        pem.push('\n');
+    }
+    pem.push_str(END);
+    pem.push('\n');
+    Some(pem)
+}

@@ -153,3 +153,14 @@ fn rsa_fallback_signs_like_ring() {
         assert_eq!(pair.sign(alg, b"data").unwrap(), blob, "{alg:?}");
     }
 }
+
+/// An ssh-keygen P-521 key whose private scalar is a 65-byte mpint: ssh-key 0.6 alone refuses
+/// it ("length invalid"); `from_openssh` must load it and sign with it.
+#[test]
+fn p521_key_with_short_scalar_from_ssh_keygen_loads() {
+    let text = include_str!("../../../tests/data/ecdsa521_short_scalar_key");
+    assert!(ssh_key::PrivateKey::from_openssh(text).is_err(), "fixture no longer exercises the bug");
+    let key = HostKeyPair::from_openssh(text).expect("padded and parsed");
+    let sig = key.sign(HostKeyAlg::EcdsaP521, b"data").expect("sign");
+    verify(HostKeyAlg::EcdsaP521, key.public_blob(), b"data", &sig).expect("verify");
+}
