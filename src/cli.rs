@@ -89,6 +89,11 @@ pub struct Args {
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
     pub compression: Option<String>,
 
+    /// OpenSSH `moduli` file with the groups offered for diffie-hellman-group-exchange (safe
+    /// primes of 2048–8192 bits) [default: the built-in RFC 3526 groups].
+    #[arg(long, value_name = "FILE")]
+    pub moduli: Option<PathBuf>,
+
     /// Rekey after BYTES (K/M/G suffixes) and optionally SECONDS, like OpenSSH's RekeyLimit;
     /// "default" keeps the per-cipher volume [default: per cipher, no time limit].
     #[arg(long, value_name = "BYTES[:SECONDS]")]

@@ -115,7 +115,6 @@ fn refuses_host_key_readable_by_others() {
 }
 
 #[test]
-#[ignore = "needs host_key implementation"]
 fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
     let server = Server::start(&["--workers", "1", "--crypto-threads", "1"]);
     let keys = server.key_dir();

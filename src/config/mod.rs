@@ -151,6 +151,20 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
     })
 }
 
+/// Groups for group exchange: the built-in RFC 3526 ones, or those of `--moduli FILE`.
+fn gex_groups(args: &Args) -> Result<GexGroups, ConfigError> {
+    let Some(path) = &args.moduli else {
+        return Ok(GexGroups::builtin());
+    };
+    let err = |message: String| ConfigError { flag: "--moduli", message };
+    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let groups = GexGroups::from_moduli(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    if groups.groups.is_empty() {
+        return Err(err(format!("{}: no usable group (safe primes of 2048-8192 bits)", path.display())));
+    }
+    Ok(groups)
+}
+
 fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
     use crate::algo::{cipher, kex, mac};
 
@@ -217,7 +231,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         macs: mac_names.iter().filter_map(|n| mac::by_name(n)).collect(),
         compression,
         host_keys: Vec::new(),
-        gex_groups: Arc::new(GexGroups { groups: Vec::new() }),
+        gex_groups: Arc::new(gex_groups(args)?),
         rekey_bytes: rekey.bytes,
         rekey_interval: rekey.interval,
         kex_timeout: DEFAULT_KEX_TIMEOUT,
