@@ -427,6 +427,7 @@ impl Transport {
             return Err(Error::UnexpectedKexMessage { msg, expected: name });
         }
         let reply = KexReply::parse(p, msg, is_mpint).msg(msg)?;
+        self.server_host_key = Some(reply.k_s.to_vec());
         let parts = self.hash_parts(gex, neg);
         let job = ClientFinishJob {
             eph,

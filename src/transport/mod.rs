@@ -132,6 +132,8 @@ pub struct Transport {
     /// EXT_INFO messages received, and the server-sig-algs value (client role).
     ext_info_count: u32,
     server_sig_algs: Option<String>,
+    /// Client role: the host key blob the server presented in the last exchange.
+    server_host_key: Option<Vec<u8>>,
 }
 
 impl Transport {
@@ -201,6 +203,7 @@ impl Transport {
             kex_count: 0,
             ext_info_count: 0,
             server_sig_algs: None,
+            server_host_key: None,
         }
     }
 
@@ -463,6 +466,11 @@ impl Transport {
     /// Client role: the server's `server-sig-algs` extension (RFC 8308 §3.1), if it sent one.
     pub fn server_sig_algs(&self) -> Option<&str> {
         self.server_sig_algs.as_deref()
+    }
+
+    /// Client role: the server's host key blob (K_S) from the last key exchange.
+    pub fn server_host_key(&self) -> Option<&[u8]> {
+        self.server_host_key.as_deref()
     }
 
     /// EXT_INFO messages received so far.

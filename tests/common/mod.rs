@@ -2,6 +2,8 @@
 //! ephemeral loopback port, killed by its own PID when the handle drops.
 #![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod sshclient;
+
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Output, Stdio};
