@@ -36,7 +36,8 @@ fn handshake(cfg: &Arc<TransportConfig>) -> Duration {
     let mut server_time = Duration::ZERO;
     let t = Instant::now();
     let now = Instant::now();
-    let mut server = Transport::new_server(cfg.clone(), Box::new(SystemRng), &["ssh-userauth"], now);
+    let mut server =
+        Transport::new_server(cfg.clone(), Box::new(SystemRng), &["ssh-userauth"], now);
     server_time += t.elapsed();
     let mut client = Transport::new_client(cfg.clone(), Box::new(SystemRng), None, now);
     let (mut c2s, mut s2c) = (Vec::new(), Vec::new());
@@ -84,7 +85,13 @@ fn pump(t: &mut Transport, buf: &mut Vec<u8>, now: Instant) {
 fn bench(c: &mut Criterion) {
     let mut g = c.benchmark_group("server_cpu_per_handshake");
     g.sample_size(20).measurement_time(Duration::from_secs(3));
-    for k in ["curve25519-sha256", "ecdh-sha2-nistp256", "mlkem768x25519-sha256", "sntrup761x25519-sha512", "diffie-hellman-group14-sha256"] {
+    for k in [
+        "curve25519-sha256",
+        "ecdh-sha2-nistp256",
+        "mlkem768x25519-sha256",
+        "sntrup761x25519-sha512",
+        "diffie-hellman-group14-sha256",
+    ] {
         let cfg = Arc::new(config(k));
         g.bench_function(k, |b| {
             b.iter_custom(|iters| (0..iters).map(|_| handshake(&cfg)).sum());

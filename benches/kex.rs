@@ -93,9 +93,7 @@ fn raw_ring(c: &mut Criterion) {
     });
     let pkcs8 = signature::Ed25519KeyPair::generate_pkcs8(&rng).unwrap();
     let kp = signature::Ed25519KeyPair::from_pkcs8(pkcs8.as_ref()).unwrap();
-    g.bench_function("ed25519 sign", |b| {
-        b.iter(|| kp.sign(black_box(&[7u8; 32])))
-    });
+    g.bench_function("ed25519 sign", |b| b.iter(|| kp.sign(black_box(&[7u8; 32]))));
     g.finish();
 }
 

@@ -60,10 +60,9 @@ fn seal_open(c: &mut Criterion) {
 fn raw_ring(c: &mut Criterion) {
     let mut g = c.benchmark_group("raw primitives 32KiB");
     g.throughput(Throughput::Bytes(PAYLOAD as u64));
-    for (name, alg, klen) in [
-        ("AES-128-GCM", &AES_128_GCM, 16),
-        ("CHACHA20-POLY1305", &CHACHA20_POLY1305, 32),
-    ] {
+    for (name, alg, klen) in
+        [("AES-128-GCM", &AES_128_GCM, 16), ("CHACHA20-POLY1305", &CHACHA20_POLY1305, 32)]
+    {
         let key = LessSafeKey::new(UnboundKey::new(alg, &vec![7u8; klen]).unwrap());
         let mut data = vec![0u8; PAYLOAD];
         let mut n = 0u64;
@@ -113,9 +112,7 @@ fn raw_ring(c: &mut Criterion) {
     ] {
         let key = ring::hmac::Key::new(alg, &[3u8; 32]);
         let data = vec![0u8; PAYLOAD];
-        g.bench_function(name, |b| {
-            b.iter(|| black_box(ring::hmac::sign(&key, &data)))
-        });
+        g.bench_function(name, |b| b.iter(|| black_box(ring::hmac::sign(&key, &data))));
     }
     g.finish();
 }

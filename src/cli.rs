@@ -148,9 +148,7 @@ fn parse_positive_u64(s: &str) -> Result<u64, String> {
 
 /// Number of cores, the default for `--workers` and `--crypto-threads`.
 pub fn available_cores() -> usize {
-    std::thread::available_parallelism()
-        .map(|n| n.get())
-        .unwrap_or(1)
+    std::thread::available_parallelism().map(|n| n.get()).unwrap_or(1)
 }
 
 #[cfg(test)]
@@ -166,10 +164,7 @@ mod tests {
     #[test]
     fn defaults() {
         let a = Args::try_parse_from(["sshfront"]).unwrap();
-        assert_eq!(
-            a.listen,
-            vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]
-        );
+        assert_eq!(a.listen, vec![DEFAULT_LISTEN.parse::<SocketAddr>().unwrap()]);
         assert_eq!(a.crypto_queue, DEFAULT_CRYPTO_QUEUE);
         assert_eq!(a.log_level, LogLevel::Info);
     }

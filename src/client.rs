@@ -54,7 +54,9 @@ impl ClientConnection {
                     let base = off;
                     off += consumed;
                     let msg = match payload {
-                        PayloadAt::Input(r) => input.get(base + r.start..base + r.end).unwrap_or(&[]).to_vec(),
+                        PayloadAt::Input(r) => {
+                            input.get(base + r.start..base + r.end).unwrap_or(&[]).to_vec()
+                        }
                         PayloadAt::Inflated => {
                             let v = self.transport.take_inflated();
                             let m = v.clone();

@@ -57,7 +57,11 @@ pub fn server_transport(config: &Arc<TransportConfig>, data: &[u8], now: Instant
         }
         t.poll_transmit(&mut out);
         out.clear();
-        if t.is_closed() || (!ran && !t.is_waiting_for_job() && matches!(t.read(&mut buf, now), Read::Wait | Read::Closed)) {
+        if t.is_closed()
+            || (!ran
+                && !t.is_waiting_for_job()
+                && matches!(t.read(&mut buf, now), Read::Wait | Read::Closed))
+        {
             return;
         }
     }
@@ -69,7 +73,8 @@ pub fn fuzz_config() -> TransportConfig {
     use crate::algo::kex::gex::GexGroups;
     use crate::algo::{cipher, kex, mac};
     use crate::transport::config as c;
-    let host_keys = HostKeyPair::generate(KeyKind::Ed25519).map(|(k, _)| vec![Arc::new(k)]).unwrap_or_default();
+    let host_keys =
+        HostKeyPair::generate(KeyKind::Ed25519).map(|(k, _)| vec![Arc::new(k)]).unwrap_or_default();
     TransportConfig {
         software_version: "sshfront_fuzz".into(),
         comment: None,
@@ -120,7 +125,8 @@ mod tests {
     /// printed; set SSHFRONT_FUZZ_SEED to replay.
     #[test]
     fn fuzz_smoke() {
-        let seed: u64 = std::env::var("SSHFRONT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xf022);
+        let seed: u64 =
+            std::env::var("SSHFRONT_FUZZ_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0xf022);
         eprintln!("fuzz_smoke seed {seed}");
         let config = Arc::new(fuzz_config());
         #[allow(clippy::disallowed_methods)]
@@ -136,7 +142,8 @@ mod tests {
             let mut data = base.clone();
             let flips = 1 + usize::from(byte(&mut rng) % 8);
             for _ in 0..flips {
-                let i = (usize::from(byte(&mut rng)) << 8 | usize::from(byte(&mut rng))) % data.len();
+                let i =
+                    (usize::from(byte(&mut rng)) << 8 | usize::from(byte(&mut rng))) % data.len();
                 data[i] = byte(&mut rng);
             }
             if case % 5 == 0 {

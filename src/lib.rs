@@ -15,17 +15,14 @@
 //! `connection`, `server`, `client`) is sans-IO — bytes, `now` and finished crypto jobs in;
 //! sealed bytes, events, jobs and deadlines out. The runtime (`runtime`, `metrics`) is the only
 //! place with sockets, threads, clocks and signals.
-#![cfg_attr(
-    not(test),
-    deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo)
-)]
+#![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 pub mod algo;
+pub mod cli;
 pub mod client;
+pub mod config;
 #[doc(hidden)]
 pub mod fuzz_entry;
-pub mod cli;
-pub mod config;
 pub mod metrics;
 pub mod packet;
 pub mod runtime;

@@ -18,10 +18,8 @@ fn main() -> ExitCode {
             }
             // clap's first line names the flag; the usage lines after it are noise here.
             let rendered = e.render().to_string();
-            let line = rendered
-                .lines()
-                .find(|l| !l.trim().is_empty())
-                .unwrap_or("invalid arguments");
+            let line =
+                rendered.lines().find(|l| !l.trim().is_empty()).unwrap_or("invalid arguments");
             eprintln!("sshfront: {}", line.trim());
             return ExitCode::from(2);
         }

@@ -3,7 +3,9 @@
 
 use crate::algo::{Rng, SystemRng};
 use crate::packet::PayloadAt;
-use crate::transport::{self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig};
+use crate::transport::{
+    self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig,
+};
 use crate::wire::{msg_no, Writer};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -38,11 +40,7 @@ pub enum Event {
     Authenticated { user: String, method: &'static str },
     /// The connection is over. `by_peer`: the peer sent DISCONNECT (or closed) rather than us.
     /// Flush what `poll_transmit` still gives, then close the socket.
-    Closed {
-        code: u32,
-        reason: String,
-        by_peer: bool,
-    },
+    Closed { code: u32, reason: String, by_peer: bool },
     /// Something worth a log line (DEBUG with always_display, an ignored oddity).
     Log(String),
 }
@@ -69,7 +67,8 @@ impl ServerConnection {
         rng: Box<dyn Rng>,
         now: Instant,
     ) -> Self {
-        let transport = Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
+        let transport =
+            Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
@@ -133,7 +132,10 @@ impl ServerConnection {
                 // No authentication method is configured in this build of the service layer:
                 // every request fails, listing what a client could try once it is.
                 let _ = self.transport.send_with(|o| {
-                    Writer::new(o).u8(msg_no::USERAUTH_FAILURE).name_list(["publickey", "password"]).bool(false);
+                    Writer::new(o)
+                        .u8(msg_no::USERAUTH_FAILURE)
+                        .name_list(["publickey", "password"])
+                        .bool(false);
                 });
             }
             _ => {
@@ -170,7 +172,9 @@ impl ServerConnection {
             transport::Event::Job(j) => Event::Job(j),
             transport::Event::KexDone(s) => Event::KexDone(s),
             transport::Event::ServiceAccepted(s) => Event::ServiceAccepted(s),
-            transport::Event::Closed { code, reason, by_peer } => Event::Closed { code, reason, by_peer },
+            transport::Event::Closed { code, reason, by_peer } => {
+                Event::Closed { code, reason, by_peer }
+            }
             transport::Event::Log(s) => Event::Log(s),
         })
     }

@@ -36,10 +36,7 @@ fn help_lists_every_flag() {
     assert_eq!(out.status.code(), Some(0));
     let help = String::from_utf8_lossy(&out.stdout);
     for flag in FLAGS {
-        assert!(
-            help.contains(flag),
-            "--help does not mention {flag}:\n{help}"
-        );
+        assert!(help.contains(flag), "--help does not mention {flag}:\n{help}");
     }
 }
 
@@ -58,10 +55,7 @@ fn bad_values_exit_2_with_one_line_naming_the_flag() {
         (&["--kex", "diffie-hellman-group0-md5"], "--kex"),
         (&["--ciphers", "+rot13"], "--ciphers"),
         (&["--macs", "-hmac-nothing"], "--macs"),
-        (
-            &["--host-key-algorithms", "ssh-dss"],
-            "--host-key-algorithms",
-        ),
+        (&["--host-key-algorithms", "ssh-dss"], "--host-key-algorithms"),
         (&["--compression", "zstd"], "--compression"),
         (&["--compression", ""], "--compression"),
         (&["--rekey-limit", "1X"], "--rekey-limit"),
@@ -83,20 +77,10 @@ fn bad_values_exit_2_with_one_line_naming_the_flag() {
         let stderr = String::from_utf8_lossy(&out.stderr);
         assert_eq!(out.status.code(), Some(2), "{args:?}: {stderr}");
         let text = stderr.trim_end();
-        assert_eq!(
-            text.lines().count(),
-            1,
-            "{args:?}: want one line, got:\n{text}"
-        );
-        assert!(
-            text.contains(flag),
-            "{args:?}: message does not name {flag}: {text}"
-        );
+        assert_eq!(text.lines().count(), 1, "{args:?}: want one line, got:\n{text}");
+        assert!(text.contains(flag), "{args:?}: message does not name {flag}: {text}");
     }
-    assert!(
-        !dir.path().join("data").exists(),
-        "validation must not touch the data dir"
-    );
+    assert!(!dir.path().join("data").exists(), "validation must not touch the data dir");
 }
 
 #[test]
@@ -108,21 +92,14 @@ fn refuses_host_key_readable_by_others() {
     let out = run(&["--host-key", key.to_str().expect("utf-8")]);
     let stderr = String::from_utf8_lossy(&out.stderr);
     assert_eq!(out.status.code(), Some(2), "{stderr}");
-    assert!(
-        stderr.contains("--host-key") && stderr.contains("too open"),
-        "{stderr}"
-    );
+    assert!(stderr.contains("--host-key") && stderr.contains("too open"), "{stderr}");
 }
 
 #[test]
 fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
     let server = Server::start(&["--workers", "1", "--crypto-threads", "1"]);
     let keys = server.key_dir();
-    let names = [
-        "ssh_host_ed25519_key",
-        "ssh_host_ecdsa_key",
-        "ssh_host_rsa_key",
-    ];
+    let names = ["ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key"];
     let mut first = Vec::new();
     for name in names {
         let p = keys.join(name);
@@ -131,11 +108,7 @@ fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
         assert!(keys.join(format!("{name}.pub")).exists(), "{name}.pub");
         first.push(std::fs::read(&p).expect(name));
     }
-    let dir_mode = std::fs::metadata(&keys)
-        .expect("key dir")
-        .permissions()
-        .mode()
-        & 0o777;
+    let dir_mode = std::fs::metadata(&keys).expect("key dir").permissions().mode() & 0o777;
     assert_eq!(dir_mode, 0o700);
     let (data_dir, log) = server.stop();
     assert!(log.contains("listening on 127.0.0.1:"), "{log}");
@@ -145,9 +118,5 @@ fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
         let after = std::fs::read(server.key_dir().join(name)).expect(name);
         assert_eq!(&after, before, "{name} was regenerated");
     }
-    assert!(
-        !server.stderr().contains("generated host key"),
-        "{}",
-        server.stderr()
-    );
+    assert!(!server.stderr().contains("generated host key"), "{}", server.stderr());
 }

@@ -59,7 +59,15 @@ fn probe(server: &Server, tag: &str, opts: &[&str]) -> (String, String) {
     let kh = server.data_dir.path().join(format!("known_hosts_{tag}"));
     let _ = std::fs::remove_file(&kh);
     let mut child = Command::new("ssh")
-        .args(["-vvv", "-F", "/dev/null", "-o", "BatchMode=yes", "-o", "StrictHostKeyChecking=accept-new"])
+        .args([
+            "-vvv",
+            "-F",
+            "/dev/null",
+            "-o",
+            "BatchMode=yes",
+            "-o",
+            "StrictHostKeyChecking=accept-new",
+        ])
         .arg("-o")
         .arg(format!("UserKnownHostsFile={}", kh.display()))
         .args(["-o", "GlobalKnownHostsFile=/dev/null", "-o", "ConnectTimeout=10"])
@@ -135,8 +143,15 @@ fn every_kex_method_the_client_shares() {
     let kex_flag = format!("--kex={}", all_kex.join(","));
     let server = start(&keys, &[&kex_flag]);
     let client = client_supports("kex");
-    let shared: Vec<&str> = all_kex.iter().copied().filter(|k| client.iter().any(|c| c == k)).collect();
-    for must in ["curve25519-sha256", "ecdh-sha2-nistp256", "diffie-hellman-group14-sha256", "diffie-hellman-group-exchange-sha256", "sntrup761x25519-sha512@openssh.com"] {
+    let shared: Vec<&str> =
+        all_kex.iter().copied().filter(|k| client.iter().any(|c| c == k)).collect();
+    for must in [
+        "curve25519-sha256",
+        "ecdh-sha2-nistp256",
+        "diffie-hellman-group14-sha256",
+        "diffie-hellman-group-exchange-sha256",
+        "sntrup761x25519-sha512@openssh.com",
+    ] {
         assert!(shared.contains(&must), "client lacks {must}: {client:?}");
     }
     for k in shared {
@@ -161,13 +176,19 @@ fn every_host_key_algorithm_and_the_recorded_key_matches() {
         ("rsa-sha2-256", "rsa"),
         ("ssh-rsa", "rsa"),
     ] {
-        assert!(client.iter().any(|c| c == alg) || alg.starts_with("rsa-sha2"), "client lacks {alg}");
+        assert!(
+            client.iter().any(|c| c == alg) || alg.starts_with("rsa-sha2"),
+            "client lacks {alg}"
+        );
         let (log, known) = probe(&server, alg, &["-o", &format!("HostKeyAlgorithms={alg}")]);
         assert_service_accept(&log, alg, &server);
         let line = negotiated_line(&log, "kex: host key algorithm:").unwrap_or_default();
         assert!(line.ends_with(alg), "{alg}: negotiated {line}");
         let blob = keys.public_blob(file);
-        assert!(known.contains(&blob), "{alg}: known_hosts {known:?} lacks the server's key {blob}");
+        assert!(
+            known.contains(&blob),
+            "{alg}: known_hosts {known:?} lacks the server's key {blob}"
+        );
     }
 }
 
@@ -175,14 +196,28 @@ fn every_host_key_algorithm_and_the_recorded_key_matches() {
 fn every_cipher_and_mac() {
     let keys = Keys::new();
     let server = start(&keys, &[]);
-    let ciphers = ours(&["chacha20-poly1305@openssh.com", "aes128-ctr", "aes192-ctr", "aes256-ctr", "aes128-gcm@openssh.com", "aes256-gcm@openssh.com"]);
+    let ciphers = ours(&[
+        "chacha20-poly1305@openssh.com",
+        "aes128-ctr",
+        "aes192-ctr",
+        "aes256-ctr",
+        "aes128-gcm@openssh.com",
+        "aes256-gcm@openssh.com",
+    ]);
     for c in ciphers {
         let (log, _) = probe(&server, c, &["-o", &format!("Ciphers={c}")]);
         assert_service_accept(&log, c, &server);
         let line = negotiated_line(&log, "kex: server->client cipher:").unwrap_or_default();
         assert!(line.contains(&format!("cipher: {c} ")), "{c}: {line}");
     }
-    let macs = ours(&["hmac-sha2-256-etm@openssh.com", "hmac-sha2-512-etm@openssh.com", "hmac-sha1-etm@openssh.com", "hmac-sha2-256", "hmac-sha2-512", "hmac-sha1"]);
+    let macs = ours(&[
+        "hmac-sha2-256-etm@openssh.com",
+        "hmac-sha2-512-etm@openssh.com",
+        "hmac-sha1-etm@openssh.com",
+        "hmac-sha2-256",
+        "hmac-sha2-512",
+        "hmac-sha1",
+    ]);
     for m in macs {
         let (log, _) = probe(&server, m, &["-o", "Ciphers=aes128-ctr", "-o", &format!("MACs={m}")]);
         assert_service_accept(&log, m, &server);
@@ -194,7 +229,9 @@ fn every_cipher_and_mac() {
 #[test]
 fn compression_zlib_and_delayed() {
     let keys = Keys::new();
-    for (flag, expect) in [("--compression=zlib", "zlib"), ("--compression=zlib@openssh.com", "zlib@openssh.com")] {
+    for (flag, expect) in
+        [("--compression=zlib", "zlib"), ("--compression=zlib@openssh.com", "zlib@openssh.com")]
+    {
         let server = start(&keys, &[flag]);
         let (log, _) = probe(&server, expect, &["-o", "Compression=yes"]);
         assert_service_accept(&log, expect, &server);
@@ -211,6 +248,9 @@ fn server_logs_the_kex_and_the_disconnect() {
     assert_service_accept(&log, "default", &server);
     std::thread::sleep(Duration::from_millis(200));
     let err = server.stderr();
-    assert!(err.contains("curve25519") || err.contains("mlkem") || err.contains("sntrup"), "KEX log line:\n{err}");
+    assert!(
+        err.contains("curve25519") || err.contains("mlkem") || err.contains("sntrup"),
+        "KEX log line:\n{err}"
+    );
     let _ = Path::new("/");
 }

@@ -25,13 +25,26 @@ fn five_hundred_concurrent_handshakes_all_complete() {
 
 #[test]
 fn a_full_crypto_queue_refuses_the_excess_cleanly() {
-    let server = Server::start(&["--workers", "1", "--crypto-threads", "1", "--crypto-queue", "1", "--max-connections", "2000"]);
+    let server = Server::start(&[
+        "--workers",
+        "1",
+        "--crypto-threads",
+        "1",
+        "--crypto-queue",
+        "1",
+        "--max-connections",
+        "2000",
+    ]);
     // All 300 KEX inits arrive together: one job runs, one waits in the pool, 64 wait in the
     // worker; the rest must be refused with DISCONNECT 12, not left hanging.
     let outcomes = concurrent_handshakes(server.addr, 300, true, Duration::from_secs(60));
     let ok = count(&outcomes, |o| *o == Outcome::ServiceAccepted);
     let refused = count(&outcomes, |o| *o == Outcome::Disconnected(12));
-    let other: Vec<_> = outcomes.iter().filter(|o| !matches!(o, Outcome::ServiceAccepted | Outcome::Disconnected(12))).take(5).collect();
+    let other: Vec<_> = outcomes
+        .iter()
+        .filter(|o| !matches!(o, Outcome::ServiceAccepted | Outcome::Disconnected(12)))
+        .take(5)
+        .collect();
     assert!(other.is_empty(), "unexpected outcomes: {other:?}");
     assert!(refused > 0, "expected refusals with a queue of 1 (ok = {ok})");
     assert!(ok > 0, "some handshakes must still complete");
@@ -44,11 +57,15 @@ fn malformed_input_gets_its_disconnect_and_spares_a_healthy_connection() {
     let cfg = Arc::new(client_config());
     let mut healthy = TestClient::connect(server.addr, cfg.clone()).unwrap();
     // The healthy one finishes its key exchange first and waits.
-    let done = healthy.run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
+    let done = healthy
+        .run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
     assert_eq!(done, Outcome::ServiceAccepted);
 
     // Garbage after a valid version line; an oversize packet length.
-    for bytes in [b"SSH-2.0-x\r\n\x00\x00\x00\x00garbage".to_vec(), b"SSH-2.0-x\r\n\xff\xff\xff\xf0\x04".to_vec()] {
+    for bytes in [
+        b"SSH-2.0-x\r\n\x00\x00\x00\x00garbage".to_vec(),
+        b"SSH-2.0-x\r\n\xff\xff\xff\xf0\x04".to_vec(),
+    ] {
         let mut bad = TestClient::connect(server.addr, cfg.clone()).unwrap();
         bad.sock.write_all(&bytes).unwrap();
         // Our own core is not used for sending here; read the server's reply with a raw core
@@ -70,7 +87,8 @@ fn malformed_input_gets_its_disconnect_and_spares_a_healthy_connection() {
 
     // A bad MAC after the key exchange: DISCONNECT 5, decrypted by our client core.
     let mut bad = TestClient::connect(server.addr, cfg.clone()).unwrap();
-    let r = bad.run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
+    let r = bad
+        .run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
     assert_eq!(r, Outcome::ServiceAccepted);
     bad.conn.send(&[2, 0, 0, 0, 1, b'x']).unwrap();
     let mut out = Vec::new();
@@ -106,7 +124,13 @@ fn sighup_reloads_a_changed_host_key_for_new_connections_only() {
     let write_key = |text: &str| {
         use std::os::unix::fs::OpenOptionsExt;
         let tmp = key_path.with_extension("tmp");
-        let mut f = std::fs::OpenOptions::new().write(true).create(true).truncate(true).mode(0o600).open(&tmp).unwrap();
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create(true)
+            .truncate(true)
+            .mode(0o600)
+            .open(&tmp)
+            .unwrap();
         f.write_all(text.as_bytes()).unwrap();
         std::fs::rename(&tmp, &key_path).unwrap();
     };
@@ -116,7 +140,8 @@ fn sighup_reloads_a_changed_host_key_for_new_connections_only() {
     let server = Server::start(&["--host-key", key_path.to_str().unwrap()]);
     let cfg = Arc::new(client_config());
     let mut old = TestClient::connect(server.addr, cfg.clone()).unwrap();
-    let r = old.run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
+    let r = old
+        .run_until(Duration::from_secs(20), &mut || {}, &|c| c.conn.transport().is_established());
     assert_eq!(r, Outcome::ServiceAccepted);
     assert_eq!(old.conn.transport().server_host_key(), Some(k1.public_blob()));
 

@@ -117,11 +117,7 @@ const ED25519_ALGS: &[HostKeyAlg] = &[HostKeyAlg::Ed25519];
 const P256_ALGS: &[HostKeyAlg] = &[HostKeyAlg::EcdsaP256];
 const P384_ALGS: &[HostKeyAlg] = &[HostKeyAlg::EcdsaP384];
 const P521_ALGS: &[HostKeyAlg] = &[HostKeyAlg::EcdsaP521];
-const RSA_ALGS: &[HostKeyAlg] = &[
-    HostKeyAlg::RsaSha512,
-    HostKeyAlg::RsaSha256,
-    HostKeyAlg::SshRsa,
-];
+const RSA_ALGS: &[HostKeyAlg] = &[HostKeyAlg::RsaSha512, HostKeyAlg::RsaSha256, HostKeyAlg::SshRsa];
 
 impl HostKeyPair {
     /// Parses an OpenSSH private key file (unencrypted) with `ssh-key`.
@@ -150,27 +146,19 @@ impl HostKeyPair {
             KeyKind::Ed25519 => ssh_key::PrivateKey::random(&mut rng, Algorithm::Ed25519),
             KeyKind::EcdsaP256 => ssh_key::PrivateKey::random(
                 &mut rng,
-                Algorithm::Ecdsa {
-                    curve: EcdsaCurve::NistP256,
-                },
+                Algorithm::Ecdsa { curve: EcdsaCurve::NistP256 },
             ),
             KeyKind::EcdsaP384 => ssh_key::PrivateKey::random(
                 &mut rng,
-                Algorithm::Ecdsa {
-                    curve: EcdsaCurve::NistP384,
-                },
+                Algorithm::Ecdsa { curve: EcdsaCurve::NistP384 },
             ),
             KeyKind::EcdsaP521 => ssh_key::PrivateKey::random(
                 &mut rng,
-                Algorithm::Ecdsa {
-                    curve: EcdsaCurve::NistP521,
-                },
+                Algorithm::Ecdsa { curve: EcdsaCurve::NistP521 },
             ),
         }
         .map_err(|e| parse_err(&e))?;
-        let text = key
-            .to_openssh(ssh_key::LineEnding::LF)
-            .map_err(|e| parse_err(&e))?;
+        let text = key.to_openssh(ssh_key::LineEnding::LF).map_err(|e| parse_err(&e))?;
         Ok((Self::from_ssh_key(&key)?, text.to_string()))
     }
 
@@ -231,9 +219,7 @@ impl HostKeyPair {
                 Signer::Rsa(pair.map(Box::new), Box::new(legacy))
             }
             KeypairData::Encrypted(_) => {
-                return Err(HostKeyError::Parse(
-                    "encrypted private keys are not supported".into(),
-                ))
+                return Err(HostKeyError::Parse("encrypted private keys are not supported".into()))
             }
             other => {
                 return Err(HostKeyError::Parse(format!(
@@ -243,11 +229,7 @@ impl HostKeyPair {
             }
         };
         let fingerprint = fingerprint_of(&blob);
-        Ok(HostKeyPair {
-            signer,
-            public_blob: blob,
-            fingerprint,
-        })
+        Ok(HostKeyPair { signer, public_blob: blob, fingerprint })
     }
 
     /// The public key blob (K_S), as in RFC 4253 §6.6.
@@ -280,9 +262,7 @@ impl HostKeyPair {
                 w.string(pair.sign(data).as_ref());
             }
             Signer::Ecdsa(_, pair) => {
-                let sig = pair
-                    .sign(&SystemRandom::new(), data)
-                    .map_err(|_| HostKeyError::Sign)?;
+                let sig = pair.sign(&SystemRandom::new(), data).map_err(|_| HostKeyError::Sign)?;
                 let (r, s) = sig.as_ref().split_at(sig.as_ref().len() / 2);
                 let at = w.begin_string();
                 w.mpint(r).mpint(s);
@@ -328,9 +308,8 @@ fn sign_rsa_pkcs1(
     data: &[u8],
 ) -> Result<Vec<u8>, HostKeyError> {
     // RFC 8017 §9.2 note 1: the DER DigestInfo prefixes.
-    const SHA1: &[u8] = &[
-        0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14,
-    ];
+    const SHA1: &[u8] =
+        &[0x30, 0x21, 0x30, 0x09, 0x06, 0x05, 0x2b, 0x0e, 0x03, 0x02, 0x1a, 0x05, 0x00, 0x04, 0x14];
     const SHA256: &[u8] = &[
         0x30, 0x31, 0x30, 0x0d, 0x06, 0x09, 0x60, 0x86, 0x48, 0x01, 0x65, 0x03, 0x04, 0x02, 0x01,
         0x05, 0x00, 0x04, 0x20,
@@ -346,12 +325,8 @@ fn sign_rsa_pkcs1(
     };
     let mut t = prefix.to_vec();
     t.extend_from_slice(ring::digest::digest(hash, data).as_ref());
-    key.sign_with_rng(
-        &mut rand_core::OsRng,
-        rsa::Pkcs1v15Sign::new_unprefixed(),
-        &t,
-    )
-    .map_err(|_| HostKeyError::Sign)
+    key.sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new_unprefixed(), &t)
+        .map_err(|_| HostKeyError::Sign)
 }
 
 fn parse_err(e: &ssh_key::Error) -> HostKeyError {
@@ -370,11 +345,7 @@ fn ring_ecdsa(
 /// dQ = d mod (q-1). `iqmp` is ring's qInv (q^-1 mod p).
 fn ring_rsa(kp: &ssh_key::private::RsaKeypair) -> Option<rsig::RsaKeyPair> {
     let big = |m: &ssh_key::Mpint| m.as_positive_bytes().map(BigUint::from_bytes_be);
-    let (d, p, q) = (
-        big(&kp.private.d)?,
-        big(&kp.private.p)?,
-        big(&kp.private.q)?,
-    );
+    let (d, p, q) = (big(&kp.private.d)?, big(&kp.private.p)?, big(&kp.private.q)?);
     let one = BigUint::from(1u32);
     if p <= one || q <= one {
         return None;
@@ -393,9 +364,7 @@ fn ring_rsa(kp: &ssh_key::private::RsaKeypair) -> Option<rsig::RsaKeyPair> {
         dQ: dq.as_slice(),
         qInv: kp.private.iqmp.as_positive_bytes()?,
     };
-    rsig::RsaKeyPair::from_components(&components)
-        .map_err(|e| eprintln!("ring rsa: {e}"))
-        .ok()
+    rsig::RsaKeyPair::from_components(&components).map_err(|e| eprintln!("ring rsa: {e}")).ok()
 }
 
 /// The same key for the `rsa` crate. Built by hand: ssh-key 0.6.7's `TryFrom<&RsaKeypair>`
@@ -410,9 +379,7 @@ fn rsa_crate_key(kp: &ssh_key::private::RsaKeypair) -> Option<rsa::RsaPrivateKey
 
 /// RFC 5656 §3.1: string "ecdsa-sha2-<id>", string <id>, string Q.
 fn ecdsa_blob(w: &mut Writer, alg: HostKeyAlg, q: &[u8]) {
-    w.string(alg.name().as_bytes())
-        .string(curve_id(alg).as_bytes())
-        .string(q);
+    w.string(alg.name().as_bytes()).string(curve_id(alg).as_bytes()).string(q);
 }
 
 fn curve_id(alg: HostKeyAlg) -> &'static str {
@@ -521,14 +488,9 @@ pub fn verify(
         return Err(VerifyError::BadKey);
     }
     let mut r = Reader::new(signature_blob);
-    let name = r
-        .string("signature type")
-        .map_err(|_| VerifyError::BadSignatureFormat)?;
-    let sig = r
-        .string("signature")
-        .map_err(|_| VerifyError::BadSignatureFormat)?;
-    r.finish("signature")
-        .map_err(|_| VerifyError::BadSignatureFormat)?;
+    let name = r.string("signature type").map_err(|_| VerifyError::BadSignatureFormat)?;
+    let sig = r.string("signature").map_err(|_| VerifyError::BadSignatureFormat)?;
+    r.finish("signature").map_err(|_| VerifyError::BadSignatureFormat)?;
     if name != alg.name().as_bytes() {
         return Err(VerifyError::BadSignatureFormat);
     }
@@ -538,9 +500,7 @@ pub fn verify(
             if sig.len() != 64 {
                 return Err(VerifyError::BadSignatureFormat);
             }
-            rsig::UnparsedPublicKey::new(&rsig::ED25519, k)
-                .verify(data, sig)
-                .map_err(mismatch)
+            rsig::UnparsedPublicKey::new(&rsig::ED25519, k).verify(data, sig).map_err(mismatch)
         }
         PublicKey::Ecdsa(HostKeyAlg::EcdsaP521, q) => {
             use p521::ecdsa::signature::Verifier as _;
@@ -557,9 +517,7 @@ pub fn verify(
                 _ => (&rsig::ECDSA_P256_SHA256_FIXED, 32),
             };
             let fixed = ecdsa_fixed(sig, width)?;
-            rsig::UnparsedPublicKey::new(ring_alg, q)
-                .verify(data, &fixed)
-                .map_err(mismatch)
+            rsig::UnparsedPublicKey::new(ring_alg, q).verify(data, &fixed).map_err(mismatch)
         }
         PublicKey::Rsa { e, n } => {
             let params: &rsig::RsaParameters = match alg {
@@ -573,9 +531,7 @@ pub fn verify(
             }
             let mut padded = vec![0u8; n.len() - sig.len()];
             padded.extend_from_slice(sig);
-            rsig::RsaPublicKeyComponents { n, e }
-                .verify(params, data, &padded)
-                .map_err(mismatch)
+            rsig::RsaPublicKeyComponents { n, e }.verify(params, data, &padded).map_err(mismatch)
         }
     }
 }
@@ -592,12 +548,8 @@ fn ecdsa_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>, VerifyError> {
     }
     let mut out = vec![0u8; 2 * width];
     let (ro, so) = out.split_at_mut(width);
-    ro.get_mut(width - rr.len()..)
-        .ok_or(VerifyError::BadSignatureFormat)?
-        .copy_from_slice(rr);
-    so.get_mut(width - ss.len()..)
-        .ok_or(VerifyError::BadSignatureFormat)?
-        .copy_from_slice(ss);
+    ro.get_mut(width - rr.len()..).ok_or(VerifyError::BadSignatureFormat)?.copy_from_slice(rr);
+    so.get_mut(width - ss.len()..).ok_or(VerifyError::BadSignatureFormat)?.copy_from_slice(ss);
     Ok(out)
 }
 
@@ -610,8 +562,8 @@ mod tests;
 /// `openssh-key-v1` container with the scalar left-padded to the field width, so ssh-key can
 /// parse it. Returns `None` for anything else (encrypted, other key types, malformed).
 fn pad_ecdsa_scalar(text: &str) -> Option<String> {
-    use base64ct::{Base64, Encoding};
     use crate::wire::{Reader, Writer};
+    use base64ct::{Base64, Encoding};
     const BEGIN: &str = "-----BEGIN OPENSSH PRIVATE KEY-----";
     const END: &str = "-----END OPENSSH PRIVATE KEY-----";
     const MAGIC: &[u8] = b"openssh-key-v1\0";

@@ -47,10 +47,7 @@ impl MacAlg {
     /// Keyed state; `key` must be at least `key_len` bytes (the prefix is used).
     pub fn key(&'static self, key: &[u8]) -> Option<MacKey> {
         let key = key.get(..self.key_len)?;
-        Some(MacKey {
-            alg: self,
-            key: hmac::Key::new(self.hash.ring(), key),
-        })
+        Some(MacKey { alg: self, key: hmac::Key::new(self.hash.ring(), key) })
     }
 }
 
@@ -113,27 +110,12 @@ pub static HMAC_SHA1_ETM: MacAlg = MacAlg {
     etm: true,
     hash: MacHash::Sha1,
 };
-pub static HMAC_SHA2_256: MacAlg = MacAlg {
-    name: "hmac-sha2-256",
-    key_len: 32,
-    out_len: 32,
-    etm: false,
-    hash: MacHash::Sha256,
-};
-pub static HMAC_SHA2_512: MacAlg = MacAlg {
-    name: "hmac-sha2-512",
-    key_len: 64,
-    out_len: 64,
-    etm: false,
-    hash: MacHash::Sha512,
-};
-pub static HMAC_SHA1: MacAlg = MacAlg {
-    name: "hmac-sha1",
-    key_len: 20,
-    out_len: 20,
-    etm: false,
-    hash: MacHash::Sha1,
-};
+pub static HMAC_SHA2_256: MacAlg =
+    MacAlg { name: "hmac-sha2-256", key_len: 32, out_len: 32, etm: false, hash: MacHash::Sha256 };
+pub static HMAC_SHA2_512: MacAlg =
+    MacAlg { name: "hmac-sha2-512", key_len: 64, out_len: 64, etm: false, hash: MacHash::Sha512 };
+pub static HMAC_SHA1: MacAlg =
+    MacAlg { name: "hmac-sha1", key_len: 20, out_len: 20, etm: false, hash: MacHash::Sha1 };
 
 /// All MACs we implement, in default preference order (OpenSSH's).
 pub static ALL: &[&MacAlg] = &[

@@ -37,11 +37,7 @@ pub fn apply_list(
             push_unique(&mut v, &items);
             v
         }
-        Some('-') => default
-            .iter()
-            .copied()
-            .filter(|n| !items.contains(n))
-            .collect(),
+        Some('-') => default.iter().copied().filter(|n| !items.contains(n)).collect(),
         Some(_) => {
             let mut v = items;
             let tail: Vec<&'static str> = default.to_vec();
@@ -50,10 +46,7 @@ pub fn apply_list(
         }
     };
     if out.is_empty() {
-        return Err(ConfigError::new(
-            flag,
-            format!("'{spec}' leaves no algorithm"),
-        ));
+        return Err(ConfigError::new(flag, format!("'{spec}' leaves no algorithm")));
     }
     Ok(out)
 }
@@ -76,25 +69,15 @@ fn expand(
     for item in list.split(',') {
         let item = item.trim();
         if item.is_empty() {
-            return Err(ConfigError::new(
-                flag,
-                format!("empty name in list '{list}'"),
-            ));
+            return Err(ConfigError::new(flag, format!("empty name in list '{list}'")));
         }
         let matches: Vec<&'static str> = if item.contains(['*', '?']) {
-            all.iter()
-                .copied()
-                .filter(|n| wildcard_match(item, n))
-                .collect()
+            all.iter().copied().filter(|n| wildcard_match(item, n)).collect()
         } else {
             all.iter().copied().filter(|n| *n == item).collect()
         };
         if matches.is_empty() {
-            let known = if all.is_empty() {
-                "none".to_string()
-            } else {
-                all.join(",")
-            };
+            let known = if all.is_empty() { "none".to_string() } else { all.join(",") };
             return Err(ConfigError::new(
                 flag,
                 format!("unknown algorithm '{item}' (known: {known})"),
@@ -132,21 +115,14 @@ pub fn wildcard_match(pattern: &str, name: &str) -> bool {
             },
         }
     }
-    p.get(pi..)
-        .is_some_and(|rest| rest.iter().all(|&c| c == '*'))
+    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == '*'))
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
 
-    const ALL: &[&str] = &[
-        "aes128-ctr",
-        "aes256-ctr",
-        "aes128-gcm",
-        "chacha20",
-        "weak-sha1",
-    ];
+    const ALL: &[&str] = &["aes128-ctr", "aes256-ctr", "aes128-gcm", "chacha20", "weak-sha1"];
     const DEF: &[&str] = &["chacha20", "aes128-gcm", "aes128-ctr", "aes256-ctr"];
 
     fn run(spec: &str) -> Result<Vec<&'static str>, ConfigError> {
@@ -160,10 +136,7 @@ mod tests {
 
     #[test]
     fn plain_list_replaces_in_given_order() {
-        assert_eq!(
-            run("aes256-ctr,chacha20").unwrap(),
-            ["aes256-ctr", "chacha20"]
-        );
+        assert_eq!(run("aes256-ctr,chacha20").unwrap(), ["aes256-ctr", "chacha20"]);
     }
 
     #[test]
@@ -176,10 +149,7 @@ mod tests {
     #[test]
     fn minus_removes_with_wildcards() {
         assert_eq!(run("-aes*-ctr").unwrap(), ["chacha20", "aes128-gcm"]);
-        assert_eq!(
-            run("-aes128-?cm,chacha20").unwrap(),
-            ["aes128-ctr", "aes256-ctr"]
-        );
+        assert_eq!(run("-aes128-?cm,chacha20").unwrap(), ["aes128-ctr", "aes256-ctr"]);
     }
 
     #[test]
@@ -193,10 +163,7 @@ mod tests {
 
     #[test]
     fn wildcard_in_plain_list_expands_in_table_order() {
-        assert_eq!(
-            run("aes*").unwrap(),
-            ["aes128-ctr", "aes256-ctr", "aes128-gcm"]
-        );
+        assert_eq!(run("aes*").unwrap(), ["aes128-ctr", "aes256-ctr", "aes128-gcm"]);
     }
 
     #[test]

@@ -18,12 +18,7 @@ use std::path::{Path, PathBuf};
 pub const DEFAULT_KEYS: &[(&str, KeyKind)] = &[
     ("ssh_host_ed25519_key", KeyKind::Ed25519),
     ("ssh_host_ecdsa_key", KeyKind::EcdsaP256),
-    (
-        "ssh_host_rsa_key",
-        KeyKind::Rsa {
-            bits: DEFAULT_RSA_BITS,
-        },
-    ),
+    ("ssh_host_rsa_key", KeyKind::Rsa { bits: DEFAULT_RSA_BITS }),
 ];
 /// RSA modulus size for a generated host key (OpenSSH's ssh-keygen default).
 pub const DEFAULT_RSA_BITS: usize = 3072;
@@ -64,8 +59,7 @@ pub fn load_files<K: KeyOps>(ops: &K, files: &[PathBuf]) -> Result<Vec<K::Key>, 
 pub fn load_file<K: KeyOps>(ops: &K, path: &Path) -> Result<K::Key, String> {
     check_private_mode(path)?;
     let text = fs::read_to_string(path).map_err(|e| format!("{}: {e}", path.display()))?;
-    ops.parse(&text)
-        .map_err(|e| format!("{}: {e}", path.display()))
+    ops.parse(&text).map_err(|e| format!("{}: {e}", path.display()))
 }
 
 /// Loads the default key set from `dir`, generating (and writing) each missing one.
@@ -78,9 +72,7 @@ pub fn load_or_generate<K: KeyOps>(ops: &K, dir: &Path) -> Result<Vec<K::Key>, S
             keys.push(load_file(ops, &path)?);
             continue;
         }
-        let (key, text) = ops
-            .generate(kind)
-            .map_err(|e| format!("generating {name}: {e}"))?;
+        let (key, text) = ops.generate(kind).map_err(|e| format!("generating {name}: {e}"))?;
         write_atomic(&path, text.as_bytes(), 0o600)?;
         match ops.public_line(&text) {
             Ok(line) => write_atomic(
@@ -130,21 +122,12 @@ pub fn check_private_mode(path: &Path) -> Result<(), String> {
 /// Readers see the old file or the complete new one, never a partial one.
 pub fn write_atomic(path: &Path, bytes: &[u8], mode: u32) -> Result<(), String> {
     let err = |e: std::io::Error| format!("writing {}: {e}", path.display());
-    let file_name = path
-        .file_name()
-        .ok_or_else(|| format!("{}: no file name", path.display()))?;
-    let tmp = path.with_file_name(format!(
-        ".{}.tmp.{}",
-        file_name.to_string_lossy(),
-        std::process::id()
-    ));
+    let file_name = path.file_name().ok_or_else(|| format!("{}: no file name", path.display()))?;
+    let tmp =
+        path.with_file_name(format!(".{}.tmp.{}", file_name.to_string_lossy(), std::process::id()));
     let _ = fs::remove_file(&tmp);
     let result = (|| {
-        let mut f = fs::OpenOptions::new()
-            .write(true)
-            .create_new(true)
-            .mode(mode)
-            .open(&tmp)?;
+        let mut f = fs::OpenOptions::new().write(true).create_new(true).mode(mode).open(&tmp)?;
         // The umask may have narrowed the mode; we want exactly `mode`.
         f.set_permissions(fs::Permissions::from_mode(mode))?;
         f.write_all(bytes)?;
@@ -187,9 +170,7 @@ mod tests {
     impl KeyOps for Fake {
         type Key = String;
         fn parse(&self, text: &str) -> Result<String, String> {
-            text.starts_with("FAKE ")
-                .then(|| text.to_string())
-                .ok_or("not a fake key".into())
+            text.starts_with("FAKE ").then(|| text.to_string()).ok_or("not a fake key".into())
         }
         fn generate(&self, kind: KeyKind) -> Result<(String, String), String> {
             self.generated.set(self.generated.get() + 1);
@@ -209,9 +190,7 @@ mod tests {
     fn generates_once_with_private_modes_then_reuses() {
         let t = TempDir::new("gen");
         let dir = t.0.join("data");
-        let ops = Fake {
-            generated: Cell::new(0),
-        };
+        let ops = Fake { generated: Cell::new(0) };
         let keys = load_or_generate(&ops, &dir).unwrap();
         assert_eq!(keys.len(), 3);
         assert_eq!(ops.generated.get(), 3);
@@ -224,10 +203,7 @@ mod tests {
         assert_eq!(again, keys);
         assert_eq!(ops.generated.get(), 3, "second start must reuse the keys");
         // No temporary files left behind.
-        let names: Vec<_> = fs::read_dir(&dir)
-            .unwrap()
-            .map(|e| e.unwrap().file_name())
-            .collect();
+        let names: Vec<_> = fs::read_dir(&dir).unwrap().map(|e| e.unwrap().file_name()).collect();
         assert_eq!(names.len(), 6, "{names:?}");
     }
 
@@ -237,9 +213,7 @@ mod tests {
         ensure_private_dir(&t.0).unwrap();
         let p = t.0.join("k");
         write_atomic(&p, b"FAKE x", 0o644).unwrap();
-        let ops = Fake {
-            generated: Cell::new(0),
-        };
+        let ops = Fake { generated: Cell::new(0) };
         let e = load_file(&ops, &p).unwrap_err();
         assert!(e.contains("too open") && e.contains("0644"), "{e}");
         fs::set_permissions(&p, fs::Permissions::from_mode(0o600)).unwrap();
@@ -250,9 +224,7 @@ mod tests {
     fn missing_and_unparsable_files_name_the_path() {
         let t = TempDir::new("bad");
         ensure_private_dir(&t.0).unwrap();
-        let ops = Fake {
-            generated: Cell::new(0),
-        };
+        let ops = Fake { generated: Cell::new(0) };
         let missing = t.0.join("nope");
         assert!(load_file(&ops, &missing).unwrap_err().contains("nope"));
         let p = t.0.join("garbage");

@@ -43,10 +43,7 @@ pub struct ConfigError {
 
 impl ConfigError {
     pub fn new(flag: &'static str, message: impl Into<String>) -> Self {
-        ConfigError {
-            flag,
-            message: message.into(),
-        }
+        ConfigError { flag, message: message.into() }
     }
 }
 
@@ -93,10 +90,7 @@ impl Config {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config {
-            server: Arc::new(server),
-            runtime,
-        })
+        Ok(Config { server: Arc::new(server), runtime })
     }
 }
 
@@ -112,10 +106,7 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
 
 fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {
     if secs > MAX_SECONDS {
-        return Err(ConfigError::new(
-            flag,
-            format!("{secs} is more than {MAX_SECONDS} seconds"),
-        ));
+        return Err(ConfigError::new(flag, format!("{secs} is more than {MAX_SECONDS} seconds")));
     }
     Ok(())
 }
@@ -157,10 +148,15 @@ fn gex_groups(args: &Args) -> Result<GexGroups, ConfigError> {
         return Ok(GexGroups::builtin());
     };
     let err = |message: String| ConfigError { flag: "--moduli", message };
-    let text = std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let groups = GexGroups::from_moduli(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let text =
+        std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    let groups =
+        GexGroups::from_moduli(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
     if groups.groups.is_empty() {
-        return Err(err(format!("{}: no usable group (safe primes of 2048-8192 bits)", path.display())));
+        return Err(err(format!(
+            "{}: no usable group (safe primes of 2048-8192 bits)",
+            path.display()
+        )));
     }
     Ok(groups)
 }
@@ -169,30 +165,20 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
     use crate::algo::{cipher, kex, mac};
 
     let kex_all: Vec<&'static str> = kex::ALL.iter().map(|k| k.name).collect();
-    let kex_default: Vec<&'static str> = kex_all
-        .iter()
-        .copied()
-        .filter(|n| !kex::OFF_BY_DEFAULT.contains(n))
-        .collect();
+    let kex_default: Vec<&'static str> =
+        kex_all.iter().copied().filter(|n| !kex::OFF_BY_DEFAULT.contains(n)).collect();
     let kex_names = algorithms::apply_list("--kex", args.kex.as_deref(), &kex_all, &kex_default)?;
 
     let cipher_all: Vec<&'static str> = cipher::ALL.iter().map(|c| c.name).collect();
-    let cipher_names = algorithms::apply_list(
-        "--ciphers",
-        args.ciphers.as_deref(),
-        &cipher_all,
-        &cipher_all,
-    )?;
+    let cipher_names =
+        algorithms::apply_list("--ciphers", args.ciphers.as_deref(), &cipher_all, &cipher_all)?;
 
     let mac_all: Vec<&'static str> = mac::ALL.iter().map(|m| m.name).collect();
     let mac_names = algorithms::apply_list("--macs", args.macs.as_deref(), &mac_all, &mac_all)?;
 
     let hk_all: Vec<&'static str> = HostKeyAlg::ALL.iter().map(|a| a.name()).collect();
-    let hk_default: Vec<&'static str> = HostKeyAlg::ALL
-        .iter()
-        .filter(|a| **a != HostKeyAlg::SshRsa)
-        .map(|a| a.name())
-        .collect();
+    let hk_default: Vec<&'static str> =
+        HostKeyAlg::ALL.iter().filter(|a| **a != HostKeyAlg::SshRsa).map(|a| a.name()).collect();
     let hk_names = algorithms::apply_list(
         "--host-key-algorithms",
         args.host_key_algorithms.as_deref(),
@@ -208,10 +194,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
     )?;
 
     let rekey = match &args.rekey_limit {
-        None => RekeyLimit {
-            bytes: None,
-            interval: None,
-        },
+        None => RekeyLimit { bytes: None, interval: None },
         Some(s) => parse_rekey_limit(s).map_err(|e| ConfigError::new("--rekey-limit", e))?,
     };
 
@@ -220,14 +203,8 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         software_version: format!("sshfront_{}", env!("CARGO_PKG_VERSION")),
         comment: None,
         kex: kex_names.iter().filter_map(|n| kex::by_name(n)).collect(),
-        host_key_algs: hk_names
-            .iter()
-            .filter_map(|n| HostKeyAlg::from_name(n))
-            .collect(),
-        ciphers: cipher_names
-            .iter()
-            .filter_map(|n| cipher::by_name(n))
-            .collect(),
+        host_key_algs: hk_names.iter().filter_map(|n| HostKeyAlg::from_name(n)).collect(),
+        ciphers: cipher_names.iter().filter_map(|n| cipher::by_name(n)).collect(),
         macs: mac_names.iter().filter_map(|n| mac::by_name(n)).collect(),
         compression,
         host_keys: Vec::new(),
@@ -268,11 +245,8 @@ pub fn parse_size(s: &str) -> Result<u64, String> {
         }
         _ => (s, 1),
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a size (e.g. 512M)"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a size (e.g. 512M)"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
 }
 
 /// Parses a duration in seconds with an optional s/m/h/d/w suffix (OpenSSH time format, one
@@ -287,21 +261,14 @@ pub fn parse_seconds(s: &str) -> Result<u64, String> {
                 'h' => 3600,
                 'd' => 86400,
                 'w' => 604800,
-                _ => {
-                    return Err(format!(
-                        "'{s}': unknown time suffix '{c}' (use s, m, h, d or w)"
-                    ))
-                }
+                _ => return Err(format!("'{s}': unknown time suffix '{c}' (use s, m, h, d or w)")),
             };
             (s.get(..i).unwrap_or(""), mult)
         }
         _ => (s, 1),
     };
-    let n: u64 = digits
-        .parse()
-        .map_err(|_| format!("'{s}' is not a number of seconds"))?;
-    n.checked_mul(mult)
-        .ok_or_else(|| format!("'{s}' is too large"))
+    let n: u64 = digits.parse().map_err(|_| format!("'{s}' is not a number of seconds"))?;
+    n.checked_mul(mult).ok_or_else(|| format!("'{s}' is too large"))
 }
 
 /// `BYTES[:SECONDS]`, BYTES may be `default`; SECONDS 0 or `none` = no time limit. Bytes must be
@@ -355,38 +322,23 @@ mod tests {
     fn rekey_limit() {
         assert_eq!(
             parse_rekey_limit("1G"),
-            Ok(RekeyLimit {
-                bytes: Some(1 << 30),
-                interval: None
-            })
+            Ok(RekeyLimit { bytes: Some(1 << 30), interval: None })
         );
         assert_eq!(
             parse_rekey_limit("500M:1h"),
-            Ok(RekeyLimit {
-                bytes: Some(500 << 20),
-                interval: Some(Duration::from_secs(3600))
-            })
+            Ok(RekeyLimit { bytes: Some(500 << 20), interval: Some(Duration::from_secs(3600)) })
         );
         assert_eq!(
             parse_rekey_limit("default:600"),
-            Ok(RekeyLimit {
-                bytes: None,
-                interval: Some(Duration::from_secs(600))
-            })
+            Ok(RekeyLimit { bytes: None, interval: Some(Duration::from_secs(600)) })
         );
         assert_eq!(
             parse_rekey_limit("64K:none"),
-            Ok(RekeyLimit {
-                bytes: Some(65536),
-                interval: None
-            })
+            Ok(RekeyLimit { bytes: Some(65536), interval: None })
         );
         assert_eq!(
             parse_rekey_limit("64K:0"),
-            Ok(RekeyLimit {
-                bytes: Some(65536),
-                interval: None
-            })
+            Ok(RekeyLimit { bytes: Some(65536), interval: None })
         );
         assert!(parse_rekey_limit("8").is_err());
         assert!(parse_rekey_limit("1X").is_err());
@@ -406,19 +358,13 @@ mod tests {
             (&["--kex", "nope"], "--kex"),
             (&["--ciphers", "+nope"], "--ciphers"),
             (&["--macs", "-nope"], "--macs"),
-            (
-                &["--host-key-algorithms", "ssh-dss"],
-                "--host-key-algorithms",
-            ),
+            (&["--host-key-algorithms", "ssh-dss"], "--host-key-algorithms"),
             (&["--compression", "zstd"], "--compression"),
             (&["--rekey-limit", "1X"], "--rekey-limit"),
             (&["--max-buffer-memory", "lots"], "--max-buffer-memory"),
             (&["--max-buffer-memory", "1K"], "--max-buffer-memory"),
             (&["--drain-timeout", "99999999999"], "--drain-timeout"),
-            (
-                &["--login-grace-time", "18446744073709551615"],
-                "--login-grace-time",
-            ),
+            (&["--login-grace-time", "18446744073709551615"], "--login-grace-time"),
             (&["--rekey-limit", "1G:99999999w"], "--rekey-limit"),
         ];
         for (extra, flag) in cases {

@@ -79,16 +79,8 @@ impl Default for Metrics {
 impl Metrics {
     /// Records one finished crypto job.
     pub fn record_job(&mut self, label: &'static str, wait: Duration, compute: Duration) {
-        record(
-            self.crypto_wait.entry(label).or_insert_with(new_histogram),
-            wait,
-        );
-        record(
-            self.crypto_compute
-                .entry(label)
-                .or_insert_with(new_histogram),
-            compute,
-        );
+        record(self.crypto_wait.entry(label).or_insert_with(new_histogram), wait);
+        record(self.crypto_compute.entry(label).or_insert_with(new_histogram), compute);
     }
 
     /// Adds `other` into `self` (counters summed, histograms merged).
@@ -148,19 +140,12 @@ impl Metrics {
             self.crypto_refused,
             self.resource_closed,
         );
-        let codes: Vec<String> = self
-            .disconnects
-            .iter()
-            .map(|(code, n)| format!("{code}={n}"))
-            .collect();
+        let codes: Vec<String> =
+            self.disconnects.iter().map(|(code, n)| format!("{code}={n}")).collect();
         let _ = writeln!(
             s,
             "  disconnects by code: {}",
-            if codes.is_empty() {
-                "-".into()
-            } else {
-                codes.join(" ")
-            }
+            if codes.is_empty() { "-".into() } else { codes.join(" ") }
         );
         for (name, h) in self.histograms() {
             let _ = writeln!(s, "  {name:<36} {}", hist_summary(h));
@@ -234,11 +219,7 @@ mod tests {
         b.closed = 2;
         *a.disconnects.entry(11).or_default() += 1;
         *b.disconnects.entry(11).or_default() += 2;
-        b.record_job(
-            "curve25519-sha256",
-            Duration::from_micros(10),
-            Duration::from_micros(300),
-        );
+        b.record_job("curve25519-sha256", Duration::from_micros(10), Duration::from_micros(300));
         a.merge(&b);
         assert_eq!(a.accepted, 7);
         assert_eq!(a.disconnects[&11], 3);
@@ -247,17 +228,11 @@ mod tests {
 
         let line = a.summary_line();
         assert!(!line.contains('\n'));
-        assert!(
-            line.starts_with("stats: accepted=7 closed=2 open=5 "),
-            "{line}"
-        );
+        assert!(line.starts_with("stats: accepted=7 closed=2 open=5 "), "{line}");
         // p50 of 1..=100 ms plus one 2 s sample is ~50 ms (1% precision), max is 2 s.
         assert!(line.contains("| handshake n=101 p50=5"), "{line}");
         assert!(line.contains("max=2.0"), "{line}");
-        assert!(
-            line.contains("crypto_compute[curve25519-sha256] n=1 p50=30"),
-            "{line}"
-        );
+        assert!(line.contains("crypto_compute[curve25519-sha256] n=1 p50=30"), "{line}");
         // Empty histograms are left out of the one-liner.
         assert!(!line.contains("write_stall"), "{line}");
 

@@ -37,13 +37,7 @@ pub(crate) struct Deflater {
 
 impl Deflater {
     pub(crate) fn new() -> Self {
-        Self {
-            when: Activation {
-                kind: Compression::None,
-                authenticated: false,
-            },
-            stream: None,
-        }
+        Self { when: Activation { kind: Compression::None, authenticated: false }, stream: None }
     }
 
     /// Same kind again (a rekey) keeps the running stream: the peer's inflater continues it.
@@ -109,13 +103,7 @@ pub(crate) struct Inflater {
 
 impl Inflater {
     pub(crate) fn new() -> Self {
-        Self {
-            when: Activation {
-                kind: Compression::None,
-                authenticated: false,
-            },
-            stream: None,
-        }
+        Self { when: Activation { kind: Compression::None, authenticated: false }, stream: None }
     }
 
     pub(crate) fn set(&mut self, kind: Compression) {
@@ -231,8 +219,7 @@ mod tests {
         let mut c = Compress::new(flate2::Compression::best(), true);
         let zeros = vec![0u8; MAX_PAYLOAD_LEN + 10];
         let mut out = Vec::with_capacity(zeros.len());
-        c.compress_vec(&zeros, &mut out, FlushCompress::Sync)
-            .unwrap();
+        c.compress_vec(&zeros, &mut out, FlushCompress::Sync).unwrap();
         assert!(out.len() < 2048);
         let mut i = Inflater::new();
         i.set(Compression::Zlib);
@@ -246,9 +233,6 @@ mod tests {
         let mut i = Inflater::new();
         i.set(Compression::Zlib);
         let mut p = Vec::new();
-        assert_eq!(
-            i.inflate(b"\xff\xff\xff\xff", &mut p),
-            Err(PacketError::Decompression)
-        );
+        assert_eq!(i.inflate(b"\xff\xff\xff\xff", &mut p), Err(PacketError::Decompression));
     }
 }

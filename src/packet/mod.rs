@@ -135,41 +135,20 @@ struct Params {
 }
 
 impl Params {
-    const PLAIN: Params = Params {
-        framing: Framing::Plain,
-        align: 8,
-        tag_len: 0,
-    };
+    const PLAIN: Params = Params { framing: Framing::Plain, align: 8, tag_len: 0 };
 
     fn new(cipher: &CipherAlg, mac: Option<&MacAlg>) -> Params {
         let align = cipher.block_size.max(8);
         if let Some(tag_len) = cipher.aead_tag_len {
-            return Params {
-                framing: Framing::Aead,
-                align,
-                tag_len,
-            };
+            return Params { framing: Framing::Aead, align, tag_len };
         }
         match mac {
-            Some(m) if m.etm => Params {
-                framing: Framing::EncryptThenMac,
-                align,
-                tag_len: m.out_len,
-            },
-            Some(m) => Params {
-                framing: Framing::EncryptAndMac,
-                align,
-                tag_len: m.out_len,
-            },
-            None if cipher.is_none() => Params {
-                align,
-                ..Params::PLAIN
-            },
-            None => Params {
-                framing: Framing::EncryptAndMac,
-                align,
-                tag_len: 0,
-            },
+            Some(m) if m.etm => {
+                Params { framing: Framing::EncryptThenMac, align, tag_len: m.out_len }
+            }
+            Some(m) => Params { framing: Framing::EncryptAndMac, align, tag_len: m.out_len },
+            None if cipher.is_none() => Params { align, ..Params::PLAIN },
+            None => Params { framing: Framing::EncryptAndMac, align, tag_len: 0 },
         }
     }
 
@@ -196,24 +175,13 @@ fn key_direction<C>(
     make: impl FnOnce(&'static CipherAlg, &[u8], &[u8]) -> Result<C, KeyLenError>,
 ) -> Result<(Keyed<C>, Params), KeyLenError> {
     let cipher = make(keys.cipher, &keys.key, &keys.iv)?;
-    let mac_alg = if keys.cipher.is_aead() {
-        None
-    } else {
-        keys.mac
-    };
+    let mac_alg = if keys.cipher.is_aead() { None } else { keys.mac };
     let mac = match mac_alg {
         Some(m) => Some(m.key(&keys.mac_key).ok_or(KeyLenError)?),
         None => None,
     };
     let params = Params::new(keys.cipher, mac_alg);
-    Ok((
-        Keyed::Ok {
-            cipher,
-            mac,
-            encrypted: !keys.cipher.is_none(),
-        },
-        params,
-    ))
+    Ok((Keyed::Ok { cipher, mac, encrypted: !keys.cipher.is_none() }, params))
 }
 
 /// Bytes and packets, on the wire (header, payload, padding, MAC).
@@ -258,11 +226,7 @@ impl PacketOpener {
     /// Plaintext state ("none" cipher, no MAC), sequence number 0.
     pub fn new() -> Self {
         Self {
-            keyed: Keyed::Ok {
-                cipher: OpeningCipher::None,
-                mac: None,
-                encrypted: false,
-            },
+            keyed: Keyed::Ok { cipher: OpeningCipher::None, mac: None, encrypted: false },
             params: Params::PLAIN,
             seq: 0,
             pending_len: None,
@@ -388,11 +352,7 @@ impl Default for PacketSealer {
 impl PacketSealer {
     pub fn new() -> Self {
         Self {
-            keyed: Keyed::Ok {
-                cipher: SealingCipher::None,
-                mac: None,
-                encrypted: false,
-            },
+            keyed: Keyed::Ok { cipher: SealingCipher::None, mac: None, encrypted: false },
             params: Params::PLAIN,
             seq: 0,
             deflater: compress::Deflater::new(),

@@ -49,13 +49,11 @@ impl PacketOpener {
             }
             OpeningCipher::ChaCha(key) => {
                 let tag: &[u8; 16] = tag.try_into().map_err(|_| PacketError::BadMac)?;
-                key.open_in_place(seq, packet, tag)
-                    .map_err(|_| PacketError::BadMac)?;
+                key.open_in_place(seq, packet, tag).map_err(|_| PacketError::BadMac)?;
             }
             OpeningCipher::Gcm(gcm) => {
                 let (length, body) = packet.split_at_mut(LEN);
-                gcm.open(length, body, tag)
-                    .map_err(|_| PacketError::BadMac)?;
+                gcm.open(length, body, tag).map_err(|_| PacketError::BadMac)?;
             }
             OpeningCipher::Ctr(ctr) => {
                 if params.framing == Framing::EncryptThenMac {
@@ -90,11 +88,7 @@ impl PacketOpener {
         } else {
             PayloadAt::Input(payload)
         };
-        Ok(Some(Opened {
-            consumed: total,
-            seq,
-            payload,
-        }))
+        Ok(Some(Opened { consumed: total, seq, payload }))
     }
 }
 

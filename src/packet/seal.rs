@@ -18,13 +18,8 @@ impl PacketSealer {
             return Err(PacketError::Compression);
         }
         let params = self.params;
-        let body = start
-            .checked_add(HEADER)
-            .ok_or(PacketError::PayloadTooLarge { len: 0 })?;
-        let raw_len = buf
-            .len()
-            .checked_sub(body)
-            .ok_or(PacketError::PayloadTooLarge { len: 0 })?;
+        let body = start.checked_add(HEADER).ok_or(PacketError::PayloadTooLarge { len: 0 })?;
+        let raw_len = buf.len().checked_sub(body).ok_or(PacketError::PayloadTooLarge { len: 0 })?;
         if raw_len > MAX_PAYLOAD_LEN {
             return Err(PacketError::PayloadTooLarge { len: raw_len });
         }
@@ -34,9 +29,7 @@ impl PacketSealer {
             self.deflater.deflate(raw, &mut self.deflated)?;
             if self.deflated.len() > MAX_PAYLOAD_LEN {
                 buf.truncate(start);
-                return Err(PacketError::PayloadTooLarge {
-                    len: self.deflated.len(),
-                });
+                return Err(PacketError::PayloadTooLarge { len: self.deflated.len() });
             }
             buf.truncate(body);
             buf.extend_from_slice(&self.deflated);
@@ -46,11 +39,7 @@ impl PacketSealer {
         // RFC 4253 §6: padding such that the length of (packet_length || padding_length ||
         // payload || random padding) is a multiple of max(8, block); openssh leaves the length
         // out for -etm and AEAD since it is not encrypted with the rest.
-        let aligned = if params.length_in_clear() {
-            1 + payload_len
-        } else {
-            HEADER + payload_len
-        };
+        let aligned = if params.length_in_clear() { 1 + payload_len } else { HEADER + payload_len };
         let mut padding = params.align - aligned % params.align;
         if padding < MIN_PADDING {
             padding += params.align;

@@ -41,13 +41,7 @@ fn keys((c, m): Combo, salt: u64) -> DirectionKeys {
     r.fill(&mut key);
     r.fill(&mut iv);
     r.fill(&mut mac_key);
-    DirectionKeys {
-        cipher: c,
-        mac: m,
-        key,
-        iv,
-        mac_key,
-    }
+    DirectionKeys { cipher: c, mac: m, key, iv, mac_key }
 }
 
 fn pair(combo: Combo, comp: Compression) -> (PacketSealer, PacketOpener) {
@@ -137,18 +131,9 @@ fn round_trip_every_cipher_mac_compression_size() {
 fn framing_follows_keys() {
     let f = |c: Combo| pair(c, Compression::None).0.framing();
     assert_eq!(f((&cipher::NONE_ALG, None)), Framing::Plain);
-    assert_eq!(
-        f((&cipher::AES128_CTR, Some(&mac::HMAC_SHA1))),
-        Framing::EncryptAndMac
-    );
-    assert_eq!(
-        f((&cipher::AES128_CTR, Some(&mac::HMAC_SHA1_ETM))),
-        Framing::EncryptThenMac
-    );
-    assert_eq!(
-        f((&cipher::AES128_GCM, Some(&mac::HMAC_SHA1))),
-        Framing::Aead
-    );
+    assert_eq!(f((&cipher::AES128_CTR, Some(&mac::HMAC_SHA1))), Framing::EncryptAndMac);
+    assert_eq!(f((&cipher::AES128_CTR, Some(&mac::HMAC_SHA1_ETM))), Framing::EncryptThenMac);
+    assert_eq!(f((&cipher::AES128_GCM, Some(&mac::HMAC_SHA1))), Framing::Aead);
     assert_eq!(PacketOpener::new().framing(), Framing::Plain);
 }
 
@@ -158,11 +143,7 @@ fn sealed_lengths_are_aligned() {
     for combo in combos() {
         let (mut s, _) = pair(combo, Compression::None);
         let align = combo.0.block_size.max(8);
-        let tag = combo
-            .0
-            .aead_tag_len
-            .or(combo.1.map(|m| m.out_len))
-            .unwrap_or(0);
+        let tag = combo.0.aead_tag_len.or(combo.1.map(|m| m.out_len)).unwrap_or(0);
         let clear = combo.0.is_aead() || combo.1.is_some_and(|m| m.etm);
         for n in 0..40 {
             let mut buf = Vec::new();
@@ -236,12 +217,7 @@ fn flipped_byte_is_bad_mac() {
             let (_, mut o) = pair(combo, Compression::None);
             let mut bad = wire.clone();
             bad[pos] ^= 0x01;
-            assert_eq!(
-                o.open(&mut bad),
-                Err(PacketError::BadMac),
-                "{} pos {pos}",
-                label(combo)
-            );
+            assert_eq!(o.open(&mut bad), Err(PacketError::BadMac), "{} pos {pos}", label(combo));
         }
     }
 }
@@ -254,15 +230,7 @@ fn bad_lengths_refused_from_the_first_block() {
         let fix = |aligned: u32| if clear { aligned } else { aligned - 4 };
         let too_big = fix((MAX_PACKET_LEN as u32 / align + 1) * align);
         let misaligned = fix(4 * align) + 1;
-        for len in [
-            0,
-            1,
-            4,
-            too_big,
-            misaligned,
-            u32::MAX,
-            0x4745_5420, /* "GET " */
-        ] {
+        for len in [0, 1, 4, too_big, misaligned, u32::MAX, 0x4745_5420 /* "GET " */] {
             let (mut s, mut o) = pair(combo, Compression::None);
             let mut wire = crafted(&mut s, len, 4, &[0u8; 64]);
             // 16 bytes are enough to learn any length; nothing more is waited for.
@@ -282,16 +250,13 @@ fn largest_length_accepted() {
     for combo in combos() {
         let (mut s, mut o) = pair(combo, Compression::None);
         let mut wire = Vec::new();
-        s.seal(&mut wire, &payload(MAX_PAYLOAD_LEN, false), &mut rng)
-            .unwrap();
+        s.seal(&mut wire, &payload(MAX_PAYLOAD_LEN, false), &mut rng).unwrap();
         let (_, _, p) = open_one(&mut o, &mut wire).unwrap().unwrap();
         assert_eq!(p.len(), MAX_PAYLOAD_LEN);
         let mut big = Vec::new();
         assert_eq!(
             s.seal(&mut big, &payload(MAX_PAYLOAD_LEN + 1, false), &mut rng),
-            Err(PacketError::PayloadTooLarge {
-                len: MAX_PAYLOAD_LEN + 1
-            })
+            Err(PacketError::PayloadTooLarge { len: MAX_PAYLOAD_LEN + 1 })
         );
     }
 }
@@ -362,10 +327,7 @@ fn sequence_number_wraps() {
 fn wrong_sequence_number_never_opens() {
     let mut rng = TestRng(2);
     // GCM's nonce is its own invocation counter, not the sequence number.
-    for combo in encrypted_combos()
-        .into_iter()
-        .filter(|c| c.0.kind != cipher::CipherKind::AesGcm)
-    {
+    for combo in encrypted_combos().into_iter().filter(|c| c.0.kind != cipher::CipherKind::AesGcm) {
         let (mut s, mut o) = pair(combo, Compression::None);
         o.set_seq(1);
         let mut wire = Vec::new();
@@ -387,8 +349,7 @@ fn random_and_mutated_input_never_panics() {
         for comp in [Compression::None, Compression::Zlib] {
             let (mut s, _) = pair(combo, comp);
             let mut valid = Vec::new();
-            s.seal(&mut valid, &payload(64, true), &mut TestRng(1))
-                .unwrap();
+            s.seal(&mut valid, &payload(64, true), &mut TestRng(1)).unwrap();
             for i in 0..300 {
                 let (_, mut o) = pair(combo, comp);
                 let mut buf = if i % 2 == 0 {
@@ -412,8 +373,7 @@ fn bomb() -> Vec<u8> {
     let mut c = flate2::Compress::new(flate2::Compression::best(), true);
     let zeros = vec![0u8; MAX_PAYLOAD_LEN + 1];
     let mut out = Vec::with_capacity(zeros.len());
-    c.compress_vec(&zeros, &mut out, flate2::FlushCompress::Sync)
-        .unwrap();
+    c.compress_vec(&zeros, &mut out, flate2::FlushCompress::Sync).unwrap();
     out
 }
 
@@ -433,8 +393,7 @@ fn compression_bomb_is_decompression_error() {
         let (mut s, mut o) = pair(combo, Compression::None);
         o.set_compression(Compression::Zlib);
         let mut wire = Vec::new();
-        s.seal(&mut wire, b"\x78\x9c\xff\xff\xff", &mut rng)
-            .unwrap();
+        s.seal(&mut wire, b"\x78\x9c\xff\xff\xff", &mut rng).unwrap();
         assert_eq!(o.open(&mut wire), Err(PacketError::Decompression));
     }
 }
@@ -490,8 +449,7 @@ fn delayed_compression_negotiated_after_auth_is_on_at_once() {
     s.set_compression(Compression::ZlibDelayed);
     o.set_compression(Compression::ZlibDelayed);
     let mut wire = Vec::new();
-    s.seal(&mut wire, b"payload payload payload", &mut TestRng(1))
-        .unwrap();
+    s.seal(&mut wire, b"payload payload payload", &mut TestRng(1)).unwrap();
     let op = o.open(&mut wire).unwrap().unwrap();
     assert_eq!(op.payload, PayloadAt::Inflated);
     assert_eq!(o.inflated(), b"payload payload payload");
@@ -502,8 +460,7 @@ fn valid_length_waits_without_growing_anything() {
     for combo in combos() {
         let (mut s, mut o) = pair(combo, Compression::None);
         let mut wire = Vec::new();
-        s.seal(&mut wire, &payload(200_000, false), &mut TestRng(1))
-            .unwrap();
+        s.seal(&mut wire, &payload(200_000, false), &mut TestRng(1)).unwrap();
         // A prefix: the length is learnt and accepted, the rest waited for.
         assert_eq!(o.open(&mut wire[..100]), Ok(None), "{}", label(combo));
         let almost = wire.len() - 1;
@@ -517,15 +474,11 @@ fn valid_length_waits_without_growing_anything() {
 #[test]
 fn zlib_stream_survives_rekey_and_counters_reset() {
     let mut rng = TestRng(8);
-    let a = (
-        &cipher::AES128_CTR as &CipherAlg,
-        Some(&mac::HMAC_SHA2_256 as &MacAlg),
-    );
+    let a = (&cipher::AES128_CTR as &CipherAlg, Some(&mac::HMAC_SHA2_256 as &MacAlg));
     let b = (&cipher::CHACHA20_POLY1305 as &CipherAlg, None);
     let (mut s, mut o) = pair(a, Compression::Zlib);
     let mut wire = Vec::new();
-    s.seal(&mut wire, b"before before before", &mut rng)
-        .unwrap();
+    s.seal(&mut wire, b"before before before", &mut rng).unwrap();
     open_one(&mut o, &mut wire).unwrap().unwrap();
     assert_eq!(s.since_rekey().1, 1);
     s.set_keys(keys(b, 2));
@@ -548,10 +501,7 @@ fn short_keys_break_the_direction() {
     k.key.truncate(31);
     let mut o = PacketOpener::new();
     assert!(o.try_set_keys(keys_with_short_key()).is_err());
-    assert!(
-        !o.is_encrypted(),
-        "state unchanged after try_set_keys fails"
-    );
+    assert!(!o.is_encrypted(), "state unchanged after try_set_keys fails");
     o.set_keys(k);
     assert!(o.is_encrypted());
     assert_eq!(o.open(&mut [0u8; 64]), Err(PacketError::BadMac));
@@ -588,31 +538,15 @@ fn known_answer_vectors_from_python_cryptography() {
             hex::decode(s).unwrap()
         }
     };
-    let list = |s: &str| {
-        s.split(',')
-            .map(|p| hex::decode(p).unwrap())
-            .collect::<Vec<_>>()
-    };
+    let list = |s: &str| s.split(',').map(|p| hex::decode(p).unwrap()).collect::<Vec<_>>();
     let mut count = 0;
-    for line in text
-        .lines()
-        .filter(|l| !l.is_empty() && !l.starts_with('#'))
-    {
+    for line in text.lines().filter(|l| !l.is_empty() && !l.starts_with('#')) {
         let f: Vec<&str> = line.split(' ').collect();
         assert_eq!(f.len(), 9, "{line}");
-        let c = if f[0] == "none" {
-            &cipher::NONE_ALG
-        } else {
-            cipher::by_name(f[0]).unwrap()
-        };
+        let c = if f[0] == "none" { &cipher::NONE_ALG } else { cipher::by_name(f[0]).unwrap() };
         let m = (f[1] != "-").then(|| mac::by_name(f[1]).unwrap());
-        let keys = || DirectionKeys {
-            cipher: c,
-            mac: m,
-            key: hx(f[2]),
-            iv: hx(f[3]),
-            mac_key: hx(f[4]),
-        };
+        let keys =
+            || DirectionKeys { cipher: c, mac: m, key: hx(f[2]), iv: hx(f[3]), mac_key: hx(f[4]) };
         let seq: u32 = f[5].parse().unwrap();
         let (payloads, paddings, expected) = (list(f[6]), list(f[7]), list(f[8]));
 
@@ -623,13 +557,7 @@ fn known_answer_vectors_from_python_cryptography() {
         for (p, e) in payloads.iter().zip(&expected) {
             let mut buf = Vec::new();
             s.seal(&mut buf, p, &mut rng).unwrap();
-            assert_eq!(
-                hex::encode(&buf),
-                hex::encode(e),
-                "sealing {} {}",
-                f[0],
-                f[1]
-            );
+            assert_eq!(hex::encode(&buf), hex::encode(e), "sealing {} {}", f[0], f[1]);
         }
         assert!(rng.0.is_empty());
 

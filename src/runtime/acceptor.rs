@@ -167,20 +167,14 @@ impl Acceptor {
     }
 
     fn open(&self) -> usize {
-        self.workers
-            .iter()
-            .map(|w| w.load.load(Ordering::Acquire))
-            .sum()
+        self.workers.iter().map(|w| w.load.load(Ordering::Acquire)).sum()
     }
 
     fn accept_all(&mut self, st: &mut State, now: Instant) {
         for i in 0..self.listeners.len() {
             loop {
                 if self.open() >= self.max_connections {
-                    log::warn!(
-                        "at --max-connections {}: pausing accept",
-                        self.max_connections
-                    );
+                    log::warn!("at --max-connections {}: pausing accept", self.max_connections);
                     self.set_listening(st, false);
                     return;
                 }
@@ -217,17 +211,10 @@ impl Acceptor {
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
-        let loads: Vec<usize> = self
-            .workers
-            .iter()
-            .map(|w| w.load.load(Ordering::Acquire))
-            .collect();
+        let loads: Vec<usize> =
+            self.workers.iter().map(|w| w.load.load(Ordering::Acquire)).collect();
         st.rr = st.rr.wrapping_add(1);
-        let mut msg = Control::NewConn {
-            stream,
-            peer,
-            accepted_at: now,
-        };
+        let mut msg = Control::NewConn { stream, peer, accepted_at: now };
         let order = worker_order(&loads, st.rr % loads.len().max(1));
         for i in order {
             let Some(w) = self.workers.get(i) else {
@@ -255,9 +242,7 @@ impl Acceptor {
         }
         for (i, l) in self.listeners.iter_mut().enumerate() {
             let r = if on {
-                self.poll
-                    .registry()
-                    .register(l, Token(i), Interest::READABLE)
+                self.poll.registry().register(l, Token(i), Interest::READABLE)
             } else {
                 self.poll.registry().deregister(l)
             };
@@ -300,10 +285,7 @@ impl Acceptor {
                 Ok(cfg) => {
                     let n = cfg.server.transport.host_keys.len();
                     for w in &self.workers {
-                        if w.tx
-                            .try_send(Control::NewConfig(cfg.server.clone()))
-                            .is_err()
-                        {
+                        if w.tx.try_send(Control::NewConfig(cfg.server.clone())).is_err() {
                             log::warn!("a worker's queue is full; it keeps the old configuration");
                         }
                         let _ = w.waker.wake();
@@ -333,19 +315,11 @@ impl Acceptor {
     fn drain_reports(&mut self, st: &mut State) {
         while let Ok(r) = self.reports.try_recv() {
             match r {
-                Report::Stats {
-                    worker,
-                    metrics,
-                    full,
-                } => {
+                Report::Stats { worker, metrics, full } => {
                     if let Some(slot) = st.latest.get_mut(worker) {
                         *slot = Some(*metrics);
                     }
-                    let waiting = if full {
-                        &mut st.awaiting_full
-                    } else {
-                        &mut st.awaiting_line
-                    };
+                    let waiting = if full { &mut st.awaiting_full } else { &mut st.awaiting_line };
                     if *waiting > 0 {
                         *waiting -= 1;
                         if *waiting == 0 {
@@ -403,9 +377,7 @@ mod tests {
     fn hands_sockets_to_the_least_loaded_worker_and_pauses_at_the_bound() {
         let poll = Poll::new().unwrap();
         let mut listener = TcpListener::bind("127.0.0.1:0".parse().unwrap()).unwrap();
-        poll.registry()
-            .register(&mut listener, Token(0), Interest::READABLE)
-            .unwrap();
+        poll.registry().register(&mut listener, Token(0), Interest::READABLE).unwrap();
         let addr = listener.local_addr().unwrap();
         let mut rxs = Vec::new();
         let mut workers = Vec::new();
@@ -435,28 +407,16 @@ mod tests {
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).
-        let clients: Vec<_> = (0..4)
-            .map(|_| std::net::TcpStream::connect(addr).unwrap())
-            .collect();
+        let clients: Vec<_> = (0..4).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
         std::thread::sleep(Duration::from_millis(50));
         acc.accept_all(&mut st, Instant::now());
-        let loads: Vec<usize> = acc
-            .workers
-            .iter()
-            .map(|w| w.load.load(Ordering::Acquire))
-            .collect();
+        let loads: Vec<usize> =
+            acc.workers.iter().map(|w| w.load.load(Ordering::Acquire)).collect();
         // Worker 1 (load 1) gets the first two, then ties at 3 rotate.
         assert_eq!(loads.iter().sum::<usize>(), 7);
         assert_eq!(rxs[1].0.len(), 2 + usize::from(loads[1] == 4));
-        assert_eq!(
-            rxs[0].0.len() + rxs[1].0.len(),
-            3,
-            "one client waits in the backlog"
-        );
-        assert!(
-            !st.listening,
-            "at --max-connections the listener is deregistered"
-        );
+        assert_eq!(rxs[0].0.len() + rxs[1].0.len(), 3, "one client waits in the backlog");
+        assert!(!st.listening, "at --max-connections the listener is deregistered");
         // A connection closes: accepting resumes and takes the waiting client.
         acc.workers[0].load.fetch_sub(1, Ordering::AcqRel);
         acc.set_listening(&mut st, true);

@@ -92,11 +92,7 @@ pub struct BufferPool {
 impl BufferPool {
     /// `used` is shared by all workers' pools.
     pub fn new(used: Arc<AtomicUsize>, budget: usize) -> Self {
-        BufferPool {
-            free: Default::default(),
-            used,
-            budget,
-        }
+        BufferPool { free: Default::default(), used, budget }
     }
 
     /// The smallest class holding `min` bytes, if any.
@@ -108,11 +104,7 @@ impl BufferPool {
     pub fn checkout(&mut self, class: usize) -> Option<Buf> {
         let size = *CLASSES.get(class)?;
         if let Some(data) = self.free.get_mut(class).and_then(Vec::pop) {
-            return Some(Buf {
-                data,
-                start: 0,
-                end: 0,
-            });
+            return Some(Buf { data, start: 0, end: 0 });
         }
         if !self.reserve(size) {
             self.trim_free();
@@ -120,11 +112,7 @@ impl BufferPool {
                 return None;
             }
         }
-        Some(Buf {
-            data: vec![0u8; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        })
+        Some(Buf { data: vec![0u8; size].into_boxed_slice(), start: 0, end: 0 })
     }
 
     /// A buffer holding at least `min_len` bytes, ignoring the budget: for bytes we already
@@ -137,28 +125,16 @@ impl BufferPool {
             None => (None, min_len),
         };
         if let Some(data) = class.and_then(|c| self.free.get_mut(c)).and_then(Vec::pop) {
-            return Buf {
-                data,
-                start: 0,
-                end: 0,
-            };
+            return Buf { data, start: 0, end: 0 };
         }
         self.used.fetch_add(size, Ordering::Relaxed);
-        Buf {
-            data: vec![0u8; size].into_boxed_slice(),
-            start: 0,
-            end: 0,
-        }
+        Buf { data: vec![0u8; size].into_boxed_slice(), start: 0, end: 0 }
     }
 
     /// Gives a buffer back: kept for reuse if its class list has room, otherwise freed.
     pub fn release(&mut self, buf: Buf) {
         let size = buf.data.len();
-        match CLASSES
-            .iter()
-            .position(|&c| c == size)
-            .and_then(|i| self.free.get_mut(i))
-        {
+        match CLASSES.iter().position(|&c| c == size).and_then(|i| self.free.get_mut(i)) {
             Some(list) if list.len() < MAX_FREE_PER_CLASS => list.push(buf.data),
             _ => {
                 self.used.fetch_sub(size, Ordering::Relaxed);
@@ -259,11 +235,7 @@ mod tests {
         assert_eq!(huge.capacity(), 1 << 20);
         let before = p.used();
         p.release(huge);
-        assert_eq!(
-            p.used(),
-            before - (1 << 20),
-            "oversize buffers are freed, not kept"
-        );
+        assert_eq!(p.used(), before - (1 << 20), "oversize buffers are freed, not kept");
     }
 
     #[test]

@@ -48,10 +48,7 @@ pub struct JobBudget {
 
 impl JobBudget {
     pub fn new(bound: usize) -> Self {
-        JobBudget {
-            in_flight: Arc::new(AtomicUsize::new(0)),
-            bound,
-        }
+        JobBudget { in_flight: Arc::new(AtomicUsize::new(0)), bound }
     }
 
     /// Takes one slot if any is free.
@@ -65,9 +62,8 @@ impl JobBudget {
 
     /// Gives a slot back (when the worker has received the result).
     pub fn release(&self) {
-        let _ = self
-            .in_flight
-            .fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
+        let _ =
+            self.in_flight.fetch_update(Ordering::AcqRel, Ordering::Acquire, |n| n.checked_sub(1));
     }
 
     pub fn in_flight(&self) -> usize {
@@ -92,10 +88,7 @@ impl CryptoPool {
             .thread_name(|i| format!("sshfront-crypto-{i}"))
             .build()
             .map_err(std::io::Error::other)?;
-        Ok(CryptoPool {
-            pool,
-            budget: JobBudget::new(bound),
-        })
+        Ok(CryptoPool { pool, budget: JobBudget::new(bound) })
     }
 
     /// Submits `job` if a slot is free; gives it back otherwise (the worker queues or refuses).
@@ -159,32 +152,17 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (tx, rx) = crossbeam_channel::bounded(pool.budget.bound());
-        let ticket = |key| JobTicket {
-            worker: 0,
-            key,
-            generation: 9,
-            submitted: Instant::now(),
-        };
+        let ticket = |key| JobTicket { worker: 0, key, generation: 9, submitted: Instant::now() };
         assert!(pool.budget.try_acquire());
         pool.spawn_acquired(|| 42u32, "ok", ticket(1), &tx, &waker);
         assert!(pool.budget.try_acquire());
-        pool.spawn_acquired(
-            || -> u32 { panic!("job bug") },
-            "boom",
-            ticket(2),
-            &tx,
-            &waker,
-        );
-        assert!(
-            !pool.budget.try_acquire(),
-            "bound reached: queued + running"
-        );
+        pool.spawn_acquired(|| -> u32 { panic!("job bug") }, "boom", ticket(2), &tx, &waker);
+        assert!(!pool.budget.try_acquire(), "bound reached: queued + running");
 
         let mut events = Events::with_capacity(4);
         let mut got = Vec::new();
         while got.len() < 2 {
-            poll.poll(&mut events, Some(Duration::from_secs(10)))
-                .unwrap();
+            poll.poll(&mut events, Some(Duration::from_secs(10))).unwrap();
             while let Ok(r) = rx.try_recv() {
                 pool.budget.release();
                 got.push(r);
@@ -193,11 +171,7 @@ mod tests {
         got.sort_by_key(|r| r.ticket.key);
         assert_eq!((got[0].label, got[0].done), ("ok", Some(42)));
         assert_eq!(got[0].ticket.generation, 9);
-        assert_eq!(
-            (got[1].label, got[1].done),
-            ("boom", None),
-            "a panicking job comes back empty"
-        );
+        assert_eq!((got[1].label, got[1].done), ("boom", None), "a panicking job comes back empty");
         assert_eq!(pool.budget.in_flight(), 0);
     }
 

@@ -33,12 +33,8 @@ impl log::Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line = format!(
-            "{} {:<5} {}\n",
-            timestamp(SystemTime::now()),
-            record.level(),
-            record.args()
-        );
+        let line =
+            format!("{} {:<5} {}\n", timestamp(SystemTime::now()), record.level(), record.args());
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 

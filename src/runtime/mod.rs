@@ -39,9 +39,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     for (i, addr) in settings.listen.iter().enumerate() {
         let mut l = TcpListener::bind(*addr)
             .map_err(|e| io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
-        acceptor_poll
-            .registry()
-            .register(&mut l, Token(i), Interest::READABLE)?;
+        acceptor_poll.registry().register(&mut l, Token(i), Interest::READABLE)?;
         let local = l.local_addr()?;
         ::log::info!("listening on {local}");
         bound.push(local);
@@ -55,10 +53,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     let signals =
         signals::Signals::register(acceptor_poll.registry(), acceptor::SIGNAL_TOKEN_BASE)?;
 
-    let crypto = Arc::new(crypto_pool::CryptoPool::new(
-        settings.crypto_threads,
-        settings.crypto_queue,
-    )?);
+    let crypto =
+        Arc::new(crypto_pool::CryptoPool::new(settings.crypto_threads, settings.crypto_queue)?);
     let buffer_used = Arc::new(AtomicUsize::new(0));
     let (reports_tx, reports_rx) = bounded(settings.workers * REPORTS_PER_WORKER);
     let mut workers = Vec::with_capacity(settings.workers);
@@ -87,12 +83,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         let thread = std::thread::Builder::new()
             .name(format!("sshfront-worker-{id}"))
             .spawn(move || worker::run(parts))?;
-        workers.push(acceptor::WorkerHandle {
-            tx,
-            waker,
-            load,
-            thread: Some(thread),
-        });
+        workers.push(acceptor::WorkerHandle { tx, waker, load, thread: Some(thread) });
     }
     ::log::info!(
         "sshfront {} started: {} workers, {} crypto threads",

@@ -21,12 +21,8 @@ pub enum Sig {
     Usr1,
 }
 
-const ALL: [(Sig, i32); 4] = [
-    (Sig::Term, SIGTERM),
-    (Sig::Int, SIGINT),
-    (Sig::Hup, SIGHUP),
-    (Sig::Usr1, SIGUSR1),
-];
+const ALL: [(Sig, i32); 4] =
+    [(Sig::Term, SIGTERM), (Sig::Int, SIGINT), (Sig::Hup, SIGHUP), (Sig::Usr1, SIGUSR1)];
 
 pub struct Signals {
     base: usize,
@@ -99,8 +95,7 @@ mod tests {
         let mut events = Events::with_capacity(8);
         let mut got = Vec::new();
         for _ in 0..50 {
-            poll.poll(&mut events, Some(Duration::from_millis(100)))
-                .unwrap();
+            poll.poll(&mut events, Some(Duration::from_millis(100))).unwrap();
             assert!(events.iter().all(|e| signals.owns(e.token())));
             got.extend(signals.drain());
             if got.len() >= 2 {

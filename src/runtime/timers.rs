@@ -28,11 +28,7 @@ impl TimerHeap {
     }
 
     pub fn push(&mut self, deadline: Instant, key: usize, generation: u32) {
-        self.heap.push(Reverse(TimerEntry {
-            deadline,
-            key,
-            generation,
-        }));
+        self.heap.push(Reverse(TimerEntry { deadline, key, generation }));
     }
 
     /// The earliest deadline (possibly of a stale entry: waking early is harmless).

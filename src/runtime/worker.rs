@@ -54,22 +54,19 @@ pub enum Control {
     /// Used by connections accepted from now on (SIGHUP).
     NewConfig(Arc<ServerConfig>),
     /// Stop taking connections; close unauthenticated ones now, the rest by `deadline`.
-    Drain { deadline: Instant },
+    Drain {
+        deadline: Instant,
+    },
     /// Send a metrics snapshot.
-    Stats { full: bool },
+    Stats {
+        full: bool,
+    },
 }
 
 /// Messages to the acceptor.
 pub enum Report {
-    Stats {
-        worker: usize,
-        metrics: Box<Metrics>,
-        full: bool,
-    },
-    Exited {
-        worker: usize,
-        metrics: Box<Metrics>,
-    },
+    Stats { worker: usize, metrics: Box<Metrics>, full: bool },
+    Exited { worker: usize, metrics: Box<Metrics> },
 }
 
 /// What the worker shares with the rest of the process.
@@ -190,11 +187,7 @@ pub fn run_with<C: Core>(
         // Control messages: drained fully, bounded by the channel's capacity.
         loop {
             match control.try_recv() {
-                Ok(Control::NewConn {
-                    stream,
-                    peer,
-                    accepted_at,
-                }) => {
+                Ok(Control::NewConn { stream, peer, accepted_at }) => {
                     if draining.is_some() {
                         load.fetch_sub(1, Ordering::AcqRel);
                         continue;
@@ -233,11 +226,7 @@ pub fn run_with<C: Core>(
                 }
                 Ok(Control::Stats { full }) => {
                     let metrics = Box::new(st.metrics.clone());
-                    let _ = reports.try_send(Report::Stats {
-                        worker: id,
-                        metrics,
-                        full,
-                    });
+                    let _ = reports.try_send(Report::Stats { worker: id, metrics, full });
                     let _ = acceptor_waker.wake();
                 }
                 Err(TryRecvError::Empty) => break,
@@ -324,8 +313,7 @@ pub fn run_with<C: Core>(
     for key in keys {
         if let Some(conn) = conns.get_mut(key) {
             if !conn.core.is_closed() {
-                conn.core
-                    .close(DisconnectReason::ByApplication, "server shutting down", now);
+                conn.core.close(DisconnectReason::ByApplication, "server shutting down", now);
             }
             conn.writable = true;
             let _ = st.service(conn, key, now);
@@ -333,10 +321,7 @@ pub fn run_with<C: Core>(
         st.remove(&mut conns, key, &load);
     }
     let metrics = Box::new(std::mem::take(&mut st.metrics));
-    let _ = reports.try_send(Report::Exited {
-        worker: id,
-        metrics,
-    });
+    let _ = reports.try_send(Report::Exited { worker: id, metrics });
     let _ = acceptor_waker.wake();
 }
 
@@ -574,10 +559,7 @@ impl State {
             Event::KexDone(s) => {
                 if s.first {
                     if let Some(t) = conn.first_byte_at {
-                        record(
-                            &mut self.metrics.handshake,
-                            now.saturating_duration_since(t),
-                        );
+                        record(&mut self.metrics.handshake, now.saturating_duration_since(t));
                     }
                 }
                 log::info!(
@@ -605,11 +587,7 @@ impl State {
                     conn.peer
                 )
             }
-            Event::Closed {
-                code,
-                reason,
-                by_peer,
-            } => {
+            Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
                 *self.metrics.disconnects.entry(code).or_insert(0) += 1;
                 conn.close_reason = Some((code, reason, by_peer));
@@ -623,16 +601,9 @@ impl State {
     fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
         let label = job.label();
         let job = if self.wait_queue.is_empty() {
-            let ticket = JobTicket {
-                worker: self.id,
-                key,
-                generation: conn.generation,
-                submitted: now,
-            };
-            match self
-                .crypto
-                .try_submit(job, label, ticket, &self.results_tx, &self.waker)
-            {
+            let ticket =
+                JobTicket { worker: self.id, key, generation: conn.generation, submitted: now };
+            match self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker) {
                 Ok(()) => return,
                 Err(job) => job,
             }
@@ -640,21 +611,12 @@ impl State {
             job // keep FIFO order behind those already waiting
         };
         if self.wait_queue.len() < JOB_WAIT_QUEUE {
-            self.wait_queue
-                .push_back((key, conn.generation, job, label));
+            self.wait_queue.push_back((key, conn.generation, job, label));
             return;
         }
         self.metrics.crypto_refused += 1;
-        log::warn!(
-            "[w{}#{key}] {}: crypto queue full, refusing",
-            self.id,
-            conn.peer
-        );
-        conn.core.close(
-            DisconnectReason::TooManyConnections,
-            "too many connections",
-            now,
-        );
+        log::warn!("[w{}#{key}] {}: crypto queue full, refusing", self.id, conn.peer);
+        conn.core.close(DisconnectReason::TooManyConnections, "too many connections", now);
     }
 
     /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
@@ -663,15 +625,9 @@ impl State {
             if !conns.get(key).is_some_and(|c| c.generation == generation) {
                 continue;
             }
-            let ticket = JobTicket {
-                worker: self.id,
-                key,
-                generation,
-                submitted: now,
-            };
+            let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
             if let Err(job) =
-                self.crypto
-                    .try_submit(job, label, ticket, &self.results_tx, &self.waker)
+                self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
             {
                 self.wait_queue.push_front((key, generation, job, label));
                 break;
@@ -701,8 +657,7 @@ impl State {
             } else if rest.is_empty() {
                 conn.socket.write(pending)
             } else {
-                conn.socket
-                    .write_vectored(&[IoSlice::new(pending), IoSlice::new(rest)])
+                conn.socket.write_vectored(&[IoSlice::new(pending), IoSlice::new(rest)])
             };
             match res {
                 Ok(0) => {
@@ -770,10 +725,7 @@ impl State {
                 self.pool.release(b);
             }
             if let Some(t) = conn.stall_since.take() {
-                record(
-                    &mut self.metrics.write_stall,
-                    now.saturating_duration_since(t),
-                );
+                record(&mut self.metrics.write_stall, now.saturating_duration_since(t));
             }
         }
     }
@@ -784,11 +736,7 @@ impl State {
         if conn.closing && conn.linger_deadline.is_none() {
             conn.linger_deadline = Some(now + CLOSE_LINGER);
         }
-        let core_deadline = if conn.core.is_closed() {
-            None
-        } else {
-            conn.core.poll_timeout()
-        };
+        let core_deadline = if conn.core.is_closed() { None } else { conn.core.poll_timeout() };
         let want = match (core_deadline, conn.linger_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),

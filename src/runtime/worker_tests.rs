@@ -23,10 +23,7 @@ struct Echo {
 impl Core for Echo {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         let mut used = 0;
-        while let Some(nl) = input
-            .get(used..)
-            .and_then(|r| r.iter().position(|&b| b == b'\n'))
-        {
+        while let Some(nl) = input.get(used..).and_then(|r| r.iter().position(|&b| b == b'\n')) {
             if self.closed {
                 break;
             }
@@ -62,8 +59,7 @@ impl Core for Echo {
             return;
         }
         self.closed = true;
-        self.out
-            .extend(format!("disconnect {}\n", reason.code()).bytes());
+        self.out.extend(format!("disconnect {}\n", reason.code()).bytes());
         self.events.push_back(Event::Closed {
             code: reason.code(),
             reason: description.to_string(),
@@ -119,31 +115,18 @@ impl Harness {
         };
         let thread = std::thread::spawn(move || run_with(parts, |_, _, _| Echo::default()));
         let listener = StdListener::bind("127.0.0.1:0").unwrap();
-        Harness {
-            tx,
-            waker,
-            load,
-            reports,
-            listener,
-            thread: Some(thread),
-        }
+        Harness { tx, waker, load, reports, listener, thread: Some(thread) }
     }
 
     /// A client socket whose server side has been handed to the worker.
     fn connect(&self) -> StdStream {
         let client = StdStream::connect(self.listener.local_addr().unwrap()).unwrap();
-        client
-            .set_read_timeout(Some(Duration::from_secs(10)))
-            .unwrap();
+        client.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
         let (server, peer) = self.listener.accept().unwrap();
         server.set_nonblocking(true).unwrap();
         self.load.fetch_add(1, Ordering::AcqRel);
         let stream = TcpStream::from_std(server);
-        self.send(Control::NewConn {
-            stream,
-            peer,
-            accepted_at: Instant::now(),
-        });
+        self.send(Control::NewConn { stream, peer, accepted_at: Instant::now() });
         client
     }
 
@@ -155,20 +138,14 @@ impl Harness {
     fn wait_load(&self, n: usize) {
         let until = Instant::now() + Duration::from_secs(10);
         while self.load.load(Ordering::Acquire) != n {
-            assert!(
-                Instant::now() < until,
-                "load stuck at {}",
-                self.load.load(Ordering::Acquire)
-            );
+            assert!(Instant::now() < until, "load stuck at {}", self.load.load(Ordering::Acquire));
             std::thread::sleep(Duration::from_millis(5));
         }
     }
 
     /// Drains and returns the exit metrics.
     fn drain(mut self, grace: Duration) -> Metrics {
-        self.send(Control::Drain {
-            deadline: Instant::now() + grace,
-        });
+        self.send(Control::Drain { deadline: Instant::now() + grace });
         self.thread.take().unwrap().join().unwrap();
         loop {
             match self.reports.recv_timeout(Duration::from_secs(5)).unwrap() {
@@ -198,11 +175,7 @@ fn echo_split_reads_timers_eof_and_drain() {
     assert_eq!(read_line(&mut ar), "HELLO\n");
     assert_eq!(read_line(&mut ar), "WORLD\n");
     assert_eq!(read_line(&mut ar), "TIMER\n");
-    assert_eq!(
-        read_line(&mut ar),
-        "tick\n",
-        "the core's deadline drove the poll timeout"
-    );
+    assert_eq!(read_line(&mut ar), "tick\n", "the core's deadline drove the poll timeout");
 
     // Peer EOF: the worker closes the core (DISCONNECT 10 staged) and the socket.
     let c = h.connect();
@@ -234,16 +207,9 @@ fn echo_split_reads_timers_eof_and_drain() {
     assert_eq!(read_line(&mut ar), "disconnect 11\n");
     assert_eq!(read_line(&mut ar), "");
     b.write_all(b"still here\n").unwrap();
-    assert_eq!(
-        read_line(&mut br),
-        "STILL HERE\n",
-        "authenticated connection keeps running"
-    );
+    assert_eq!(read_line(&mut br), "STILL HERE\n", "authenticated connection keeps running");
     assert_eq!(read_line(&mut br), "disconnect 11\n");
-    assert!(
-        started.elapsed() >= Duration::from_millis(250),
-        "closed before the drain deadline"
-    );
+    assert!(started.elapsed() >= Duration::from_millis(250), "closed before the drain deadline");
     assert_eq!(read_line(&mut br), "");
     let m = drainer.join().unwrap();
     assert_eq!(load.load(Ordering::Acquire), 0);

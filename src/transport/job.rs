@@ -138,8 +138,7 @@ fn run_client(j: ClientFinishJob) -> Result<ClientKexOut, Error> {
     let k = j.eph.agree(&j.server_public)?;
     let mut k_encoded = Vec::with_capacity(k.bytes.len() + 5);
     k.encode(&mut k_encoded);
-    let h =
-        compute_hash(&j.parts, j.method, &j.k_s, &client_public, &j.server_public, &k_encoded);
+    let h = compute_hash(&j.parts, j.method, &j.k_s, &client_public, &j.server_public, &k_encoded);
     host_key::verify(j.host_key_alg, &j.k_s, &h, &j.signature).map_err(Error::HostKeyVerify)?;
     Ok(ClientKexOut { k_encoded, h })
 }

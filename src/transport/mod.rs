@@ -327,7 +327,11 @@ impl Transport {
             }
             Ok(Dispatch::Service) => {
                 self.maybe_rekey(now);
-                Read::Service { consumed: opened.consumed, payload: opened.payload, seq: opened.seq }
+                Read::Service {
+                    consumed: opened.consumed,
+                    payload: opened.payload,
+                    seq: opened.seq,
+                }
             }
             Err(e) => {
                 self.fail(e);
@@ -385,7 +389,11 @@ impl Transport {
         let Some(&msg) = p.first() else {
             return Err(Error::Decode {
                 msg: 0,
-                err: crate::wire::DecodeError::Truncated { field: "message number", needed: 1, left: 0 },
+                err: crate::wire::DecodeError::Truncated {
+                    field: "message number",
+                    needed: 1,
+                    left: 0,
+                },
             });
         };
         if !self.first_kex_done && msg != msg_no::KEXINIT && !self.peer_kexinit_seen() {
@@ -437,8 +445,7 @@ impl Transport {
             msg_no::EXT_INFO => self.on_ext_info(p),
             msg_no::KEXINIT => self.on_kexinit(p, now),
             msg_no::PING => {
-                let data = msgs::parse_single_string(p, msg_no::PING, "ping data")
-                    .msg(msg)?;
+                let data = msgs::parse_single_string(p, msg_no::PING, "ping data").msg(msg)?;
                 let data = data.to_vec();
                 self.send_with(|out| {
                     crate::wire::Writer::new(out).u8(msg_no::PONG).string(&data);
@@ -671,10 +678,9 @@ impl Transport {
             return;
         }
         let limit = self.config.rekey_bytes.unwrap_or_else(|| {
-            let chacha = self
-                .last_kex
-                .as_ref()
-                .is_some_and(|k| k.cipher_out.starts_with("chacha20") || k.cipher_in.starts_with("chacha20"));
+            let chacha = self.last_kex.as_ref().is_some_and(|k| {
+                k.cipher_out.starts_with("chacha20") || k.cipher_in.starts_with("chacha20")
+            });
             if chacha {
                 config::DEFAULT_REKEY_BYTES_CHACHA
             } else {

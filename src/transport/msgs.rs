@@ -258,8 +258,7 @@ impl<'a> KexReply<'a> {
         let mut r = Reader::new(payload);
         expect_no(&mut r, no)?;
         let k_s = r.string("server public host key")?;
-        let server_public =
-            if public_is_mpint { r.mpint_positive("f")? } else { r.string("Q_S")? };
+        let server_public = if public_is_mpint { r.mpint_positive("f")? } else { r.string("Q_S")? };
         let signature = r.string("signature")?;
         r.finish("KEX reply")?;
         Ok(KexReply { k_s, server_public, signature })

@@ -136,10 +136,8 @@ mod tests {
             for phase in PHASES {
                 for msg in 0..=255u8 {
                     let v = verdict(role, phase, msg);
-                    let kexing = matches!(
-                        phase,
-                        Phase::InitialKex | Phase::InitialKexStrict | Phase::Rekey
-                    );
+                    let kexing =
+                        matches!(phase, Phase::InitialKex | Phase::InitialKexStrict | Phase::Rekey);
                     if msg >= 50 && (kexing || phase == Phase::NoService) {
                         assert_eq!(v, Verdict::ProtocolError, "{role:?} {phase:?} {msg}");
                     }

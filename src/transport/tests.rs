@@ -13,10 +13,16 @@ use std::sync::OnceLock;
 pub(crate) fn host_keys() -> &'static Vec<Arc<HostKeyPair>> {
     static KEYS: OnceLock<Vec<Arc<HostKeyPair>>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        [KeyKind::Ed25519, KeyKind::EcdsaP256, KeyKind::EcdsaP384, KeyKind::EcdsaP521, KeyKind::Rsa { bits: 2048 }]
-            .into_iter()
-            .map(|k| Arc::new(HostKeyPair::generate(k).expect("keygen").0))
-            .collect()
+        [
+            KeyKind::Ed25519,
+            KeyKind::EcdsaP256,
+            KeyKind::EcdsaP384,
+            KeyKind::EcdsaP521,
+            KeyKind::Rsa { bits: 2048 },
+        ]
+        .into_iter()
+        .map(|k| Arc::new(HostKeyPair::generate(k).expect("keygen").0))
+        .collect()
     })
 }
 
@@ -34,7 +40,11 @@ pub(crate) fn full_config() -> TransportConfig {
         host_key_algs: HostKeyAlg::ALL.to_vec(),
         ciphers: cipher::ALL.to_vec(),
         macs: mac::ALL.to_vec(),
-        compression: vec![config::COMPRESSION_NONE, config::COMPRESSION_ZLIB_OPENSSH, config::COMPRESSION_ZLIB],
+        compression: vec![
+            config::COMPRESSION_NONE,
+            config::COMPRESSION_ZLIB_OPENSSH,
+            config::COMPRESSION_ZLIB,
+        ],
         host_keys: host_keys().clone(),
         gex_groups: gex_groups(),
         rekey_bytes: None,
@@ -81,7 +91,12 @@ struct Pair {
 impl Pair {
     fn new(client_cfg: TransportConfig, server_cfg: TransportConfig) -> Self {
         let now = t0();
-        let server = Transport::new_server(Arc::new(server_cfg), Box::new(TestRng(1)), &["ssh-userauth"], now);
+        let server = Transport::new_server(
+            Arc::new(server_cfg),
+            Box::new(TestRng(1)),
+            &["ssh-userauth"],
+            now,
+        );
         let client = Transport::new_client(Arc::new(client_cfg), Box::new(TestRng(2)), None, now);
         Pair {
             client,
@@ -109,8 +124,10 @@ impl Pair {
             self.client.poll_transmit(&mut self.c2s);
             self.server.poll_transmit(&mut self.s2c);
             progress |= before != (self.c2s.len(), self.s2c.len());
-            progress |= feed(&mut self.server, &mut self.c2s, &mut self.at_server, self.now, self.chunk);
-            progress |= feed(&mut self.client, &mut self.s2c, &mut self.at_client, self.now, self.chunk);
+            progress |=
+                feed(&mut self.server, &mut self.c2s, &mut self.at_server, self.now, self.chunk);
+            progress |=
+                feed(&mut self.client, &mut self.s2c, &mut self.at_client, self.now, self.chunk);
             progress |= run_events(&mut self.server, &mut self.server_events, self.now);
             progress |= run_events(&mut self.client, &mut self.client_events, self.now);
             if !progress {
@@ -121,7 +138,10 @@ impl Pair {
     }
 
     fn established(&self) -> bool {
-        self.client.is_established() && self.server.is_established() && !self.client.is_handshaking() && !self.server.is_handshaking()
+        self.client.is_established()
+            && self.server.is_established()
+            && !self.client.is_handshaking()
+            && !self.server.is_handshaking()
     }
 
     fn server_closed_code(&self) -> Option<u32> {
@@ -144,7 +164,13 @@ fn closed_reason(events: &[Event]) -> Option<String> {
 }
 
 /// Reads what it can from `buf` into `t`, collecting service messages.
-fn feed(t: &mut Transport, buf: &mut Vec<u8>, inbox: &mut Vec<Vec<u8>>, now: Instant, chunk: usize) -> bool {
+fn feed(
+    t: &mut Transport,
+    buf: &mut Vec<u8>,
+    inbox: &mut Vec<Vec<u8>>,
+    now: Instant,
+    chunk: usize,
+) -> bool {
     let mut progress = false;
     let mut avail = buf.len().min(chunk);
     loop {
@@ -221,7 +247,12 @@ fn data_msg(i: u32, len: usize) -> Vec<u8> {
 /// the middle); checks every byte.
 fn full_session(mut p: Pair) {
     p.drive();
-    assert!(p.established(), "handshake failed: server {:?} client {:?}", closed_reason(&p.server_events), closed_reason(&p.client_events));
+    assert!(
+        p.established(),
+        "handshake failed: server {:?} client {:?}",
+        closed_reason(&p.server_events),
+        closed_reason(&p.client_events)
+    );
     p.client.request_service("ssh-userauth").unwrap();
     p.drive();
     assert!(p.client_events.iter().any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
@@ -259,7 +290,13 @@ fn every_kex_with_every_host_key() {
             let cfg = only(k.name, *hk, "aes128-gcm@openssh.com", "hmac-sha2-256", "none");
             let mut p = Pair::same(cfg);
             p.drive();
-            assert!(p.established(), "{} / {}: {:?}", k.name, hk.name(), closed_reason(&p.server_events));
+            assert!(
+                p.established(),
+                "{} / {}: {:?}",
+                k.name,
+                hk.name(),
+                closed_reason(&p.server_events)
+            );
             let s = p.server.negotiated().unwrap();
             assert_eq!((s.kex, s.host_key), (k.name, hk.name()));
         }
@@ -270,7 +307,11 @@ fn every_kex_with_every_host_key() {
 fn every_cipher_mac_and_compression_byte_exact_with_rekey() {
     for c in cipher::ALL {
         for m in mac::ALL {
-            for comp in [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB, config::COMPRESSION_ZLIB_OPENSSH] {
+            for comp in [
+                config::COMPRESSION_NONE,
+                config::COMPRESSION_ZLIB,
+                config::COMPRESSION_ZLIB_OPENSSH,
+            ] {
                 let cfg = only("curve25519-sha256", HostKeyAlg::Ed25519, c.name, m.name, comp);
                 full_session(Pair::same(cfg));
             }
@@ -282,14 +323,16 @@ fn every_cipher_mac_and_compression_byte_exact_with_rekey() {
 /// tests above cover each family completely; this covers their interactions).
 #[test]
 fn sampled_full_product() {
-    let seed: u64 = std::env::var("SSHFRONT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
+    let seed: u64 =
+        std::env::var("SSHFRONT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
     let mut rng = TestRng(seed);
     let mut pick = |n: usize| {
         let mut b = [0u8; 8];
         rng.fill(&mut b);
         (u64::from_le_bytes(b) % n as u64) as usize
     };
-    let comps = [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB, config::COMPRESSION_ZLIB_OPENSSH];
+    let comps =
+        [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB, config::COMPRESSION_ZLIB_OPENSSH];
     for i in 0..40 {
         let k = kexalg::ALL[pick(kexalg::ALL.len())];
         let hk = HostKeyAlg::ALL[pick(HostKeyAlg::ALL.len())];
@@ -303,7 +346,13 @@ fn sampled_full_product() {
 
 #[test]
 fn split_reads_one_byte_at_a_time() {
-    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes256-ctr", "hmac-sha2-512", "zlib"));
+    let mut p = Pair::same(only(
+        "curve25519-sha256",
+        HostKeyAlg::Ed25519,
+        "aes256-ctr",
+        "hmac-sha2-512",
+        "zlib",
+    ));
     p.chunk = 1;
     full_session(p);
 }
@@ -313,9 +362,15 @@ fn split_reads_one_byte_at_a_time() {
 #[test]
 fn client_preference_wins() {
     let mut c = full_config();
-    c.ciphers = vec![cipher::by_name("aes256-ctr").unwrap(), cipher::by_name("aes128-gcm@openssh.com").unwrap()];
+    c.ciphers = vec![
+        cipher::by_name("aes256-ctr").unwrap(),
+        cipher::by_name("aes128-gcm@openssh.com").unwrap(),
+    ];
     let mut s = full_config();
-    s.ciphers = vec![cipher::by_name("aes128-gcm@openssh.com").unwrap(), cipher::by_name("aes256-ctr").unwrap()];
+    s.ciphers = vec![
+        cipher::by_name("aes128-gcm@openssh.com").unwrap(),
+        cipher::by_name("aes256-ctr").unwrap(),
+    ];
     let mut p = Pair::new(c, s);
     p.drive();
     assert_eq!(p.server.negotiated().unwrap().cipher_in, "aes256-ctr");
@@ -378,7 +433,13 @@ fn rekey_refused_while_running_or_before_first() {
 
 #[test]
 fn held_messages_go_out_in_order_after_newkeys() {
-    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "none"));
+    let mut p = Pair::same(only(
+        "curve25519-sha256",
+        HostKeyAlg::Ed25519,
+        "aes128-ctr",
+        "hmac-sha2-256-etm@openssh.com",
+        "none",
+    ));
     p.drive();
     p.client.request_service("ssh-userauth").unwrap();
     p.drive();
@@ -487,7 +548,8 @@ struct RawPeer {
 impl RawPeer {
     fn new(cfg: TransportConfig) -> Self {
         let now = t0();
-        let server = Transport::new_server(Arc::new(cfg), Box::new(TestRng(9)), &["ssh-userauth"], now);
+        let server =
+            Transport::new_server(Arc::new(cfg), Box::new(TestRng(9)), &["ssh-userauth"], now);
         let mut r = RawPeer {
             server,
             sealer: PacketSealer::new(),
@@ -585,15 +647,20 @@ fn server_sends_version_then_kexinit_with_markers() {
     assert!(ki.kex.contains("ext-info-s"));
     assert!(ki.kex.contains("kex-strict-s-v00@openssh.com"));
     assert!(!ki.first_kex_packet_follows);
-    assert!(!ki.kex.contains("diffie-hellman-group1-sha1") || full_config().kex.iter().any(|k| k.name == "diffie-hellman-group1-sha1"));
+    assert!(
+        !ki.kex.contains("diffie-hellman-group1-sha1")
+            || full_config().kex.iter().any(|k| k.name == "diffie-hellman-group1-sha1")
+    );
     let r2 = RawPeer::new(full_config());
     let _ = r2;
 }
 
 #[test]
 fn cookies_differ_between_connections() {
-    let a = Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
-    let b = Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
+    let a =
+        Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
+    let b =
+        Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
     assert_ne!(a.kex.as_ref().unwrap().ours[1..17], b.kex.as_ref().unwrap().ours[1..17]);
 }
 
@@ -700,7 +767,9 @@ fn gex_request_forms() {
     let out = r.pump();
     assert!(out.iter().any(|p| p[0] == 31), "GEX_GROUP for the old form");
     // Invalid ranges → DISCONNECT 3.
-    for (min, n, max) in [(4096, 3072, 8192), (2048, 8192, 4096), (9000, 9000, 9999), (1024, 1024, 1536)] {
+    for (min, n, max) in
+        [(4096, 3072, 8192), (2048, 8192, 4096), (9000, 9000, 9999), (1024, 1024, 1536)]
+    {
         let mut r = RawPeer::new(full_config());
         r.pump();
         r.send(&client_kexinit(&["diffie-hellman-group-exchange-sha256"], false));
@@ -728,7 +797,10 @@ fn strict_kex_rejects_ignore_during_initial_kex() {
     r.send(&[4, 1, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0]);
     r.pump();
     assert_eq!(r.closed_code(), None);
-    assert!(r.events.iter().any(|e| matches!(e, Event::Log(s) if s.contains("hi"))), "DEBUG always_display logged");
+    assert!(
+        r.events.iter().any(|e| matches!(e, Event::Log(s) if s.contains("hi"))),
+        "DEBUG always_display logged"
+    );
 }
 
 #[test]
@@ -833,11 +905,13 @@ fn service_accept_and_unknown_service() {
     p.drive();
     assert!(p.server_events.iter().any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
     // A second request (any name) is refused with code 7.
-    p.client.send(&{
-        let mut v = Vec::new();
-        msgs::encode_service(&mut v, 5, "ssh-connection");
-        v
-    }).unwrap();
+    p.client
+        .send(&{
+            let mut v = Vec::new();
+            msgs::encode_service(&mut v, 5, "ssh-connection");
+            v
+        })
+        .unwrap();
     p.drive();
     assert_eq!(p.server_closed_code(), Some(7));
 }
@@ -849,7 +923,8 @@ fn close_sends_disconnect_11_and_peer_sees_it() {
     p.server.close(DisconnectReason::ByApplication, "shutting down");
     p.drive();
     assert_eq!(p.server_closed_code(), Some(11));
-    let by_peer = p.client_events.iter().any(|e| matches!(e, Event::Closed { code: 11, by_peer: true, .. }));
+    let by_peer =
+        p.client_events.iter().any(|e| matches!(e, Event::Closed { code: 11, by_peer: true, .. }));
     assert!(by_peer, "client saw our DISCONNECT");
 }
 
@@ -869,7 +944,13 @@ fn client_userauth_success_and_early_channel_open_are_protocol_errors() {
 
 #[test]
 fn bad_mac_is_disconnect_5() {
-    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes128-ctr", "hmac-sha2-256", "none"));
+    let mut p = Pair::same(only(
+        "curve25519-sha256",
+        HostKeyAlg::Ed25519,
+        "aes128-ctr",
+        "hmac-sha2-256",
+        "none",
+    ));
     p.drive();
     p.client.send(&[2, 0, 0, 0, 1, b'x']).unwrap();
     p.client.poll_transmit(&mut p.c2s);

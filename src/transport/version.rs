@@ -48,7 +48,9 @@ pub fn scan(input: &[u8], allow_pre_banner: bool) -> Result<VersionScan, Version
             }
             // A server role peer that sent a few bytes that already cannot be "SSH-" need not be
             // waited for.
-            if !allow_pre_banner && !b"SSH-".starts_with(window.get(..4.min(window.len())).unwrap_or(&[])) {
+            if !allow_pre_banner
+                && !b"SSH-".starts_with(window.get(..4.min(window.len())).unwrap_or(&[]))
+            {
                 return Err(VersionError::NotSsh(printable(window)));
             }
             return Ok(VersionScan::NeedMore);
@@ -109,10 +111,7 @@ pub fn printable(b: &[u8]) -> String {
 
 /// Printable ASCII rendering of peer bytes, capped at `max` characters.
 pub fn printable_max(b: &[u8], max: usize) -> String {
-    b.iter()
-        .take(max)
-        .map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' })
-        .collect()
+    b.iter().take(max).map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' }).collect()
 }
 
 #[cfg(test)]
@@ -121,7 +120,9 @@ mod tests {
 
     fn found(input: &[u8], pre: bool) -> (Vec<u8>, usize) {
         match scan(input, pre).unwrap() {
-            VersionScan::Found { start, end, consumed, .. } => (input[start..end].to_vec(), consumed),
+            VersionScan::Found { start, end, consumed, .. } => {
+                (input[start..end].to_vec(), consumed)
+            }
             VersionScan::NeedMore => panic!("need more"),
         }
     }

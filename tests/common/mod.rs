@@ -49,11 +49,7 @@ impl Drop for TempDir {
 
 /// Runs the binary to completion with `args` (for flag validation tests).
 pub fn run(args: &[&str]) -> Output {
-    Command::new(bin())
-        .args(args)
-        .stdin(Stdio::null())
-        .output()
-        .expect("run sshfront")
+    Command::new(bin()).args(args).stdin(Stdio::null()).output().expect("run sshfront")
 }
 
 /// A running server. Dropping it kills exactly the process we spawned.
@@ -111,12 +107,7 @@ impl Server {
             }
             std::thread::sleep(Duration::from_millis(20));
         };
-        Server {
-            child,
-            addr,
-            data_dir,
-            stderr_path,
-        }
+        Server { child, addr, data_dir, stderr_path }
     }
 
     /// The key directory (`--data-dir`).

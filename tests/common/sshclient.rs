@@ -58,7 +58,14 @@ impl TestClient {
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let conn = ClientConnection::new(cfg, Box::new(SystemRng), None, Instant::now());
-        Ok(TestClient { conn, sock, inbuf: Vec::new(), outbuf: Vec::new(), closed: None, service_accepted: false })
+        Ok(TestClient {
+            conn,
+            sock,
+            inbuf: Vec::new(),
+            outbuf: Vec::new(),
+            closed: None,
+            service_accepted: false,
+        })
     }
 
     /// Writes what the core has, runs jobs, reads once (50 ms timeout) and feeds the core.
@@ -92,7 +99,11 @@ impl TestClient {
                 self.conn.transport_mut().peer_closed();
             }
             Ok(n) => self.inbuf.extend_from_slice(&buf[..n]),
-            Err(e) if matches!(e.kind(), std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut) => {}
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
             Err(e) => return Err(e),
         }
         let used = self.conn.handle_input(&mut self.inbuf, now);
@@ -101,7 +112,12 @@ impl TestClient {
     }
 
     /// Steps until `done(self)` or the connection closes or `limit` passes.
-    pub fn run_until(&mut self, limit: Duration, hook: &mut dyn FnMut(), done: &dyn Fn(&TestClient) -> bool) -> Outcome {
+    pub fn run_until(
+        &mut self,
+        limit: Duration,
+        hook: &mut dyn FnMut(),
+        done: &dyn Fn(&TestClient) -> bool,
+    ) -> Outcome {
         let deadline = Instant::now() + limit;
         while Instant::now() < deadline {
             if let Err(e) = self.step(hook) {
@@ -128,7 +144,12 @@ impl TestClient {
 
 /// `n` clients on threads: all connect, then all start at a barrier; with `sync_init`, all
 /// also send their first KEX init message at the same moment. Returns each outcome.
-pub fn concurrent_handshakes(addr: SocketAddr, n: usize, sync_init: bool, limit: Duration) -> Vec<Outcome> {
+pub fn concurrent_handshakes(
+    addr: SocketAddr,
+    n: usize,
+    sync_init: bool,
+    limit: Duration,
+) -> Vec<Outcome> {
     let cfg = Arc::new(client_config());
     let start = Arc::new(Barrier::new(n));
     let init = Arc::new(Barrier::new(n));

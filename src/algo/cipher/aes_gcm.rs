@@ -47,10 +47,7 @@ impl AesGcm {
     /// Encrypts `plaintext` in place with `packet_length` as AAD and returns the tag.
     pub fn seal(&mut self, packet_length: &[u8], plaintext: &mut [u8]) -> [u8; TAG_LEN] {
         let nonce = self.next_nonce();
-        match self
-            .key
-            .seal_in_place_separate_tag(nonce, Aad::from(packet_length), plaintext)
-        {
+        match self.key.seal_in_place_separate_tag(nonce, Aad::from(packet_length), plaintext) {
             Ok(tag) => {
                 let mut out = [0u8; TAG_LEN];
                 out.copy_from_slice(tag.as_ref());

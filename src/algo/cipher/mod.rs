@@ -87,10 +87,7 @@ impl CipherAlg {
         key: &'a [u8],
         iv: &'a [u8],
     ) -> Result<(&'a [u8], &'a [u8]), KeyLenError> {
-        Ok((
-            key.get(..self.key_len).ok_or(KeyLenError)?,
-            iv.get(..self.iv_len).ok_or(KeyLenError)?,
-        ))
+        Ok((key.get(..self.key_len).ok_or(KeyLenError)?, iv.get(..self.iv_len).ok_or(KeyLenError)?))
     }
 }
 
@@ -191,14 +188,8 @@ pub static AES256_GCM: CipherAlg = CipherAlg {
 pub static NONE_ALG: CipherAlg = NONE;
 
 /// All ciphers we implement, in default preference order (OpenSSH's).
-pub static ALL: &[&CipherAlg] = &[
-    &CHACHA20_POLY1305,
-    &AES128_CTR,
-    &AES192_CTR,
-    &AES256_CTR,
-    &AES128_GCM,
-    &AES256_GCM,
-];
+pub static ALL: &[&CipherAlg] =
+    &[&CHACHA20_POLY1305, &AES128_CTR, &AES192_CTR, &AES256_CTR, &AES128_GCM, &AES256_GCM];
 
 pub fn by_name(name: &str) -> Option<&'static CipherAlg> {
     ALL.iter().copied().find(|c| c.name == name)

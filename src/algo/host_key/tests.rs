@@ -21,15 +21,9 @@ fn generated_keys_sign_and_verify_and_reload() {
         assert_eq!(reloaded.public_blob(), pair.public_blob(), "{kind:?}");
         // Our blob matches ssh-key's encoding and our fingerprint its fingerprint.
         let sk = ssh_key::PrivateKey::from_openssh(&text).unwrap();
+        assert_eq!(sk.public_key().to_bytes().unwrap(), pair.public_blob(), "{kind:?}");
         assert_eq!(
-            sk.public_key().to_bytes().unwrap(),
-            pair.public_blob(),
-            "{kind:?}"
-        );
-        assert_eq!(
-            sk.public_key()
-                .fingerprint(ssh_key::HashAlg::Sha256)
-                .to_string(),
+            sk.public_key().fingerprint(ssh_key::HashAlg::Sha256).to_string(),
             pair.fingerprint()
         );
         for &alg in pair.algorithms() {
@@ -44,10 +38,7 @@ fn generated_keys_sign_and_verify_and_reload() {
             let mut r = Reader::new(&sig);
             assert_eq!(r.string("n").unwrap(), alg.name().as_bytes());
         }
-        let other = HostKeyAlg::ALL
-            .iter()
-            .find(|a| !pair.algorithms().contains(a))
-            .unwrap();
+        let other = HostKeyAlg::ALL.iter().find(|a| !pair.algorithms().contains(a)).unwrap();
         assert_eq!(pair.sign(*other, b"x"), Err(HostKeyError::WrongAlgorithm));
     }
 }
@@ -74,27 +65,16 @@ fn malformed_blobs_are_refused() {
     let sig = pair.sign(HostKeyAlg::Ed25519, b"h").unwrap();
     let mut long = pair.public_blob().to_vec();
     long.push(0);
-    assert_eq!(
-        verify(HostKeyAlg::Ed25519, &long, b"h", &sig),
-        Err(VerifyError::BadKey)
-    );
+    assert_eq!(verify(HostKeyAlg::Ed25519, &long, b"h", &sig), Err(VerifyError::BadKey));
     assert_eq!(
         verify(HostKeyAlg::EcdsaP256, pair.public_blob(), b"h", &sig),
         Err(VerifyError::BadKey)
     );
     assert_eq!(
-        verify(
-            HostKeyAlg::Ed25519,
-            pair.public_blob(),
-            b"h",
-            &sig[..sig.len() - 1]
-        ),
+        verify(HostKeyAlg::Ed25519, pair.public_blob(), b"h", &sig[..sig.len() - 1]),
         Err(VerifyError::BadSignatureFormat)
     );
-    assert_eq!(
-        verify(HostKeyAlg::Ed25519, &[0xff; 3], b"h", &sig),
-        Err(VerifyError::BadKey)
-    );
+    assert_eq!(verify(HostKeyAlg::Ed25519, &[0xff; 3], b"h", &sig), Err(VerifyError::BadKey));
     assert_eq!(base64_unpadded(b"foob"), "Zm9vYg");
     assert_eq!(base64_unpadded(b"foobar"), "Zm9vYmFy");
 }
@@ -118,10 +98,7 @@ fn verifies_signatures_from_an_independent_implementation() {
         assert_eq!(verify(alg, &blob, &bad, &sig), Err(VerifyError::Mismatch));
         n += 1;
     }
-    assert!(
-        n >= 4,
-        "expected the python signatures in the vectors file, found {n}"
-    );
+    assert!(n >= 4, "expected the python signatures in the vectors file, found {n}");
 }
 
 #[test]
@@ -135,20 +112,12 @@ fn host_key_pair_is_send_and_sync() {
 #[test]
 fn rsa_fallback_signs_like_ring() {
     let (pair, _) = HostKeyPair::generate(KeyKind::Rsa { bits: 2048 }).unwrap();
-    let Signer::Rsa(Some(ring_pair), legacy) = &pair.signer else {
-        panic!("rsa")
-    };
+    let Signer::Rsa(Some(ring_pair), legacy) = &pair.signer else { panic!("rsa") };
     assert!(ring_pair.public().modulus_len() == 256);
-    for alg in [
-        HostKeyAlg::RsaSha256,
-        HostKeyAlg::RsaSha512,
-        HostKeyAlg::SshRsa,
-    ] {
+    for alg in [HostKeyAlg::RsaSha256, HostKeyAlg::RsaSha512, HostKeyAlg::SshRsa] {
         let fallback = sign_rsa_pkcs1(legacy, alg, b"data").unwrap();
         let mut blob = Vec::new();
-        Writer::new(&mut blob)
-            .string(alg.name().as_bytes())
-            .string(&fallback);
+        Writer::new(&mut blob).string(alg.name().as_bytes()).string(&fallback);
         verify(alg, pair.public_blob(), b"data", &blob).unwrap();
         assert_eq!(pair.sign(alg, b"data").unwrap(), blob, "{alg:?}");
     }
@@ -159,7 +128,10 @@ fn rsa_fallback_signs_like_ring() {
 #[test]
 fn p521_key_with_short_scalar_from_ssh_keygen_loads() {
     let text = include_str!("../../../tests/data/ecdsa521_short_scalar_key");
-    assert!(ssh_key::PrivateKey::from_openssh(text).is_err(), "fixture no longer exercises the bug");
+    assert!(
+        ssh_key::PrivateKey::from_openssh(text).is_err(),
+        "fixture no longer exercises the bug"
+    );
     let key = HostKeyPair::from_openssh(text).expect("padded and parsed");
     let sig = key.sign(HostKeyAlg::EcdsaP521, b"data").expect("sign");
     verify(HostKeyAlg::EcdsaP521, key.public_blob(), b"data", &sig).expect("verify");

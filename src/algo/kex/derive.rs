@@ -51,10 +51,7 @@ mod tests {
             &[k, &h, k1.as_ref(), k2.as_ref()].concat(),
         );
         assert_eq!(key, [k1.as_ref(), k2.as_ref(), &k3.as_ref()[..16]].concat());
-        assert_eq!(
-            derive_key(HashAlg::Sha256, k, &h, b'C', &sid, 16),
-            &k1.as_ref()[..16]
-        );
+        assert_eq!(derive_key(HashAlg::Sha256, k, &h, b'C', &sid, 16), &k1.as_ref()[..16]);
         assert!(derive_key(HashAlg::Sha1, k, &h, b'A', &sid, 0).is_empty());
     }
 }

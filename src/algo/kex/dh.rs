@@ -19,41 +19,17 @@ pub struct DhGroup {
 }
 
 /// RFC 2409 §6.2, Oakley group 2 (1024 bits): `diffie-hellman-group1-sha1`, off by default.
-pub static GROUP1: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P1),
-    g: 2,
-    bits: 1024,
-};
+pub static GROUP1: DhGroup = DhGroup { p: Cow::Borrowed(&P1), g: 2, bits: 1024 };
 /// RFC 3526 §3, 2048-bit MODP group.
-pub static GROUP14: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P14),
-    g: 2,
-    bits: 2048,
-};
+pub static GROUP14: DhGroup = DhGroup { p: Cow::Borrowed(&P14), g: 2, bits: 2048 };
 /// RFC 3526 §4, 3072-bit MODP group (only served through group exchange).
-pub static GROUP15: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P15),
-    g: 2,
-    bits: 3072,
-};
+pub static GROUP15: DhGroup = DhGroup { p: Cow::Borrowed(&P15), g: 2, bits: 3072 };
 /// RFC 3526 §5, 4096-bit MODP group.
-pub static GROUP16: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P16),
-    g: 2,
-    bits: 4096,
-};
+pub static GROUP16: DhGroup = DhGroup { p: Cow::Borrowed(&P16), g: 2, bits: 4096 };
 /// RFC 3526 §6, 6144-bit MODP group (only served through group exchange).
-pub static GROUP17: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P17),
-    g: 2,
-    bits: 6144,
-};
+pub static GROUP17: DhGroup = DhGroup { p: Cow::Borrowed(&P17), g: 2, bits: 6144 };
 /// RFC 3526 §7, 8192-bit MODP group.
-pub static GROUP18: DhGroup = DhGroup {
-    p: Cow::Borrowed(&P18),
-    g: 2,
-    bits: 8192,
-};
+pub static GROUP18: DhGroup = DhGroup { p: Cow::Borrowed(&P18), g: 2, bits: 8192 };
 
 /// Private exponent size in bits. OpenSSH draws twice the wanted security strength (Pollard rho
 /// and baby-step/giant-step are O(sqrt)), never less than 256 bits; we use the strength of the
@@ -206,9 +182,7 @@ fn modpow_sized<const L: usize>(
 
 pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), KexError> {
     use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new()
-        .fill(out)
-        .map_err(|_| KexError::Internal("OS RNG failed"))
+    ring::rand::SystemRandom::new().fill(out).map_err(|_| KexError::Internal("OS RNG failed"))
 }
 
 /// Decodes the hex constants at compile time, so the primes sit in the binary as bytes.
@@ -361,36 +335,12 @@ mod tests {
 
     fn all() -> [(&'static DhGroup, &'static str, &'static str); 6] {
         [
-            (
-                &GROUP1,
-                P1_HEX,
-                "693daceaf10c4200894cbd5696b120faebc30f7c4a242a8cd915ca3e83e141db",
-            ),
-            (
-                &GROUP14,
-                P14_HEX,
-                "dcd8538e629d7b8bc0dabdcda6744e0542bfb801d50305b2f6acf823b3d4e7ba",
-            ),
-            (
-                &GROUP15,
-                P15_HEX,
-                "2b2c15e1523695d748a2f56b3b81d59d23467b300f1879585be61f0addacdc45",
-            ),
-            (
-                &GROUP16,
-                P16_HEX,
-                "2349a6f8251156cbfade78ada6bd1e0c961a56847def4d288b6fdbd740016bff",
-            ),
-            (
-                &GROUP17,
-                P17_HEX,
-                "eeff9f22efbb6af437e9bb4a5466ddc607a9d0c954e14a4a90461688896b9e2b",
-            ),
-            (
-                &GROUP18,
-                P18_HEX,
-                "d0c08f76798cac51345c195a01a2bea21bc577cfa9d857bbc6627ee41cb0b2b6",
-            ),
+            (&GROUP1, P1_HEX, "693daceaf10c4200894cbd5696b120faebc30f7c4a242a8cd915ca3e83e141db"),
+            (&GROUP14, P14_HEX, "dcd8538e629d7b8bc0dabdcda6744e0542bfb801d50305b2f6acf823b3d4e7ba"),
+            (&GROUP15, P15_HEX, "2b2c15e1523695d748a2f56b3b81d59d23467b300f1879585be61f0addacdc45"),
+            (&GROUP16, P16_HEX, "2349a6f8251156cbfade78ada6bd1e0c961a56847def4d288b6fdbd740016bff"),
+            (&GROUP17, P17_HEX, "eeff9f22efbb6af437e9bb4a5466ddc607a9d0c954e14a4a90461688896b9e2b"),
+            (&GROUP18, P18_HEX, "d0c08f76798cac51345c195a01a2bea21bc577cfa9d857bbc6627ee41cb0b2b6"),
         ]
     }
 
@@ -448,19 +398,9 @@ mod tests {
     fn peer_values_out_of_range_are_refused() {
         let pair = DhKeyPair::generate(&GROUP14).unwrap();
         let p = BigUint::from_bytes_be(&GROUP14.p);
-        let bad = [
-            BigUint::from(0u32),
-            BigUint::one(),
-            &p - 1u32,
-            p.clone(),
-            &p + 1u32,
-        ];
+        let bad = [BigUint::from(0u32), BigUint::one(), &p - 1u32, p.clone(), &p + 1u32];
         for v in bad {
-            assert_eq!(
-                pair.agree(&v.to_bytes_be()),
-                Err(KexError::DhValueOutOfRange),
-                "{v:x}"
-            );
+            assert_eq!(pair.agree(&v.to_bytes_be()), Err(KexError::DhValueOutOfRange), "{v:x}");
         }
         assert_eq!(pair.agree(&[]), Err(KexError::DhValueOutOfRange));
         assert_eq!(pair.agree(&[0xff; 300]), Err(KexError::DhValueOutOfRange));

@@ -40,16 +40,9 @@ impl Curve {
 /// An ephemeral ECDH secret with its public value.
 pub(crate) enum EcdhKeyPair {
     /// ring covers X25519, P-256 and P-384.
-    Ring {
-        curve: Curve,
-        secret: agreement::EphemeralPrivateKey,
-        public: Vec<u8>,
-    },
+    Ring { curve: Curve, secret: agreement::EphemeralPrivateKey, public: Vec<u8> },
     /// ring has no P-521; RustCrypto's `p521` does.
-    P521 {
-        secret: p521::ecdh::EphemeralSecret,
-        public: Vec<u8>,
-    },
+    P521 { secret: p521::ecdh::EphemeralSecret, public: Vec<u8> },
 }
 
 impl EcdhKeyPair {
@@ -64,11 +57,7 @@ impl EcdhKeyPair {
                     .map_err(|_| KexError::Internal("ECDH public key"))?
                     .as_ref()
                     .to_vec();
-                Ok(EcdhKeyPair::Ring {
-                    curve,
-                    secret,
-                    public,
-                })
+                Ok(EcdhKeyPair::Ring { curve, secret, public })
             }
             None => {
                 let secret = p521::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
@@ -114,10 +103,7 @@ impl EcdhKeyPair {
 fn check_len(curve: Curve, peer: &[u8]) -> Result<(), KexError> {
     let expected = curve.public_len();
     if peer.len() != expected {
-        return Err(KexError::BadPublicLength {
-            expected,
-            got: peer.len(),
-        });
+        return Err(KexError::BadPublicLength { expected, got: peer.len() });
     }
     Ok(())
 }
@@ -146,9 +132,7 @@ pub(crate) fn x25519_generate() -> Result<(agreement::EphemeralPrivateKey, [u8; 
     let rng = ring::rand::SystemRandom::new();
     let secret = agreement::EphemeralPrivateKey::generate(&agreement::X25519, &rng)
         .map_err(|_| KexError::Internal("X25519 key generation"))?;
-    let public = secret
-        .compute_public_key()
-        .map_err(|_| KexError::Internal("X25519 public"))?;
+    let public = secret.compute_public_key().map_err(|_| KexError::Internal("X25519 public"))?;
     let mut out = [0u8; 32];
     if public.as_ref().len() != 32 {
         return Err(KexError::Internal("X25519 public length"));
@@ -180,10 +164,7 @@ mod tests {
                 let a = EcdhKeyPair::generate(curve).unwrap();
                 assert_eq!(
                     a.agree(&vec![4u8; len]),
-                    Err(KexError::BadPublicLength {
-                        expected: n,
-                        got: len
-                    })
+                    Err(KexError::BadPublicLength { expected: n, got: len })
                 );
             }
         }
@@ -215,11 +196,7 @@ mod tests {
             let mut compressed = b.public().to_vec();
             compressed[0] = 0x02;
             let a = EcdhKeyPair::generate(curve).unwrap();
-            assert_eq!(
-                a.agree(&compressed),
-                Err(KexError::InvalidPoint),
-                "{curve:?}"
-            );
+            assert_eq!(a.agree(&compressed), Err(KexError::InvalidPoint), "{curve:?}");
         }
     }
 }

@@ -77,16 +77,10 @@ impl GexGroups {
     /// The RFC 3526 groups from 2048 to 8192 bits.
     pub fn builtin() -> Self {
         GexGroups {
-            groups: [
-                &dh::GROUP14,
-                &dh::GROUP15,
-                &dh::GROUP16,
-                &dh::GROUP17,
-                &dh::GROUP18,
-            ]
-            .into_iter()
-            .cloned()
-            .collect(),
+            groups: [&dh::GROUP14, &dh::GROUP15, &dh::GROUP16, &dh::GROUP17, &dh::GROUP18]
+                .into_iter()
+                .cloned()
+                .collect(),
         }
     }
 
@@ -107,8 +101,7 @@ impl GexGroups {
                 return Err(format!("moduli line {lineno}: expected 7 fields"));
             };
             let num = |s: &str, what: &str| {
-                s.parse::<u32>()
-                    .map_err(|_| format!("moduli line {lineno}: bad {what}"))
+                s.parse::<u32>().map_err(|_| format!("moduli line {lineno}: bad {what}"))
             };
             let (typ, tests, size) = (num(typ, "type")?, num(tests, "tests")?, num(size, "size")?);
             let g = u32::from_str_radix(gen, 16)
@@ -129,15 +122,9 @@ impl GexGroups {
             let real_bits =
                 (p.len() * 8).saturating_sub(p.first().map_or(8, |b| b.leading_zeros() as usize));
             if real_bits != bits as usize || g < 2 || p.last().map_or(true, |b| b & 1 == 0) {
-                return Err(format!(
-                    "moduli line {lineno}: modulus does not match its size"
-                ));
+                return Err(format!("moduli line {lineno}: modulus does not match its size"));
             }
-            groups.push(DhGroup {
-                p: Cow::Owned(p),
-                g,
-                bits: real_bits,
-            });
+            groups.push(DhGroup { p: Cow::Owned(p), g, bits: real_bits });
         }
         if groups.is_empty() {
             return Err("moduli: no usable safe-prime group of 2048..8192 bits".into());
@@ -158,10 +145,7 @@ impl GexGroups {
             .min_by_key(|g| (g.bits.abs_diff(n as usize), std::cmp::Reverse(g.bits)));
         best.ok_or(match *req {
             GexRequest::New { min, max, .. } => GexError::NoGroupInRange { min, max },
-            GexRequest::Old { .. } => GexError::NoGroupInRange {
-                min: MIN_BITS,
-                max: MAX_BITS,
-            },
+            GexRequest::Old { .. } => GexError::NoGroupInRange { min: MIN_BITS, max: MAX_BITS },
         })
     }
 }
@@ -197,44 +181,17 @@ mod tests {
         assert_eq!(bits(new(2048, 2048, 2048)), Ok(2048));
         assert_eq!(bits(new(2048, 7000, 8192)), Ok(6144));
         assert_eq!(bits(new(2048, 7200, 8192)), Ok(8192));
-        assert_eq!(
-            bits(new(1024, 1024, 8192)),
-            Ok(2048),
-            "n below what we serve is raised"
-        );
-        assert_eq!(
-            bits(new(4096, 100000, 100000)),
-            Ok(8192),
-            "n above is lowered"
-        );
+        assert_eq!(bits(new(1024, 1024, 8192)), Ok(2048), "n below what we serve is raised");
+        assert_eq!(bits(new(4096, 100000, 100000)), Ok(8192), "n above is lowered");
         assert_eq!(bits(new(3000, 3500, 3800)), Ok(3072));
         assert_eq!(
             bits(new(3100, 3500, 4000)),
-            Err(GexError::NoGroupInRange {
-                min: 3100,
-                max: 4000
-            })
+            Err(GexError::NoGroupInRange { min: 3100, max: 4000 })
         );
-        assert_eq!(
-            bits(new(4096, 2048, 8192)),
-            invalid(4096, 2048, 8192),
-            "min > n"
-        );
-        assert_eq!(
-            bits(new(2048, 8192, 4096)),
-            invalid(2048, 8192, 4096),
-            "n > max"
-        );
-        assert_eq!(
-            bits(new(9000, 9000, 9000)),
-            invalid(9000, 9000, 9000),
-            "min > 8192"
-        );
-        assert_eq!(
-            bits(new(1024, 1024, 1536)),
-            invalid(1024, 1024, 1536),
-            "max < 2048"
-        );
+        assert_eq!(bits(new(4096, 2048, 8192)), invalid(4096, 2048, 8192), "min > n");
+        assert_eq!(bits(new(2048, 8192, 4096)), invalid(2048, 8192, 4096), "n > max");
+        assert_eq!(bits(new(9000, 9000, 9000)), invalid(9000, 9000, 9000), "min > 8192");
+        assert_eq!(bits(new(1024, 1024, 1536)), invalid(1024, 1024, 1536), "max < 2048");
         assert_eq!(bits(GexRequest::Old { n: 1024 }), Ok(2048));
         assert_eq!(bits(GexRequest::Old { n: 4000 }), Ok(4096));
         assert_eq!(bits(GexRequest::Old { n: u32::MAX }), Ok(8192));

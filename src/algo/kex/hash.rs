@@ -8,13 +8,7 @@ pub enum HashMiddle<'a> {
     /// Fixed-group DH: mpint e, mpint f.
     Dh { e: &'a [u8], f: &'a [u8] },
     /// Group exchange: raw request (12 or 4 bytes), mpint p, mpint g, mpint e, mpint f.
-    Gex {
-        request: &'a [u8],
-        p: &'a [u8],
-        g: &'a [u8],
-        e: &'a [u8],
-        f: &'a [u8],
-    },
+    Gex { request: &'a [u8], p: &'a [u8], g: &'a [u8], e: &'a [u8], f: &'a [u8] },
     /// ECDH, X25519 and the hybrids: string Q_C, string Q_S.
     Ecdh { q_c: &'a [u8], q_s: &'a [u8] },
 }
@@ -42,22 +36,13 @@ pub struct HashInputs<'a> {
 pub fn exchange_hash(hash: HashAlg, inputs: &HashInputs) -> Vec<u8> {
     let mut buf = Vec::with_capacity(encoded_len(inputs));
     let mut w = Writer::new(&mut buf);
-    w.string(inputs.v_c)
-        .string(inputs.v_s)
-        .string(inputs.i_c)
-        .string(inputs.i_s);
+    w.string(inputs.v_c).string(inputs.v_s).string(inputs.i_c).string(inputs.i_s);
     w.string(inputs.k_s);
     match inputs.middle {
         HashMiddle::Dh { e, f } => {
             w.mpint(e).mpint(f);
         }
-        HashMiddle::Gex {
-            request,
-            p,
-            g,
-            e,
-            f,
-        } => {
+        HashMiddle::Gex { request, p, g, e, f } => {
             w.raw(request).mpint(p).mpint(g).mpint(e).mpint(f);
         }
         HashMiddle::Ecdh { q_c, q_s } => {
@@ -72,13 +57,9 @@ pub fn exchange_hash(hash: HashAlg, inputs: &HashInputs) -> Vec<u8> {
 fn encoded_len(i: &HashInputs) -> usize {
     let middle = match i.middle {
         HashMiddle::Dh { e, f } => e.len() + f.len() + 10,
-        HashMiddle::Gex {
-            request,
-            p,
-            g,
-            e,
-            f,
-        } => request.len() + p.len() + g.len() + e.len() + f.len() + 20,
+        HashMiddle::Gex { request, p, g, e, f } => {
+            request.len() + p.len() + g.len() + e.len() + f.len() + 20
+        }
         HashMiddle::Ecdh { q_c, q_s } => q_c.len() + q_s.len() + 8,
     };
     i.v_c.len()

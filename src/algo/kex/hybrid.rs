@@ -62,10 +62,7 @@ impl Kem {
 pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KexError> {
     let expected = kem.client_len();
     if client.len() != expected {
-        return Err(KexError::BadPublicLength {
-            expected,
-            got: client.len(),
-        });
+        return Err(KexError::BadPublicLength { expected, got: client.len() });
     }
     let split = expected - X25519_LEN;
     let (kem_pub, x_pub) = client.split_at(split);
@@ -83,9 +80,8 @@ pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
             let enc = ml_kem::Encoded::<<MlKem768 as KemCore>::EncapsulationKey>::try_from(kem_pub)
                 .map_err(|_| KexError::InvalidKem)?;
             let ek = <MlKem768 as KemCore>::EncapsulationKey::from_bytes(&enc);
-            let (ct, ss) = ek
-                .encapsulate(&mut rand_core::OsRng)
-                .map_err(|_| KexError::InvalidKem)?;
+            let (ct, ss) =
+                ek.encapsulate(&mut rand_core::OsRng).map_err(|_| KexError::InvalidKem)?;
             (ct.as_slice().to_vec(), ss.as_slice().to_vec())
         }
     };
@@ -100,9 +96,7 @@ pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
 /// coefficient of the encoded vector must be reduced mod q = 3329.
 fn mlkem768_check_public(kem_pub: &[u8]) -> Result<(), KexError> {
     const Q: u16 = 3329;
-    let t = kem_pub
-        .get(..MLKEM768_PUBLIC_LEN - 32)
-        .ok_or(KexError::InvalidKem)?;
+    let t = kem_pub.get(..MLKEM768_PUBLIC_LEN - 32).ok_or(KexError::InvalidKem)?;
     for c in t.chunks_exact(3) {
         if let [a, b, d] = *c {
             let lo = u16::from(a) | (u16::from(b & 0x0f) << 8);
@@ -138,19 +132,12 @@ impl HybridClient {
             }
             Kem::MlKem768 => {
                 let (dk, ek) = MlKem768::generate(&mut rand_core::OsRng);
-                (
-                    KemSecret::MlKem768(Box::new(dk)),
-                    ek.as_bytes().as_slice().to_vec(),
-                )
+                (KemSecret::MlKem768(Box::new(dk)), ek.as_bytes().as_slice().to_vec())
             }
         };
         let (x25519, x_pub) = x25519_generate()?;
         public.extend_from_slice(&x_pub);
-        Ok(HybridClient {
-            kem,
-            x25519,
-            public,
-        })
+        Ok(HybridClient { kem, x25519, public })
     }
 
     pub(crate) fn public(&self) -> &[u8] {
@@ -164,10 +151,7 @@ impl HybridClient {
         };
         let expected = kind.server_len();
         if server.len() != expected {
-            return Err(KexError::BadPublicLength {
-                expected,
-                got: server.len(),
-            });
+            return Err(KexError::BadPublicLength { expected, got: server.len() });
         }
         let (ct, x_pub) = server.split_at(expected - X25519_LEN);
         let kem_shared = match &self.kem {
@@ -178,10 +162,7 @@ impl HybridClient {
             KemSecret::MlKem768(dk) => {
                 let ct = ml_kem::Ciphertext::<MlKem768>::try_from(ct)
                     .map_err(|_| KexError::InvalidKem)?;
-                dk.decapsulate(&ct)
-                    .map_err(|_| KexError::InvalidKem)?
-                    .as_slice()
-                    .to_vec()
+                dk.decapsulate(&ct).map_err(|_| KexError::InvalidKem)?.as_slice().to_vec()
             }
         };
         let x_shared = x25519_agree(self.x25519, x_pub)?;
@@ -215,20 +196,14 @@ mod tests {
             let short = &client_pub[..client_pub.len() - 1];
             assert_eq!(
                 server_agree(kem, short),
-                Err(KexError::BadPublicLength {
-                    expected: kem.client_len(),
-                    got: short.len()
-                })
+                Err(KexError::BadPublicLength { expected: kem.client_len(), got: short.len() })
             );
             let c = HybridClient::generate(kem).unwrap();
             let mut long = reply.clone();
             long.push(0);
             assert_eq!(
                 c.agree(&long),
-                Err(KexError::BadPublicLength {
-                    expected: kem.server_len(),
-                    got: long.len()
-                })
+                Err(KexError::BadPublicLength { expected: kem.server_len(), got: long.len() })
             );
         }
     }

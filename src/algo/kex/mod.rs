@@ -58,31 +58,15 @@ pub static ALL: &[&KexAlg] = &[
         hash: HashAlg::Sha512,
         method: KexMethod::Sntrup761X25519,
     },
-    &KexAlg {
-        name: "curve25519-sha256",
-        hash: HashAlg::Sha256,
-        method: KexMethod::Curve25519,
-    },
+    &KexAlg { name: "curve25519-sha256", hash: HashAlg::Sha256, method: KexMethod::Curve25519 },
     &KexAlg {
         name: "curve25519-sha256@libssh.org",
         hash: HashAlg::Sha256,
         method: KexMethod::Curve25519,
     },
-    &KexAlg {
-        name: "ecdh-sha2-nistp256",
-        hash: HashAlg::Sha256,
-        method: KexMethod::EcdhP256,
-    },
-    &KexAlg {
-        name: "ecdh-sha2-nistp384",
-        hash: HashAlg::Sha384,
-        method: KexMethod::EcdhP384,
-    },
-    &KexAlg {
-        name: "ecdh-sha2-nistp521",
-        hash: HashAlg::Sha512,
-        method: KexMethod::EcdhP521,
-    },
+    &KexAlg { name: "ecdh-sha2-nistp256", hash: HashAlg::Sha256, method: KexMethod::EcdhP256 },
+    &KexAlg { name: "ecdh-sha2-nistp384", hash: HashAlg::Sha384, method: KexMethod::EcdhP384 },
+    &KexAlg { name: "ecdh-sha2-nistp521", hash: HashAlg::Sha512, method: KexMethod::EcdhP521 },
     &KexAlg {
         name: "diffie-hellman-group-exchange-sha256",
         hash: HashAlg::Sha256,
@@ -156,29 +140,18 @@ impl SharedSecret {
     }
 
     fn mpint(bytes: Vec<u8>) -> Self {
-        SharedSecret {
-            bytes,
-            as_string: false,
-        }
+        SharedSecret { bytes, as_string: false }
     }
 
     fn string(bytes: Vec<u8>) -> Self {
-        SharedSecret {
-            bytes,
-            as_string: true,
-        }
+        SharedSecret { bytes, as_string: true }
     }
 }
 
 impl fmt::Debug for SharedSecret {
     /// Never prints the secret.
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(
-            f,
-            "SharedSecret({} bytes, as_string: {})",
-            self.bytes.len(),
-            self.as_string
-        )
+        write!(f, "SharedSecret({} bytes, as_string: {})", self.bytes.len(), self.as_string)
     }
 }
 
@@ -239,10 +212,7 @@ pub fn server_agree(
             let curve = curve_of(method).ok_or(KexError::Internal("curve"))?;
             let expected = curve.public_len();
             if client_public.len() != expected {
-                return Err(KexError::BadPublicLength {
-                    expected,
-                    got: client_public.len(),
-                });
+                return Err(KexError::BadPublicLength { expected, got: client_public.len() });
             }
             let ours = ecdh::EcdhKeyPair::generate(curve)?;
             let public = ours.public().to_vec();
@@ -268,15 +238,10 @@ pub fn check_client_public(
         }
         KexMethod::Sntrup761X25519 => hybrid::Kem::Sntrup761.client_len(),
         KexMethod::MlKem768X25519 => hybrid::Kem::MlKem768.client_len(),
-        _ => curve_of(method)
-            .ok_or(KexError::Internal("curve"))?
-            .public_len(),
+        _ => curve_of(method).ok_or(KexError::Internal("curve"))?.public_len(),
     };
     if client_public.len() != expected {
-        return Err(KexError::BadPublicLength {
-            expected,
-            got: client_public.len(),
-        });
+        return Err(KexError::BadPublicLength { expected, got: client_public.len() });
     }
     Ok(())
 }

@@ -30,9 +30,7 @@ pub(crate) fn blocks(text: &str) -> Vec<Block<'_>> {
             }
             continue;
         }
-        let (k, v) = line
-            .split_once(" = ")
-            .unwrap_or_else(|| panic!("bad line {line}"));
+        let (k, v) = line.split_once(" = ").unwrap_or_else(|| panic!("bad line {line}"));
         cur.insert(k, v);
     }
     out

@@ -30,10 +30,7 @@ fn every_method_round_trips() {
         assert_eq!(kc.as_string, ks.as_string);
         assert_eq!(
             ks.as_string,
-            matches!(
-                alg.method,
-                KexMethod::MlKem768X25519 | KexMethod::Sntrup761X25519
-            )
+            matches!(alg.method, KexMethod::MlKem768X25519 | KexMethod::Sntrup761X25519)
         );
     }
 }
@@ -44,10 +41,7 @@ fn server_refuses_bad_client_values() {
     let m = KexMethod::Dh(&dh::GROUP14);
     let p = num_bigint::BigUint::from_bytes_be(&dh::GROUP14.p);
     for e in [vec![], vec![1], (&p - 1u32).to_bytes_be(), p.to_bytes_be()] {
-        assert_eq!(
-            server_agree(m, g14, &e).err(),
-            Some(KexError::DhValueOutOfRange)
-        );
+        assert_eq!(server_agree(m, g14, &e).err(), Some(KexError::DhValueOutOfRange));
     }
     assert_eq!(
         server_agree(KexMethod::Gex, None, &[5]).err(),
@@ -55,10 +49,7 @@ fn server_refuses_bad_client_values() {
     );
     assert_eq!(
         server_agree(KexMethod::Curve25519, None, &[9; 31]).err(),
-        Some(KexError::BadPublicLength {
-            expected: 32,
-            got: 31
-        })
+        Some(KexError::BadPublicLength { expected: 32, got: 31 })
     );
     assert_eq!(
         server_agree(KexMethod::Curve25519, None, &[0; 32]).err(),
@@ -72,31 +63,19 @@ fn server_refuses_bad_client_values() {
     );
     assert_eq!(
         server_agree(KexMethod::MlKem768X25519, None, &[0; 100]).err(),
-        Some(KexError::BadPublicLength {
-            expected: 1216,
-            got: 100
-        })
+        Some(KexError::BadPublicLength { expected: 1216, got: 100 })
     );
     assert_eq!(
         server_agree(KexMethod::Sntrup761X25519, None, &[0; 1191]).err(),
-        Some(KexError::BadPublicLength {
-            expected: 1190,
-            got: 1191
-        })
+        Some(KexError::BadPublicLength { expected: 1190, got: 1191 })
     );
 }
 
 #[test]
 fn shared_secret_encodings() {
-    let k = SharedSecret {
-        bytes: vec![0x80, 1],
-        as_string: false,
-    };
+    let k = SharedSecret { bytes: vec![0x80, 1], as_string: false };
     assert_eq!(k.encoded(), [0, 0, 0, 3, 0, 0x80, 1]);
-    let k = SharedSecret {
-        bytes: vec![0, 0x80],
-        as_string: true,
-    };
+    let k = SharedSecret { bytes: vec![0, 0x80], as_string: true };
     assert_eq!(k.encoded(), [0, 0, 0, 2, 0, 0x80]);
 }
 
@@ -159,14 +138,7 @@ fn known_answer_vectors() {
                 assert_eq!(server.public(), b.hex("f").as_slice(), "{name} f");
                 let k = client.agree(&b.hex("f")).unwrap();
                 assert_eq!(k, b.hex("k"), "{name} K");
-                assert_eq!(
-                    SharedSecret {
-                        bytes: k,
-                        as_string: false
-                    }
-                    .encoded(),
-                    k_encoded
-                );
+                assert_eq!(SharedSecret { bytes: k, as_string: false }.encoded(), k_encoded);
             }
             KexMethod::EcdhP521 => {
                 let sk = p521::SecretKey::from_slice(&b.hex("priv_c")).unwrap();
@@ -189,83 +161,31 @@ fn known_answer_vectors() {
                 }
                 let k = kem.combine(&b.hex("kem_shared"), &b.hex("x25519_shared"));
                 assert_eq!(k, b.hex("k"));
-                assert_eq!(
-                    SharedSecret {
-                        bytes: k,
-                        as_string: true
-                    }
-                    .encoded(),
-                    k_encoded
-                );
+                assert_eq!(SharedSecret { bytes: k, as_string: true }.encoded(), k_encoded);
             }
             // ring cannot import X25519 / P-256 / P-384 private keys: K is taken from the file.
             _ => {
-                let k = SharedSecret {
-                    bytes: b.hex("k"),
-                    as_string: false,
-                };
+                let k = SharedSecret { bytes: b.hex("k"), as_string: false };
                 assert_eq!(k.encoded(), k_encoded);
             }
         }
 
         // The exchange hash.
-        let (v_c, v_s, i_c, i_s, k_s) = (
-            b.hex("v_c"),
-            b.hex("v_s"),
-            b.hex("i_c"),
-            b.hex("i_s"),
-            b.hex("k_s"),
-        );
+        let (v_c, v_s, i_c, i_s, k_s) =
+            (b.hex("v_c"), b.hex("v_s"), b.hex("i_c"), b.hex("i_s"), b.hex("k_s"));
         let (e, f, q_c, q_s, req, p, g) = (
-            b.get("e")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("f")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("q_c")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("q_s")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("gex_request")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("p")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
-            b.get("g")
-                .map(hex::decode)
-                .transpose()
-                .unwrap()
-                .unwrap_or_default(),
+            b.get("e").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("f").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("q_c").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("q_s").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("gex_request").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("p").map(hex::decode).transpose().unwrap().unwrap_or_default(),
+            b.get("g").map(hex::decode).transpose().unwrap().unwrap_or_default(),
         );
         let middle = match alg.method {
             KexMethod::Dh(_) => hash::HashMiddle::Dh { e: &e, f: &f },
-            KexMethod::Gex => hash::HashMiddle::Gex {
-                request: &req,
-                p: &p,
-                g: &g,
-                e: &e,
-                f: &f,
-            },
-            _ => hash::HashMiddle::Ecdh {
-                q_c: &q_c,
-                q_s: &q_s,
-            },
+            KexMethod::Gex => hash::HashMiddle::Gex { request: &req, p: &p, g: &g, e: &e, f: &f },
+            _ => hash::HashMiddle::Ecdh { q_c: &q_c, q_s: &q_s },
         };
         let inputs = hash::HashInputs {
             v_c: &v_c,
@@ -313,10 +233,7 @@ fn cheap_checks_match_server_agree() {
     assert!(check_client_public(KexMethod::Gex, None, &[2]).is_err());
     assert_eq!(
         check_client_public(KexMethod::EcdhP384, None, &[4; 65]),
-        Err(KexError::BadPublicLength {
-            expected: 97,
-            got: 65
-        })
+        Err(KexError::BadPublicLength { expected: 97, got: 65 })
     );
     for alg in ALL {
         let group = matches!(alg.method, KexMethod::Gex).then_some(g14);
@@ -324,12 +241,7 @@ fn cheap_checks_match_server_agree() {
             continue; // keep the debug-build test fast
         }
         let c = ClientEphemeral::generate(alg.method, group).unwrap();
-        assert_eq!(
-            check_client_public(alg.method, group, c.public()),
-            Ok(()),
-            "{}",
-            alg.name
-        );
+        assert_eq!(check_client_public(alg.method, group, c.public()), Ok(()), "{}", alg.name);
     }
 }
 
@@ -342,15 +254,8 @@ fn mlkem_decapsulates_python_ciphertext(seed: &[u8], b: &test_vectors::Block) {
     let z = B32::try_from(&seed[32..]).unwrap();
     let (dk, ek) = MlKem768::generate_deterministic(&d, &z);
     let q_c = b.hex("q_c");
-    assert_eq!(
-        ek.as_bytes().as_slice(),
-        &q_c[..1184],
-        "ML-KEM encapsulation key"
-    );
+    assert_eq!(ek.as_bytes().as_slice(), &q_c[..1184], "ML-KEM encapsulation key");
     let q_s = b.hex("q_s");
     let ct = ml_kem::Ciphertext::<MlKem768>::try_from(&q_s[..1088]).unwrap();
-    assert_eq!(
-        dk.decapsulate(&ct).unwrap().as_slice(),
-        b.hex("kem_shared").as_slice()
-    );
+    assert_eq!(dk.decapsulate(&ct).unwrap().as_slice(), b.hex("kem_shared").as_slice());
 }
