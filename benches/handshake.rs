@@ -1,6 +1,7 @@
 //! The server's CPU cost per handshake, in process: our client core against our server core,
 //! jobs run inline, timing only the server's calls (version, KEXINIT, KEX job, NEWKEYS,
 //! SERVICE_REQUEST). Compare with the crypto floor in `benches/kex.rs`.
+#![allow(clippy::disallowed_methods)] // a benchmark measures time
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sshfront::algo::host_key::{HostKeyAlg, HostKeyPair, KeyKind};

@@ -1,6 +1,8 @@
 //! The stock OpenSSH client against the real binary on 127.0.0.1: every key exchange, host-key
 //! algorithm, cipher, MAC and compression method it shares with us, forced one at a time, must
 //! reach SSH2_MSG_SERVICE_ACCEPT, and the host key it records must be the server's key file.
+// Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
