@@ -63,13 +63,14 @@ fn handshake(cfg: &Arc<TransportConfig>) -> Duration {
 }
 
 fn pump(t: &mut Transport, buf: &mut Vec<u8>, now: Instant) {
-    loop {
-        match t.read(buf, now) {
+    for _ in 0..1000 {
+        let progressed = match t.read(buf, now) {
             Read::Consumed(n) | Read::Service { consumed: n, .. } => {
                 buf.drain(..n);
+                true
             }
-            Read::Wait | Read::Closed => {}
-        }
+            Read::Wait | Read::Closed => false,
+        };
         let mut ran = false;
         while let Some(e) = t.poll_event() {
             if let Event::Job(j) = e {
@@ -77,7 +78,7 @@ fn pump(t: &mut Transport, buf: &mut Vec<u8>, now: Instant) {
                 ran = true;
             }
         }
-        if !ran && (buf.is_empty() || matches!(t.read(buf, now), Read::Wait | Read::Closed)) {
+        if !progressed && !ran {
             return;
         }
     }

@@ -42,12 +42,13 @@ pub fn server_transport(config: &Arc<TransportConfig>, data: &[u8], now: Instant
     buf.extend_from_slice(data);
     let mut out = Vec::new();
     for _ in 0..4096 {
-        match t.read(&mut buf, now) {
+        let progressed = match t.read(&mut buf, now) {
             Read::Consumed(n) | Read::Service { consumed: n, .. } => {
                 buf.drain(..n.min(buf.len()));
+                n > 0
             }
-            Read::Wait | Read::Closed => {}
-        }
+            Read::Wait | Read::Closed => false,
+        };
         let mut ran = false;
         while let Some(e) = t.poll_event() {
             if let crate::transport::Event::Job(j) = e {
@@ -57,11 +58,7 @@ pub fn server_transport(config: &Arc<TransportConfig>, data: &[u8], now: Instant
         }
         t.poll_transmit(&mut out);
         out.clear();
-        if t.is_closed()
-            || (!ran
-                && !t.is_waiting_for_job()
-                && matches!(t.read(&mut buf, now), Read::Wait | Read::Closed))
-        {
+        if t.is_closed() || (!progressed && !ran) {
             return;
         }
     }
