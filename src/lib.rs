@@ -21,8 +21,12 @@
 )]
 
 pub mod algo;
+pub mod auth;
 pub mod client;
+pub mod config;
+pub mod connection;
 pub mod packet;
 pub mod server;
+pub mod service;
 pub mod transport;
 pub mod wire;

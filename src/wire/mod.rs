@@ -5,8 +5,8 @@
 //! knows primitives.
 
 mod error;
-pub mod msg_no;
 mod mpint;
+pub mod msg_no;
 mod name_list;
 mod reader;
 mod writer;

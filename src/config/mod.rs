@@ -1,0 +1,3 @@
+//! Configuration read from files and the command line, before (or beside) any connection.
+
+pub mod users;
