@@ -47,21 +47,14 @@ impl ClientConnection {
     pub fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         let mut off = 0usize;
         while self.inbox.len() < MAX_INBOX {
-            let Some(rest) = input.get_mut(off..) else {
-                return input.len();
-            };
+            let Some(rest) = input.get_mut(off..) else { return input.len() };
             match self.transport.read(rest, now) {
                 Read::Consumed(n) => off += n,
-                Read::Service {
-                    consumed, payload, ..
-                } => {
+                Read::Service { consumed, payload, .. } => {
                     let base = off;
                     off += consumed;
                     let msg = match payload {
-                        PayloadAt::Input(r) => input
-                            .get(base + r.start..base + r.end)
-                            .unwrap_or(&[])
-                            .to_vec(),
+                        PayloadAt::Input(r) => input.get(base + r.start..base + r.end).unwrap_or(&[]).to_vec(),
                         PayloadAt::Inflated => {
                             let v = self.transport.take_inflated();
                             let m = v.clone();

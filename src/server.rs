@@ -3,9 +3,7 @@
 
 use crate::algo::{Rng, SystemRng};
 use crate::packet::PayloadAt;
-use crate::transport::{
-    self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig,
-};
+use crate::transport::{self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig};
 use crate::wire::{msg_no, Writer};
 use std::collections::VecDeque;
 use std::net::SocketAddr;
@@ -40,11 +38,7 @@ pub enum Event {
     Authenticated { user: String, method: &'static str },
     /// The connection is over. `by_peer`: the peer sent DISCONNECT (or closed) rather than us.
     /// Flush what `poll_transmit` still gives, then close the socket.
-    Closed {
-        code: u32,
-        reason: String,
-        by_peer: bool,
-    },
+    Closed { code: u32, reason: String, by_peer: bool },
     /// Something worth a log line (DEBUG with always_display, an ignored oddity).
     Log(String),
 }
@@ -71,8 +65,7 @@ impl ServerConnection {
         rng: Box<dyn Rng>,
         now: Instant,
     ) -> Self {
-        let transport =
-            Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
+        let transport = Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
@@ -101,16 +94,10 @@ impl ServerConnection {
     pub fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         let mut off = 0usize;
         loop {
-            let Some(rest) = input.get_mut(off..) else {
-                return input.len();
-            };
+            let Some(rest) = input.get_mut(off..) else { return input.len() };
             match self.transport.read(rest, now) {
                 Read::Consumed(n) => off += n,
-                Read::Service {
-                    consumed,
-                    payload,
-                    seq,
-                } => {
+                Read::Service { consumed, payload, seq } => {
                     let base = off;
                     off += consumed;
                     match payload {
@@ -142,10 +129,7 @@ impl ServerConnection {
                 // No authentication method is configured in this build of the service layer:
                 // every request fails, listing what a client could try once it is.
                 let _ = self.transport.send_with(|o| {
-                    Writer::new(o)
-                        .u8(msg_no::USERAUTH_FAILURE)
-                        .name_list(["publickey", "password"])
-                        .bool(false);
+                    Writer::new(o).u8(msg_no::USERAUTH_FAILURE).name_list(["publickey", "password"]).bool(false);
                 });
             }
             _ => {
@@ -163,8 +147,7 @@ impl ServerConnection {
     /// Call when `poll_timeout`'s deadline has passed.
     pub fn handle_timeout(&mut self, now: Instant) {
         if !self.transport.is_authenticated() && now >= self.login_deadline {
-            self.transport
-                .close(DisconnectReason::ByApplication, "login grace time exceeded");
+            self.transport.close(DisconnectReason::ByApplication, "login grace time exceeded");
             return;
         }
         self.transport.handle_timeout(now);
@@ -183,15 +166,7 @@ impl ServerConnection {
             transport::Event::Job(j) => Event::Job(j),
             transport::Event::KexDone(s) => Event::KexDone(s),
             transport::Event::ServiceAccepted(s) => Event::ServiceAccepted(s),
-            transport::Event::Closed {
-                code,
-                reason,
-                by_peer,
-            } => Event::Closed {
-                code,
-                reason,
-                by_peer,
-            },
+            transport::Event::Closed { code, reason, by_peer } => Event::Closed { code, reason, by_peer },
             transport::Event::Log(s) => Event::Log(s),
         })
     }

@@ -8,9 +8,7 @@ use crate::wire::NameList;
 
 /// The first name in `client` that is also in `server`.
 pub fn choose<'s>(client: &NameList<'_>, server: &[&'s str]) -> Option<&'s str> {
-    client
-        .iter()
-        .find_map(|c| server.iter().copied().find(|s| *s == c))
+    client.iter().find_map(|c| server.iter().copied().find(|s| *s == c))
 }
 
 /// Same, when both lists are plain slices (the client role computing what the server will pick).

@@ -16,28 +16,17 @@ pub enum Error {
     Version(VersionError),
     Packet(PacketError),
     /// A message of this number could not be decoded.
-    Decode {
-        msg: u8,
-        err: DecodeError,
-    },
+    Decode { msg: u8, err: DecodeError },
     /// The state table refused this message number now.
-    UnexpectedMessage {
-        msg: u8,
-        phase: Phase,
-    },
+    UnexpectedMessage { msg: u8, phase: Phase },
     /// A KEX message (30–49, NEWKEYS) that is not the one the exchange expects next.
-    UnexpectedKexMessage {
-        msg: u8,
-        expected: &'static str,
-    },
+    UnexpectedKexMessage { msg: u8, expected: &'static str },
     /// A second KEXINIT while a key exchange is running.
     SecondKexInitDuringKex,
     /// Strict KEX: the peer's KEXINIT was not its first packet.
     KexInitNotFirst,
     /// No algorithm in common for this family.
-    NoCommonAlgorithm {
-        family: &'static str,
-    },
+    NoCommonAlgorithm { family: &'static str },
     Kex(KexError),
     Gex(GexError),
     /// Our own host key failed to sign (a local fault).
@@ -53,29 +42,21 @@ pub enum Error {
     /// Too many outgoing messages held back during a key exchange.
     HeldQueueFull,
     /// A service layer (auth, connection) refused the peer's input.
-    Service {
-        reason: R,
-        text: String,
-    },
+    Service { reason: R, text: String },
     /// We are closing on purpose (shutdown, login grace, …).
-    Local {
-        reason: R,
-        text: String,
-    },
+    Local { reason: R, text: String },
 }
 
 impl Error {
     /// The reason code and the short text sent in our DISCONNECT.
     pub fn disconnect(&self) -> (R, String) {
         match self {
-            Error::Version(VersionError::Unsupported(v)) => (
-                R::ProtocolVersionNotSupported,
-                format!("unsupported protocol version: {v}"),
-            ),
-            Error::Version(VersionError::NotSsh(_)) => (
-                R::ProtocolVersionNotSupported,
-                "not an SSH-2.0 identification".into(),
-            ),
+            Error::Version(VersionError::Unsupported(v)) => {
+                (R::ProtocolVersionNotSupported, format!("unsupported protocol version: {v}"))
+            }
+            Error::Version(VersionError::NotSsh(_)) => {
+                (R::ProtocolVersionNotSupported, "not an SSH-2.0 identification".into())
+            }
             Error::Version(VersionError::TooLong) => {
                 (R::ProtocolError, "identification line too long".into())
             }
@@ -86,42 +67,34 @@ impl Error {
             Error::Packet(e @ PacketError::Decompression) => (R::CompressionError, e.to_string()),
             Error::Packet(e) => (R::ProtocolError, e.to_string()),
             Error::Decode { msg, err } => (R::ProtocolError, format!("message {msg}: {err}")),
-            Error::UnexpectedMessage { msg, phase } => (
-                R::ProtocolError,
-                format!("unexpected message {msg} in phase {phase:?}"),
-            ),
-            Error::UnexpectedKexMessage { msg, expected } => (
-                R::ProtocolError,
-                format!("unexpected key exchange message {msg}, expected {expected}"),
-            ),
+            Error::UnexpectedMessage { msg, phase } => {
+                (R::ProtocolError, format!("unexpected message {msg} in phase {phase:?}"))
+            }
+            Error::UnexpectedKexMessage { msg, expected } => {
+                (R::ProtocolError, format!("unexpected key exchange message {msg}, expected {expected}"))
+            }
             Error::SecondKexInitDuringKex => {
                 (R::ProtocolError, "KEXINIT during a key exchange".into())
             }
-            Error::KexInitNotFirst => (
-                R::ProtocolError,
-                "strict KEX: KEXINIT was not the first packet".into(),
-            ),
-            Error::NoCommonAlgorithm { family } => (
-                R::KeyExchangeFailed,
-                format!("no matching {family} algorithm"),
-            ),
+            Error::KexInitNotFirst => {
+                (R::ProtocolError, "strict KEX: KEXINIT was not the first packet".into())
+            }
+            Error::NoCommonAlgorithm { family } => {
+                (R::KeyExchangeFailed, format!("no matching {family} algorithm"))
+            }
             Error::Kex(e) => (R::KeyExchangeFailed, e.to_string()),
             Error::Gex(e) => (R::KeyExchangeFailed, format!("group exchange: {e:?}")),
             Error::HostKey(e) => (R::KeyExchangeFailed, e.to_string()),
-            Error::HostKeyVerify(e) => (
-                R::HostKeyNotVerifiable,
-                format!("host key signature: {e:?}"),
-            ),
+            Error::HostKeyVerify(e) => {
+                (R::HostKeyNotVerifiable, format!("host key signature: {e:?}"))
+            }
             Error::HostKeyMismatch => (R::HostKeyNotVerifiable, "unexpected host key".into()),
-            Error::ServiceNotAvailable(s) => (
-                R::ServiceNotAvailable,
-                format!("service not available: {s}"),
-            ),
+            Error::ServiceNotAvailable(s) => {
+                (R::ServiceNotAvailable, format!("service not available: {s}"))
+            }
             Error::KexTimeout => (R::KeyExchangeFailed, "key exchange timed out".into()),
             Error::HeldQueueFull => (R::ByApplication, "output queue overflow".into()),
-            Error::Service { reason, text } | Error::Local { reason, text } => {
-                (*reason, text.clone())
-            }
+            Error::Service { reason, text } | Error::Local { reason, text } => (*reason, text.clone()),
         }
     }
 }
@@ -174,41 +147,16 @@ mod tests {
 
     #[test]
     fn codes() {
+        assert_eq!(Error::Packet(PacketError::BadMac).disconnect().0, R::MacError);
+        assert_eq!(Error::Packet(PacketError::Decompression).disconnect().0, R::CompressionError);
+        assert_eq!(Error::Packet(PacketError::BadLength { len: 1 }).disconnect().0, R::ProtocolError);
         assert_eq!(
-            Error::Packet(PacketError::BadMac).disconnect().0,
-            R::MacError
-        );
-        assert_eq!(
-            Error::Packet(PacketError::Decompression).disconnect().0,
-            R::CompressionError
-        );
-        assert_eq!(
-            Error::Packet(PacketError::BadLength { len: 1 })
-                .disconnect()
-                .0,
-            R::ProtocolError
-        );
-        assert_eq!(
-            Error::Version(VersionError::Unsupported("SSH-1.5-x".into()))
-                .disconnect()
-                .0,
+            Error::Version(VersionError::Unsupported("SSH-1.5-x".into())).disconnect().0,
             R::ProtocolVersionNotSupported
         );
-        assert_eq!(
-            Error::NoCommonAlgorithm { family: "cipher" }.disconnect().0,
-            R::KeyExchangeFailed
-        );
-        assert!(Error::NoCommonAlgorithm { family: "cipher" }
-            .disconnect()
-            .1
-            .contains("cipher"));
-        assert_eq!(
-            Error::ServiceNotAvailable("x".into()).disconnect().0,
-            R::ServiceNotAvailable
-        );
-        assert_eq!(
-            Error::Kex(KexError::AllZeroSecret).disconnect().0,
-            R::KeyExchangeFailed
-        );
+        assert_eq!(Error::NoCommonAlgorithm { family: "cipher" }.disconnect().0, R::KeyExchangeFailed);
+        assert!(Error::NoCommonAlgorithm { family: "cipher" }.disconnect().1.contains("cipher"));
+        assert_eq!(Error::ServiceNotAvailable("x".into()).disconnect().0, R::ServiceNotAvailable);
+        assert_eq!(Error::Kex(KexError::AllZeroSecret).disconnect().0, R::KeyExchangeFailed);
     }
 }

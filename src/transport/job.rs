@@ -25,10 +25,7 @@ pub(crate) enum JobKind {
     /// Server: agree on K with the client's value, hash, sign.
     ServerKex(Box<ServerKexJob>),
     /// Client: generate our ephemeral (DH modpow is the costly part).
-    ClientGenerate {
-        method: KexMethod,
-        group: Option<DhGroup>,
-    },
+    ClientGenerate { method: KexMethod, group: Option<DhGroup> },
     /// Client: agree on K with the server's value, hash, verify the server's signature.
     ClientFinish(Box<ClientFinishJob>),
     /// User authentication work (authorized_keys read, password hash check); opaque to the
@@ -105,18 +102,12 @@ impl CryptoJob {
             JobKind::ClientFinish(j) => JobResult::ClientFinished(run_client(*j)),
             JobKind::Auth(j) => JobResult::Auth(j.run()),
         };
-        JobDone {
-            label: self.label,
-            result,
-        }
+        JobDone { label: self.label, result }
     }
 
     /// A job for the service layers (authentication).
     pub(crate) fn auth(job: crate::auth::AuthJob) -> Self {
-        CryptoJob {
-            label: job.label(),
-            kind: JobKind::Auth(job),
-        }
+        CryptoJob { label: job.label(), kind: JobKind::Auth(job) }
     }
 
     /// The KEX method name (for per-method histograms), e.g. `curve25519-sha256`.
@@ -142,25 +133,9 @@ fn run_server(j: ServerKexJob) -> Result<ServerKexOut, Error> {
     let mut k_encoded = Vec::with_capacity(k.bytes.len() + 5);
     k.encode(&mut k_encoded);
     let k_s = j.host_key.public_blob().to_vec();
-    let h = compute_hash(
-        &j.parts,
-        j.method,
-        &k_s,
-        &j.client_public,
-        &server_public,
-        &k_encoded,
-    );
-    let signature = j
-        .host_key
-        .sign(j.host_key_alg, &h)
-        .map_err(Error::HostKey)?;
-    Ok(ServerKexOut {
-        server_public,
-        k_encoded,
-        h,
-        k_s,
-        signature,
-    })
+    let h = compute_hash(&j.parts, j.method, &k_s, &j.client_public, &server_public, &k_encoded);
+    let signature = j.host_key.sign(j.host_key_alg, &h).map_err(Error::HostKey)?;
+    Ok(ServerKexOut { server_public, k_encoded, h, k_s, signature })
 }
 
 fn run_client(j: ClientFinishJob) -> Result<ClientKexOut, Error> {
@@ -173,14 +148,8 @@ fn run_client(j: ClientFinishJob) -> Result<ClientKexOut, Error> {
     let k = j.eph.agree(&j.server_public)?;
     let mut k_encoded = Vec::with_capacity(k.bytes.len() + 5);
     k.encode(&mut k_encoded);
-    let h = compute_hash(
-        &j.parts,
-        j.method,
-        &j.k_s,
-        &client_public,
-        &j.server_public,
-        &k_encoded,
-    );
+    let h =
+        compute_hash(&j.parts, j.method, &j.k_s, &client_public, &j.server_public, &k_encoded);
     host_key::verify(j.host_key_alg, &j.k_s, &h, &j.signature).map_err(Error::HostKeyVerify)?;
     Ok(ClientKexOut { k_encoded, h })
 }
@@ -208,14 +177,10 @@ fn compute_hash(
                 f: server_public,
             }
         }
-        (KexMethod::Dh(_), _) | (KexMethod::Gex, None) => HashMiddle::Dh {
-            e: client_public,
-            f: server_public,
-        },
-        _ => HashMiddle::Ecdh {
-            q_c: client_public,
-            q_s: server_public,
-        },
+        (KexMethod::Dh(_), _) | (KexMethod::Gex, None) => {
+            HashMiddle::Dh { e: client_public, f: server_public }
+        }
+        _ => HashMiddle::Ecdh { q_c: client_public, q_s: server_public },
     };
     let inputs = HashInputs {
         v_c: &parts.v_c,

@@ -4,7 +4,9 @@
 
 use super::config::{COMPRESSION_NONE, COMPRESSION_ZLIB, COMPRESSION_ZLIB_OPENSSH};
 use super::error::DecodeContext;
-use super::job::{ClientFinishJob, CryptoJob, HashParts, JobKind, JobResult, ServerKexJob};
+use super::job::{
+    ClientFinishJob, CryptoJob, HashParts, JobKind, JobResult, ServerKexJob,
+};
 use super::msgs::{self, KexInit, KexInitLists, KexReply};
 use super::{Error, Event, KexSummary, Role, Transport};
 use crate::algo::cipher::{self, CipherAlg};
@@ -67,10 +69,7 @@ enum Step {
     /// Client: GEX request sent, waiting for the group.
     AwaitGexGroup { request: GexRequest },
     /// Client: our init is out, waiting for the server's reply.
-    AwaitReply {
-        eph: ClientEphemeral,
-        gex: Option<(GexRequest, DhGroup)>,
-    },
+    AwaitReply { eph: ClientEphemeral, gex: Option<(GexRequest, DhGroup)> },
     /// A crypto job is in flight. Client generation keeps the GEX group here.
     Computing,
     /// Client: waiting for our ephemeral; what to do with it once it comes.
@@ -156,8 +155,7 @@ impl Transport {
         }
         let neg = self.negotiate(&ki)?;
         let wrong_guess = ki.first_kex_packet_follows
-            && (ki.kex.first() != Some(neg.kex.name)
-                || ki.host_key.first() != Some(neg.host_key.name()));
+            && (ki.kex.first() != Some(neg.kex.name) || ki.host_key.first() != Some(neg.host_key.name()));
         let role = self.role;
         let Some(k) = self.kex.as_mut() else {
             return Err(Error::SecondKexInitDuringKex);
@@ -191,10 +189,8 @@ impl Transport {
         let hk_name = pick(&ki.host_key, &hk_names, "host key")?;
         let c2s = pick(&ki.cipher_c2s, &ciphers, "cipher (client to server)")?;
         let s2c = pick(&ki.cipher_s2c, &ciphers, "cipher (server to client)")?;
-        let cipher_c2s =
-            cipher::by_name(c2s).ok_or(Error::NoCommonAlgorithm { family: "cipher" })?;
-        let cipher_s2c =
-            cipher::by_name(s2c).ok_or(Error::NoCommonAlgorithm { family: "cipher" })?;
+        let cipher_c2s = cipher::by_name(c2s).ok_or(Error::NoCommonAlgorithm { family: "cipher" })?;
+        let cipher_s2c = cipher::by_name(s2c).ok_or(Error::NoCommonAlgorithm { family: "cipher" })?;
         // An AEAD cipher authenticates itself; no MAC is negotiated for it (openssh PROTOCOL).
         let mac_c2s = if cipher_c2s.is_aead() {
             None
@@ -211,9 +207,7 @@ impl Transport {
         let comp_c2s = pick(&ki.comp_c2s, comps, "compression (client to server)")?;
         let comp_s2c = pick(&ki.comp_s2c, comps, "compression (server to client)")?;
         Ok(Negotiated {
-            kex: kex::by_name(kex_name).ok_or(Error::NoCommonAlgorithm {
-                family: "key exchange",
-            })?,
+            kex: kex::by_name(kex_name).ok_or(Error::NoCommonAlgorithm { family: "key exchange" })?,
             host_key: HostKeyAlg::from_name(hk_name)
                 .ok_or(Error::NoCommonAlgorithm { family: "host key" })?,
             cipher_c2s,
@@ -229,18 +223,10 @@ impl Transport {
     fn client_begin(&mut self, neg: &Negotiated) -> Result<(), Error> {
         match neg.kex.method {
             KexMethod::Gex => {
-                let request = GexRequest::New {
-                    min: MIN_BITS,
-                    n: CLIENT_GEX_N,
-                    max: MAX_BITS,
-                };
+                let request = GexRequest::New { min: MIN_BITS, n: CLIENT_GEX_N, max: MAX_BITS };
                 self.set_step(Step::AwaitGexGroup { request });
                 self.send_with(|out| {
-                    Writer::new(out)
-                        .u8(msg_no::KEX_DH_GEX_REQUEST)
-                        .u32(MIN_BITS)
-                        .u32(CLIENT_GEX_N)
-                        .u32(MAX_BITS);
+                    Writer::new(out).u8(msg_no::KEX_DH_GEX_REQUEST).u32(MIN_BITS).u32(CLIENT_GEX_N).u32(MAX_BITS);
                 })
             }
             method => {
@@ -266,10 +252,7 @@ impl Transport {
 
     pub(super) fn on_kex_msg(&mut self, msg: u8, p: &[u8], now: Instant) -> Result<(), Error> {
         let Some(k) = self.kex.as_mut() else {
-            return Err(Error::UnexpectedKexMessage {
-                msg,
-                expected: "no key exchange running",
-            });
+            return Err(Error::UnexpectedKexMessage { msg, expected: "no key exchange running" });
         };
         if msg != msg_no::NEWKEYS && k.ignore_next {
             // RFC 4253 §7: a wrongly guessed first KEX packet is ignored, exactly one.
@@ -280,30 +263,20 @@ impl Transport {
             return self.on_newkeys(p, now);
         }
         let Some(neg) = k.neg.clone() else {
-            return Err(Error::UnexpectedKexMessage {
-                msg,
-                expected: "KEXINIT",
-            });
+            return Err(Error::UnexpectedKexMessage { msg, expected: "KEXINIT" });
         };
         let step = std::mem::replace(&mut k.step, Step::Computing);
         let res = match (self.role, step) {
             (Role::Server, Step::AwaitClientInit) => self.server_first(msg, p, &neg),
             (Role::Server, Step::AwaitGexInit { request, group }) => {
                 if msg != msg_no::KEX_DH_GEX_INIT {
-                    return Err(Error::UnexpectedKexMessage {
-                        msg,
-                        expected: "KEX_DH_GEX_INIT",
-                    });
+                    return Err(Error::UnexpectedKexMessage { msg, expected: "KEX_DH_GEX_INIT" });
                 }
                 let e = msgs::parse_single_mpint(p, msg, "e").msg(msg)?;
                 self.server_job(&neg, e, Some((request, group)))
             }
-            (Role::Client, Step::AwaitGexGroup { request }) => {
-                self.client_gex_group(msg, p, &neg, request)
-            }
-            (Role::Client, Step::AwaitReply { eph, gex }) => {
-                self.client_reply(msg, p, &neg, eph, gex)
-            }
+            (Role::Client, Step::AwaitGexGroup { request }) => self.client_gex_group(msg, p, &neg, request),
+            (Role::Client, Step::AwaitReply { eph, gex }) => self.client_reply(msg, p, &neg, eph, gex),
             (_, step) => {
                 let expected = match step {
                     Step::AwaitKexInit => "KEXINIT",
@@ -325,42 +298,30 @@ impl Transport {
                         let (min, n, max) = msgs::parse_gex_request(p).msg(msg)?;
                         GexRequest::New { min, n, max }
                     }
-                    msg_no::KEX_DH_GEX_REQUEST_OLD => GexRequest::Old {
-                        n: msgs::parse_gex_request_old(p).msg(msg)?,
-                    },
+                    msg_no::KEX_DH_GEX_REQUEST_OLD => {
+                        GexRequest::Old { n: msgs::parse_gex_request_old(p).msg(msg)? }
+                    }
                     _ => {
-                        return Err(Error::UnexpectedKexMessage {
-                            msg,
-                            expected: "KEX_DH_GEX_REQUEST",
-                        })
+                        return Err(Error::UnexpectedKexMessage { msg, expected: "KEX_DH_GEX_REQUEST" })
                     }
                 };
                 let group = self.config.gex_groups.choose(&request)?.clone();
                 let (p_bytes, g) = (group.p.clone(), group.g);
                 self.set_step(Step::AwaitGexInit { request, group });
                 self.send_with(|out| {
-                    Writer::new(out)
-                        .u8(msg_no::KEX_DH_GEX_GROUP)
-                        .mpint(&p_bytes)
-                        .mpint(&g.to_be_bytes());
+                    Writer::new(out).u8(msg_no::KEX_DH_GEX_GROUP).mpint(&p_bytes).mpint(&g.to_be_bytes());
                 })
             }
             KexMethod::Dh(_) => {
                 if msg != msg_no::KEXDH_INIT {
-                    return Err(Error::UnexpectedKexMessage {
-                        msg,
-                        expected: "KEXDH_INIT",
-                    });
+                    return Err(Error::UnexpectedKexMessage { msg, expected: "KEXDH_INIT" });
                 }
                 let e = msgs::parse_single_mpint(p, msg, "e").msg(msg)?;
                 self.server_job(neg, e, None)
             }
             _ => {
                 if msg != msg_no::KEX_ECDH_INIT {
-                    return Err(Error::UnexpectedKexMessage {
-                        msg,
-                        expected: "KEX_ECDH_INIT",
-                    });
+                    return Err(Error::UnexpectedKexMessage { msg, expected: "KEX_ECDH_INIT" });
                 }
                 let q_c = msgs::parse_single_string(p, msg, "Q_C").msg(msg)?;
                 self.server_job(neg, q_c, None)
@@ -378,14 +339,7 @@ impl Transport {
             Role::Server => (peer_version, self.our_version.clone(), peer, ours),
             Role::Client => (self.our_version.clone(), peer_version, ours, peer),
         };
-        HashParts {
-            hash: neg.kex.hash,
-            v_c,
-            v_s,
-            i_c,
-            i_s,
-            gex,
-        }
+        HashParts { hash: neg.kex.hash, v_c, v_s, i_c, i_s, gex }
     }
 
     fn server_job(
@@ -410,10 +364,7 @@ impl Transport {
             host_key_alg: neg.host_key,
         };
         self.set_step(Step::Computing);
-        self.events.push_back(Event::Job(CryptoJob::new(
-            neg.kex.name,
-            JobKind::ServerKex(Box::new(job)),
-        )));
+        self.events.push_back(Event::Job(CryptoJob::new(neg.kex.name, JobKind::ServerKex(Box::new(job)))));
         Ok(())
     }
 
@@ -435,41 +386,25 @@ impl Transport {
         request: GexRequest,
     ) -> Result<(), Error> {
         if msg != msg_no::KEX_DH_GEX_GROUP {
-            return Err(Error::UnexpectedKexMessage {
-                msg,
-                expected: "KEX_DH_GEX_GROUP",
-            });
+            return Err(Error::UnexpectedKexMessage { msg, expected: "KEX_DH_GEX_GROUP" });
         }
         let (p_bytes, g_bytes) = msgs::parse_gex_group(p).msg(msg)?;
         let bits = p_bytes.len() * 8 - p_bytes.first().map_or(8, |b| b.leading_zeros() as usize);
         let g = match g_bytes.len() {
-            1..=4 => g_bytes
-                .iter()
-                .fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
+            1..=4 => g_bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
             _ => 0,
         };
         if !(MIN_BITS as usize..=MAX_BITS as usize).contains(&bits) || g < 2 {
-            return Err(Error::Gex(
-                crate::algo::kex::gex::GexError::NoGroupInRange {
-                    min: MIN_BITS,
-                    max: MAX_BITS,
-                },
-            ));
+            return Err(Error::Gex(crate::algo::kex::gex::GexError::NoGroupInRange {
+                min: MIN_BITS,
+                max: MAX_BITS,
+            }));
         }
-        let group = DhGroup {
-            p: Cow::Owned(p_bytes.to_vec()),
-            g,
-            bits,
-        };
-        self.set_step(Step::Generating {
-            gex: Some((request, group.clone())),
-        });
+        let group = DhGroup { p: Cow::Owned(p_bytes.to_vec()), g, bits };
+        self.set_step(Step::Generating { gex: Some((request, group.clone())) });
         self.events.push_back(Event::Job(CryptoJob::new(
             neg.kex.name,
-            JobKind::ClientGenerate {
-                method: KexMethod::Gex,
-                group: Some(group),
-            },
+            JobKind::ClientGenerate { method: KexMethod::Gex, group: Some(group) },
         )));
         Ok(())
     }
@@ -489,10 +424,7 @@ impl Transport {
             _ => (msg_no::KEX_ECDH_REPLY, false, "KEX_ECDH_REPLY"),
         };
         if msg != expected_no {
-            return Err(Error::UnexpectedKexMessage {
-                msg,
-                expected: name,
-            });
+            return Err(Error::UnexpectedKexMessage { msg, expected: name });
         }
         let reply = KexReply::parse(p, msg, is_mpint).msg(msg)?;
         let parts = self.hash_parts(gex, neg);
@@ -507,10 +439,7 @@ impl Transport {
             expected_host_key: self.expected_host_key.clone(),
         };
         self.set_step(Step::Computing);
-        self.events.push_back(Event::Job(CryptoJob::new(
-            neg.kex.name,
-            JobKind::ClientFinish(Box::new(job)),
-        )));
+        self.events.push_back(Event::Job(CryptoJob::new(neg.kex.name, JobKind::ClientFinish(Box::new(job)))));
         Ok(())
     }
 
@@ -529,9 +458,7 @@ impl Transport {
         let Some(k) = self.kex.as_mut() else {
             return Ok(()); // Stale: nothing is waiting (cannot happen with generation checks).
         };
-        let Some(neg) = k.neg.clone() else {
-            return Ok(());
-        };
+        let Some(neg) = k.neg.clone() else { return Ok(()) };
         let step = std::mem::replace(&mut k.step, Step::Computing);
         match (done.result, step) {
             (JobResult::ServerKex(r), Step::Computing) => {
@@ -542,14 +469,7 @@ impl Transport {
                 };
                 let is_mpint = matches!(neg.kex.method, KexMethod::Gex | KexMethod::Dh(_));
                 self.send_with(|o| {
-                    msgs::encode_kex_reply(
-                        o,
-                        reply_no,
-                        &out.k_s,
-                        &out.server_public,
-                        is_mpint,
-                        &out.signature,
-                    )
+                    msgs::encode_kex_reply(o, reply_no, &out.k_s, &out.server_public, is_mpint, &out.signature)
                 })?;
                 self.keys_ready(&neg, &out.k_encoded, &out.h, now)
             }
@@ -585,30 +505,21 @@ impl Transport {
 
     /// K and H are known: derive keys, send NEWKEYS, switch outbound keys, send EXT_INFO (first
     /// exchange, server, if asked) and whatever was held back.
-    fn keys_ready(
-        &mut self,
-        neg: &Negotiated,
-        k: &[u8],
-        h: &[u8],
-        now: Instant,
-    ) -> Result<(), Error> {
+    fn keys_ready(&mut self, neg: &Negotiated, k: &[u8], h: &[u8], now: Instant) -> Result<(), Error> {
         if self.session_id.is_none() {
             self.session_id = Some(h.to_vec());
         }
         let sid = self.session_id.clone().unwrap_or_default();
         let hash = neg.kex.hash;
-        let make =
-            |cipher: &'static CipherAlg, mac: Option<&'static MacAlg>, iv: u8, key: u8, mk: u8| {
-                DirectionKeys {
-                    cipher,
-                    mac,
-                    iv: derive_key(hash, k, h, iv, &sid, cipher.iv_len),
-                    key: derive_key(hash, k, h, key, &sid, cipher.key_len),
-                    mac_key: mac
-                        .map(|m| derive_key(hash, k, h, mk, &sid, m.key_len))
-                        .unwrap_or_default(),
-                }
-            };
+        let make = |cipher: &'static CipherAlg, mac: Option<&'static MacAlg>, iv: u8, key: u8, mk: u8| {
+            DirectionKeys {
+                cipher,
+                mac,
+                iv: derive_key(hash, k, h, iv, &sid, cipher.iv_len),
+                key: derive_key(hash, k, h, key, &sid, cipher.key_len),
+                mac_key: mac.map(|m| derive_key(hash, k, h, mk, &sid, m.key_len)).unwrap_or_default(),
+            }
+        };
         let c2s = make(neg.cipher_c2s, neg.mac_c2s, b'A', b'C', b'E');
         let s2c = make(neg.cipher_s2c, neg.mac_s2c, b'B', b'D', b'F');
         let (out_keys, in_keys, comp_out, comp_in) = match self.role {
@@ -644,12 +555,7 @@ impl Transport {
 
     fn flush_held(&mut self) -> Result<(), Error> {
         while let Some(r) = {
-            let (held, sealer, tx, rng) = (
-                &mut self.held,
-                &mut self.sealer,
-                &mut self.tx,
-                &mut self.rng,
-            );
+            let (held, sealer, tx, rng) = (&mut self.held, &mut self.sealer, &mut self.tx, &mut self.rng);
             held.pop_with(|p| sealer.seal(tx, p, &mut **rng))
         } {
             r?;
@@ -661,22 +567,13 @@ impl Transport {
         msgs::parse_newkeys(p).msg(msg_no::NEWKEYS)?;
         let neg = self.kex.as_ref().and_then(|k| k.neg.clone());
         let Some(k) = self.kex.as_mut() else {
-            return Err(Error::UnexpectedKexMessage {
-                msg: msg_no::NEWKEYS,
-                expected: "KEXINIT",
-            });
+            return Err(Error::UnexpectedKexMessage { msg: msg_no::NEWKEYS, expected: "KEXINIT" });
         };
         if !matches!(k.step, Step::AwaitNewKeys) {
-            return Err(Error::UnexpectedKexMessage {
-                msg: msg_no::NEWKEYS,
-                expected: "the key exchange reply",
-            });
+            return Err(Error::UnexpectedKexMessage { msg: msg_no::NEWKEYS, expected: "the key exchange reply" });
         }
         let Some(keys) = k.pending_in.take() else {
-            return Err(Error::UnexpectedKexMessage {
-                msg: msg_no::NEWKEYS,
-                expected: "the key exchange reply",
-            });
+            return Err(Error::UnexpectedKexMessage { msg: msg_no::NEWKEYS, expected: "the key exchange reply" });
         };
         self.opener.set_keys(keys);
         if let Some(neg) = neg {
@@ -705,25 +602,10 @@ impl Transport {
         self.kex_count = self.kex_count.saturating_add(1);
         self.last_kex_done_at = Some(now);
         let mac_name = |m: Option<&'static MacAlg>| m.map_or("<implicit>", |m| m.name);
-        let (cipher_in, cipher_out, mac_in, mac_out, compression_in, compression_out) =
-            match self.role {
-                Role::Server => (
-                    neg.cipher_c2s.name,
-                    neg.cipher_s2c.name,
-                    mac_name(neg.mac_c2s),
-                    mac_name(neg.mac_s2c),
-                    neg.comp_c2s,
-                    neg.comp_s2c,
-                ),
-                Role::Client => (
-                    neg.cipher_s2c.name,
-                    neg.cipher_c2s.name,
-                    mac_name(neg.mac_s2c),
-                    mac_name(neg.mac_c2s),
-                    neg.comp_s2c,
-                    neg.comp_c2s,
-                ),
-            };
+        let (cipher_in, cipher_out, mac_in, mac_out, compression_in, compression_out) = match self.role {
+            Role::Server => (neg.cipher_c2s.name, neg.cipher_s2c.name, mac_name(neg.mac_c2s), mac_name(neg.mac_s2c), neg.comp_c2s, neg.comp_s2c),
+            Role::Client => (neg.cipher_s2c.name, neg.cipher_c2s.name, mac_name(neg.mac_s2c), mac_name(neg.mac_c2s), neg.comp_s2c, neg.comp_c2s),
+        };
         let summary = KexSummary {
             first,
             kex: neg.kex.name,

@@ -54,11 +54,7 @@ pub enum Event {
     /// Server: we accepted this service. Client: the server accepted it.
     ServiceAccepted(&'static str),
     /// The connection is over; flush what `poll_transmit` still gives, then close.
-    Closed {
-        code: u32,
-        reason: String,
-        by_peer: bool,
-    },
+    Closed { code: u32, reason: String, by_peer: bool },
     /// Worth a log line (a DEBUG message with always_display, an UNIMPLEMENTED from the peer).
     Log(String),
 }
@@ -87,11 +83,7 @@ pub enum Read {
     Consumed(usize),
     /// A service-layer message: `consumed` bytes used; the payload is at `payload` (relative to
     /// the slice passed in) and `seq` is its sequence number (for UNIMPLEMENTED).
-    Service {
-        consumed: usize,
-        payload: PayloadAt,
-        seq: u32,
-    },
+    Service { consumed: usize, payload: PayloadAt, seq: u32 },
     /// Nothing more can be done now: incomplete packet, or waiting for a crypto job.
     Wait,
     /// The connection is over (a DISCONNECT was staged or received).
@@ -332,11 +324,7 @@ impl Transport {
             }
             Ok(Dispatch::Service) => {
                 self.maybe_rekey(now);
-                Read::Service {
-                    consumed: opened.consumed,
-                    payload: opened.payload,
-                    seq: opened.seq,
-                }
+                Read::Service { consumed: opened.consumed, payload: opened.payload, seq: opened.seq }
             }
             Err(e) => {
                 self.fail(e);
@@ -359,12 +347,7 @@ impl Transport {
         let allow_pre_banner = self.role == Role::Client;
         match version::scan(input, allow_pre_banner) {
             Ok(version::VersionScan::NeedMore) => Read::Wait,
-            Ok(version::VersionScan::Found {
-                start,
-                end,
-                consumed,
-                ..
-            }) => {
+            Ok(version::VersionScan::Found { start, end, consumed, .. }) => {
                 let line = input.get(start..end).unwrap_or(&[]);
                 if let Err(e) = version::check_protocol(line, self.config.accept_1_99) {
                     self.fail(e.into());
@@ -383,11 +366,7 @@ impl Transport {
     /// The phase the state table is consulted in.
     fn phase(&self) -> Phase {
         if !self.first_kex_done {
-            return if self.strict {
-                Phase::InitialKexStrict
-            } else {
-                Phase::InitialKex
-            };
+            return if self.strict { Phase::InitialKexStrict } else { Phase::InitialKex };
         }
         if self.kex.as_ref().is_some_and(|k| k.peer_kexinit_seen()) {
             return Phase::Rekey;
@@ -403,11 +382,7 @@ impl Transport {
         let Some(&msg) = p.first() else {
             return Err(Error::Decode {
                 msg: 0,
-                err: crate::wire::DecodeError::Truncated {
-                    field: "message number",
-                    needed: 1,
-                    left: 0,
-                },
+                err: crate::wire::DecodeError::Truncated { field: "message number", needed: 1, left: 0 },
             });
         };
         if !self.first_kex_done && msg != msg_no::KEXINIT && !self.peer_kexinit_seen() {
@@ -415,9 +390,7 @@ impl Transport {
         }
         let phase = self.phase();
         match state::verdict(self.role, phase, msg) {
-            Verdict::Transport => self
-                .on_transport_msg(msg, p, now)
-                .map(|_| Dispatch::Handled),
+            Verdict::Transport => self.on_transport_msg(msg, p, now).map(|_| Dispatch::Handled),
             Verdict::Kex => self.on_kex_msg(msg, p, now).map(|_| Dispatch::Handled),
             Verdict::Service => Ok(Dispatch::Service),
             Verdict::Unimplemented => {
@@ -439,26 +412,20 @@ impl Transport {
                 let reason = version::printable(d.description);
                 self.closed = true;
                 self.held = Outbox::new(self.config.max_held_bytes);
-                self.events.push_back(Event::Closed {
-                    code: d.code,
-                    reason,
-                    by_peer: true,
-                });
+                self.events.push_back(Event::Closed { code: d.code, reason, by_peer: true });
                 Ok(())
             }
             msg_no::IGNORE => msgs::parse_ignore(p).msg(msg),
             msg_no::UNIMPLEMENTED => {
                 let seq = msgs::parse_unimplemented(p).msg(msg)?;
-                self.events
-                    .push_back(Event::Log(format!("peer: UNIMPLEMENTED for packet {seq}")));
+                self.events.push_back(Event::Log(format!("peer: UNIMPLEMENTED for packet {seq}")));
                 Ok(())
             }
             msg_no::DEBUG => {
                 let d = msgs::Debug::parse(p).msg(msg)?;
                 if d.always_display {
                     let text = version::printable(d.message);
-                    self.events
-                        .push_back(Event::Log(format!("peer DEBUG: {text}")));
+                    self.events.push_back(Event::Log(format!("peer DEBUG: {text}")));
                 }
                 Ok(())
             }
@@ -467,17 +434,15 @@ impl Transport {
             msg_no::EXT_INFO => self.on_ext_info(p),
             msg_no::KEXINIT => self.on_kexinit(p, now),
             msg_no::PING => {
-                let data = msgs::parse_single_string(p, msg_no::PING, "ping data").msg(msg)?;
+                let data = msgs::parse_single_string(p, msg_no::PING, "ping data")
+                    .msg(msg)?;
                 let data = data.to_vec();
                 self.send_with(|out| {
                     crate::wire::Writer::new(out).u8(msg_no::PONG).string(&data);
                 })
             }
             msg_no::PONG => Ok(()),
-            _ => Err(Error::UnexpectedMessage {
-                msg,
-                phase: self.phase(),
-            }),
+            _ => Err(Error::UnexpectedMessage { msg, phase: self.phase() }),
         }
     }
 
@@ -527,10 +492,7 @@ impl Transport {
                 self.events.push_back(Event::ServiceAccepted(s));
                 Ok(())
             }
-            _ => Err(Error::UnexpectedMessage {
-                msg: msg_no::SERVICE_ACCEPT,
-                phase: self.phase(),
-            }),
+            _ => Err(Error::UnexpectedMessage { msg: msg_no::SERVICE_ACCEPT, phase: self.phase() }),
         }
     }
 
@@ -570,10 +532,7 @@ impl Transport {
 
     /// Ends the connection from our side with DISCONNECT(reason, description).
     pub fn close(&mut self, reason: DisconnectReason, description: &str) {
-        self.fail(Error::Local {
-            reason,
-            text: description.to_string(),
-        });
+        self.fail(Error::Local { reason, text: description.to_string() });
     }
 
     /// Ends the connection because the service layer refused the peer's input.
@@ -586,18 +545,10 @@ impl Transport {
         self.held = Outbox::new(self.config.max_held_bytes);
         let start = self.sealer.begin(&mut self.tx);
         msgs::encode_disconnect(&mut self.tx, reason.code(), &text);
-        if self
-            .sealer
-            .finish(&mut self.tx, start, &mut *self.rng)
-            .is_err()
-        {
+        if self.sealer.finish(&mut self.tx, start, &mut *self.rng).is_err() {
             self.tx.truncate(start);
         }
-        self.events.push_back(Event::Closed {
-            code: reason.code(),
-            reason: text,
-            by_peer: false,
-        });
+        self.events.push_back(Event::Closed { code: reason.code(), reason: text, by_peer: false });
     }
 
     /// The peer closed the TCP connection without a DISCONNECT.
@@ -625,9 +576,7 @@ impl Transport {
         f(&mut self.tx);
         let msg = self.tx.get(start + HEADER_LEN).copied().unwrap_or(0);
         if self.is_holding() && !state::may_send_during_kex(msg) {
-            let res = self
-                .held
-                .push(self.tx.get(start + HEADER_LEN..).unwrap_or(&[]));
+            let res = self.held.push(self.tx.get(start + HEADER_LEN..).unwrap_or(&[]));
             self.tx.truncate(start);
             return res.map_err(|_| Error::HeldQueueFull);
         }
@@ -682,11 +631,7 @@ impl Transport {
         if let Some(k) = &self.kex {
             return Some(k.started + self.config.kex_timeout);
         }
-        match (
-            self.config.rekey_interval,
-            self.last_kex_done_at,
-            self.authenticated,
-        ) {
+        match (self.config.rekey_interval, self.last_kex_done_at, self.authenticated) {
             (Some(i), Some(at), true) => Some(at + i),
             _ => None,
         }
@@ -702,11 +647,9 @@ impl Transport {
             }
             return;
         }
-        if let (Some(i), Some(at), true) = (
-            self.config.rekey_interval,
-            self.last_kex_done_at,
-            self.authenticated,
-        ) {
+        if let (Some(i), Some(at), true) =
+            (self.config.rekey_interval, self.last_kex_done_at, self.authenticated)
+        {
             if now >= at + i {
                 self.start_kex(now);
             }
@@ -720,9 +663,10 @@ impl Transport {
             return;
         }
         let limit = self.config.rekey_bytes.unwrap_or_else(|| {
-            let chacha = self.last_kex.as_ref().is_some_and(|k| {
-                k.cipher_out.starts_with("chacha20") || k.cipher_in.starts_with("chacha20")
-            });
+            let chacha = self
+                .last_kex
+                .as_ref()
+                .is_some_and(|k| k.cipher_out.starts_with("chacha20") || k.cipher_in.starts_with("chacha20"));
             if chacha {
                 config::DEFAULT_REKEY_BYTES_CHACHA
             } else {
@@ -749,10 +693,7 @@ impl Transport {
     fn ext_info_payload(out: &mut Vec<u8>) {
         msgs::encode_ext_info(
             out,
-            &[
-                ("server-sig-algs", SERVER_SIG_ALGS.as_bytes()),
-                ("ping@openssh.com", b"0"),
-            ],
+            &[("server-sig-algs", SERVER_SIG_ALGS.as_bytes()), ("ping@openssh.com", b"0")],
         );
     }
 
@@ -763,12 +704,7 @@ impl Transport {
                 .host_key_algs
                 .iter()
                 .copied()
-                .filter(|a| {
-                    self.config
-                        .host_keys
-                        .iter()
-                        .any(|k| k.algorithms().contains(a))
-                })
+                .filter(|a| self.config.host_keys.iter().any(|k| k.algorithms().contains(a)))
                 .map(HostKeyAlg::name)
                 .collect(),
             Role::Client => self.config.host_key_algs.iter().map(|a| a.name()).collect(),

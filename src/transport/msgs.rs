@@ -93,11 +93,7 @@ impl<'a> Disconnect<'a> {
 }
 
 pub fn encode_disconnect(out: &mut Vec<u8>, code: u32, description: &str) {
-    Writer::new(out)
-        .u8(msg_no::DISCONNECT)
-        .u32(code)
-        .string(description.as_bytes())
-        .string(b"");
+    Writer::new(out).u8(msg_no::DISCONNECT).u32(code).string(description.as_bytes()).string(b"");
 }
 
 /// SSH_MSG_DEBUG (RFC 4253 §11.3).
@@ -114,10 +110,7 @@ impl<'a> Debug<'a> {
         let message = r.string("message")?;
         r.string("language tag")?;
         r.finish("DEBUG")?;
-        Ok(Debug {
-            always_display,
-            message,
-        })
+        Ok(Debug { always_display, message })
     }
 }
 
@@ -148,11 +141,7 @@ pub fn encode_ignore(out: &mut Vec<u8>, data: &[u8]) {
 }
 
 pub fn encode_debug(out: &mut Vec<u8>, always_display: bool, message: &str) {
-    Writer::new(out)
-        .u8(msg_no::DEBUG)
-        .bool(always_display)
-        .string(message.as_bytes())
-        .string(b"");
+    Writer::new(out).u8(msg_no::DEBUG).bool(always_display).string(message.as_bytes()).string(b"");
 }
 
 /// SSH_MSG_SERVICE_REQUEST / SERVICE_ACCEPT: one string, the service name.
@@ -183,9 +172,7 @@ pub fn parse_ext_info(payload: &[u8]) -> Result<u32, DecodeError> {
     let n = r.u32("nr-extensions")?;
     // Each extension has at least two 4-byte length prefixes: bound n by what is there.
     if (n as usize).saturating_mul(8) > r.remaining().len() {
-        return Err(DecodeError::Invalid {
-            field: "nr-extensions",
-        });
+        return Err(DecodeError::Invalid { field: "nr-extensions" });
     }
     for _ in 0..n {
         r.string_max("extension-name", 64)?;
@@ -197,8 +184,7 @@ pub fn parse_ext_info(payload: &[u8]) -> Result<u32, DecodeError> {
 
 pub fn encode_ext_info(out: &mut Vec<u8>, exts: &[(&str, &[u8])]) {
     let mut w = Writer::new(out);
-    w.u8(msg_no::EXT_INFO)
-        .u32(u32::try_from(exts.len()).unwrap_or(0));
+    w.u8(msg_no::EXT_INFO).u32(u32::try_from(exts.len()).unwrap_or(0));
     for (name, value) in exts {
         w.string(name.as_bytes()).string(value);
     }
@@ -272,18 +258,11 @@ impl<'a> KexReply<'a> {
         let mut r = Reader::new(payload);
         expect_no(&mut r, no)?;
         let k_s = r.string("server public host key")?;
-        let server_public = if public_is_mpint {
-            r.mpint_positive("f")?
-        } else {
-            r.string("Q_S")?
-        };
+        let server_public =
+            if public_is_mpint { r.mpint_positive("f")? } else { r.string("Q_S")? };
         let signature = r.string("signature")?;
         r.finish("KEX reply")?;
-        Ok(KexReply {
-            k_s,
-            server_public,
-            signature,
-        })
+        Ok(KexReply { k_s, server_public, signature })
     }
 }
 
@@ -307,9 +286,7 @@ pub fn encode_kex_reply(
 
 fn expect_no(r: &mut Reader<'_>, no: u8) -> Result<(), DecodeError> {
     if r.u8("message number")? != no {
-        return Err(DecodeError::Invalid {
-            field: "message number",
-        });
+        return Err(DecodeError::Invalid { field: "message number" });
     }
     Ok(())
 }

@@ -22,12 +22,7 @@ pub struct OutboxFull;
 
 impl Outbox {
     pub fn new(soft_limit: usize) -> Self {
-        Outbox {
-            buf: Vec::new(),
-            lens: VecDeque::new(),
-            head: 0,
-            soft_limit,
-        }
+        Outbox { buf: Vec::new(), lens: VecDeque::new(), head: 0, soft_limit }
     }
 
     /// Queued bytes.
@@ -85,24 +80,12 @@ mod tests {
         o.push(b"ij").unwrap();
         assert!(o.is_over_soft_limit());
         o.push(b"klmnopqr").unwrap();
-        assert_eq!(
-            o.push(b"s"),
-            Err(OutboxFull),
-            "hard bound is twice the soft one"
-        );
+        assert_eq!(o.push(b"s"), Err(OutboxFull), "hard bound is twice the soft one");
         let mut got = Vec::new();
         while let Some(v) = o.pop_with(|p| p.to_vec()) {
             got.push(v);
         }
-        assert_eq!(
-            got,
-            [
-                b"abc".to_vec(),
-                b"defgh".to_vec(),
-                b"ij".to_vec(),
-                b"klmnopqr".to_vec()
-            ]
-        );
+        assert_eq!(got, [b"abc".to_vec(), b"defgh".to_vec(), b"ij".to_vec(), b"klmnopqr".to_vec()]);
         assert!(o.is_empty());
         assert_eq!(o.bytes(), 0);
     }

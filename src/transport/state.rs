@@ -166,56 +166,31 @@ mod tests {
 
     #[test]
     fn client_sent_userauth_success_is_a_protocol_error() {
-        assert_eq!(
-            verdict(Role::Server, Phase::Auth, 52),
-            Verdict::ProtocolError
-        );
+        assert_eq!(verdict(Role::Server, Phase::Auth, 52), Verdict::ProtocolError);
         assert_eq!(verdict(Role::Client, Phase::Auth, 52), Verdict::Service);
     }
 
     #[test]
     fn connection_messages_only_after_auth() {
-        assert_eq!(
-            verdict(Role::Server, Phase::Auth, 90),
-            Verdict::ProtocolError
-        );
-        assert_eq!(
-            verdict(Role::Server, Phase::Authenticated, 90),
-            Verdict::Service
-        );
-        assert_eq!(
-            verdict(Role::Server, Phase::Authenticated, 192),
-            Verdict::Transport
-        );
-        assert_eq!(
-            verdict(Role::Server, Phase::Auth, 192),
-            Verdict::ProtocolError
-        );
+        assert_eq!(verdict(Role::Server, Phase::Auth, 90), Verdict::ProtocolError);
+        assert_eq!(verdict(Role::Server, Phase::Authenticated, 90), Verdict::Service);
+        assert_eq!(verdict(Role::Server, Phase::Authenticated, 192), Verdict::Transport);
+        assert_eq!(verdict(Role::Server, Phase::Auth, 192), Verdict::ProtocolError);
     }
 
     #[test]
     fn unknown_transport_numbers_are_unimplemented() {
         for msg in [8u8, 19, 22, 29, 30, 49] {
-            assert_eq!(
-                verdict(Role::Server, Phase::NoService, msg),
-                Verdict::Unimplemented
-            );
+            assert_eq!(verdict(Role::Server, Phase::NoService, msg), Verdict::Unimplemented);
         }
-        assert_eq!(
-            verdict(Role::Server, Phase::Auth, 70),
-            Verdict::Unimplemented
-        );
+        assert_eq!(verdict(Role::Server, Phase::Auth, 70), Verdict::Unimplemented);
     }
 
     #[test]
     fn outgoing_during_kex() {
         for msg in 0..=255u8 {
             let allowed = may_send_during_kex(msg);
-            assert_eq!(
-                allowed,
-                (1..=49).contains(&msg) && !(5..=7).contains(&msg),
-                "{msg}"
-            );
+            assert_eq!(allowed, (1..=49).contains(&msg) && !(5..=7).contains(&msg), "{msg}");
         }
     }
 }

@@ -13,16 +13,10 @@ use std::sync::OnceLock;
 pub(crate) fn host_keys() -> &'static Vec<Arc<HostKeyPair>> {
     static KEYS: OnceLock<Vec<Arc<HostKeyPair>>> = OnceLock::new();
     KEYS.get_or_init(|| {
-        [
-            KeyKind::Ed25519,
-            KeyKind::EcdsaP256,
-            KeyKind::EcdsaP384,
-            KeyKind::EcdsaP521,
-            KeyKind::Rsa { bits: 2048 },
-        ]
-        .into_iter()
-        .map(|k| Arc::new(HostKeyPair::generate(k).expect("keygen").0))
-        .collect()
+        [KeyKind::Ed25519, KeyKind::EcdsaP256, KeyKind::EcdsaP384, KeyKind::EcdsaP521, KeyKind::Rsa { bits: 2048 }]
+            .into_iter()
+            .map(|k| Arc::new(HostKeyPair::generate(k).expect("keygen").0))
+            .collect()
     })
 }
 
@@ -40,11 +34,7 @@ pub(crate) fn full_config() -> TransportConfig {
         host_key_algs: HostKeyAlg::ALL.to_vec(),
         ciphers: cipher::ALL.to_vec(),
         macs: mac::ALL.to_vec(),
-        compression: vec![
-            config::COMPRESSION_NONE,
-            config::COMPRESSION_ZLIB_OPENSSH,
-            config::COMPRESSION_ZLIB,
-        ],
+        compression: vec![config::COMPRESSION_NONE, config::COMPRESSION_ZLIB_OPENSSH, config::COMPRESSION_ZLIB],
         host_keys: host_keys().clone(),
         gex_groups: gex_groups(),
         rekey_bytes: None,
@@ -91,12 +81,7 @@ struct Pair {
 impl Pair {
     fn new(client_cfg: TransportConfig, server_cfg: TransportConfig) -> Self {
         let now = t0();
-        let server = Transport::new_server(
-            Arc::new(server_cfg),
-            Box::new(TestRng(1)),
-            &["ssh-userauth"],
-            now,
-        );
+        let server = Transport::new_server(Arc::new(server_cfg), Box::new(TestRng(1)), &["ssh-userauth"], now);
         let client = Transport::new_client(Arc::new(client_cfg), Box::new(TestRng(2)), None, now);
         Pair {
             client,
@@ -124,20 +109,8 @@ impl Pair {
             self.client.poll_transmit(&mut self.c2s);
             self.server.poll_transmit(&mut self.s2c);
             progress |= before != (self.c2s.len(), self.s2c.len());
-            progress |= feed(
-                &mut self.server,
-                &mut self.c2s,
-                &mut self.at_server,
-                self.now,
-                self.chunk,
-            );
-            progress |= feed(
-                &mut self.client,
-                &mut self.s2c,
-                &mut self.at_client,
-                self.now,
-                self.chunk,
-            );
+            progress |= feed(&mut self.server, &mut self.c2s, &mut self.at_server, self.now, self.chunk);
+            progress |= feed(&mut self.client, &mut self.s2c, &mut self.at_client, self.now, self.chunk);
             progress |= run_events(&mut self.server, &mut self.server_events, self.now);
             progress |= run_events(&mut self.client, &mut self.client_events, self.now);
             if !progress {
@@ -148,10 +121,7 @@ impl Pair {
     }
 
     fn established(&self) -> bool {
-        self.client.is_established()
-            && self.server.is_established()
-            && !self.client.is_handshaking()
-            && !self.server.is_handshaking()
+        self.client.is_established() && self.server.is_established() && !self.client.is_handshaking() && !self.server.is_handshaking()
     }
 
     fn server_closed_code(&self) -> Option<u32> {
@@ -174,13 +144,7 @@ fn closed_reason(events: &[Event]) -> Option<String> {
 }
 
 /// Reads what it can from `buf` into `t`, collecting service messages.
-fn feed(
-    t: &mut Transport,
-    buf: &mut Vec<u8>,
-    inbox: &mut Vec<Vec<u8>>,
-    now: Instant,
-    chunk: usize,
-) -> bool {
+fn feed(t: &mut Transport, buf: &mut Vec<u8>, inbox: &mut Vec<Vec<u8>>, now: Instant, chunk: usize) -> bool {
     let mut progress = false;
     let mut avail = buf.len().min(chunk);
     loop {
@@ -193,9 +157,7 @@ fn feed(
                 buf.drain(..n);
                 progress = true;
             }
-            Read::Service {
-                consumed, payload, ..
-            } => {
+            Read::Service { consumed, payload, .. } => {
                 let msg = match payload {
                     PayloadAt::Input(r) => buf[r].to_vec(),
                     PayloadAt::Inflated => {
@@ -259,18 +221,10 @@ fn data_msg(i: u32, len: usize) -> Vec<u8> {
 /// the middle); checks every byte.
 fn full_session(mut p: Pair) {
     p.drive();
-    assert!(
-        p.established(),
-        "handshake failed: server {:?} client {:?}",
-        closed_reason(&p.server_events),
-        closed_reason(&p.client_events)
-    );
+    assert!(p.established(), "handshake failed: server {:?} client {:?}", closed_reason(&p.server_events), closed_reason(&p.client_events));
     p.client.request_service("ssh-userauth").unwrap();
     p.drive();
-    assert!(p
-        .client_events
-        .iter()
-        .any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
+    assert!(p.client_events.iter().any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
     p.server.set_authenticated();
     p.client.set_authenticated();
     let mut sent_c = Vec::new();
@@ -302,22 +256,10 @@ fn full_session(mut p: Pair) {
 fn every_kex_with_every_host_key() {
     for k in kexalg::ALL {
         for hk in HostKeyAlg::ALL {
-            let cfg = only(
-                k.name,
-                *hk,
-                "aes128-gcm@openssh.com",
-                "hmac-sha2-256",
-                "none",
-            );
+            let cfg = only(k.name, *hk, "aes128-gcm@openssh.com", "hmac-sha2-256", "none");
             let mut p = Pair::same(cfg);
             p.drive();
-            assert!(
-                p.established(),
-                "{} / {}: {:?}",
-                k.name,
-                hk.name(),
-                closed_reason(&p.server_events)
-            );
+            assert!(p.established(), "{} / {}: {:?}", k.name, hk.name(), closed_reason(&p.server_events));
             let s = p.server.negotiated().unwrap();
             assert_eq!((s.kex, s.host_key), (k.name, hk.name()));
         }
@@ -328,18 +270,8 @@ fn every_kex_with_every_host_key() {
 fn every_cipher_mac_and_compression_byte_exact_with_rekey() {
     for c in cipher::ALL {
         for m in mac::ALL {
-            for comp in [
-                config::COMPRESSION_NONE,
-                config::COMPRESSION_ZLIB,
-                config::COMPRESSION_ZLIB_OPENSSH,
-            ] {
-                let cfg = only(
-                    "curve25519-sha256",
-                    HostKeyAlg::Ed25519,
-                    c.name,
-                    m.name,
-                    comp,
-                );
+            for comp in [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB, config::COMPRESSION_ZLIB_OPENSSH] {
+                let cfg = only("curve25519-sha256", HostKeyAlg::Ed25519, c.name, m.name, comp);
                 full_session(Pair::same(cfg));
             }
         }
@@ -350,48 +282,28 @@ fn every_cipher_mac_and_compression_byte_exact_with_rekey() {
 /// tests above cover each family completely; this covers their interactions).
 #[test]
 fn sampled_full_product() {
-    let seed: u64 = std::env::var("SSHFRONT_SEED")
-        .ok()
-        .and_then(|s| s.parse().ok())
-        .unwrap_or(0x5eed);
+    let seed: u64 = std::env::var("SSHFRONT_SEED").ok().and_then(|s| s.parse().ok()).unwrap_or(0x5eed);
     let mut rng = TestRng(seed);
     let mut pick = |n: usize| {
         let mut b = [0u8; 8];
         rng.fill(&mut b);
         (u64::from_le_bytes(b) % n as u64) as usize
     };
-    let comps = [
-        config::COMPRESSION_NONE,
-        config::COMPRESSION_ZLIB,
-        config::COMPRESSION_ZLIB_OPENSSH,
-    ];
+    let comps = [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB, config::COMPRESSION_ZLIB_OPENSSH];
     for i in 0..40 {
         let k = kexalg::ALL[pick(kexalg::ALL.len())];
         let hk = HostKeyAlg::ALL[pick(HostKeyAlg::ALL.len())];
         let c = cipher::ALL[pick(cipher::ALL.len())];
         let m = mac::ALL[pick(mac::ALL.len())];
         let comp = comps[pick(3)];
-        eprintln!(
-            "seed {seed} case {i}: {} {} {} {} {}",
-            k.name,
-            hk.name(),
-            c.name,
-            m.name,
-            comp
-        );
+        eprintln!("seed {seed} case {i}: {} {} {} {} {}", k.name, hk.name(), c.name, m.name, comp);
         full_session(Pair::same(only(k.name, hk, c.name, m.name, comp)));
     }
 }
 
 #[test]
 fn split_reads_one_byte_at_a_time() {
-    let mut p = Pair::same(only(
-        "curve25519-sha256",
-        HostKeyAlg::Ed25519,
-        "aes256-ctr",
-        "hmac-sha2-512",
-        "zlib",
-    ));
+    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes256-ctr", "hmac-sha2-512", "zlib"));
     p.chunk = 1;
     full_session(p);
 }
@@ -401,15 +313,9 @@ fn split_reads_one_byte_at_a_time() {
 #[test]
 fn client_preference_wins() {
     let mut c = full_config();
-    c.ciphers = vec![
-        cipher::by_name("aes256-ctr").unwrap(),
-        cipher::by_name("aes128-gcm@openssh.com").unwrap(),
-    ];
+    c.ciphers = vec![cipher::by_name("aes256-ctr").unwrap(), cipher::by_name("aes128-gcm@openssh.com").unwrap()];
     let mut s = full_config();
-    s.ciphers = vec![
-        cipher::by_name("aes128-gcm@openssh.com").unwrap(),
-        cipher::by_name("aes256-ctr").unwrap(),
-    ];
+    s.ciphers = vec![cipher::by_name("aes128-gcm@openssh.com").unwrap(), cipher::by_name("aes256-ctr").unwrap()];
     let mut p = Pair::new(c, s);
     p.drive();
     assert_eq!(p.server.negotiated().unwrap().cipher_in, "aes256-ctr");
@@ -456,11 +362,7 @@ fn strict_kex_and_ext_info_with_our_client() {
     p.server.start_rekey(p.now).unwrap();
     p.drive();
     assert_eq!(p.server.kex_count(), 2);
-    assert_eq!(
-        p.client.ext_info_count(),
-        1,
-        "EXT_INFO only after the first NEWKEYS"
-    );
+    assert_eq!(p.client.ext_info_count(), 1, "EXT_INFO only after the first NEWKEYS");
 }
 
 // ---- rekey, held queue (items 22–24, 33) -------------------------------------------------
@@ -476,13 +378,7 @@ fn rekey_refused_while_running_or_before_first() {
 
 #[test]
 fn held_messages_go_out_in_order_after_newkeys() {
-    let mut p = Pair::same(only(
-        "curve25519-sha256",
-        HostKeyAlg::Ed25519,
-        "aes128-ctr",
-        "hmac-sha2-256-etm@openssh.com",
-        "none",
-    ));
+    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes128-ctr", "hmac-sha2-256-etm@openssh.com", "none"));
     p.drive();
     p.client.request_service("ssh-userauth").unwrap();
     p.drive();
@@ -497,11 +393,7 @@ fn held_messages_go_out_in_order_after_newkeys() {
     assert!(p.server.held.bytes() > 0, "held back during the exchange");
     p.drive();
     assert_eq!(p.at_client, msgs);
-    assert_eq!(
-        p.server.session_id().unwrap(),
-        &sid[..],
-        "session id survives rekeys"
-    );
+    assert_eq!(p.server.session_id().unwrap(), &sid[..], "session id survives rekeys");
 }
 
 #[test]
@@ -549,11 +441,7 @@ fn volume_rekey_after_auth_only() {
         p.client.check_rekey(p.now);
         p.drive();
     }
-    assert!(
-        p.server.kex_count() >= 2,
-        "rekeyed by volume: {}",
-        p.server.kex_count()
-    );
+    assert!(p.server.kex_count() >= 2, "rekeyed by volume: {}", p.server.kex_count());
     assert_eq!(p.at_server.len(), 8);
 }
 
@@ -599,8 +487,7 @@ struct RawPeer {
 impl RawPeer {
     fn new(cfg: TransportConfig) -> Self {
         let now = t0();
-        let server =
-            Transport::new_server(Arc::new(cfg), Box::new(TestRng(9)), &["ssh-userauth"], now);
+        let server = Transport::new_server(Arc::new(cfg), Box::new(TestRng(9)), &["ssh-userauth"], now);
         let mut r = RawPeer {
             server,
             sealer: PacketSealer::new(),
@@ -625,22 +512,14 @@ impl RawPeer {
     }
 
     fn send(&mut self, payload: &[u8]) {
-        self.sealer
-            .seal(&mut self.to_server, payload, &mut self.rng)
-            .unwrap();
+        self.sealer.seal(&mut self.to_server, payload, &mut self.rng).unwrap();
     }
 
     /// Delivers bytes, runs jobs; returns the packets the server sent back (payloads).
     fn pump(&mut self) -> Vec<Vec<u8>> {
         let mut inbox = Vec::new();
         for _ in 0..100 {
-            let p1 = feed(
-                &mut self.server,
-                &mut self.to_server,
-                &mut inbox,
-                self.now,
-                usize::MAX,
-            );
+            let p1 = feed(&mut self.server, &mut self.to_server, &mut inbox, self.now, usize::MAX);
             let p2 = run_events(&mut self.server, &mut self.events, self.now);
             if !p1 && !p2 {
                 break;
@@ -680,8 +559,7 @@ fn client_kexinit(kex: &[&str], follows: bool) -> Vec<u8> {
     for _ in 0..2 {
         w.name_list(["none"]);
     }
-    w.name_list(std::iter::empty())
-        .name_list(std::iter::empty());
+    w.name_list(std::iter::empty()).name_list(std::iter::empty());
     w.bool(follows).u32(0);
     v
 }
@@ -707,35 +585,16 @@ fn server_sends_version_then_kexinit_with_markers() {
     assert!(ki.kex.contains("ext-info-s"));
     assert!(ki.kex.contains("kex-strict-s-v00@openssh.com"));
     assert!(!ki.first_kex_packet_follows);
-    assert!(
-        !ki.kex.contains("diffie-hellman-group1-sha1")
-            || full_config()
-                .kex
-                .iter()
-                .any(|k| k.name == "diffie-hellman-group1-sha1")
-    );
+    assert!(!ki.kex.contains("diffie-hellman-group1-sha1") || full_config().kex.iter().any(|k| k.name == "diffie-hellman-group1-sha1"));
     let r2 = RawPeer::new(full_config());
     let _ = r2;
 }
 
 #[test]
 fn cookies_differ_between_connections() {
-    let a = Transport::new_server(
-        Arc::new(full_config()),
-        Box::new(crate::algo::SystemRng),
-        &[],
-        t0(),
-    );
-    let b = Transport::new_server(
-        Arc::new(full_config()),
-        Box::new(crate::algo::SystemRng),
-        &[],
-        t0(),
-    );
-    assert_ne!(
-        a.kex.as_ref().unwrap().ours[1..17],
-        b.kex.as_ref().unwrap().ours[1..17]
-    );
+    let a = Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
+    let b = Transport::new_server(Arc::new(full_config()), Box::new(crate::algo::SystemRng), &[], t0());
+    assert_ne!(a.kex.as_ref().unwrap().ours[1..17], b.kex.as_ref().unwrap().ours[1..17]);
 }
 
 #[test]
@@ -745,10 +604,7 @@ fn wrong_guess_ignores_exactly_the_next_kex_packet() {
     // Client guesses ecdh-sha2-nistp256 first but the server prefers... the client's order wins,
     // so make the guess wrong on the host key: our first host key alg is ed25519, but the client
     // lists a kex the server lacks first.
-    r.send(&client_kexinit(
-        &["unknown-kex@x", "curve25519-sha256"],
-        true,
-    ));
+    r.send(&client_kexinit(&["unknown-kex@x", "curve25519-sha256"], true));
     r.send(&[2, 0, 0, 0, 0]); // IGNORE does not use up the flag
     r.send(&ecdh_init(&[0u8; 7])); // the wrong guess: ignored, though malformed
     r.send(&ecdh_init(&x25519_public()));
@@ -825,10 +681,7 @@ fn gex_request_forms() {
     // New form, valid: a group within range comes back.
     let mut r = RawPeer::new(full_config());
     r.pump();
-    r.send(&client_kexinit(
-        &["diffie-hellman-group-exchange-sha256"],
-        false,
-    ));
+    r.send(&client_kexinit(&["diffie-hellman-group-exchange-sha256"], false));
     let mut req = Vec::new();
     Writer::new(&mut req).u8(34).u32(2048).u32(3072).u32(4096);
     r.send(&req);
@@ -840,28 +693,17 @@ fn gex_request_forms() {
     // Old form (message 30 = REQUEST_OLD under group exchange).
     let mut r = RawPeer::new(full_config());
     r.pump();
-    r.send(&client_kexinit(
-        &["diffie-hellman-group-exchange-sha256"],
-        false,
-    ));
+    r.send(&client_kexinit(&["diffie-hellman-group-exchange-sha256"], false));
     let mut req = Vec::new();
     Writer::new(&mut req).u8(30).u32(2048);
     r.send(&req);
     let out = r.pump();
     assert!(out.iter().any(|p| p[0] == 31), "GEX_GROUP for the old form");
     // Invalid ranges → DISCONNECT 3.
-    for (min, n, max) in [
-        (4096, 3072, 8192),
-        (2048, 8192, 4096),
-        (9000, 9000, 9999),
-        (1024, 1024, 1536),
-    ] {
+    for (min, n, max) in [(4096, 3072, 8192), (2048, 8192, 4096), (9000, 9000, 9999), (1024, 1024, 1536)] {
         let mut r = RawPeer::new(full_config());
         r.pump();
-        r.send(&client_kexinit(
-            &["diffie-hellman-group-exchange-sha256"],
-            false,
-        ));
+        r.send(&client_kexinit(&["diffie-hellman-group-exchange-sha256"], false));
         let mut req = Vec::new();
         Writer::new(&mut req).u8(34).u32(min).u32(n).u32(max);
         r.send(&req);
@@ -874,10 +716,7 @@ fn gex_request_forms() {
 fn strict_kex_rejects_ignore_during_initial_kex() {
     let mut r = RawPeer::new(full_config());
     r.pump();
-    r.send(&client_kexinit(
-        &["curve25519-sha256", "kex-strict-c-v00@openssh.com"],
-        false,
-    ));
+    r.send(&client_kexinit(&["curve25519-sha256", "kex-strict-c-v00@openssh.com"], false));
     r.send(&[2, 0, 0, 0, 0]);
     r.pump();
     assert_eq!(r.closed_code(), Some(2));
@@ -889,12 +728,7 @@ fn strict_kex_rejects_ignore_during_initial_kex() {
     r.send(&[4, 1, 0, 0, 0, 2, b'h', b'i', 0, 0, 0, 0]);
     r.pump();
     assert_eq!(r.closed_code(), None);
-    assert!(
-        r.events
-            .iter()
-            .any(|e| matches!(e, Event::Log(s) if s.contains("hi"))),
-        "DEBUG always_display logged"
-    );
+    assert!(r.events.iter().any(|e| matches!(e, Event::Log(s) if s.contains("hi"))), "DEBUG always_display logged");
 }
 
 #[test]
@@ -902,10 +736,7 @@ fn strict_kex_wants_kexinit_first() {
     let mut r = RawPeer::new(full_config());
     r.pump();
     r.send(&[2, 0, 0, 0, 0]);
-    r.send(&client_kexinit(
-        &["curve25519-sha256", "kex-strict-c-v00@openssh.com"],
-        false,
-    ));
+    r.send(&client_kexinit(&["curve25519-sha256", "kex-strict-c-v00@openssh.com"], false));
     r.pump();
     assert_eq!(r.closed_code(), Some(2));
 }
@@ -1000,18 +831,13 @@ fn service_accept_and_unknown_service() {
     assert_eq!(p.server.is_verified(), (true, true));
     p.client.request_service("ssh-userauth").unwrap();
     p.drive();
-    assert!(p
-        .server_events
-        .iter()
-        .any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
+    assert!(p.server_events.iter().any(|e| matches!(e, Event::ServiceAccepted("ssh-userauth"))));
     // A second request (any name) is refused with code 7.
-    p.client
-        .send(&{
-            let mut v = Vec::new();
-            msgs::encode_service(&mut v, 5, "ssh-connection");
-            v
-        })
-        .unwrap();
+    p.client.send(&{
+        let mut v = Vec::new();
+        msgs::encode_service(&mut v, 5, "ssh-connection");
+        v
+    }).unwrap();
     p.drive();
     assert_eq!(p.server_closed_code(), Some(7));
 }
@@ -1020,20 +846,10 @@ fn service_accept_and_unknown_service() {
 fn close_sends_disconnect_11_and_peer_sees_it() {
     let mut p = Pair::same(full_config());
     p.drive();
-    p.server
-        .close(DisconnectReason::ByApplication, "shutting down");
+    p.server.close(DisconnectReason::ByApplication, "shutting down");
     p.drive();
     assert_eq!(p.server_closed_code(), Some(11));
-    let by_peer = p.client_events.iter().any(|e| {
-        matches!(
-            e,
-            Event::Closed {
-                code: 11,
-                by_peer: true,
-                ..
-            }
-        )
-    });
+    let by_peer = p.client_events.iter().any(|e| matches!(e, Event::Closed { code: 11, by_peer: true, .. }));
     assert!(by_peer, "client saw our DISCONNECT");
 }
 
@@ -1053,13 +869,7 @@ fn client_userauth_success_and_early_channel_open_are_protocol_errors() {
 
 #[test]
 fn bad_mac_is_disconnect_5() {
-    let mut p = Pair::same(only(
-        "curve25519-sha256",
-        HostKeyAlg::Ed25519,
-        "aes128-ctr",
-        "hmac-sha2-256",
-        "none",
-    ));
+    let mut p = Pair::same(only("curve25519-sha256", HostKeyAlg::Ed25519, "aes128-ctr", "hmac-sha2-256", "none"));
     p.drive();
     p.client.send(&[2, 0, 0, 0, 1, b'x']).unwrap();
     p.client.poll_transmit(&mut p.c2s);

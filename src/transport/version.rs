@@ -18,12 +18,7 @@ pub enum VersionScan {
     NeedMore,
     /// The identification line is `input[start..end]` (without CR LF); `consumed` counts up to
     /// and including its LF.
-    Found {
-        start: usize,
-        end: usize,
-        consumed: usize,
-        skipped_lines: usize,
-    },
+    Found { start: usize, end: usize, consumed: usize, skipped_lines: usize },
 }
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -53,9 +48,7 @@ pub fn scan(input: &[u8], allow_pre_banner: bool) -> Result<VersionScan, Version
             }
             // A server role peer that sent a few bytes that already cannot be "SSH-" need not be
             // waited for.
-            if !allow_pre_banner
-                && !b"SSH-".starts_with(window.get(..4.min(window.len())).unwrap_or(&[]))
-            {
+            if !allow_pre_banner && !b"SSH-".starts_with(window.get(..4.min(window.len())).unwrap_or(&[])) {
                 return Err(VersionError::NotSsh(printable(window)));
             }
             return Ok(VersionScan::NeedMore);
@@ -99,11 +92,7 @@ pub fn our_line(software_version: &str, comment: Option<&str>) -> Vec<u8> {
     let mut v = Vec::with_capacity(64);
     v.extend_from_slice(b"SSH-2.0-");
     // RFC 4253 §4.2: printable US-ASCII without '-' or whitespace.
-    v.extend(
-        software_version
-            .bytes()
-            .filter(|b| b.is_ascii_graphic() && *b != b'-'),
-    );
+    v.extend(software_version.bytes().filter(|b| b.is_ascii_graphic() && *b != b'-'));
     if let Some(c) = comment {
         v.push(b' ');
         v.extend(c.bytes().filter(|b| (0x20..0x7f).contains(b)));
@@ -117,13 +106,7 @@ pub fn our_line(software_version: &str, comment: Option<&str>) -> Vec<u8> {
 pub fn printable(b: &[u8]) -> String {
     b.iter()
         .take(80)
-        .map(|&c| {
-            if (0x20..0x7f).contains(&c) {
-                c as char
-            } else {
-                '?'
-            }
-        })
+        .map(|&c| if (0x20..0x7f).contains(&c) { c as char } else { '?' })
         .collect()
 }
 
@@ -133,12 +116,7 @@ mod tests {
 
     fn found(input: &[u8], pre: bool) -> (Vec<u8>, usize) {
         match scan(input, pre).unwrap() {
-            VersionScan::Found {
-                start,
-                end,
-                consumed,
-                ..
-            } => (input[start..end].to_vec(), consumed),
+            VersionScan::Found { start, end, consumed, .. } => (input[start..end].to_vec(), consumed),
             VersionScan::NeedMore => panic!("need more"),
         }
     }
@@ -151,14 +129,8 @@ mod tests {
 
     #[test]
     fn crlf_and_lf_alone_accepted_and_trailing_spaces_kept() {
-        assert_eq!(
-            found(b"SSH-2.0-x\r\nrest", false),
-            (b"SSH-2.0-x".to_vec(), 11)
-        );
-        assert_eq!(
-            found(b"SSH-2.0-x\nrest", false),
-            (b"SSH-2.0-x".to_vec(), 10)
-        );
+        assert_eq!(found(b"SSH-2.0-x\r\nrest", false), (b"SSH-2.0-x".to_vec(), 11));
+        assert_eq!(found(b"SSH-2.0-x\nrest", false), (b"SSH-2.0-x".to_vec(), 10));
         assert_eq!(found(b"SSH-2.0-x  \r\n", false).0, b"SSH-2.0-x  ".to_vec());
     }
 
@@ -173,10 +145,7 @@ mod tests {
 
     #[test]
     fn http_is_not_ssh_and_is_refused_early() {
-        assert!(matches!(
-            scan(b"GET / HTTP/1.1\r\n", false),
-            Err(VersionError::NotSsh(_))
-        ));
+        assert!(matches!(scan(b"GET / HTTP/1.1\r\n", false), Err(VersionError::NotSsh(_))));
         assert!(matches!(scan(b"GET", false), Err(VersionError::NotSsh(_))));
         assert_eq!(scan(b"SS", false).unwrap(), VersionScan::NeedMore);
     }

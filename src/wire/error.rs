@@ -5,17 +5,9 @@ use std::fmt;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DecodeError {
     /// Fewer bytes left than the field needs.
-    Truncated {
-        field: &'static str,
-        needed: usize,
-        left: usize,
-    },
+    Truncated { field: &'static str, needed: usize, left: usize },
     /// A length prefix larger than the bound for that field.
-    TooLong {
-        field: &'static str,
-        len: usize,
-        max: usize,
-    },
+    TooLong { field: &'static str, len: usize, max: usize },
     /// Bytes left over after the last field of a message.
     TrailingBytes { message: &'static str, left: usize },
     /// A boolean, enum or text field with a value that is not allowed.
@@ -29,11 +21,7 @@ pub enum DecodeError {
 impl fmt::Display for DecodeError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         match *self {
-            DecodeError::Truncated {
-                field,
-                needed,
-                left,
-            } => {
+            DecodeError::Truncated { field, needed, left } => {
                 write!(f, "truncated {field}: needs {needed} bytes, {left} left")
             }
             DecodeError::TooLong { field, len, max } => {

@@ -5,8 +5,8 @@
 //! knows primitives.
 
 mod error;
-mod mpint;
 pub mod msg_no;
+mod mpint;
 mod name_list;
 mod reader;
 mod writer;

@@ -33,20 +33,13 @@ impl<'a> Reader<'a> {
     pub fn bytes(&mut self, n: usize, field: &'static str) -> Result<&'a [u8], DecodeError> {
         let left = self.buf.len().saturating_sub(self.pos);
         if n > left {
-            return Err(DecodeError::Truncated {
-                field,
-                needed: n,
-                left,
-            });
+            return Err(DecodeError::Truncated { field, needed: n, left });
         }
-        let out = self
-            .buf
-            .get(self.pos..self.pos + n)
-            .ok_or(DecodeError::Truncated {
-                field,
-                needed: n,
-                left,
-            })?;
+        let out = self.buf.get(self.pos..self.pos + n).ok_or(DecodeError::Truncated {
+            field,
+            needed: n,
+            left,
+        })?;
         self.pos += n;
         Ok(out)
     }
@@ -145,14 +138,7 @@ mod tests {
         let mut r = Reader::new(&[0xff, 0xff, 0xff, 0xff]);
         assert!(matches!(r.string("s"), Err(DecodeError::TooLong { .. })));
         let mut r = Reader::new(&[0, 0, 0, 9, 1]);
-        assert!(matches!(
-            r.string("s"),
-            Err(DecodeError::Truncated {
-                needed: 9,
-                left: 1,
-                ..
-            })
-        ));
+        assert!(matches!(r.string("s"), Err(DecodeError::Truncated { needed: 9, left: 1, .. })));
         let mut r = Reader::new(&[0, 0]);
         assert!(matches!(r.u32("n"), Err(DecodeError::Truncated { .. })));
     }
@@ -160,10 +146,7 @@ mod tests {
     #[test]
     fn trailing_bytes_are_an_error() {
         let r = Reader::new(&[1]);
-        assert!(matches!(
-            r.finish("m"),
-            Err(DecodeError::TrailingBytes { left: 1, .. })
-        ));
+        assert!(matches!(r.finish("m"), Err(DecodeError::TrailingBytes { left: 1, .. })));
     }
 
     #[test]

@@ -56,11 +56,7 @@ impl<'a> Writer<'a> {
     where
         I: IntoIterator<Item = &'n str> + Clone,
     {
-        let total: usize = names
-            .clone()
-            .into_iter()
-            .map(|n| n.len() + 1)
-            .sum::<usize>();
+        let total: usize = names.clone().into_iter().map(|n| n.len() + 1).sum::<usize>();
         let len = total.saturating_sub(1);
         self.u32(u32::try_from(len).unwrap_or(u32::MAX));
         for (i, n) in names.into_iter().enumerate() {
@@ -105,12 +101,7 @@ mod tests {
     fn round_trip() {
         let mut v = Vec::new();
         let mut w = Writer::new(&mut v);
-        w.u8(20)
-            .bool(true)
-            .u32(5)
-            .string(b"abc")
-            .name_list(["a", "bc"])
-            .mpint(&[0x80]);
+        w.u8(20).bool(true).u32(5).string(b"abc").name_list(["a", "bc"]).mpint(&[0x80]);
         let at = w.begin_string();
         w.u32(1);
         w.end_string(at);

@@ -22,13 +22,8 @@ impl CipherAlg {
     }
 }
 
-pub const NONE: CipherAlg = CipherAlg {
-    name: "none",
-    key_len: 0,
-    iv_len: 0,
-    block_size: 8,
-    aead_tag_len: None,
-};
+pub const NONE: CipherAlg =
+    CipherAlg { name: "none", key_len: 0, iv_len: 0, block_size: 8, aead_tag_len: None };
 
 /// All ciphers we implement, in default preference order (OpenSSH's).
 pub static ALL: &[&CipherAlg] = &[];

@@ -5,13 +5,7 @@ pub enum HashMiddle<'a> {
     /// Fixed-group DH: mpint e, mpint f.
     Dh { e: &'a [u8], f: &'a [u8] },
     /// Group exchange: raw request (12 or 4 bytes), mpint p, mpint g, mpint e, mpint f.
-    Gex {
-        request: &'a [u8],
-        p: &'a [u8],
-        g: &'a [u8],
-        e: &'a [u8],
-        f: &'a [u8],
-    },
+    Gex { request: &'a [u8], p: &'a [u8], g: &'a [u8], e: &'a [u8], f: &'a [u8] },
     /// ECDH, X25519 and the hybrids: string Q_C, string Q_S.
     Ecdh { q_c: &'a [u8], q_s: &'a [u8] },
 }

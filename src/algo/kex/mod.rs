@@ -43,11 +43,8 @@ pub struct KexAlg {
 pub static ALL: &[&KexAlg] = &[];
 
 /// Names in [`ALL`] that are not offered unless enabled explicitly.
-pub static OFF_BY_DEFAULT: &[&str] = &[
-    "diffie-hellman-group1-sha1",
-    "diffie-hellman-group14-sha1",
-    "diffie-hellman-group-exchange-sha1",
-];
+pub static OFF_BY_DEFAULT: &[&str] =
+    &["diffie-hellman-group1-sha1", "diffie-hellman-group14-sha1", "diffie-hellman-group-exchange-sha1"];
 
 pub fn by_name(name: &str) -> Option<&'static KexAlg> {
     ALL.iter().copied().find(|k| k.name == name)
