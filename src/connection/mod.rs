@@ -732,7 +732,7 @@ impl Connection {
             return Ok(0);
         };
         let total = data.len().min(cap);
-        let chunk = (ch.peer_max_packet as usize).min(MAX_SEND_CHUNK).max(1);
+        let chunk = (ch.peer_max_packet as usize).clamp(1, MAX_SEND_CHUNK);
         let peer = ch.peer_id;
         let mut sent = 0;
         for part in data.get(..total).unwrap_or(&[]).chunks(chunk) {

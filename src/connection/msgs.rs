@@ -45,6 +45,9 @@ impl<'a> ChannelOpen<'a> {
     }
 }
 
+/// A host (or address) and a port, borrowed from the message.
+pub type HostPort<'a> = (&'a str, u16);
+
 /// A host:port pair as in direct-tcpip and tcpip-forward; the port must fit 16 bits.
 pub fn host_port<'a>(
     r: &mut Reader<'a>,
@@ -58,9 +61,7 @@ pub fn host_port<'a>(
 }
 
 /// direct-tcpip (RFC 4254 §7.2): host to connect, port, originator address, originator port.
-pub fn parse_direct_tcpip<'a>(
-    mut r: Reader<'a>,
-) -> Result<((&'a str, u16), (&'a str, u16)), DecodeError> {
+pub fn parse_direct_tcpip(mut r: Reader<'_>) -> Result<(HostPort<'_>, HostPort<'_>), DecodeError> {
     let target = host_port(&mut r, "host to connect")?;
     let origin = host_port(&mut r, "originator address")?;
     r.finish("direct-tcpip")?;
