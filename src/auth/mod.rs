@@ -15,7 +15,7 @@ pub mod publickey;
 use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
 use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
-use crate::wire::msg_no;
+use crate::wire::{msg_no, DecodeError};
 use msgs::{MethodRequest, UserauthRequest};
 pub use password::PasswordCheck;
 pub use policy::{AuthPolicy, Method, PasswordSource};
@@ -198,7 +198,12 @@ impl Auth {
         out: &mut dyn Outbound,
         p: &[u8],
     ) -> Result<AuthOutcome, ServiceError> {
-        let req = UserauthRequest::parse(p)?;
+        let req = UserauthRequest::parse(p).map_err(|e| match e {
+            DecodeError::TooLong {
+                field: "user name", ..
+            } => ServiceError::new(DisconnectReason::IllegalUserName, "user name too long"),
+            e => e.into(),
+        })?;
         // A new request abandons a keyboard-interactive exchange (RFC 4256 §3.4 allows it).
         self.state = State::Idle;
         if req.service != CONNECTION_SERVICE {

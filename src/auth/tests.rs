@@ -538,3 +538,44 @@ fn real_verifier_rejects_a_forged_signature() {
     assert!(matches!(r.unwrap(), AuthOutcome::Continue));
     assert_eq!(out.numbers(), [msg_no::USERAUTH_FAILURE]);
 }
+
+#[test]
+fn unknown_user_publickey_takes_the_same_path() {
+    // The key lookup for a user with no file returns no keys, exactly like a wrong key.
+    let p = policy("publickey");
+    let key = key_blob("ssh-ed25519", 1);
+    let other = key_blob("ssh-ed25519", 9);
+    let mut outs = Vec::new();
+    for (user, keys) in [
+        ("alice", vec![authorized(&other, KeyOptions::default())]),
+        ("ghost", vec![]),
+    ] {
+        let mut a = Auth::with_verifier("10.0.0.7".parse().unwrap(), accept_all);
+        let mut out = VecOutbound::default();
+        let r = a
+            .handle_message(cx(&p), &mut out, &pk_req(user, "ssh-ed25519", &key, None))
+            .unwrap();
+        assert!(matches!(r, AuthOutcome::Job(AuthJob::LoadKeys { .. })));
+        a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys)))
+            .unwrap();
+        outs.push(out.take());
+    }
+    assert_eq!(outs[0], outs[1]);
+    assert_eq!(outs[0].len(), 1);
+}
+
+#[test]
+fn overlong_user_name_is_code_15() {
+    let p = policy("password");
+    let mut a = auth();
+    let mut out = VecOutbound::default();
+    let long = "u".repeat(msgs::MAX_USER_LEN + 1);
+    let e = a
+        .handle_message(
+            cx(&p),
+            &mut out,
+            &request(&long, "ssh-connection", "none", |_| {}),
+        )
+        .unwrap_err();
+    assert_eq!(e.reason, DisconnectReason::IllegalUserName);
+}

@@ -811,6 +811,8 @@ impl Connection {
         match &status {
             ExitStatus::Code(c) => out.send_with(&mut |o| msgs::encode_exit_status(o, peer, *c))?,
             ExitStatus::Signal(name) => {
+                // RFC 4254 §6.10: the name without the "SIG" prefix.
+                let name = name.strip_prefix("SIG").unwrap_or(name);
                 out.send_with(&mut |o| msgs::encode_exit_signal(o, peer, name))?
             }
         }
