@@ -1,5 +1,22 @@
 //! `ServerConnection`: what a worker drives for one client — transport, then the service layers
 //! on top (user authentication, connection protocol), sans-IO.
+//!
+//! How a runtime drives it, per readiness or wake-up:
+//! 1. `handle_input(&mut buf, now)` with the bytes read; keep the unconsumed rest for next time.
+//!    It stops early when `wants_input()` turns false (a KEX or authentication job is out,
+//!    output is backed up): stop reading the socket until it is true again, then present the
+//!    rest again.
+//! 2. `handle_job_done(done, now)` for each finished [`CryptoJob`] (KEX and auth alike).
+//! 3. The mutators for what happened elsewhere: `backend_connected` / `backend_failed`,
+//!    `backend_consumed` after writing `inbound(channel)` to a backend, `send_data` /
+//!    `send_stderr` with what a backend produced (at most `send_capacity`), `backend_eof`,
+//!    `backend_closed`, `child_exited`, `listen_result`, `forwarded_connection`.
+//! 4. `poll_transmit(&mut out)`, then `poll_event()` until `None`, then `poll_timeout()`.
+//!
+//! Message routing: numbers 50–79 go to `auth` until USERAUTH_SUCCESS (which only `auth`
+//! sends, and only then is the transport marked authenticated); after it they are ignored
+//! (RFC 4252 §5.1) and numbers ≥ 80 go to `connection`. A fault in either layer stages the
+//! DISCONNECT through the transport, so `Event::Closed` follows.
 
 use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthOutcome, AuthPolicy};
