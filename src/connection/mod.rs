@@ -2,7 +2,7 @@
 //!
 //! [`Connection`] takes the client's messages (numbers ≥ 80, only after authentication: the
 //! transport's state table refuses them before) and answers through an
-//! [`Outbound`](crate::service::Outbound). What needs the outside world leaves as an [`Event`]:
+//! [`crate::service::Outbound`]. What needs the outside world leaves as an [`Event`]:
 //! connect a backend, listen on a port, start a command, inbound data waiting. The runtime
 //! reports back with the mutators (`backend_connected`, `backend_consumed`, `send_data`,
 //! `child_exited`, …).
@@ -111,7 +111,9 @@ pub enum Event {
     /// Stop listening (cancel-tcpip-forward).
     Unlisten { listener: ListenerId },
     /// exec / shell / subsystem on a session: start the command; `forced_command` is the key's
-    /// `command=` (run it instead, with the request as SSH_ORIGINAL_COMMAND).
+    /// `command=` (run it instead, with the request as SSH_ORIGINAL_COMMAND). CHANNEL_SUCCESS
+    /// already went (if asked): a command that cannot start is reported like one that failed,
+    /// with a message through `send_stderr` and `child_exited(ExitStatus::Code(1))`.
     Exec {
         channel: ChannelId,
         command: Option<String>,
