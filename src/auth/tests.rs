@@ -579,3 +579,57 @@ fn overlong_user_name_is_code_15() {
         .unwrap_err();
     assert_eq!(e.reason, DisconnectReason::IllegalUserName);
 }
+
+#[test]
+fn random_input_never_panics() {
+    let mut seed = 0x9e37_79b9_7f4a_7c15u64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let p = policy("publickey,password keyboard-interactive");
+    let key = key_blob("ssh-ed25519", 1);
+    let sig = sig_blob("ssh-ed25519", b"x");
+    let valid = [
+        pw_req("bob", b"pw"),
+        pk_req("bob", "ssh-ed25519", &key, Some(&sig)),
+        pk_req("bob", "ssh-ed25519", &key, None),
+        request("bob", "ssh-connection", "keyboard-interactive", |w| {
+            w.string(b"").string(b"");
+        }),
+        request("bob", "ssh-connection", "none", |_| {}),
+    ];
+    let mut a = Auth::with_verifier("10.0.0.7".parse().unwrap(), accept_all);
+    let mut out = VecOutbound::default();
+    for _ in 0..20_000 {
+        let r = next();
+        let mut m = valid[(r >> 8) as usize % valid.len()].clone();
+        if r % 2 == 0 {
+            let i = (r >> 16) as usize % m.len();
+            m[i] = (r >> 24) as u8;
+        }
+        if r % 5 == 0 {
+            m.truncate((r >> 32) as usize % (m.len() + 1));
+        }
+        let res = a
+            .handle_message(cx(&p), &mut out, &m)
+            .and_then(|o| match o {
+                AuthOutcome::Job(AuthJob::LoadKeys { .. }) => a.handle_job_result(
+                    cx(&p),
+                    &mut out,
+                    AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())])),
+                ),
+                AuthOutcome::Job(AuthJob::CheckPassword(_)) => {
+                    a.handle_job_result(cx(&p), &mut out, AuthJobResult::Password(r % 3 == 0))
+                }
+                o => Ok(o),
+            });
+        if res.is_err() || a.is_done() {
+            a = Auth::with_verifier("10.0.0.7".parse().unwrap(), accept_all);
+        }
+        assert!(a.failures() < policy::DEFAULT_MAX_AUTH_TRIES);
+        out.msgs.clear();
+    }
+}

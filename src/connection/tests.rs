@@ -686,3 +686,66 @@ fn hostile_peer_memory_stays_bounded() {
         assert!(total <= 1000);
     }
 }
+
+/// Random and mutated messages never panic and never grow state past its bounds.
+#[test]
+fn random_input_never_panics() {
+    let mut seed = 0x2545_f491_4f6c_dd1du64;
+    let mut next = move || {
+        seed ^= seed << 13;
+        seed ^= seed >> 7;
+        seed ^= seed << 17;
+        seed
+    };
+    let valid = [
+        open_session(1, 5000, 100),
+        open_direct(2, "db.internal", 5432),
+        data(0, b"abc"),
+        only(msg_no::CHANNEL_EOF, 0),
+        only(msg_no::CHANNEL_CLOSE, 0),
+        chan_req(0, "exec", true, |w| {
+            w.string(b"ls");
+        }),
+        global("tcpip-forward", true, |w| {
+            w.string(b"localhost").u32(0);
+        }),
+    ];
+    let mut c = Connection::new(policy());
+    let mut out = VecOutbound::default();
+    for _ in 0..20_000 {
+        let r = next();
+        let mut m = match r % 3 {
+            0 => valid[(r >> 8) as usize % valid.len()].clone(),
+            1 => {
+                let len = (r >> 8) as usize % 40;
+                let mut v: Vec<u8> = (0..len).map(|_| next() as u8).collect();
+                v.insert(0, 80 + (r >> 16) as u8 % 21);
+                v
+            }
+            _ => {
+                let mut v = valid[(r >> 8) as usize % valid.len()].clone();
+                let i = (r >> 16) as usize % v.len();
+                v[i] = (r >> 24) as u8;
+                v
+            }
+        };
+        if r % 7 == 0 {
+            m.truncate((r >> 32) as usize % (m.len() + 1));
+        }
+        if c.handle_message(&mut out, &m).is_err() {
+            c = Connection::new(policy());
+        }
+        if r % 5 == 0 {
+            let ch = ChannelId((r >> 40) as u32 % 4);
+            let _ = c.backend_connected(&mut out, ch);
+            let _ = c.send_data(&mut out, ch, &[0; 300]);
+            let _ = c.backend_consumed(&mut out, ch, 1000);
+        }
+        assert!(c.channel_count() <= 3);
+        for i in 0..4 {
+            assert!(c.inbound(ChannelId(i)).len() <= 1000);
+        }
+        while c.poll_event().is_some() {}
+        out.msgs.clear();
+    }
+}
