@@ -16,7 +16,8 @@
 //! Message routing: numbers 50–79 go to `auth` until USERAUTH_SUCCESS (which only `auth`
 //! sends, and only then is the transport marked authenticated); after it they are ignored
 //! (RFC 4252 §5.1) and numbers ≥ 80 go to `connection`. A fault in either layer stages the
-//! DISCONNECT through the transport, so `Event::Closed` follows.
+//! DISCONNECT through the transport, so `Event::Closed` follows; on it, drop every backend
+//! socket, child and listener of the connection.
 
 use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthOutcome, AuthPolicy};

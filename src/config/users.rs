@@ -271,7 +271,8 @@ fn unquote(v: &str) -> Option<String> {
 
 /// A hash every unknown user is checked against, so a failure costs the same time whether the
 /// user exists or not (no user enumeration). Same argon2id parameters as [`hash_password`]; no
-/// password matches it (its output is not the hash of anything we know).
+/// password matches it (its output is not the hash of anything we know). With bcrypt hashes
+/// in the file the costs differ from this one: keep the file on argon2id (`sshfront passwd`).
 const DUMMY_HASH: &str =
     "$argon2id$v=19$m=19456,t=2,p=1$c3NoZnJvbnRkdW1teXNhbHQ$CVSGprhN3NEJ6hqBmU0tz0Ko7OdRnmZOVkBTJq+y8fo";
 
