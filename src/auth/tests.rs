@@ -511,31 +511,67 @@ fn stale_job_results_are_ignored() {
     assert!(!a.is_done() && out.msgs.is_empty());
 }
 
+/// An independent verifier (ssh-key's), so the signed data is checked against a real signature
+/// before `algo::host_key::verify` exists.
+fn sshkey_verify(_: HostKeyAlg, key: &[u8], data: &[u8], sig: &[u8]) -> Result<(), VerifyError> {
+    use signature::Verifier;
+    let pk = ssh_key::PublicKey::from_bytes(key).map_err(|_| VerifyError::BadKey)?;
+    let sig = ssh_key::Signature::try_from(sig).map_err(|_| VerifyError::BadSignatureFormat)?;
+    Verifier::verify(&pk, data, &sig).map_err(|_| VerifyError::Mismatch)
+}
+
+/// A fresh ed25519 key: (public blob, SSH signature blob over `data`).
+fn ed25519_sign(data_for: impl FnOnce(&[u8]) -> Vec<u8>) -> (Vec<u8>, Vec<u8>) {
+    use signature::Signer;
+    let private =
+        ssh_key::PrivateKey::random(&mut ssh_key::rand_core::OsRng, ssh_key::Algorithm::Ed25519)
+            .unwrap();
+    let blob = private.public_key().to_bytes().unwrap();
+    let sig: ssh_key::Signature = Signer::sign(&private, &data_for(&blob));
+    (blob, Vec::<u8>::try_from(sig).unwrap())
+}
+
+/// Runs one signed publickey request for "bob" whose authorized key is `blob`.
+fn signed_login(verify: VerifyFn, blob: &[u8], sig: &[u8]) -> (AuthOutcome, VecOutbound) {
+    let p = policy("publickey");
+    let mut a = Auth::with_verifier("10.0.0.7".parse().unwrap(), verify);
+    let mut out = VecOutbound::default();
+    let req = pk_req("bob", "ssh-ed25519", blob, Some(sig));
+    a.handle_message(cx(&p), &mut out, &req).unwrap();
+    let keys = vec![authorized(blob, KeyOptions::default())];
+    let r = a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys)));
+    (r.unwrap(), out)
+}
+
+#[test]
+fn real_ed25519_signature_over_the_rfc_4252_blob() {
+    let signed = |blob: &[u8]| {
+        msgs::publickey_signed_data(SID, "bob", b"ssh-connection", "ssh-ed25519", blob)
+    };
+    let (blob, sig) = ed25519_sign(signed);
+    let (r, out) = signed_login(sshkey_verify, &blob, &sig);
+    assert!(matches!(r, AuthOutcome::Success { .. }), "{r:?}");
+    assert_eq!(out.numbers(), [msg_no::USERAUTH_SUCCESS]);
+    // Signed under another session id (a replay from another connection): refused.
+    let (blob, sig) = ed25519_sign(|b| {
+        msgs::publickey_signed_data(b"other-session", "bob", b"ssh-connection", "ssh-ed25519", b)
+    });
+    let (r, out) = signed_login(sshkey_verify, &blob, &sig);
+    assert!(matches!(r, AuthOutcome::Continue));
+    assert_eq!(out.numbers(), [msg_no::USERAUTH_FAILURE]);
+}
+
 #[test]
 #[ignore = "needs algo impl"]
-fn real_verifier_rejects_a_forged_signature() {
-    let p = policy("publickey");
-    let key = ssh_key::PublicKey::from_openssh(
-        "ssh-ed25519 AAAAC3NzaC1lZDI1NTE5AAAAILM+rvN+ot98qgEN796jTiQfZfG1KaT0PtFDJ/XFSqti",
-    )
-    .unwrap()
-    .to_bytes()
-    .unwrap();
-    let mut a = Auth::new("10.0.0.7".parse().unwrap());
-    let mut out = VecOutbound::default();
-    let sig = sig_blob("ssh-ed25519", &[0u8; 64]);
-    a.handle_message(
-        cx(&p),
-        &mut out,
-        &pk_req("bob", "ssh-ed25519", &key, Some(&sig)),
-    )
-    .unwrap();
-    let r = a.handle_job_result(
-        cx(&p),
-        &mut out,
-        AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())])),
-    );
-    assert!(matches!(r.unwrap(), AuthOutcome::Continue));
+fn real_verifier_accepts_a_real_signature_and_rejects_a_forged_one() {
+    let (blob, sig) = ed25519_sign(|blob| {
+        msgs::publickey_signed_data(SID, "bob", b"ssh-connection", "ssh-ed25519", blob)
+    });
+    let (r, _) = signed_login(publickey::real_verify, &blob, &sig);
+    assert!(matches!(r, AuthOutcome::Success { .. }), "{r:?}");
+    let forged = sig_blob("ssh-ed25519", &[0u8; 64]);
+    let (r, out) = signed_login(publickey::real_verify, &blob, &forged);
+    assert!(matches!(r, AuthOutcome::Continue));
     assert_eq!(out.numbers(), [msg_no::USERAUTH_FAILURE]);
 }
 
