@@ -23,7 +23,8 @@ use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthOutcome, AuthPolicy};
 use crate::config::users::KeyOptions;
 use crate::connection::{
-    self as conn, ChannelId, Connection, ConnectionPolicy, ExitStatus, ForwardError, ListenerId,
+    self as conn, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
+    ListenerId,
 };
 use crate::packet::PayloadAt;
 use crate::service::ServiceError;
@@ -252,6 +253,26 @@ impl ServerConnection {
     /// or output is backed up. On a protocol error a DISCONNECT is staged, `Event::Closed` is
     /// queued and all further input is discarded.
     pub fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
+        self.handle_input_inner(input, now, None)
+    }
+
+    /// As [`ServerConnection::handle_input`], offering inbound channel data to `sink` straight
+    /// from the decrypted packet (no copy); what it does not take is queued in `inbound`.
+    pub fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        sink: &mut dyn DataSink,
+    ) -> usize {
+        self.handle_input_inner(input, now, Some(sink))
+    }
+
+    fn handle_input_inner(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        mut sink: Option<&mut dyn DataSink>,
+    ) -> usize {
         let mut off = 0usize;
         loop {
             let Some(rest) = input.get_mut(off..) else {
@@ -269,11 +290,21 @@ impl ServerConnection {
                     match payload {
                         PayloadAt::Input(r) => {
                             let p = input.get(base + r.start..base + r.end).unwrap_or(&[]);
-                            self.on_service_message(p, seq, now);
+                            self.on_service_message(
+                                p,
+                                seq,
+                                now,
+                                sink.as_mut().map(|s| &mut **s as &mut dyn DataSink),
+                            );
                         }
                         PayloadAt::Inflated => {
                             let v = self.transport.take_inflated();
-                            self.on_service_message(&v, seq, now);
+                            self.on_service_message(
+                                &v,
+                                seq,
+                                now,
+                                sink.as_mut().map(|s| &mut **s as &mut dyn DataSink),
+                            );
                             self.transport.restore_inflated(v);
                         }
                     }
@@ -290,7 +321,13 @@ impl ServerConnection {
     /// A message for user authentication (before success) or the connection protocol (after).
     /// The transport's state table already refused connection messages before authentication
     /// and client-sent USERAUTH_SUCCESS/FAILURE/PK_OK: only `auth` can authenticate.
-    fn on_service_message(&mut self, p: &[u8], _seq: u32, now: Instant) {
+    fn on_service_message(
+        &mut self,
+        p: &[u8],
+        _seq: u32,
+        now: Instant,
+        sink: Option<&mut dyn DataSink>,
+    ) {
         let Some(&msg) = p.first() else { return };
         if !self.transport.is_authenticated() {
             let sid = self
@@ -312,7 +349,7 @@ impl ServerConnection {
             // RFC 4252 §5.1: authentication requests after success are ignored.
             return;
         }
-        let r = self.conn.handle_message(&mut self.transport, p);
+        let r = self.conn.handle_message_with(&mut self.transport, p, sink);
         self.after_conn(r);
     }
 

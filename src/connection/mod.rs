@@ -142,6 +142,15 @@ pub enum Event {
     },
 }
 
+/// Where inbound CHANNEL_DATA can go without a copy: the runtime's backend writer, offered the
+/// bytes while the packet is still in the input buffer.
+pub trait DataSink {
+    /// Writes what the backend of `channel` takes now (non-blocking) and returns how many
+    /// bytes that was; 0 if it has no backend yet or would block. The rest is queued in
+    /// `inbound` with a `ChannelReadable`.
+    fn write(&mut self, channel: ChannelId, data: &[u8]) -> usize;
+}
+
 /// Why `forwarded_connection` could not open a channel.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum ForwardError {
@@ -225,6 +234,17 @@ impl Connection {
 
     /// One message numbered ≥ 80 from the client.
     pub fn handle_message(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
+        self.handle_message_with(out, p, None)
+    }
+
+    /// As [`Connection::handle_message`], offering CHANNEL_DATA to `sink` first (zero-copy
+    /// path: the runtime writes straight from the decrypted packet to the backend).
+    pub fn handle_message_with(
+        &mut self,
+        out: &mut dyn Outbound,
+        p: &[u8],
+        sink: Option<&mut dyn DataSink>,
+    ) -> Result<(), ServiceError> {
         let Some(&msg) = p.first() else {
             return Err(ServiceError::protocol("empty message"));
         };
@@ -235,8 +255,8 @@ impl Connection {
             msg_no::CHANNEL_OPEN_CONFIRMATION => self.on_open_confirmation(p),
             msg_no::CHANNEL_OPEN_FAILURE => self.on_open_failure(p),
             msg_no::CHANNEL_WINDOW_ADJUST => self.on_window_adjust(out, p),
-            msg_no::CHANNEL_DATA => self.on_data(out, p, false),
-            msg_no::CHANNEL_EXTENDED_DATA => self.on_data(out, p, true),
+            msg_no::CHANNEL_DATA => self.on_data(out, p, false, sink),
+            msg_no::CHANNEL_EXTENDED_DATA => self.on_data(out, p, true, None),
             msg_no::CHANNEL_EOF => self.on_eof(p),
             msg_no::CHANNEL_CLOSE => self.on_close(out, p),
             msg_no::CHANNEL_REQUEST => self.on_channel_request(out, p),
@@ -499,6 +519,7 @@ impl Connection {
         out: &mut dyn Outbound,
         p: &[u8],
         extended: bool,
+        sink: Option<&mut dyn DataSink>,
     ) -> Result<(), ServiceError> {
         let mut r = Reader::new(p);
         r.u8("message number")?;
@@ -527,8 +548,23 @@ impl Connection {
             return self.maybe_adjust(out, ChannelId(id));
         }
         let was_empty = ch.pending().is_empty();
-        ch.push_inbound(data);
-        if was_empty && !data.is_empty() {
+        // Zero-copy: with nothing queued before it, the runtime may take the bytes straight
+        // from the packet; they count as consumed at once. Only the rest is copied and queued.
+        let taken = match sink {
+            Some(sink) if was_empty && !data.is_empty() => {
+                sink.write(ChannelId(id), data).min(data.len())
+            }
+            _ => 0,
+        };
+        let rest = data.get(taken..).unwrap_or(&[]);
+        if taken > 0 {
+            ch.discard(taken);
+        }
+        ch.push_inbound(rest);
+        if taken > 0 {
+            self.maybe_adjust(out, ChannelId(id))?;
+        }
+        if was_empty && !rest.is_empty() {
             self.events.push_back(Event::ChannelReadable {
                 channel: ChannelId(id),
             });

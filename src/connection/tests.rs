@@ -749,3 +749,52 @@ fn random_input_never_panics() {
         out.msgs.clear();
     }
 }
+
+struct TakeUpTo(usize, Vec<u8>);
+
+impl DataSink for TakeUpTo {
+    fn write(&mut self, _channel: ChannelId, data: &[u8]) -> usize {
+        let n = data.len().min(self.0);
+        self.1.extend_from_slice(&data[..n]);
+        n
+    }
+}
+
+#[test]
+fn zero_copy_sink_takes_first_and_only_the_rest_is_queued() {
+    let (mut c, mut out) = with_session();
+    let mut sink = TakeUpTo(usize::MAX, Vec::new());
+    for _ in 0..5 {
+        c.handle_message_with(&mut out, &data(0, &[7; 100]), Some(&mut sink))
+            .unwrap();
+    }
+    assert_eq!(sink.1.len(), 500);
+    assert!(c.inbound(ChannelId(0)).is_empty());
+    assert!(events(&mut c).is_empty(), "nothing queued: no Readable");
+    assert_eq!(
+        out.numbers(),
+        [msg_no::CHANNEL_WINDOW_ADJUST],
+        "taken bytes give window back"
+    );
+    out.take();
+    // A slow backend: part goes through, the rest waits, and the order is kept afterwards.
+    let mut slow = TakeUpTo(30, Vec::new());
+    c.handle_message_with(
+        &mut out,
+        &data(0, b"0123456789".repeat(5).as_slice()),
+        Some(&mut slow),
+    )
+    .unwrap();
+    assert_eq!(slow.1.len(), 30);
+    assert_eq!(c.inbound(ChannelId(0)).len(), 20);
+    assert_eq!(
+        events(&mut c),
+        [Event::ChannelReadable {
+            channel: ChannelId(0)
+        }]
+    );
+    c.handle_message_with(&mut out, &data(0, b"later"), Some(&mut slow))
+        .unwrap();
+    assert_eq!(slow.1.len(), 30, "not offered while older bytes are queued");
+    assert_eq!(&c.inbound(ChannelId(0))[20..], b"later");
+}
