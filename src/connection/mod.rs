@@ -46,8 +46,9 @@ pub const MAX_PENDING_GLOBAL_REPLIES: usize = 32;
 /// Largest data we put into one CHANNEL_DATA, whatever the peer's maximum packet.
 pub const MAX_SEND_CHUNK: usize = 64 * 1024;
 
-/// Our number for a channel (the "recipient channel" the client uses). Reused only after the
-/// channel's [`Event::ChannelClosed`].
+/// Our number for a channel (the "recipient channel" the client uses): a table slot plus a
+/// generation, so a number is not reused right after its channel closed and a late call from
+/// the runtime about an old channel cannot touch a new one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord)]
 pub struct ChannelId(pub u32);
 
@@ -184,6 +185,8 @@ pub struct Connection {
     policy: ConnectionPolicy,
     restrictions: KeyOptions,
     channels: Vec<Option<Channel>>,
+    /// Per slot, bumped when a channel leaves it; the high 16 bits of a [`ChannelId`].
+    gens: Vec<u16>,
     listeners: Vec<Listener>,
     next_listener: u32,
     /// Replies to the client's global requests, in request order (RFC 4254 §4).
@@ -201,6 +204,7 @@ impl Connection {
             policy,
             restrictions: KeyOptions::default(),
             channels: Vec::new(),
+            gens: Vec::new(),
             listeners: Vec::new(),
             next_listener: 0,
             replies: VecDeque::new(),
@@ -606,7 +610,7 @@ impl Connection {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
         let forced_command = self.restrictions.command.clone();
         let env_allow = &self.policy.env_allow;
-        let Some(Some(ch)) = self.channels.get_mut(id as usize) else {
+        let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
             return Err(ServiceError::protocol("request for an unknown channel"));
         };
         if ch.phase != Phase::Open || ch.peer_closed {
@@ -953,10 +957,10 @@ impl Connection {
     /// gets a `ChannelWritable`.
     pub fn notify_writable(&mut self) {
         for (i, c) in self.channels.iter().enumerate() {
-            if let Some(c) = c {
+            if let (Some(c), Some(&g)) = (c, self.gens.get(i)) {
                 if c.can_send() && c.peer_window > 0 {
                     self.events.push_back(Event::ChannelWritable {
-                        channel: ChannelId(i as u32),
+                        channel: make_id(i, g),
                     });
                 }
             }
@@ -975,24 +979,33 @@ impl Connection {
 
     fn free_slot(&mut self) -> Option<ChannelId> {
         if let Some(i) = self.channels.iter().position(Option::is_none) {
-            return u32::try_from(i).ok().map(ChannelId);
+            return Some(make_id(i, self.gens.get(i).copied().unwrap_or(0)));
         }
-        if self.channels.len() >= self.policy.max_channels {
+        if self.channels.len() >= self.policy.max_channels.min(MAX_SLOTS) {
             return None;
         }
         self.channels.push(None);
-        u32::try_from(self.channels.len() - 1).ok().map(ChannelId)
+        self.gens.push(0);
+        Some(make_id(self.channels.len() - 1, 0))
     }
 
     fn insert(&mut self, id: ChannelId, ch: Channel) {
-        if let Some(slot) = self.channels.get_mut(id.0 as usize) {
+        if let Some(slot) = self.channels.get_mut(slot_of(id)) {
             *slot = Some(ch);
         }
     }
 
+    /// Empties the slot; its next channel gets another id, so a late mutator call for this
+    /// one can never reach it.
     fn remove(&mut self, id: ChannelId) {
-        if let Some(slot) = self.channels.get_mut(id.0 as usize) {
+        if self.get(id).is_none() {
+            return;
+        }
+        if let Some(slot) = self.channels.get_mut(slot_of(id)) {
             *slot = None;
+        }
+        if let Some(g) = self.gens.get_mut(slot_of(id)) {
+            *g = g.wrapping_add(1);
         }
     }
 
@@ -1005,13 +1018,15 @@ impl Connection {
     }
 
     fn get(&self, id: ChannelId) -> Option<&Channel> {
-        self.channels.get(id.0 as usize).and_then(Option::as_ref)
+        let i = slot_of(id);
+        if self.gens.get(i).map(|&g| u32::from(g)) != Some(id.0 >> 16) {
+            return None;
+        }
+        self.channels.get(i).and_then(Option::as_ref)
     }
 
     fn get_mut(&mut self, id: ChannelId) -> Option<&mut Channel> {
-        self.channels
-            .get_mut(id.0 as usize)
-            .and_then(Option::as_mut)
+        slot_mut(&mut self.channels, &self.gens, id)
     }
 
     fn channel_mut(&mut self, id: u32) -> Result<&mut Channel, ServiceError> {
@@ -1034,6 +1049,30 @@ impl Connection {
         }
         Ok(ch)
     }
+}
+
+/// Slots are numbered in the low 16 bits of a [`ChannelId`].
+const MAX_SLOTS: usize = 1 << 16;
+
+/// Our channel number: slot in the low 16 bits, the slot's generation in the high 16.
+fn make_id(slot: usize, gen: u16) -> ChannelId {
+    ChannelId((u32::from(gen) << 16) | (slot as u32 & 0xffff))
+}
+
+fn slot_of(id: ChannelId) -> usize {
+    (id.0 & 0xffff) as usize
+}
+
+fn slot_mut<'c>(
+    channels: &'c mut [Option<Channel>],
+    gens: &[u16],
+    id: ChannelId,
+) -> Option<&'c mut Channel> {
+    let i = slot_of(id);
+    if gens.get(i).map(|&g| u32::from(g)) != Some(id.0 >> 16) {
+        return None;
+    }
+    channels.get_mut(i).and_then(Option::as_mut)
 }
 
 #[cfg(test)]

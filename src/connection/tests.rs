@@ -798,3 +798,28 @@ fn zero_copy_sink_takes_first_and_only_the_rest_is_queued() {
     assert_eq!(slow.1.len(), 30, "not offered while older bytes are queued");
     assert_eq!(&c.inbound(ChannelId(0))[20..], b"later");
 }
+
+#[test]
+fn channel_numbers_are_not_reused_for_a_new_channel() {
+    let (mut c, mut out) = with_session();
+    c.handle_message(&mut out, &only(msg_no::CHANNEL_CLOSE, 0))
+        .unwrap();
+    events(&mut c);
+    out.take();
+    c.handle_message(&mut out, &open_session(8, 100, 100))
+        .unwrap();
+    let new_id = u32_at(&out.msgs[0], 5);
+    assert_ne!(new_id, 0, "same slot, new generation");
+    assert_eq!(new_id & 0xffff, 0);
+    out.take();
+    // A late call about the old channel does nothing to the new one.
+    c.backend_closed(&mut out, ChannelId(0)).unwrap();
+    assert!(c.send_data(&mut out, ChannelId(0), b"x").unwrap() == 0);
+    assert!(out.msgs.is_empty());
+    assert!(
+        c.handle_message(&mut out, &data(0, b"x")).is_err(),
+        "old number is unknown"
+    );
+    c.handle_message(&mut out, &data(new_id, b"x")).unwrap();
+    assert_eq!(c.inbound(ChannelId(new_id)), b"x");
+}
