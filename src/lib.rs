@@ -18,14 +18,17 @@
 #![cfg_attr(not(test), deny(clippy::unwrap_used, clippy::expect_used, clippy::panic, clippy::todo))]
 
 pub mod algo;
+pub mod auth;
 pub mod cli;
 pub mod client;
 pub mod config;
+pub mod connection;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod metrics;
 pub mod packet;
 pub mod runtime;
 pub mod server;
+pub mod service;
 pub mod transport;
 pub mod wire;

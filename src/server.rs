@@ -1,12 +1,38 @@
 //! `ServerConnection`: what a worker drives for one client — transport, then the service layers
 //! on top (user authentication, connection protocol), sans-IO.
+//!
+//! How a runtime drives it, per readiness or wake-up:
+//! 1. `handle_input(&mut buf, now)` with the bytes read; keep the unconsumed rest for next time.
+//!    It stops early when `wants_input()` turns false (a KEX or authentication job is out,
+//!    output is backed up): stop reading the socket until it is true again, then present the
+//!    rest again.
+//! 2. `handle_job_done(done, now)` for each finished [`CryptoJob`] (KEX and auth alike).
+//! 3. The mutators for what happened elsewhere: `backend_connected` / `backend_failed`,
+//!    `backend_consumed` after writing `inbound(channel)` to a backend, `send_data` /
+//!    `send_stderr` with what a backend produced (at most `send_capacity`), `backend_eof`,
+//!    `backend_closed`, `child_exited`, `listen_result`, `forwarded_connection`.
+//! 4. `poll_transmit(&mut out)`, then `poll_event()` until `None`, then `poll_timeout()`.
+//!
+//! Message routing: numbers 50–79 go to `auth` until USERAUTH_SUCCESS (which only `auth`
+//! sends, and only then is the transport marked authenticated); after it they are ignored
+//! (RFC 4252 §5.1) and numbers ≥ 80 go to `connection`. A fault in either layer stages the
+//! DISCONNECT through the transport, so `Event::Closed` follows; on it, drop every backend
+//! socket, child and listener of the connection.
 
 use crate::algo::{Rng, SystemRng};
+use crate::auth::{Auth, AuthContext, AuthOutcome, AuthPolicy};
+use crate::config::users::KeyOptions;
+use crate::connection::{
+    self as conn, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
+    ListenerId,
+};
 use crate::packet::PayloadAt;
+use crate::service::ServiceError;
+use crate::transport::job::JobResult;
 use crate::transport::{
     self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig,
 };
-use crate::wire::{msg_no, Writer};
+use crate::wire::msg_no;
 use std::collections::VecDeque;
 use std::net::SocketAddr;
 use std::sync::Arc;
@@ -26,6 +52,10 @@ pub struct ServerConfig {
     pub transport: TransportConfig,
     /// Time from accept until authentication must have succeeded.
     pub login_grace_time: Duration,
+    /// User authentication: methods, limits, where keys and passwords come from.
+    pub auth: AuthPolicy,
+    /// Connection protocol: channel limits, windows, permit lists, keepalives.
+    pub connection: ConnectionPolicy,
 }
 
 /// What happened, for the runtime to act on or log.
@@ -43,6 +73,91 @@ pub enum Event {
     Closed { code: u32, reason: String, by_peer: bool },
     /// Something worth a log line (DEBUG with always_display, an ignored oddity).
     Log(String),
+    /// direct-tcpip allowed by the permit lists: connect to `host:port` without blocking, then
+    /// call `backend_connected` or `backend_failed` (RFC 4254 §7.2).
+    OpenBackend {
+        channel: ChannelId,
+        host: String,
+        port: u16,
+        originator: String,
+        originator_port: u16,
+    },
+    /// tcpip-forward allowed: listen on `addr:port` (0: any port), then `listen_result`.
+    Listen { listener: ListenerId, addr: String, port: u16 },
+    /// cancel-tcpip-forward: close that listener.
+    Unlisten { listener: ListenerId },
+    /// exec / shell / subsystem on a session channel: start the command (or `forced_command`,
+    /// from the key's `command=`, with the request as SSH_ORIGINAL_COMMAND); `env` holds the
+    /// allow-listed `env` requests. Report its output with `send_data` / `send_stderr` and its
+    /// end with `child_exited`.
+    Exec {
+        channel: ChannelId,
+        command: Option<String>,
+        subsystem: Option<String>,
+        env: Vec<(String, String)>,
+        forced_command: Option<String>,
+    },
+    /// Client data is waiting in `inbound(channel)` (there was none before): write it to the
+    /// backend or child, then `backend_consumed`.
+    ChannelReadable { channel: ChannelId },
+    /// `send_capacity(channel)` grew from zero: read from the backend again.
+    ChannelWritable { channel: ChannelId },
+    /// The client sent EOF: once `inbound` is drained, shut down the backend's write side.
+    ChannelEof { channel: ChannelId },
+    /// The channel is gone (both CLOSEs sent): drop its backend socket or child.
+    ChannelClosed { channel: ChannelId },
+    /// The client accepted a forwarded-tcpip channel from `forwarded_connection`: relay.
+    ChannelOpened { channel: ChannelId },
+    /// The client refused a forwarded-tcpip channel: drop the accepted socket.
+    ChannelOpenFailed { channel: ChannelId, code: u32, text: String },
+}
+
+impl Event {
+    /// The variant's name, for log lines.
+    pub fn name(&self) -> &'static str {
+        match self {
+            Event::Job(..) => "Job",
+            Event::KexDone(..) => "KexDone",
+            Event::ServiceAccepted(..) => "ServiceAccepted",
+            Event::Authenticated { .. } => "Authenticated",
+            Event::Closed { .. } => "Closed",
+            Event::Log(..) => "Log",
+            Event::OpenBackend { .. } => "OpenBackend",
+            Event::Listen { .. } => "Listen",
+            Event::Unlisten { .. } => "Unlisten",
+            Event::Exec { .. } => "Exec",
+            Event::ChannelReadable { .. } => "ChannelReadable",
+            Event::ChannelWritable { .. } => "ChannelWritable",
+            Event::ChannelEof { .. } => "ChannelEof",
+            Event::ChannelClosed { .. } => "ChannelClosed",
+            Event::ChannelOpened { .. } => "ChannelOpened",
+            Event::ChannelOpenFailed { .. } => "ChannelOpenFailed",
+        }
+    }
+}
+
+impl From<conn::Event> for Event {
+    fn from(e: conn::Event) -> Self {
+        use conn::Event as C;
+        match e {
+            C::OpenBackend { channel, host, port, originator, originator_port } => {
+                Event::OpenBackend { channel, host, port, originator, originator_port }
+            }
+            C::Listen { listener, addr, port } => Event::Listen { listener, addr, port },
+            C::Unlisten { listener } => Event::Unlisten { listener },
+            C::Exec { channel, command, subsystem, env, forced_command } => {
+                Event::Exec { channel, command, subsystem, env, forced_command }
+            }
+            C::ChannelReadable { channel } => Event::ChannelReadable { channel },
+            C::ChannelWritable { channel } => Event::ChannelWritable { channel },
+            C::ChannelEof { channel } => Event::ChannelEof { channel },
+            C::ChannelClosed { channel } => Event::ChannelClosed { channel },
+            C::ChannelOpened { channel } => Event::ChannelOpened { channel },
+            C::ChannelOpenFailed { channel, code, text } => {
+                Event::ChannelOpenFailed { channel, code, text }
+            }
+        }
+    }
 }
 
 /// One client connection's protocol state.
@@ -52,6 +167,10 @@ pub struct ServerConnection {
     peer: SocketAddr,
     login_deadline: Instant,
     events: VecDeque<Event>,
+    auth: Auth,
+    conn: Connection,
+    /// Next server keepalive (after authentication, with `keepalive_interval` set).
+    next_keepalive: Option<Instant>,
 }
 
 impl ServerConnection {
@@ -72,10 +191,27 @@ impl ServerConnection {
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
+            auth: Auth::new(peer.ip()),
+            conn: Connection::new(config.connection.clone()),
+            next_keepalive: None,
             config,
             peer,
             events: VecDeque::new(),
         }
+    }
+
+    /// As [`ServerConnection::with_rng`] with a chosen publickey signature verifier (fuzzing
+    /// with a no-security provider, tests).
+    pub fn with_verifier(
+        config: Arc<ServerConfig>,
+        peer: SocketAddr,
+        rng: Box<dyn Rng>,
+        verify: crate::auth::VerifyFn,
+        now: Instant,
+    ) -> Self {
+        let mut c = Self::with_rng(config, peer, rng, now);
+        c.auth = Auth::with_verifier(peer.ip(), verify);
+        c
     }
 
     pub fn peer(&self) -> SocketAddr {
@@ -95,9 +231,31 @@ impl ServerConnection {
     /// or output is backed up. On a protocol error a DISCONNECT is staged, `Event::Closed` is
     /// queued and all further input is discarded.
     pub fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
+        self.handle_input_inner(input, now, None)
+    }
+
+    /// As [`ServerConnection::handle_input`], offering inbound channel data to `sink` straight
+    /// from the decrypted packet (no copy); what it does not take is queued in `inbound`.
+    pub fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        sink: &mut dyn DataSink,
+    ) -> usize {
+        self.handle_input_inner(input, now, Some(sink))
+    }
+
+    fn handle_input_inner(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        mut sink: Option<&mut dyn DataSink>,
+    ) -> usize {
         let mut off = 0usize;
         loop {
-            let Some(rest) = input.get_mut(off..) else { return input.len() };
+            let Some(rest) = input.get_mut(off..) else {
+                return input.len();
+            };
             match self.transport.read(rest, now) {
                 Read::Consumed(n) => off += n,
                 Read::Service { consumed, payload, seq } => {
@@ -106,11 +264,21 @@ impl ServerConnection {
                     match payload {
                         PayloadAt::Input(r) => {
                             let p = input.get(base + r.start..base + r.end).unwrap_or(&[]);
-                            self.on_service_message(p, seq, now);
+                            self.on_service_message(
+                                p,
+                                seq,
+                                now,
+                                sink.as_mut().map(|s| &mut **s as &mut dyn DataSink),
+                            );
                         }
                         PayloadAt::Inflated => {
                             let v = self.transport.take_inflated();
-                            self.on_service_message(&v, seq, now);
+                            self.on_service_message(
+                                &v,
+                                seq,
+                                now,
+                                sink.as_mut().map(|s| &mut **s as &mut dyn DataSink),
+                            );
                             self.transport.restore_inflated(v);
                         }
                     }
@@ -124,30 +292,89 @@ impl ServerConnection {
         }
     }
 
-    /// A message for user authentication or the connection protocol.
-    fn on_service_message(&mut self, p: &[u8], _seq: u32, _now: Instant) {
+    /// A message for user authentication (before success) or the connection protocol (after).
+    /// The transport's state table already refused connection messages before authentication
+    /// and client-sent USERAUTH_SUCCESS/FAILURE/PK_OK: only `auth` can authenticate.
+    fn on_service_message(
+        &mut self,
+        p: &[u8],
+        _seq: u32,
+        now: Instant,
+        sink: Option<&mut dyn DataSink>,
+    ) {
         let Some(&msg) = p.first() else { return };
-        match msg {
-            msg_no::USERAUTH_REQUEST => {
-                // No authentication method is configured in this build of the service layer:
-                // every request fails, listing what a client could try once it is.
-                let _ = self.transport.send_with(|o| {
-                    Writer::new(o)
-                        .u8(msg_no::USERAUTH_FAILURE)
-                        .name_list(["publickey", "password"])
-                        .bool(false);
-                });
+        if !self.transport.is_authenticated() {
+            let sid = self.transport.session_id().map(<[u8]>::to_vec).unwrap_or_default();
+            let (enc_in, enc_out) = self.transport.is_encrypted();
+            let cx = AuthContext {
+                policy: &self.config.auth,
+                session_id: &sid,
+                encrypted: enc_in && enc_out,
+            };
+            let r = self.auth.handle_message(cx, &mut self.transport, p);
+            self.on_auth_outcome(r, now);
+            return;
+        }
+        if msg < msg_no::GLOBAL_REQUEST {
+            // RFC 4252 §5.1: authentication requests after success are ignored.
+            return;
+        }
+        let r = self.conn.handle_message_with(&mut self.transport, p, sink);
+        self.after_conn(r);
+    }
+
+    fn on_auth_outcome(&mut self, r: Result<AuthOutcome, ServiceError>, now: Instant) {
+        match r {
+            Ok(AuthOutcome::Continue) => {}
+            Ok(AuthOutcome::Log(s)) => self.events.push_back(Event::Log(s)),
+            Ok(AuthOutcome::Job(job)) => self.events.push_back(Event::Job(CryptoJob::auth(job))),
+            Ok(AuthOutcome::Success { user, method }) => {
+                // The one place that authenticates: USERAUTH_SUCCESS was just staged by auth.
+                self.transport.set_authenticated();
+                self.conn.set_restrictions(self.auth.restrictions().clone());
+                self.next_keepalive = self.config.connection.keepalive_interval.map(|i| now + i);
+                self.events.push_back(Event::Authenticated { user, method });
             }
-            _ => {
-                let _ = self.transport.send_with(|o| {
-                    Writer::new(o).u8(msg_no::UNIMPLEMENTED).u32(_seq);
-                });
-            }
+            Err(e) => self.transport.fail(e.into_transport()),
         }
     }
 
+    /// After any call into the connection layer: a fault ends the connection; its events go out.
+    fn after_conn<T>(&mut self, r: Result<T, ServiceError>) -> Option<T> {
+        let v = match r {
+            Ok(v) => Some(v),
+            Err(e) => {
+                self.transport.fail(e.into_transport());
+                None
+            }
+        };
+        while let Some(e) = self.conn.poll_event() {
+            self.events.push_back(e.into());
+        }
+        v
+    }
+
+    /// A finished crypto job: KEX jobs go to the transport, authentication jobs to `auth`.
     pub fn handle_job_done(&mut self, done: JobDone, now: Instant) {
-        self.transport.handle_job_done(done, now);
+        if !matches!(done.result, JobResult::Auth(_)) {
+            self.transport.handle_job_done(done, now);
+            return;
+        }
+        let JobDone { result: JobResult::Auth(result), .. } = done else {
+            return;
+        };
+        if self.transport.is_closed() {
+            return;
+        }
+        let sid = self.transport.session_id().map(<[u8]>::to_vec).unwrap_or_default();
+        let (enc_in, enc_out) = self.transport.is_encrypted();
+        let cx = AuthContext {
+            policy: &self.config.auth,
+            session_id: &sid,
+            encrypted: enc_in && enc_out,
+        };
+        let r = self.auth.handle_job_result(cx, &mut self.transport, result);
+        self.on_auth_outcome(r, now);
     }
 
     /// Call when `poll_timeout`'s deadline has passed.
@@ -155,6 +382,15 @@ impl ServerConnection {
         if !self.transport.is_authenticated() && now >= self.login_deadline {
             self.transport.close(DisconnectReason::ByApplication, "login grace time exceeded");
             return;
+        }
+        if let (Some(at), Some(every)) =
+            (self.next_keepalive, self.config.connection.keepalive_interval)
+        {
+            if now >= at {
+                self.next_keepalive = Some(now + every);
+                let r = self.conn.keepalive_tick(&mut self.transport);
+                self.after_conn(r);
+            }
         }
         self.transport.handle_timeout(now);
     }
@@ -170,7 +406,16 @@ impl ServerConnection {
         }
         self.transport.poll_event().map(|e| match e {
             transport::Event::Job(j) => Event::Job(j),
-            transport::Event::KexDone(s) => Event::KexDone(s),
+            transport::Event::KexDone(s) => {
+                // Held-back output was flushed with NEWKEYS: producers may resume.
+                if self.transport.is_authenticated() {
+                    self.conn.notify_writable();
+                    while let Some(e) = self.conn.poll_event() {
+                        self.events.push_back(e.into());
+                    }
+                }
+                Event::KexDone(s)
+            }
             transport::Event::ServiceAccepted(s) => Event::ServiceAccepted(s),
             transport::Event::Closed { code, reason, by_peer } => {
                 Event::Closed { code, reason, by_peer }
@@ -186,7 +431,10 @@ impl ServerConnection {
         }
         let t = self.transport.poll_timeout();
         if self.transport.is_authenticated() {
-            return t;
+            return match (t, self.next_keepalive) {
+                (Some(a), Some(b)) => Some(a.min(b)),
+                (a, b) => a.or(b),
+            };
         }
         Some(t.map_or(self.login_deadline, |t| t.min(self.login_deadline)))
     }
@@ -207,6 +455,7 @@ impl ServerConnection {
         !self.transport.is_closed()
             && !self.transport.is_waiting_for_job()
             && !self.transport.is_backpressured()
+            && !self.auth.is_waiting()
     }
 
     /// True once the connection is over; close the socket after the output is flushed.
@@ -226,6 +475,107 @@ impl ServerConnection {
     /// Gives back idle buffer capacity.
     pub fn release_buffers(&mut self) {
         self.transport.release_buffers();
+    }
+
+    // ---- connection-protocol mutators (what the runtime learned elsewhere) ----------------
+
+    /// Options of the key the user logged in with (`permitopen=`, `command=`, …); empty for
+    /// password logins. Already applied by the connection layer.
+    pub fn restrictions(&self) -> &KeyOptions {
+        self.conn.restrictions()
+    }
+
+    /// The backend for `OpenBackend` connected: CHANNEL_OPEN_CONFIRMATION.
+    pub fn backend_connected(&mut self, channel: ChannelId) {
+        let r = self.conn.backend_connected(&mut self.transport, channel);
+        self.after_conn(r);
+    }
+
+    /// The backend for `OpenBackend` failed: CHANNEL_OPEN_FAILURE with an RFC 4254 §5.1 code
+    /// (`connection::msgs::OPEN_CONNECT_FAILED` for refused / unreachable / timed out).
+    pub fn backend_failed(&mut self, channel: ChannelId, reason_code: u32, text: &str) {
+        let r = self.conn.backend_failed(&mut self.transport, channel, reason_code, text);
+        self.after_conn(r);
+    }
+
+    /// Client data waiting for the backend (borrowed, bounded by the channel window).
+    pub fn inbound(&self, channel: ChannelId) -> &[u8] {
+        self.conn.inbound(channel)
+    }
+
+    /// The backend took `n` bytes from the front of `inbound`; the window grows back only
+    /// through this, so a slow backend stops the client. Returns the bytes taken.
+    pub fn backend_consumed(&mut self, channel: ChannelId, n: usize) -> usize {
+        let r = self.conn.backend_consumed(&mut self.transport, channel, n);
+        self.after_conn(r).unwrap_or(0)
+    }
+
+    /// How many bytes `send_data` takes now (peer window; 0 while output is backed up).
+    pub fn send_capacity(&self, channel: ChannelId) -> usize {
+        self.conn.send_capacity(&self.transport, channel)
+    }
+
+    /// Backend bytes to the client; returns how many were taken (keep the rest). `now` lets a
+    /// volume rekey start on outbound-only traffic.
+    pub fn send_data(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        let r = self.conn.send_data(&mut self.transport, channel, data);
+        let n = self.after_conn(r).unwrap_or(0);
+        self.transport.check_rekey(now);
+        n
+    }
+
+    /// A session child's stderr to the client (extended data type 1), as `send_data`.
+    pub fn send_stderr(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        let r = self.conn.send_stderr(&mut self.transport, channel, data);
+        let n = self.after_conn(r).unwrap_or(0);
+        self.transport.check_rekey(now);
+        n
+    }
+
+    /// The backend's read side hit EOF: CHANNEL_EOF (once).
+    pub fn backend_eof(&mut self, channel: ChannelId) {
+        let r = self.conn.backend_eof(&mut self.transport, channel);
+        self.after_conn(r);
+    }
+
+    /// The backend is gone: EOF then CLOSE (once each).
+    pub fn backend_closed(&mut self, channel: ChannelId) {
+        let r = self.conn.backend_closed(&mut self.transport, channel);
+        self.after_conn(r);
+    }
+
+    /// A session's child exited and its output was sent: exit-status / exit-signal, EOF, CLOSE.
+    pub fn child_exited(&mut self, channel: ChannelId, status: ExitStatus) {
+        let r = self.conn.child_exited(&mut self.transport, channel, status);
+        self.after_conn(r);
+    }
+
+    /// The outcome of a `Listen` event: the bound port, or `Err(())` if it failed.
+    pub fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        let r = self.conn.listen_result(&mut self.transport, listener, result);
+        self.after_conn(r);
+    }
+
+    /// A connection was accepted on a listener: opens a forwarded-tcpip channel to the client.
+    /// Relay once `ChannelOpened` arrives; on `ChannelOpenFailed` (or an error here) drop it.
+    pub fn forwarded_connection(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Result<ChannelId, ForwardError> {
+        let r = self.conn.forwarded_connection(
+            &mut self.transport,
+            listener,
+            originator,
+            originator_port,
+        );
+        self.after_conn(r).unwrap_or(Err(ForwardError::NoListener))
+    }
+
+    /// The listener a forwarded-tcpip channel belongs to.
+    pub fn channel_listener(&self, channel: ChannelId) -> Option<ListenerId> {
+        self.conn.channel_listener(channel)
     }
 
     /// The config this connection started with.

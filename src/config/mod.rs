@@ -7,6 +7,7 @@
 
 pub mod algorithms;
 pub mod host_keys;
+pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
 use crate::algo::kex::gex::GexGroups;
@@ -101,6 +102,8 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
     Ok(ServerConfig {
         transport: transport_config(args)?,
         login_grace_time: Duration::from_secs(args.login_grace_time),
+        auth: crate::auth::AuthPolicy::default(),
+        connection: crate::connection::ConnectionPolicy::default(),
     })
 }
 

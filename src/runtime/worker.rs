@@ -593,6 +593,9 @@ impl State {
                 conn.close_reason = Some((code, reason, by_peer));
             }
             Event::Log(text) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
+            // Channel events need backends and children; until those are wired, no policy
+            // lets a client authenticate, so none of these can occur.
+            other => log::debug!("[w{id}#{key}] {}: unhandled event {}", conn.peer, other.name()),
         }
     }
 

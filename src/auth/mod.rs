@@ -1,0 +1,429 @@
+//! ssh-userauth, server side (RFC 4252, RFC 4256), sans-IO.
+//!
+//! [`Auth`] takes USERAUTH_REQUEST and USERAUTH_INFO_RESPONSE payloads and answers through an
+//! [`Outbound`]. Work that needs files or slow hashing (the user's authorized_keys, password
+//! checks) leaves as an [`AuthJob`] for the crypto pool; while one is out, [`Auth::is_waiting`]
+//! is true and the owner stops feeding input. Only this module sends USERAUTH_SUCCESS, once,
+//! and only [`AuthOutcome::Success`] makes the owner mark the transport authenticated; a
+//! client-sent SUCCESS never reaches here (the transport's state table refuses it).
+
+pub mod msgs;
+pub mod password;
+pub mod policy;
+pub mod publickey;
+
+use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
+use crate::service::{Outbound, ServiceError};
+use crate::transport::DisconnectReason;
+use crate::wire::{msg_no, DecodeError};
+use msgs::{MethodRequest, UserauthRequest};
+pub use password::PasswordCheck;
+pub use policy::{AuthPolicy, Method, PasswordSource};
+pub use publickey::VerifyFn;
+use std::net::IpAddr;
+
+/// The service a successful login gives access to (RFC 4252 §5).
+pub const CONNECTION_SERVICE: &[u8] = b"ssh-connection";
+
+/// Work for the crypto pool on behalf of authentication.
+#[derive(Debug)]
+pub enum AuthJob {
+    /// Read and parse the user's authorized_keys (`config::users::load_authorized_keys`).
+    LoadKeys { template: String, user: String },
+    /// Check a password against the password file.
+    CheckPassword(PasswordCheck),
+}
+
+/// What an [`AuthJob`] produced.
+#[derive(Debug)]
+pub enum AuthJobResult {
+    /// The user's keys; an error text when the file could not be read (treated as no keys).
+    Keys(Result<Vec<AuthorizedKey>, String>),
+    Password(bool),
+}
+
+impl AuthJob {
+    /// Runs the job (on a pool thread: file IO and password hashing).
+    pub fn run(self) -> AuthJobResult {
+        match self {
+            AuthJob::LoadKeys { template, user } => AuthJobResult::Keys(
+                load_authorized_keys(&template, &user).map_err(|e| e.to_string()),
+            ),
+            AuthJob::CheckPassword(c) => AuthJobResult::Password(c.run()),
+        }
+    }
+
+    /// For per-kind histograms.
+    pub fn label(&self) -> &'static str {
+        match self {
+            AuthJob::LoadKeys { .. } => "auth-load-keys",
+            AuthJob::CheckPassword(_) => "auth-password",
+        }
+    }
+}
+
+/// What the owner must do after a call into [`Auth`].
+#[derive(Debug)]
+pub enum AuthOutcome {
+    /// Nothing more (replies, if any, were sent).
+    Continue,
+    /// Run this on the pool, then call [`Auth::handle_job_result`]; stop reading until then.
+    Job(AuthJob),
+    /// USERAUTH_SUCCESS was sent: mark the transport authenticated, start the connection layer
+    /// with [`Auth::restrictions`].
+    Success { user: String, method: &'static str },
+    /// Worth a log line; otherwise as `Continue`.
+    Log(String),
+}
+
+/// Per-connection context the checks need.
+#[derive(Debug, Clone, Copy)]
+pub struct AuthContext<'a> {
+    pub policy: &'a AuthPolicy,
+    /// H of the first key exchange (RFC 4253 §7.2), signed over in publickey auth.
+    pub session_id: &'a [u8],
+    /// Whether the transport is encrypted both ways (passwords only then).
+    pub encrypted: bool,
+}
+
+/// A publickey request held while the user's keys load.
+#[derive(Debug)]
+struct PendingPk {
+    alg: String,
+    key: Vec<u8>,
+    signature: Option<Vec<u8>>,
+}
+
+#[derive(Debug)]
+enum State {
+    Idle,
+    WaitingKeys(PendingPk),
+    WaitingPassword(Method),
+    /// INFO_REQUEST sent; the next INFO_RESPONSE carries the password.
+    KbdPrompted,
+    Done,
+}
+
+/// One connection's authentication state.
+pub struct Auth {
+    peer: IpAddr,
+    verify: VerifyFn,
+    /// Fixed by the first request; a change is refused (as OpenSSH does).
+    user: Option<String>,
+    keys: Option<Vec<AuthorizedKey>>,
+    /// Methods completed so far in this login (partial success).
+    done: Vec<Method>,
+    /// Key blobs already used for a completed publickey step.
+    used_keys: Vec<Vec<u8>>,
+    restrictions: KeyOptions,
+    failures: u32,
+    none_seen: bool,
+    banner_sent: bool,
+    state: State,
+}
+
+impl Auth {
+    /// `peer`: the client's address, for `from=` in authorized_keys.
+    pub fn new(peer: IpAddr) -> Self {
+        Self::with_verifier(peer, publickey::real_verify)
+    }
+
+    /// As [`Auth::new`] with a chosen signature verifier (tests, fuzzing).
+    pub fn with_verifier(peer: IpAddr, verify: VerifyFn) -> Self {
+        Auth {
+            peer,
+            verify,
+            user: None,
+            keys: None,
+            done: Vec::new(),
+            used_keys: Vec::new(),
+            restrictions: KeyOptions::default(),
+            failures: 0,
+            none_seen: false,
+            banner_sent: false,
+            state: State::Idle,
+        }
+    }
+
+    /// A job is out: do not feed more messages until its result is in.
+    pub fn is_waiting(&self) -> bool {
+        matches!(self.state, State::WaitingKeys(_) | State::WaitingPassword(_))
+    }
+
+    pub fn is_done(&self) -> bool {
+        matches!(self.state, State::Done)
+    }
+
+    /// Failures counted so far (against `max_auth_tries`).
+    pub fn failures(&self) -> u32 {
+        self.failures
+    }
+
+    /// Options of the key(s) that authenticated (empty for password-only logins).
+    pub fn restrictions(&self) -> &KeyOptions {
+        &self.restrictions
+    }
+
+    /// One message numbered 50–79 from the client.
+    pub fn handle_message(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        p: &[u8],
+    ) -> Result<AuthOutcome, ServiceError> {
+        // RFC 4252 §5.1: requests after success are ignored.
+        if self.is_done() {
+            return Ok(AuthOutcome::Continue);
+        }
+        if self.is_waiting() {
+            return Err(ServiceError::protocol("authentication message while a check is running"));
+        }
+        match p.first().copied() {
+            Some(msg_no::USERAUTH_REQUEST) => self.on_request(cx, out, p),
+            Some(msg_no::USERAUTH_INFO_RESPONSE) => self.on_info_response(cx, out, p),
+            _ => Err(ServiceError::protocol("unexpected user authentication message")),
+        }
+    }
+
+    fn on_request(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        p: &[u8],
+    ) -> Result<AuthOutcome, ServiceError> {
+        let req = UserauthRequest::parse(p).map_err(|e| match e {
+            DecodeError::TooLong { field: "user name", .. } => {
+                ServiceError::new(DisconnectReason::IllegalUserName, "user name too long")
+            }
+            e => e.into(),
+        })?;
+        // A new request abandons a keyboard-interactive exchange (RFC 4256 §3.4 allows it).
+        self.state = State::Idle;
+        if req.service != CONNECTION_SERVICE {
+            return Err(ServiceError::new(
+                DisconnectReason::ServiceNotAvailable,
+                "service not available",
+            ));
+        }
+        match &self.user {
+            Some(u) if u != req.user => {
+                return Err(ServiceError::protocol("change of user name during authentication"));
+            }
+            Some(_) => {}
+            None => self.user = Some(req.user.to_string()),
+        }
+        let next = cx.policy.next_methods(&self.done, cx.encrypted);
+        match req.method {
+            MethodRequest::None => {
+                // The first "none" is how clients ask for the method list: it costs no try.
+                if !self.none_seen && self.done.is_empty() {
+                    self.none_seen = true;
+                    self.send_failure(cx, out, false)?;
+                    return Ok(AuthOutcome::Continue);
+                }
+                self.failure(cx, out)
+            }
+            MethodRequest::PublicKey { alg, key, signature }
+                if next.contains(&Method::PublicKey) =>
+            {
+                if publickey::signature_alg(alg, key, cx.policy.allow_ssh_rsa_sha1).is_none() {
+                    return self.failure(cx, out);
+                }
+                let pending = PendingPk {
+                    alg: alg.into(),
+                    key: key.to_vec(),
+                    signature: signature.map(<[u8]>::to_vec),
+                };
+                if self.keys.is_none() {
+                    let template = cx.policy.authorized_keys.clone().unwrap_or_default();
+                    let user = req.user.to_string();
+                    self.state = State::WaitingKeys(pending);
+                    return Ok(AuthOutcome::Job(AuthJob::LoadKeys { template, user }));
+                }
+                self.publickey(cx, out, pending)
+            }
+            MethodRequest::Password { password, change } if next.contains(&Method::Password) => {
+                if change {
+                    return self.failure(cx, out);
+                }
+                self.state = State::WaitingPassword(Method::Password);
+                Ok(AuthOutcome::Job(self.password_job(cx, req.user, password)))
+            }
+            MethodRequest::KeyboardInteractive if next.contains(&Method::KeyboardInteractive) => {
+                self.send_banner_once(cx, out)?;
+                out.send_with(&mut |o| msgs::encode_info_request(o, password::PROMPT))?;
+                self.state = State::KbdPrompted;
+                Ok(AuthOutcome::Continue)
+            }
+            _ => self.failure(cx, out),
+        }
+    }
+
+    fn on_info_response(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        p: &[u8],
+    ) -> Result<AuthOutcome, ServiceError> {
+        if !matches!(self.state, State::KbdPrompted) {
+            return Err(ServiceError::protocol("USERAUTH_INFO_RESPONSE without a request"));
+        }
+        let responses = msgs::parse_info_response(p)?;
+        self.state = State::Idle;
+        let [password] = responses.as_slice() else {
+            return self.failure(cx, out);
+        };
+        let user = self.user.clone().unwrap_or_default();
+        self.state = State::WaitingPassword(Method::KeyboardInteractive);
+        Ok(AuthOutcome::Job(self.password_job(cx, &user, password)))
+    }
+
+    fn password_job(&self, cx: AuthContext<'_>, user: &str, password: &[u8]) -> AuthJob {
+        AuthJob::CheckPassword(PasswordCheck {
+            source: cx.policy.passwords.clone(),
+            user: user.to_string(),
+            password: password.to_vec(),
+        })
+    }
+
+    /// The result of a job this module asked for.
+    pub fn handle_job_result(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        result: AuthJobResult,
+    ) -> Result<AuthOutcome, ServiceError> {
+        match (std::mem::replace(&mut self.state, State::Idle), result) {
+            (State::WaitingKeys(pending), AuthJobResult::Keys(keys)) => {
+                let (keys, log) = match keys {
+                    Ok(k) => (k, None),
+                    Err(e) => (Vec::new(), Some(e)),
+                };
+                self.keys = Some(keys);
+                let outcome = self.publickey(cx, out, pending)?;
+                match (outcome, log) {
+                    (AuthOutcome::Continue, Some(e)) => {
+                        Ok(AuthOutcome::Log(format!("authorized keys: {e}")))
+                    }
+                    (o, _) => Ok(o),
+                }
+            }
+            (State::WaitingPassword(method), AuthJobResult::Password(ok)) => {
+                if ok {
+                    self.method_succeeded(cx, out, method, None)
+                } else {
+                    self.failure(cx, out)
+                }
+            }
+            (state, _) => {
+                // Not what we wait for (a stale result): keep waiting.
+                self.state = state;
+                Ok(AuthOutcome::Continue)
+            }
+        }
+    }
+
+    /// Keys are loaded: answer a query with PK_OK, or verify a signature.
+    fn publickey(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        pk: PendingPk,
+    ) -> Result<AuthOutcome, ServiceError> {
+        let Some(alg) = publickey::signature_alg(&pk.alg, &pk.key, cx.policy.allow_ssh_rsa_sha1)
+        else {
+            return self.failure(cx, out);
+        };
+        let keys = self.keys.as_deref().unwrap_or(&[]);
+        let Some(entry) = publickey::find_key(keys, &pk.key, self.peer, &self.used_keys) else {
+            return self.failure(cx, out);
+        };
+        let options = entry.options.clone();
+        let Some(signature) = pk.signature else {
+            self.send_banner_once(cx, out)?;
+            out.send_with(&mut |o| msgs::encode_pk_ok(o, &pk.alg, &pk.key))?;
+            return Ok(AuthOutcome::Continue);
+        };
+        let user = self.user.as_deref().unwrap_or("");
+        let signed =
+            msgs::publickey_signed_data(cx.session_id, user, CONNECTION_SERVICE, &pk.alg, &pk.key);
+        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature).is_err() {
+            return self.failure(cx, out);
+        }
+        // The key that verified is the key that is authorised, with its own options.
+        self.used_keys.push(pk.key);
+        self.method_succeeded(cx, out, Method::PublicKey, Some(options))
+    }
+
+    fn method_succeeded(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        m: Method,
+        options: Option<KeyOptions>,
+    ) -> Result<AuthOutcome, ServiceError> {
+        if let Some(o) = options {
+            self.restrictions = self.restrictions.merge(&o);
+        }
+        self.done.push(m);
+        if cx.policy.is_complete(&self.done) {
+            self.send_banner_once(cx, out)?;
+            out.send_with(&mut |o| msgs::encode_success(o))?;
+            self.state = State::Done;
+            let user = self.user.clone().unwrap_or_default();
+            return Ok(AuthOutcome::Success { user, method: m.name() });
+        }
+        // RFC 4252 §5.1: partial success, more methods needed.
+        self.send_failure(cx, out, true)?;
+        Ok(AuthOutcome::Continue)
+    }
+
+    /// A failed attempt: counted; at `max_auth_tries` the connection ends with code 14
+    /// (RFC 4252 §5.1 leaves the limit to the server; OpenSSH disconnects the same way).
+    fn failure(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+    ) -> Result<AuthOutcome, ServiceError> {
+        self.failures = self.failures.saturating_add(1);
+        if self.failures >= cx.policy.max_auth_tries {
+            return Err(ServiceError::new(
+                DisconnectReason::NoMoreAuthMethodsAvailable,
+                "too many authentication failures",
+            ));
+        }
+        self.send_failure(cx, out, false)?;
+        Ok(AuthOutcome::Continue)
+    }
+
+    fn send_failure(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+        partial: bool,
+    ) -> Result<(), ServiceError> {
+        self.send_banner_once(cx, out)?;
+        let next = cx.policy.next_methods(&self.done, cx.encrypted);
+        let names: Vec<&str> = next.iter().map(|m| m.name()).collect();
+        out.send_with(&mut |o| msgs::encode_failure(o, &names, partial))?;
+        Ok(())
+    }
+
+    fn send_banner_once(
+        &mut self,
+        cx: AuthContext<'_>,
+        out: &mut dyn Outbound,
+    ) -> Result<(), ServiceError> {
+        if self.banner_sent {
+            return Ok(());
+        }
+        self.banner_sent = true;
+        if let Some(b) = &cx.policy.banner {
+            out.send_with(&mut |o| msgs::encode_banner(o, b))?;
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests;

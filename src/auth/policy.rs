@@ -1,0 +1,263 @@
+//! Authentication policy: which methods, in which sequences (OpenSSH `AuthenticationMethods`),
+//! how many tries, the banner, where keys and passwords come from; plus the pattern matching
+//! for the `from=` key option.
+
+use crate::config::users::PasswordDb;
+use std::net::IpAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+/// Default `--max-auth-tries` (OpenSSH's MaxAuthTries).
+pub const DEFAULT_MAX_AUTH_TRIES: u32 = 6;
+/// Longest `--auth-methods` sequence we accept.
+pub const MAX_SEQUENCE_LEN: usize = 4;
+
+/// An authentication method that can succeed ("none" never does here).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum Method {
+    PublicKey,
+    Password,
+    KeyboardInteractive,
+}
+
+impl Method {
+    pub fn name(self) -> &'static str {
+        match self {
+            Method::PublicKey => "publickey",
+            Method::Password => "password",
+            Method::KeyboardInteractive => "keyboard-interactive",
+        }
+    }
+
+    pub fn from_name(s: &str) -> Option<Self> {
+        [Method::PublicKey, Method::Password, Method::KeyboardInteractive]
+            .into_iter()
+            .find(|m| m.name() == s)
+    }
+}
+
+/// Where password hashes come from.
+#[derive(Debug, Clone, Default)]
+pub enum PasswordSource {
+    /// No password file: password and keyboard-interactive are never offered.
+    #[default]
+    None,
+    /// Loaded at startup (or SIGHUP).
+    Db(Arc<PasswordDb>),
+    /// Read on the pool at each check (edits apply without a reload).
+    File(PathBuf),
+}
+
+/// The ssh-userauth side of the server's configuration.
+#[derive(Debug, Clone)]
+pub struct AuthPolicy {
+    /// Accepted method sequences: one of them must be completed in order (`publickey,password`
+    /// means both, that order, with partial success after the first). RFC 4252 §5.1.
+    pub sequences: Vec<Vec<Method>>,
+    /// Failures after which the client is disconnected with code 14.
+    pub max_auth_tries: u32,
+    /// Sent once, as USERAUTH_BANNER before the first FAILURE or SUCCESS (RFC 4252 §5.4).
+    pub banner: Option<String>,
+    /// Accept `ssh-rsa` (SHA-1) signatures in publickey auth. Off by default.
+    pub allow_ssh_rsa_sha1: bool,
+    /// `--authorized-keys PATH` with `%u`; None: publickey is never offered.
+    pub authorized_keys: Option<String>,
+    pub passwords: PasswordSource,
+}
+
+impl Default for AuthPolicy {
+    fn default() -> Self {
+        AuthPolicy {
+            sequences: vec![
+                vec![Method::PublicKey],
+                vec![Method::Password],
+                vec![Method::KeyboardInteractive],
+            ],
+            max_auth_tries: DEFAULT_MAX_AUTH_TRIES,
+            banner: None,
+            allow_ssh_rsa_sha1: false,
+            authorized_keys: None,
+            passwords: PasswordSource::None,
+        }
+    }
+}
+
+/// Parses `--auth-methods`: sequences separated by spaces, methods in one by commas
+/// (`"publickey,password publickey"`), as OpenSSH's AuthenticationMethods.
+pub fn parse_auth_methods(s: &str) -> Result<Vec<Vec<Method>>, String> {
+    let mut out = Vec::new();
+    for seq in s.split_whitespace() {
+        let mut v = Vec::new();
+        for name in seq.split(',') {
+            let m = Method::from_name(name)
+                .ok_or_else(|| format!("unknown authentication method {name:?}"))?;
+            v.push(m);
+        }
+        if v.len() > MAX_SEQUENCE_LEN {
+            return Err(format!("authentication sequence {seq:?} longer than {MAX_SEQUENCE_LEN}"));
+        }
+        out.push(v);
+    }
+    if out.is_empty() {
+        return Err("no authentication method".into());
+    }
+    Ok(out)
+}
+
+impl AuthPolicy {
+    /// Whether a method can work at all with this configuration and transport state. Passwords
+    /// only travel over an encrypted transport (RFC 4252 §8).
+    pub fn usable(&self, m: Method, encrypted: bool) -> bool {
+        match m {
+            Method::PublicKey => self.authorized_keys.is_some(),
+            Method::Password | Method::KeyboardInteractive => {
+                encrypted && !matches!(self.passwords, PasswordSource::None)
+            }
+        }
+    }
+
+    /// Methods that may come next after `done`, in configuration order, without duplicates.
+    pub fn next_methods(&self, done: &[Method], encrypted: bool) -> Vec<Method> {
+        let mut out: Vec<Method> = Vec::new();
+        for seq in &self.sequences {
+            if seq.len() > done.len() && seq.starts_with(done) {
+                if let Some(&m) = seq.get(done.len()) {
+                    if self.usable(m, encrypted) && !out.contains(&m) {
+                        out.push(m);
+                    }
+                }
+            }
+        }
+        out
+    }
+
+    /// True when `done` is a whole sequence.
+    pub fn is_complete(&self, done: &[Method]) -> bool {
+        !done.is_empty() && self.sequences.iter().any(|s| s.as_slice() == done)
+    }
+}
+
+/// `*` and `?` wildcard match (sshd's match_pattern), ASCII case-insensitive as host names are.
+pub fn wildcard_match(pattern: &str, text: &str) -> bool {
+    let p = pattern.as_bytes();
+    let t = text.as_bytes();
+    // Iterative with one backtrack point: linear-ish, no recursion on peer-controlled input.
+    let (mut pi, mut ti) = (0usize, 0usize);
+    let mut star: Option<(usize, usize)> = None;
+    while ti < t.len() {
+        match p.get(pi) {
+            Some(b'*') => {
+                star = Some((pi, ti));
+                pi += 1;
+            }
+            Some(&c) if c == b'?' || t.get(ti).is_some_and(|x| x.eq_ignore_ascii_case(&c)) => {
+                pi += 1;
+                ti += 1;
+            }
+            _ => match star {
+                Some((sp, st)) => {
+                    pi = sp + 1;
+                    ti = st + 1;
+                    star = Some((sp, st + 1));
+                }
+                None => return false,
+            },
+        }
+    }
+    p.get(pi..).is_some_and(|rest| rest.iter().all(|&c| c == b'*'))
+}
+
+/// The `from=` option: the client's address must match a positive pattern and no negated one
+/// (`!pattern`). Patterns are address wildcards (`10.0.*`) or CIDR (`10.0.0.0/8`). Host names
+/// are not resolved (no DNS on a worker), so a name pattern never matches: fail closed.
+pub fn from_allows(patterns: &[String], ip: IpAddr) -> bool {
+    let text = ip.to_string();
+    let mut allowed = false;
+    for pat in patterns {
+        let (negated, pat) = match pat.strip_prefix('!') {
+            Some(p) => (true, p),
+            None => (false, pat.as_str()),
+        };
+        let hit = if pat.contains('/') { cidr_match(pat, ip) } else { wildcard_match(pat, &text) };
+        if hit && negated {
+            return false;
+        }
+        allowed |= hit;
+    }
+    allowed
+}
+
+fn cidr_match(pat: &str, ip: IpAddr) -> bool {
+    let Some((addr, bits)) = pat.split_once('/') else {
+        return false;
+    };
+    let (Ok(net), Ok(bits)) = (addr.parse::<IpAddr>(), bits.parse::<u32>()) else {
+        return false;
+    };
+    let ip = match (net, ip) {
+        (IpAddr::V4(_), IpAddr::V6(v6)) => v6.to_ipv4_mapped().map(IpAddr::V4).unwrap_or(ip),
+        _ => ip,
+    };
+    match (net, ip) {
+        (IpAddr::V4(n), IpAddr::V4(a)) if bits <= 32 => {
+            let mask = u32::MAX.checked_shl(32 - bits).unwrap_or(0);
+            u32::from(n) & mask == u32::from(a) & mask
+        }
+        (IpAddr::V6(n), IpAddr::V6(a)) if bits <= 128 => {
+            let mask = u128::MAX.checked_shl(128 - bits).unwrap_or(0);
+            u128::from(n) & mask == u128::from(a) & mask
+        }
+        _ => false,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn sequences_and_partial_success() {
+        let p = AuthPolicy {
+            sequences: parse_auth_methods("publickey,password keyboard-interactive").unwrap(),
+            authorized_keys: Some("/k/%u".into()),
+            passwords: PasswordSource::File("/p".into()),
+            ..AuthPolicy::default()
+        };
+        assert_eq!(p.next_methods(&[], true), [Method::PublicKey, Method::KeyboardInteractive]);
+        assert_eq!(p.next_methods(&[Method::PublicKey], true), [Method::Password]);
+        assert!(!p.is_complete(&[Method::PublicKey]));
+        assert!(p.is_complete(&[Method::PublicKey, Method::Password]));
+        assert!(p.is_complete(&[Method::KeyboardInteractive]));
+        assert_eq!(p.next_methods(&[], false), [Method::PublicKey], "no passwords in the clear");
+        assert!(parse_auth_methods("publickey,bogus").is_err());
+        assert!(parse_auth_methods("").is_err());
+    }
+
+    #[test]
+    fn wildcards() {
+        assert!(wildcard_match("*", "anything"));
+        assert!(wildcard_match("*.example.com", "db.Example.COM"));
+        assert!(!wildcard_match("*.example.com", "example.com"));
+        assert!(wildcard_match("10.0.?.1", "10.0.5.1"));
+        assert!(!wildcard_match("10.0.?.1", "10.0.55.1"));
+        assert!(wildcard_match("a*b*c", "aXXbYYc"));
+        assert!(!wildcard_match("a*b*c", "aXXbYY"));
+        assert!(!wildcard_match(&"*a".repeat(50), &"a".repeat(49)));
+    }
+
+    #[test]
+    fn from_patterns() {
+        let ip: IpAddr = "10.1.2.3".parse().unwrap();
+        let pats = |s: &[&str]| s.iter().map(|x| x.to_string()).collect::<Vec<_>>();
+        assert!(from_allows(&pats(&["10.0.0.0/8"]), ip));
+        assert!(!from_allows(&pats(&["10.0.0.0/8", "!10.1.2.3"]), ip));
+        assert!(from_allows(&pats(&["10.1.2.*"]), ip));
+        assert!(!from_allows(&pats(&["192.168.0.0/16"]), ip));
+        assert!(!from_allows(&pats(&["host.example.com"]), ip), "names never match: no DNS");
+        assert!(!from_allows(&[], ip));
+        let v6: IpAddr = "::ffff:10.1.2.3".parse().unwrap();
+        assert!(from_allows(&pats(&["10.0.0.0/8"]), v6));
+        assert!(from_allows(&pats(&["0.0.0.0/0"]), ip));
+        assert!(from_allows(&pats(&["2001:db8::/32"]), "2001:db8::1".parse().unwrap()));
+    }
+}

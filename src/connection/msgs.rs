@@ -1,0 +1,201 @@
+//! ssh-connection messages (RFC 4254 §4–§7): parsing of what the client sends, encoders for
+//! what we send. Parsers borrow from the payload; nothing is copied here.
+
+use crate::wire::{msg_no, DecodeError, Reader, Writer};
+
+/// Longest request or channel type name (RFC 4251 §6).
+pub const MAX_NAME_LEN: usize = 64;
+/// Longest host or address string we accept (DNS names are ≤ 253).
+pub const MAX_HOST_LEN: usize = 255;
+
+/// CHANNEL_OPEN failure reason codes (RFC 4254 §5.1).
+pub const OPEN_ADMINISTRATIVELY_PROHIBITED: u32 = 1;
+pub const OPEN_CONNECT_FAILED: u32 = 2;
+pub const OPEN_UNKNOWN_CHANNEL_TYPE: u32 = 3;
+pub const OPEN_RESOURCE_SHORTAGE: u32 = 4;
+
+/// SSH_EXTENDED_DATA_STDERR (RFC 4254 §5.2).
+pub const EXTENDED_DATA_STDERR: u32 = 1;
+
+/// The common head of CHANNEL_OPEN; `rest` holds the type-specific fields.
+#[derive(Debug, Clone)]
+pub struct ChannelOpen<'a> {
+    pub channel_type: &'a [u8],
+    pub sender: u32,
+    pub window: u32,
+    pub max_packet: u32,
+    pub rest: Reader<'a>,
+}
+
+impl<'a> ChannelOpen<'a> {
+    pub fn parse(p: &'a [u8]) -> Result<Self, DecodeError> {
+        let mut r = Reader::new(p);
+        r.u8("message number")?;
+        let channel_type = r.string_max("channel type", MAX_NAME_LEN)?;
+        let sender = r.u32("sender channel")?;
+        let window = r.u32("initial window size")?;
+        let max_packet = r.u32("maximum packet size")?;
+        Ok(ChannelOpen { channel_type, sender, window, max_packet, rest: r })
+    }
+}
+
+/// A host (or address) and a port, borrowed from the message.
+pub type HostPort<'a> = (&'a str, u16);
+
+/// A host:port pair as in direct-tcpip and tcpip-forward; the port must fit 16 bits.
+pub fn host_port<'a>(
+    r: &mut Reader<'a>,
+    field: &'static str,
+) -> Result<(&'a str, u16), DecodeError> {
+    let host = r.string_max(field, MAX_HOST_LEN)?;
+    let host = std::str::from_utf8(host).map_err(|_| DecodeError::Invalid { field })?;
+    let port = r.u32("port")?;
+    let port = u16::try_from(port).map_err(|_| DecodeError::Invalid { field: "port" })?;
+    Ok((host, port))
+}
+
+/// direct-tcpip (RFC 4254 §7.2): host to connect, port, originator address, originator port.
+pub fn parse_direct_tcpip(mut r: Reader<'_>) -> Result<(HostPort<'_>, HostPort<'_>), DecodeError> {
+    let target = host_port(&mut r, "host to connect")?;
+    let origin = host_port(&mut r, "originator address")?;
+    r.finish("direct-tcpip")?;
+    Ok((target, origin))
+}
+
+/// GLOBAL_REQUEST head (RFC 4254 §4).
+pub fn parse_global_request(p: &[u8]) -> Result<(&[u8], bool, Reader<'_>), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let name = r.string_max("request name", MAX_NAME_LEN)?;
+    let want_reply = r.bool("want reply")?;
+    Ok((name, want_reply, r))
+}
+
+/// CHANNEL_REQUEST head (RFC 4254 §5.4).
+pub fn parse_channel_request(p: &[u8]) -> Result<(u32, &[u8], bool, Reader<'_>), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let recipient = r.u32("recipient channel")?;
+    let name = r.string_max("request type", MAX_NAME_LEN)?;
+    let want_reply = r.bool("want reply")?;
+    Ok((recipient, name, want_reply, r))
+}
+
+/// The recipient channel, the first field of every channel message (RFC 4254 §5).
+pub fn recipient(p: &[u8]) -> Result<u32, DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    r.u32("recipient channel")
+}
+
+pub fn encode_open_confirmation(
+    out: &mut Vec<u8>,
+    recipient: u32,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
+) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN_CONFIRMATION)
+        .u32(recipient)
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet);
+}
+
+pub fn encode_open_failure(out: &mut Vec<u8>, recipient: u32, code: u32, text: &str) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN_FAILURE)
+        .u32(recipient)
+        .u32(code)
+        .string(text.as_bytes())
+        .string(b"");
+}
+
+pub fn encode_window_adjust(out: &mut Vec<u8>, recipient: u32, n: u32) {
+    Writer::new(out).u8(msg_no::CHANNEL_WINDOW_ADJUST).u32(recipient).u32(n);
+}
+
+pub fn encode_data(out: &mut Vec<u8>, recipient: u32, data: &[u8]) {
+    Writer::new(out).u8(msg_no::CHANNEL_DATA).u32(recipient).string(data);
+}
+
+pub fn encode_extended_data(out: &mut Vec<u8>, recipient: u32, code: u32, data: &[u8]) {
+    Writer::new(out).u8(msg_no::CHANNEL_EXTENDED_DATA).u32(recipient).u32(code).string(data);
+}
+
+pub fn encode_channel_only(out: &mut Vec<u8>, msg: u8, recipient: u32) {
+    Writer::new(out).u8(msg).u32(recipient);
+}
+
+pub fn encode_exit_status(out: &mut Vec<u8>, recipient: u32, code: u32) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_REQUEST)
+        .u32(recipient)
+        .string(b"exit-status")
+        .bool(false)
+        .u32(code);
+}
+
+pub fn encode_exit_signal(out: &mut Vec<u8>, recipient: u32, name: &str) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_REQUEST)
+        .u32(recipient)
+        .string(b"exit-signal")
+        .bool(false)
+        .string(name.as_bytes())
+        .bool(false)
+        .string(b"")
+        .string(b"");
+}
+
+pub fn encode_request_success(out: &mut Vec<u8>, port: Option<u32>) {
+    let mut w = Writer::new(out);
+    w.u8(msg_no::REQUEST_SUCCESS);
+    if let Some(p) = port {
+        w.u32(p);
+    }
+}
+
+pub fn encode_request_failure(out: &mut Vec<u8>) {
+    out.push(msg_no::REQUEST_FAILURE);
+}
+
+pub fn encode_global_request(out: &mut Vec<u8>, name: &str, want_reply: bool) {
+    Writer::new(out).u8(msg_no::GLOBAL_REQUEST).string(name.as_bytes()).bool(want_reply);
+}
+
+/// CHANNEL_OPEN "forwarded-tcpip" (RFC 4254 §7.2).
+pub fn encode_open_forwarded(
+    out: &mut Vec<u8>,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
+    connected: (&str, u16),
+    originator: (&str, u16),
+) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"forwarded-tcpip")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet)
+        .string(connected.0.as_bytes())
+        .u32(u32::from(connected.1))
+        .string(originator.0.as_bytes())
+        .u32(u32::from(originator.1));
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn direct_tcpip_port_must_fit() {
+        let mut v = Vec::new();
+        Writer::new(&mut v).u8(90).string(b"direct-tcpip").u32(1).u32(10).u32(10);
+        Writer::new(&mut v).string(b"h").u32(70000).string(b"o").u32(1);
+        let o = ChannelOpen::parse(&v).unwrap();
+        assert!(parse_direct_tcpip(o.rest).is_err());
+    }
+}
