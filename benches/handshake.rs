@@ -5,30 +5,20 @@
 
 use criterion::{criterion_group, criterion_main, Criterion};
 use sshfront::algo::host_key::{HostKeyAlg, HostKeyPair, KeyKind};
-use sshfront::algo::kex::gex::GexGroups;
-use sshfront::algo::{cipher, kex, mac, SystemRng};
+use sshfront::algo::{cipher, kex, SystemRng};
 use sshfront::transport::{config as c, Event, Read, Transport, TransportConfig};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
 fn config(kex_name: &str) -> TransportConfig {
     let key = HostKeyPair::generate(KeyKind::Ed25519).expect("keygen").0;
-    TransportConfig {
-        software_version: "sshfront_bench".into(),
-        comment: None,
-        kex: vec![kex::by_name(kex_name).expect("kex")],
-        host_key_algs: vec![HostKeyAlg::Ed25519],
-        ciphers: vec![cipher::by_name("aes128-gcm@openssh.com").expect("cipher")],
-        macs: mac::ALL.to_vec(),
-        compression: vec![c::COMPRESSION_NONE],
-        host_keys: vec![Arc::new(key)],
-        gex_groups: Arc::new(GexGroups::builtin()),
-        rekey_bytes: None,
-        rekey_interval: None,
-        kex_timeout: c::DEFAULT_KEX_TIMEOUT,
-        max_held_bytes: c::DEFAULT_MAX_HELD_BYTES,
-        accept_1_99: true,
-    }
+    let mut c = TransportConfig::all_algorithms("sshfront_bench");
+    c.kex = vec![kex::by_name(kex_name).expect("kex")];
+    c.host_key_algs = vec![HostKeyAlg::Ed25519];
+    c.ciphers = vec![cipher::by_name("aes128-gcm@openssh.com").expect("cipher")];
+    c.compression = vec![c::COMPRESSION_NONE];
+    c.host_keys = vec![Arc::new(key)];
+    c
 }
 
 /// Pumps until both sides are established and the service is accepted; returns the time spent

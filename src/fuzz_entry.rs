@@ -66,28 +66,11 @@ pub fn server_transport(config: &Arc<TransportConfig>, data: &[u8], now: Instant
 
 /// A server config with every algorithm and one Ed25519 host key, for fuzzing.
 pub fn fuzz_config() -> TransportConfig {
-    use crate::algo::host_key::{HostKeyAlg, HostKeyPair, KeyKind};
-    use crate::algo::kex::gex::GexGroups;
-    use crate::algo::{cipher, kex, mac};
-    use crate::transport::config as c;
-    let host_keys =
+    use crate::algo::host_key::{HostKeyPair, KeyKind};
+    let mut c = TransportConfig::all_algorithms("sshfront_fuzz");
+    c.host_keys =
         HostKeyPair::generate(KeyKind::Ed25519).map(|(k, _)| vec![Arc::new(k)]).unwrap_or_default();
-    TransportConfig {
-        software_version: "sshfront_fuzz".into(),
-        comment: None,
-        kex: kex::ALL.to_vec(),
-        host_key_algs: HostKeyAlg::ALL.to_vec(),
-        ciphers: cipher::ALL.to_vec(),
-        macs: mac::ALL.to_vec(),
-        compression: vec![c::COMPRESSION_NONE, c::COMPRESSION_ZLIB_OPENSSH, c::COMPRESSION_ZLIB],
-        host_keys,
-        gex_groups: Arc::new(GexGroups::builtin()),
-        rekey_bytes: None,
-        rekey_interval: None,
-        kex_timeout: c::DEFAULT_KEX_TIMEOUT,
-        max_held_bytes: c::DEFAULT_MAX_HELD_BYTES,
-        accept_1_99: true,
-    }
+    c
 }
 
 #[cfg(test)]

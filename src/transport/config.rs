@@ -53,3 +53,29 @@ pub struct TransportConfig {
     /// Accept `SSH-1.99-` as 2.0 (RFC 4253 §5.1). Other versions are always refused.
     pub accept_1_99: bool,
 }
+
+impl TransportConfig {
+    /// Every algorithm we implement (the off-by-default ones too), in default order, no host
+    /// keys, built-in GEX groups, default limits: the client role's usual config, and the base
+    /// that tests, fuzzing and benchmarks narrow down.
+    pub fn all_algorithms(software_version: &str) -> Self {
+        use crate::algo::kex::gex::GexGroups;
+        use crate::algo::{cipher, kex, mac};
+        TransportConfig {
+            software_version: software_version.to_string(),
+            comment: None,
+            kex: kex::ALL.to_vec(),
+            host_key_algs: HostKeyAlg::ALL.to_vec(),
+            ciphers: cipher::ALL.to_vec(),
+            macs: mac::ALL.to_vec(),
+            compression: vec![COMPRESSION_NONE, COMPRESSION_ZLIB_OPENSSH, COMPRESSION_ZLIB],
+            host_keys: Vec::new(),
+            gex_groups: Arc::new(GexGroups::builtin()),
+            rekey_bytes: None,
+            rekey_interval: None,
+            kex_timeout: DEFAULT_KEX_TIMEOUT,
+            max_held_bytes: DEFAULT_MAX_HELD_BYTES,
+            accept_1_99: true,
+        }
+    }
+}

@@ -33,26 +33,11 @@ fn gex_groups() -> Arc<GexGroups> {
 
 /// Everything we implement enabled, in default order.
 pub(crate) fn full_config() -> TransportConfig {
-    TransportConfig {
-        software_version: "sshfront_test".into(),
-        comment: None,
-        kex: kexalg::ALL.to_vec(),
-        host_key_algs: HostKeyAlg::ALL.to_vec(),
-        ciphers: cipher::ALL.to_vec(),
-        macs: mac::ALL.to_vec(),
-        compression: vec![
-            config::COMPRESSION_NONE,
-            config::COMPRESSION_ZLIB_OPENSSH,
-            config::COMPRESSION_ZLIB,
-        ],
-        host_keys: host_keys().clone(),
-        gex_groups: gex_groups(),
-        rekey_bytes: None,
-        rekey_interval: None,
-        kex_timeout: config::DEFAULT_KEX_TIMEOUT,
-        max_held_bytes: 64 * 1024,
-        accept_1_99: true,
-    }
+    let mut c = TransportConfig::all_algorithms("sshfront_test");
+    c.host_keys = host_keys().clone();
+    c.gex_groups = gex_groups();
+    c.max_held_bytes = 64 * 1024;
+    c
 }
 
 /// A config offering exactly one algorithm per family.

@@ -1,11 +1,9 @@
 //! A blocking test client on sshfront's own client core: one TCP connection, jobs run inline.
 //! Good for a few hundred concurrent connections on threads; the bench harness is the mio one.
 
-use sshfront::algo::host_key::HostKeyAlg;
-use sshfront::algo::kex::gex::GexGroups;
-use sshfront::algo::{cipher, kex, mac, SystemRng};
+use sshfront::algo::SystemRng;
 use sshfront::client::ClientConnection;
-use sshfront::transport::{config as c, Event, TransportConfig};
+use sshfront::transport::{Event, TransportConfig};
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
@@ -13,22 +11,7 @@ use std::time::{Duration, Instant};
 
 /// Every algorithm we implement, default order (all kex methods, off-by-default ones too).
 pub fn client_config() -> TransportConfig {
-    TransportConfig {
-        software_version: "sshfront_testclient".into(),
-        comment: None,
-        kex: kex::ALL.to_vec(),
-        host_key_algs: HostKeyAlg::ALL.to_vec(),
-        ciphers: cipher::ALL.to_vec(),
-        macs: mac::ALL.to_vec(),
-        compression: vec![c::COMPRESSION_NONE, c::COMPRESSION_ZLIB_OPENSSH, c::COMPRESSION_ZLIB],
-        host_keys: Vec::new(),
-        gex_groups: Arc::new(GexGroups::builtin()),
-        rekey_bytes: None,
-        rekey_interval: None,
-        kex_timeout: c::DEFAULT_KEX_TIMEOUT,
-        max_held_bytes: c::DEFAULT_MAX_HELD_BYTES,
-        accept_1_99: true,
-    }
+    TransportConfig::all_algorithms("sshfront_testclient")
 }
 
 /// How a client connection ended up.
