@@ -128,6 +128,35 @@ pub struct Args {
     /// port 0).
     #[arg(long, value_name = "FILE")]
     pub port_file: Option<PathBuf>,
+
+    // Running as a load-balanced fleet (issue 6); validated in config::fleet.
+    /// Every listener expects a PROXY protocol v1 or v2 header (HAProxy send-proxy[-v2], nginx
+    /// proxy_protocol) before the SSH stream, and uses the client address it names.
+    #[arg(long)]
+    pub proxy_protocol: bool,
+
+    /// Address block allowed to send the PROXY header, e.g. 10.0.0.0/8 or 127.0.0.1
+    /// (repeatable; required with --proxy-protocol). Other peers are closed at once.
+    #[arg(long = "proxy-from", value_name = "CIDR")]
+    pub proxy_from: Vec<String>,
+
+    /// Seconds to wait for the PROXY header before closing the connection.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = crate::config::fleet::DEFAULT_PROXY_TIMEOUT, value_parser = parse_positive_u64)]
+    pub proxy_timeout: u64,
+
+    /// Set SO_REUSEPORT on the listeners, so several sshfront processes can share one port
+    /// (the kernel spreads connections over them).
+    #[arg(long)]
+    pub reuse_port: bool,
+
+    /// Serve Prometheus metrics (/metrics), /healthz and /readyz over HTTP on ADDR.
+    #[arg(long, value_name = "ADDR")]
+    pub metrics_listen: Option<SocketAddr>,
+
+    /// Seconds between SIGTERM (when /readyz turns 503) and closing the listeners, so a load
+    /// balancer's health check stops sending new clients before they would be refused.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 0)]
+    pub drain_delay: u64,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {

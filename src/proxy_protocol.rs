@@ -224,12 +224,12 @@ mod tests {
         input = b"PROXY TCP6 2001:db8::7 2001:db8::1 4000 22\r\n".to_vec();
         assert_eq!(
             parse_header(&input),
-            Parsed::Header { len: input.len(), source: Some("[2001:db8::7]:4000".parse().unwrap()) }
+            Parsed::Header {
+                len: input.len(),
+                source: Some("[2001:db8::7]:4000".parse().unwrap())
+            }
         );
-        assert_eq!(
-            parse_header(b"PROXY UNKNOWN\r\n"),
-            Parsed::Header { len: 15, source: None }
-        );
+        assert_eq!(parse_header(b"PROXY UNKNOWN\r\n"), Parsed::Header { len: 15, source: None });
         // UNKNOWN may carry anything up to the CRLF (spec §2.1).
         let junk = b"PROXY UNKNOWN ffff::1 ffff::2 1 2\r\nSSH";
         assert_eq!(parse_header(junk), Parsed::Header { len: 35, source: None });
@@ -376,8 +376,16 @@ mod tests {
     #[test]
     fn cidr_errors() {
         for bad in [
-            "", "10.0.0.0/33", "::/129", "10.0.0.1/8", "10.0.0.0/", "10.0.0.0/-1", "10.0.0.0/+8",
-            "host/8", "1.2.3/8", "2001:db8::1/32",
+            "",
+            "10.0.0.0/33",
+            "::/129",
+            "10.0.0.1/8",
+            "10.0.0.0/",
+            "10.0.0.0/-1",
+            "10.0.0.0/+8",
+            "host/8",
+            "1.2.3/8",
+            "2001:db8::1/32",
         ] {
             assert!(Cidr::parse(bad).is_err(), "{bad:?} accepted");
         }

@@ -6,6 +6,7 @@
 //! touching the file system.
 
 pub mod algorithms;
+pub mod fleet;
 pub mod host_keys;
 pub mod users;
 
@@ -69,6 +70,8 @@ pub struct RuntimeSettings {
     pub max_buffer_memory: usize,
     pub port_file: Option<PathBuf>,
     pub log_level: LogLevel,
+    /// PROXY protocol, SO_REUSEPORT, metrics endpoint, drain delay (issue 6).
+    pub fleet: fleet::FleetSettings,
 }
 
 /// Everything the process needs.
@@ -142,6 +145,7 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
         max_buffer_memory,
         port_file: args.port_file.clone(),
         log_level: args.log_level,
+        fleet: fleet::settings(args)?,
     })
 }
 

@@ -6,6 +6,8 @@
 //! latencies are in microseconds.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod prometheus;
+
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
@@ -54,6 +56,19 @@ pub struct Metrics {
     pub resource_closed: u64,
     /// Disconnects by reason code.
     pub disconnects: BTreeMap<u32, u64>,
+    /// Accept → authentication succeeded (the whole login, as a client sees it).
+    pub auth: Histogram<u64>,
+    /// First key exchanges completed, by method.
+    pub handshakes_ok: BTreeMap<&'static str, u64>,
+    /// Connections closed before their first key exchange completed (the runtime learns the
+    /// method only on success, so failures are not split by method).
+    pub handshakes_failed: u64,
+    /// Successful authentications by method (failures have no event from the core yet).
+    pub auth_ok: BTreeMap<&'static str, u64>,
+    /// Closed connections that had completed their first key exchange / authenticated: with
+    /// the totals above they give the gauges by state, without any shared counter.
+    pub closed_after_kex: u64,
+    pub closed_authenticated: u64,
 }
 
 impl Default for Metrics {
@@ -72,6 +87,12 @@ impl Default for Metrics {
             crypto_refused: 0,
             resource_closed: 0,
             disconnects: BTreeMap::new(),
+            auth: new_histogram(),
+            handshakes_ok: BTreeMap::new(),
+            handshakes_failed: 0,
+            auth_ok: BTreeMap::new(),
+            closed_after_kex: 0,
+            closed_authenticated: 0,
         }
     }
 }
@@ -83,8 +104,54 @@ impl Metrics {
         record(self.crypto_compute.entry(label).or_insert_with(new_histogram), compute);
     }
 
+    /// A connection's first key exchange completed with `kex`.
+    pub fn record_kex_done(&mut self, kex: &'static str) {
+        *self.handshakes_ok.entry(kex).or_insert(0) += 1;
+    }
+
+    /// A connection authenticated with `method`, `since_accept` after it was accepted.
+    pub fn record_auth(&mut self, method: &'static str, since_accept: Duration) {
+        *self.auth_ok.entry(method).or_insert(0) += 1;
+        record(&mut self.auth, since_accept);
+    }
+
+    /// A connection went away; what it had reached decides which state gauge it leaves.
+    pub fn record_close(&mut self, kex_done: bool, authenticated: bool) {
+        if kex_done {
+            self.closed_after_kex += 1;
+        } else {
+            self.handshakes_failed += 1;
+        }
+        if authenticated {
+            self.closed_authenticated += 1;
+        }
+    }
+
+    /// Open connections: (all, before the first key exchange completed, key exchange done but
+    /// not authenticated, authenticated). Saturating: snapshots of different workers are taken
+    /// at slightly different moments.
+    pub fn open_by_state(&self) -> (u64, u64, u64, u64) {
+        let open = self.accepted.saturating_sub(self.closed);
+        let kexed: u64 = self.handshakes_ok.values().sum();
+        let authed: u64 = self.auth_ok.values().sum();
+        let after_kex = kexed.saturating_sub(self.closed_after_kex).min(open);
+        let authenticated = authed.saturating_sub(self.closed_authenticated).min(after_kex);
+        (open, open - after_kex, after_kex - authenticated, authenticated)
+    }
+
     /// Adds `other` into `self` (counters summed, histograms merged).
     pub fn merge(&mut self, other: &Metrics) {
+        add(&mut self.auth, &other.auth);
+        for (map, theirs) in
+            [(&mut self.handshakes_ok, &other.handshakes_ok), (&mut self.auth_ok, &other.auth_ok)]
+        {
+            for (name, n) in theirs {
+                *map.entry(name).or_insert(0) += n;
+            }
+        }
+        self.handshakes_failed += other.handshakes_failed;
+        self.closed_after_kex += other.closed_after_kex;
+        self.closed_authenticated += other.closed_authenticated;
         add(&mut self.accept_to_banner, &other.accept_to_banner);
         add(&mut self.handshake, &other.handshake);
         add(&mut self.batch, &other.batch);

@@ -59,6 +59,8 @@ pub struct Acceptor {
     pub max_connections: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
+    /// PROXY header gate, readiness and metrics publication, drain delay (issue 6).
+    pub fleet: super::fleet::Fleet,
 }
 
 struct State {
@@ -105,6 +107,12 @@ impl Acceptor {
                     accept = true;
                 } else if self.signals.owns(ev.token()) {
                     signalled = true;
+                } else if self.fleet.owns(ev.token()) {
+                    if let Some((s, peer, at)) =
+                        self.fleet.readable(self.poll.registry(), ev.token())
+                    {
+                        self.dispatch(&mut st, s, peer, at);
+                    }
                 }
             }
             if signalled {
@@ -112,7 +120,15 @@ impl Acceptor {
                     self.on_signal(sig, &mut st, now);
                 }
             }
-            self.drain_reports(&mut st);
+            if self.fleet.drain_due(now) {
+                self.start_drain(&mut st, now);
+            }
+            if self.drain_reports(&mut st) {
+                self.fleet.publish(&st.latest);
+            }
+            if self.fleet.tick(self.poll.registry(), now) && !st.draining {
+                self.request_stats(false);
+            }
 
             if st.draining {
                 if st.exited.iter().all(|&e| e)
@@ -163,6 +179,9 @@ impl Acceptor {
         if let Some(n) = st.next_stats {
             at_most(n.saturating_duration_since(now));
         }
+        if let Some(n) = self.fleet.next_deadline() {
+            at_most(n.saturating_duration_since(now));
+        }
         t
     }
 
@@ -184,7 +203,12 @@ impl Acceptor {
                 match listener.accept() {
                     Ok((stream, peer)) => {
                         let _ = stream.set_nodelay(true);
-                        self.dispatch(st, stream, peer, now);
+                        // With --proxy-protocol the client address comes from the header.
+                        if let Some((s, peer, at)) =
+                            self.fleet.admit(self.poll.registry(), stream, peer, now)
+                        {
+                            self.dispatch(st, s, peer, at);
+                        }
                     }
                     Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
                     Err(e)
@@ -251,6 +275,7 @@ impl Acceptor {
             }
         }
         st.listening = on;
+        self.fleet.listening_changed(on);
         if on {
             st.resume_at = None;
             log::info!("accepting again");
@@ -259,26 +284,15 @@ impl Acceptor {
 
     fn on_signal(&mut self, sig: Sig, st: &mut State, now: Instant) {
         match sig {
-            Sig::Term | Sig::Int if st.draining => {
+            Sig::Term | Sig::Int if st.draining || self.fleet.drain_pending() => {
                 log::warn!("second {sig:?} signal: exiting now");
                 std::process::exit(1);
             }
             Sig::Term | Sig::Int => {
-                log::info!(
-                    "{sig:?}: stop accepting, closing unauthenticated connections, draining the rest for up to {:?}",
-                    self.drain_timeout
-                );
-                self.set_listening(st, false);
-                self.listeners.clear(); // close the sockets: new clients get refused, not queued
-                st.draining = true;
-                let deadline = now + self.drain_timeout;
-                for w in &self.workers {
-                    if w.tx.try_send(Control::Drain { deadline }).is_err() {
-                        log::warn!(
-                            "a worker's queue is full; it will stop when its channel closes"
-                        );
-                    }
-                    let _ = w.waker.wake();
+                if self.fleet.begin_drain(now) {
+                    log::info!("{sig:?}: /readyz now 503; still accepting for --drain-delay");
+                } else {
+                    self.start_drain(st, now);
                 }
             }
             Sig::Hup => match Config::from_args(&self.args) {
@@ -300,6 +314,25 @@ impl Acceptor {
         }
     }
 
+    /// Stops accepting and tells the workers to drain (SIGTERM, after any --drain-delay).
+    fn start_drain(&mut self, st: &mut State, now: Instant) {
+        log::info!(
+            "stop accepting, closing unauthenticated connections, draining the rest for up to {:?}",
+            self.drain_timeout
+        );
+        self.fleet.stop(self.poll.registry());
+        self.set_listening(st, false);
+        self.listeners.clear(); // close the sockets: new clients get refused, not queued
+        st.draining = true;
+        let deadline = now + self.drain_timeout;
+        for w in &self.workers {
+            if w.tx.try_send(Control::Drain { deadline }).is_err() {
+                log::warn!("a worker's queue is full; it will stop when its channel closes");
+            }
+            let _ = w.waker.wake();
+        }
+    }
+
     /// Asks every worker for a snapshot; returns how many were asked.
     fn request_stats(&self, full: bool) -> usize {
         let mut asked = 0;
@@ -312,8 +345,11 @@ impl Acceptor {
         asked
     }
 
-    fn drain_reports(&mut self, st: &mut State) {
+    /// Takes every queued report; true if there was any.
+    fn drain_reports(&mut self, st: &mut State) -> bool {
+        let mut any = false;
         while let Ok(r) = self.reports.try_recv() {
+            any = true;
             match r {
                 Report::Stats { worker, metrics, full } => {
                     if let Some(slot) = st.latest.get_mut(worker) {
@@ -342,6 +378,7 @@ impl Acceptor {
                 }
             }
         }
+        any
     }
 }
 
@@ -404,6 +441,7 @@ mod tests {
             max_connections: 7,
             stats_interval: None,
             drain_timeout: Duration::from_secs(1),
+            fleet: crate::runtime::fleet::Fleet::disabled(),
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

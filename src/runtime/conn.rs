@@ -68,6 +68,8 @@ pub struct Conn<C = ServerConnection> {
     pub stall_since: Option<Instant>,
     /// Why it ended, for the close log line: (code, reason, by_peer).
     pub close_reason: Option<(u32, String, bool)>,
+    /// The first key exchange completed (for the metrics' connections-by-state gauges).
+    pub kex_done: bool,
 }
 
 impl<C> Conn<C> {
@@ -100,6 +102,7 @@ impl<C> Conn<C> {
             first_byte_at: None,
             stall_since: None,
             close_reason: None,
+            kex_done: false,
         }
     }
 

@@ -10,7 +10,10 @@ pub mod buffers;
 pub mod conn;
 pub mod core;
 pub mod crypto_pool;
+pub mod fleet;
 pub mod log;
+pub mod metrics_http;
+pub mod proxy;
 pub mod signals;
 pub mod timers;
 pub mod worker;
@@ -18,7 +21,6 @@ pub mod worker;
 use crate::cli::Args;
 use crate::config::Config;
 use crossbeam_channel::bounded;
-use mio::net::TcpListener;
 use mio::{Interest, Poll, Token, Waker};
 use std::io;
 use std::net::SocketAddr;
@@ -37,7 +39,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     let mut listeners = Vec::with_capacity(settings.listen.len());
     let mut bound: Vec<SocketAddr> = Vec::new();
     for (i, addr) in settings.listen.iter().enumerate() {
-        let mut l = TcpListener::bind(*addr)
+        let mut l = fleet::bind(*addr, settings.fleet.reuse_port)
             .map_err(|e| io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
         acceptor_poll.registry().register(&mut l, Token(i), Interest::READABLE)?;
         let local = l.local_addr()?;
@@ -85,6 +87,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
             .spawn(move || worker::run(parts))?;
         workers.push(acceptor::WorkerHandle { tx, waker, load, thread: Some(thread) });
     }
+    let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone())?;
     ::log::info!(
         "sshfront {} started: {} workers, {} crypto threads",
         env!("CARGO_PKG_VERSION"),
@@ -102,6 +105,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         max_connections: settings.max_connections,
         stats_interval: settings.stats_interval,
         drain_timeout: settings.drain_timeout,
+        fleet,
     }
     .run()
 }

@@ -558,6 +558,8 @@ impl State {
             Event::Job(job) => self.submit(conn, key, job, now),
             Event::KexDone(s) => {
                 if s.first {
+                    conn.kex_done = true;
+                    self.metrics.record_kex_done(s.kex);
                     if let Some(t) = conn.first_byte_at {
                         record(&mut self.metrics.handshake, now.saturating_duration_since(t));
                     }
@@ -582,6 +584,7 @@ impl State {
                 log::debug!("[w{id}#{key}] {} service accepted: {name}", conn.peer)
             }
             Event::Authenticated { user, method } => {
+                self.metrics.record_auth(method, now.saturating_duration_since(conn.accepted_at));
                 log::info!(
                     "[w{id}#{key}] {} authenticated user={user:?} method={method}",
                     conn.peer
@@ -765,6 +768,7 @@ impl State {
         }
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
+        self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());
         let (code, reason, by_peer) = conn.close_reason.take().unwrap_or((
             DisconnectReason::ConnectionLost.code(),
             "connection lost".into(),
