@@ -5,7 +5,8 @@
 #   scripts/test.sh
 #
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
-# (apt) and a Python venv at .venv-test with paramiko (pip), used by the real-client tests.
+# (apt), HAProxy (apt) and a Python venv at .venv-test with paramiko (pip), used by the
+# real-client and fleet tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -16,6 +17,15 @@ if ! command -v ssh >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-client >/dev/null
+fi
+
+# The fleet test (tests/fleet.rs) puts HAProxy in front of two instances; it runs its own
+# haproxy on loopback, never the system service.
+if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
+    log "installing haproxy"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null
 fi
 
 VENV=.venv-test
