@@ -94,7 +94,7 @@ impl Haproxy {
         let mut cfg = format!(
             "global\n  maxconn 1000\n\
              defaults\n  mode tcp\n  timeout connect 2s\n  timeout client 60s\n  \
-             timeout server 60s\n  timeout check 1s\n  retries 3\n  option redispatch 1\n\
+             timeout server 60s\n  timeout check 2s\n  retries 3\n  option redispatch 1\n\
              frontend ssh\n  bind {front}\n  default_backend fleet\n\
              backend fleet\n  balance roundrobin\n  option httpchk GET /readyz\n"
         );
