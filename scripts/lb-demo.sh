@@ -3,7 +3,8 @@
 # mode, send-proxy-v2, health checks on /readyz) in front of two sshfront instances that share
 # one set of host keys.
 #
-#   scripts/lb-demo.sh            # builds, starts everything, waits; Ctrl-C stops it all
+#   scripts/lb-demo.sh            # builds, starts everything, waits; Ctrl-C (or SIGTERM to
+#                                 # the script) stops it all
 #
 # Everything listens on 127.0.0.1 only and lives in a temp dir. HAProxy runs as our child
 # (`haproxy -f CFG -db`), never the system service; on exit every process we started is
@@ -75,7 +76,8 @@ start_instance b "$B_SSH" "$B_METRICS"
 
 cat >"$DIR/haproxy.cfg" <<EOF
 global
-    maxconn 10000
+    # Each connection takes two descriptors; keep within a common 8k-20k open-files limit.
+    maxconn 4000
 
 defaults
     mode tcp
@@ -132,4 +134,5 @@ Ctrl-C stops everything.
 EOF
 # Runs until Ctrl-C (an instance may be drained and exit meanwhile; HAProxy keeps going).
 wait "$HAPROXY_PID" || true
-log "haproxy exited; stopping the rest"
+log "haproxy exited; its log:"
+cat "$DIR/haproxy.log" >&2

@@ -406,7 +406,8 @@ fn reuse_port_lets_two_instances_share_one_port() {
 /// The issue's full scenario with OpenSSH: `ssh -W` through HAProxy round-trips data, and a
 /// transfer running while its instance drains finishes byte-exact. Needs user authentication
 /// and direct-tcpip in the runtime (issue 4's wiring, landing from another branch); the flags
-/// below (`--authorized-keys`) follow src/config/users.rs and may need adjusting then.
+/// below (`--authorized-keys`, `--permit-open`) are the expected names and may need adjusting
+/// then.
 #[test]
 #[ignore = "needs auth wiring (issue 4): login + direct-tcpip in the runtime"]
 fn openssh_w_through_haproxy_finishes_a_transfer_during_drain() {
@@ -422,14 +423,24 @@ fn openssh_w_through_haproxy_finishes_a_transfer_during_drain() {
     let ak = home.path().join("authorized_keys");
     std::fs::copy(id.with_extension("pub"), &ak).unwrap();
     let ak_s = ak.display().to_string();
-    let extra = ["--drain-delay", "2", "--drain-timeout", "30", "--authorized-keys", &ak_s];
+    // An echo backend on loopback for -W.
+    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
+    let echo_addr = echo.local_addr().unwrap();
+    let permit = echo_addr.to_string();
+    let extra = [
+        "--drain-delay",
+        "2",
+        "--drain-timeout",
+        "30",
+        "--authorized-keys",
+        &ak_s,
+        "--permit-open",
+        &permit,
+    ];
     let a = Instance::start(&keys, &extra);
     let b = Instance::start(&keys, &extra);
     let lb = Haproxy::start(&[&a, &b]);
 
-    // An echo backend on loopback for -W.
-    let echo = TcpListener::bind("127.0.0.1:0").unwrap();
-    let echo_addr = echo.local_addr().unwrap();
     std::thread::spawn(move || {
         for s in echo.incoming().flatten() {
             std::thread::spawn(move || {

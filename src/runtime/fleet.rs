@@ -26,9 +26,6 @@ pub fn bind(addr: SocketAddr, reuse_port: bool) -> io::Result<TcpListener> {
     let socket = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
     socket.set_reuse_address(true)?;
     socket.set_reuse_port(true)?;
-    if addr.is_ipv6() {
-        socket.set_only_v6(true)?;
-    }
     socket.set_nonblocking(true)?;
     socket.bind(&addr.into())?;
     socket.listen(BACKLOG)?;
@@ -162,5 +159,53 @@ impl Fleet {
             let proxy = self.proxy.as_ref().map(|g| g.counts.labelled()).unwrap_or_default();
             h.publish(super::acceptor::merged(latest), proxy);
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn with_health(delay: Duration) -> (Fleet, Arc<Health>) {
+        let h = Health::new(JobBudget::new(1));
+        let f = Fleet {
+            proxy: None,
+            health: Some(h.clone()),
+            drain_delay: delay,
+            drain_at: None,
+            next_refresh: None,
+        };
+        (f, h)
+    }
+
+    #[test]
+    fn sigterm_turns_readiness_off_and_the_delay_holds_the_drain() {
+        let t0 = Instant::now();
+        let (mut f, h) = with_health(Duration::from_secs(2));
+        f.listening_changed(false); // paused at --max-connections: not ready
+        assert!(!h.is_ready());
+        f.listening_changed(true);
+        assert!(h.is_ready());
+        assert!(f.begin_drain(t0), "a delay: keep accepting for now");
+        assert!(!h.is_ready() && f.drain_pending());
+        f.listening_changed(true); // resuming after a pause must not make it ready again
+        assert!(!h.is_ready());
+        assert!(!f.drain_due(t0 + Duration::from_secs(1)));
+        assert!(f.drain_due(t0 + Duration::from_secs(2)));
+        assert_eq!(f.next_deadline(), Some(t0 + Duration::from_secs(2)));
+        assert!(!f.begin_drain(t0), "a second call starts nothing new");
+
+        let (mut f, h) = with_health(Duration::ZERO);
+        assert!(!f.begin_drain(t0), "no delay: drain at once");
+        assert!(!h.is_ready());
+    }
+
+    #[test]
+    fn reuse_port_binds_twice() {
+        let a = bind("127.0.0.1:0".parse().unwrap(), true).unwrap();
+        let addr = a.local_addr().unwrap();
+        let b = bind(addr, true).unwrap();
+        assert_eq!(b.local_addr().unwrap(), addr);
+        assert!(bind(addr, false).is_err(), "without SO_REUSEPORT the port is taken");
     }
 }
