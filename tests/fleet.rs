@@ -500,3 +500,44 @@ fn ssh_w(id: &Path, front: SocketAddr, target: SocketAddr, payload: Vec<u8>) -> 
     let _ = child.wait();
     out
 }
+
+#[test]
+fn fleet_flags_are_in_help_and_bad_values_name_the_flag() {
+    let help = String::from_utf8_lossy(&common::run(&["--help"]).stdout).to_string();
+    for flag in [
+        "--proxy-protocol",
+        "--proxy-from",
+        "--proxy-timeout",
+        "--reuse-port",
+        "--metrics-listen",
+        "--drain-delay",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    let dir = TempDir::new("fleet-cli");
+    let data = dir.path().join("data");
+    let data = data.to_str().unwrap();
+    for (args, flag) in [
+        (&["--proxy-protocol"][..], "--proxy-from"),
+        (&["--proxy-from", "10.0.0.0/8"][..], "--proxy-from"),
+        (&["--proxy-protocol", "--proxy-from", "10.0.0.0/33"][..], "--proxy-from"),
+        (&["--proxy-timeout", "0"][..], "--proxy-timeout"),
+        (&["--metrics-listen", "nowhere"][..], "--metrics-listen"),
+        (&["--drain-delay", "soon"][..], "--drain-delay"),
+    ] {
+        let mut v = args.to_vec();
+        v.extend(["--data-dir", data]);
+        let out = common::run(&v);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {err}");
+        assert_eq!(err.trim().lines().count(), 1, "{args:?}: {err}");
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+    // The metrics address in use: startup fails naming the flag (exit 1, a runtime error).
+    let taken = TcpListener::bind("127.0.0.1:0").unwrap();
+    let addr = taken.local_addr().unwrap().to_string();
+    let out =
+        common::run(&["--listen", "127.0.0.1:0", "--data-dir", data, "--metrics-listen", &addr]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(String::from_utf8_lossy(&out.stderr).contains("--metrics-listen"));
+}
