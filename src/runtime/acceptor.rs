@@ -292,6 +292,7 @@ impl Acceptor {
                 if self.fleet.begin_drain(now) {
                     log::info!("{sig:?}: /readyz now 503; still accepting for --drain-delay");
                 } else {
+                    log::info!("{sig:?}: draining");
                     self.start_drain(st, now);
                 }
             }
