@@ -267,33 +267,49 @@ fn through_haproxy_the_real_client_address_metrics_and_a_clean_drain() {
         }
     }
 
-    // (c) SIGTERM to A while connections are open on both: A's /readyz turns 503, new
-    // connections all succeed, on B once HAProxy has seen it; A exits 0.
+    // (c) SIGTERM to A while connections are open on both and new ones keep arriving: A's
+    // /readyz turns 503, every connection succeeds, those after HAProxy's next check (200 ms,
+    // fall 1) all on B; A exits 0.
+    let front = lb.front;
+    let (tx, rx) = std::sync::mpsc::channel::<Instant>();
+    let traffic = std::thread::spawn(move || {
+        let t_term = rx.recv().unwrap();
+        let mut results = Vec::new();
+        loop {
+            let now = Instant::now();
+            // Also before the signal: the loop starts a little ahead of it.
+            let started = now.checked_duration_since(t_term);
+            if started.is_some_and(|d| d > Duration::from_secs(4)) {
+                break;
+            }
+            let (out, local, _c) = handshake(front);
+            results.push((started, out, local));
+        }
+        results
+    });
+    let t_term = Instant::now() + Duration::from_millis(300);
+    tx.send(t_term).unwrap();
+    std::thread::sleep(t_term.saturating_duration_since(Instant::now()));
     a.server.signal(libc::SIGTERM);
-    let t_term = Instant::now();
     wait_for(Duration::from_secs(2), || (http_get(a.metrics, "/readyz")?.0 == 503).then_some(()))
         .expect("A's /readyz did not turn 503 after SIGTERM");
     assert_eq!(http_get(a.metrics, "/healthz").map(|r| r.0), Some(200), "alive while draining");
     assert_eq!(http_get(b.metrics, "/readyz").map(|r| r.0), Some(200));
 
-    let mut results = Vec::new();
-    while t_term.elapsed() < Duration::from_secs(4) {
-        let started = t_term.elapsed();
-        let (out, local, _c) = handshake(lb.front);
-        results.push((started, out, local));
-    }
+    let results = traffic.join().unwrap();
     let failed: Vec<_> = results.iter().filter(|r| r.1 != Outcome::ServiceAccepted).collect();
     assert!(failed.is_empty(), "failed during the drain: {failed:?}\nhaproxy:\n{}", lb.log());
-    // After HAProxy's check (200 ms, fall 1) A gets nothing new.
     for (started, _, local) in &results {
-        if *started > Duration::from_millis(800) {
+        if started.is_some_and(|d| d > Duration::from_millis(800)) {
             let local = local.unwrap();
             assert!(
                 wait_for(Duration::from_secs(3), || b.served(local).then_some(())).is_some(),
-                "{local} (at {started:?}) not served by B"
+                "{local} (at {started:?} after SIGTERM) not served by B"
             );
         }
     }
+    let before = results.iter().filter(|r| r.0.is_none()).count();
+    assert!(before >= 1, "no connection was in progress when SIGTERM came");
     assert!(results.len() >= 5, "only {} connections in 4 s", results.len());
 
     // A drains: its unauthenticated connections get DISCONNECT 11 when the listeners close
