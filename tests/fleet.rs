@@ -246,6 +246,53 @@ fn through_haproxy_the_real_client_address_metrics_and_a_clean_drain() {
         }
     }
 
+    // Both instances present the same host key: a client pinned to the shared ed25519 key
+    // completes its key exchange whichever instance HAProxy picks.
+    let text = std::fs::read_to_string(&keys[0]).unwrap();
+    let pair = sshfront::algo::host_key::HostKeyPair::from_openssh(&text).unwrap();
+    let blob: Arc<[u8]> = pair.public_blob().into();
+    let mut cfg = client_config();
+    cfg.host_key_algs = vec![sshfront::algo::host_key::HostKeyAlg::Ed25519];
+    let cfg = Arc::new(cfg);
+    let mut pinned_on = Vec::new();
+    for _ in 0..4 {
+        let mut c =
+            TestClient::connect_expecting(lb.front, cfg.clone(), Some(blob.clone())).unwrap();
+        assert_eq!(c.handshake(Duration::from_secs(20)), Outcome::ServiceAccepted);
+        let local = c.sock.local_addr().unwrap();
+        pinned_on.push(wait_for(Duration::from_secs(5), || {
+            if a.served(local) {
+                Some('a')
+            } else {
+                b.served(local).then_some('b')
+            }
+        }));
+    }
+    assert!(pinned_on.contains(&Some('a')) && pinned_on.contains(&Some('b')), "{pinned_on:?}");
+    // (The pin is real: expecting another key fails the key exchange.)
+    let other = std::fs::read_to_string(&keys[1]).unwrap();
+    let other = sshfront::algo::host_key::HostKeyPair::from_openssh(&other).unwrap();
+    let mut c =
+        TestClient::connect_expecting(lb.front, cfg, Some(other.public_blob().into())).unwrap();
+    assert_ne!(c.handshake(Duration::from_secs(20)), Outcome::ServiceAccepted);
+
+    // SIGHUP (reload) on B drops nothing and keeps it ready.
+    b.server.signal(libc::SIGHUP);
+    assert!(wait_for(Duration::from_secs(10), || b
+        .server
+        .stderr()
+        .contains("SIGHUP")
+        .then_some(()))
+    .is_some());
+    assert!(!b.server.stderr().contains("reload failed"), "{}", b.server.stderr());
+    for (which, c) in &mut held {
+        if *which == 'b' {
+            let _ = c.step(&mut || {});
+            assert!(c.closed.is_none(), "B's connection was closed by SIGHUP");
+        }
+    }
+    assert_eq!(http_get(b.metrics, "/readyz").map(|r| r.0), Some(200));
+
     // (b) /metrics, /healthz, /readyz on both.
     for inst in [&a, &b] {
         assert_eq!(http_get(inst.metrics, "/healthz").map(|r| r.0), Some(200));

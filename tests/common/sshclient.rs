@@ -37,10 +37,20 @@ pub struct TestClient {
 
 impl TestClient {
     pub fn connect(addr: SocketAddr, cfg: Arc<TransportConfig>) -> std::io::Result<TestClient> {
+        Self::connect_expecting(addr, cfg, None)
+    }
+
+    /// Like [`connect`](Self::connect), failing the key exchange unless the server's host key
+    /// blob is `host_key` (when given).
+    pub fn connect_expecting(
+        addr: SocketAddr,
+        cfg: Arc<TransportConfig>,
+        host_key: Option<Arc<[u8]>>,
+    ) -> std::io::Result<TestClient> {
         let sock = TcpStream::connect(addr)?;
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
-        let conn = ClientConnection::new(cfg, Box::new(SystemRng), None, Instant::now());
+        let conn = ClientConnection::new(cfg, Box::new(SystemRng), host_key, Instant::now());
         Ok(TestClient {
             conn,
             sock,
