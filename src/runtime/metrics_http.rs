@@ -108,10 +108,9 @@ struct Client {
     deadline: Instant,
 }
 
-fn serve(mut poll: Poll, mut listener: TcpListener, health: Arc<Health>) {
+fn serve(mut poll: Poll, listener: TcpListener, health: Arc<Health>) {
     let mut clients: Slab<Client> = Slab::new();
     let mut events = Events::with_capacity(64);
-    let mut listening = true;
     loop {
         let now = Instant::now();
         let timeout = clients
@@ -127,15 +126,21 @@ fn serve(mut poll: Poll, mut listener: TcpListener, health: Arc<Health>) {
             return;
         }
         let now = Instant::now();
-        let mut touched: Vec<usize> = Vec::new();
         for ev in events.iter() {
-            if ev.token() == LISTENER {
-                continue;
+            if ev.token() != LISTENER {
+                serve_one(&mut poll, &mut clients, ev.token().0, &health);
             }
-            touched.push(ev.token().0);
         }
-        // Accept while there is room (the listener is edge-triggered: take all).
-        while listening && clients.len() < MAX_CLIENTS {
+        let overdue: Vec<usize> =
+            clients.iter().filter(|(_, c)| c.deadline <= now).map(|(k, _)| k).collect();
+        for key in overdue {
+            let mut c = clients.remove(key);
+            let _ = poll.registry().deregister(&mut c.stream);
+        }
+        // Accept last, after this turn's clients freed their slots. The listener is
+        // edge-triggered, so whatever waits in the backlog at the bound is taken on a later turn
+        // (every finished or expired client means one), never left waiting for a new edge.
+        while clients.len() < MAX_CLIENTS {
             match listener.accept() {
                 Ok((mut stream, _)) => {
                     let entry = clients.vacant_entry();
@@ -152,7 +157,7 @@ fn serve(mut poll: Poll, mut listener: TcpListener, health: Arc<Health>) {
                             sent: 0,
                             deadline: now + CLIENT_TIMEOUT,
                         });
-                        touched.push(key);
+                        serve_one(&mut poll, &mut clients, key, &health);
                     }
                 }
                 Err(e) if e.kind() == io::ErrorKind::WouldBlock => break,
@@ -163,34 +168,18 @@ fn serve(mut poll: Poll, mut listener: TcpListener, health: Arc<Health>) {
                 }
             }
         }
-        for key in touched {
-            let done = match clients.get_mut(key) {
-                Some(c) => step(c, &health),
-                None => continue,
-            };
-            if done {
-                let mut c = clients.remove(key);
-                let _ = poll.registry().deregister(&mut c.stream);
-            }
-        }
-        let overdue: Vec<usize> =
-            clients.iter().filter(|(_, c)| c.deadline <= now).map(|(k, _)| k).collect();
-        for key in overdue {
-            let mut c = clients.remove(key);
-            let _ = poll.registry().deregister(&mut c.stream);
-        }
-        // At the bound the listener is dropped from the poll; the next free slot re-arms it.
-        let want = clients.len() < MAX_CLIENTS;
-        if want != listening {
-            let r = if want {
-                poll.registry().register(&mut listener, LISTENER, Interest::READABLE)
-            } else {
-                poll.registry().deregister(&mut listener)
-            };
-            if r.is_ok() {
-                listening = want;
-            }
-        }
+    }
+}
+
+/// Steps one client; removes it when it is finished.
+fn serve_one(poll: &mut Poll, clients: &mut Slab<Client>, key: usize, health: &Health) {
+    let done = match clients.get_mut(key) {
+        Some(c) => step(c, health),
+        None => return,
+    };
+    if done {
+        let mut c = clients.remove(key);
+        let _ = poll.registry().deregister(&mut c.stream);
     }
 }
 
@@ -463,6 +452,27 @@ mod tests {
             .collect();
         for t in hs {
             assert!(t.join().unwrap().ends_with("ok\n"));
+        }
+
+        // All slots taken by silent clients: the next requests wait in the backlog and are
+        // answered as soon as the silent ones hang up (not at the next new connection).
+        let idle: Vec<_> =
+            (0..MAX_CLIENTS).map(|_| std::net::TcpStream::connect(addr).unwrap()).collect();
+        std::thread::sleep(Duration::from_millis(100));
+        let waiting: Vec<_> = (0..5)
+            .map(|_| {
+                let mut s = std::net::TcpStream::connect(addr).unwrap();
+                s.set_read_timeout(Some(Duration::from_secs(3))).unwrap();
+                s.write_all(b"GET /healthz HTTP/1.1\r\n\r\n").unwrap();
+                s
+            })
+            .collect();
+        std::thread::sleep(Duration::from_millis(100));
+        drop(idle);
+        for mut s in waiting {
+            let mut out = String::new();
+            s.read_to_string(&mut out).unwrap();
+            assert!(out.ends_with("ok\n"), "{out}");
         }
     }
 }
