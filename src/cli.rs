@@ -14,7 +14,7 @@ pub const DEFAULT_LISTEN: &str = "127.0.0.1:2222";
 pub const DEFAULT_DATA_DIR: &str = "./sshfront-data";
 /// Jobs queued or running on the crypto pool, all workers together; past it handshakes wait in a
 /// small per-worker queue and then get DISCONNECT 12, instead of latency growing without limit.
-pub const DEFAULT_CRYPTO_QUEUE: usize = 256;
+pub const DEFAULT_CRYPTO_QUEUE: usize = 1024;
 /// Seconds from accept until authentication must have succeeded (OpenSSH's LoginGraceTime).
 pub const DEFAULT_LOGIN_GRACE_TIME: u64 = 120;
 /// Open connections across all workers; at the bound the acceptor stops accepting and the
