@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub auth: AuthPolicy,
     /// Connection protocol: channel limits, windows, permit lists, keepalives.
     pub connection: ConnectionPolicy,
+    /// For the runtime only (the core never reads it): session commands, backend connect
+    /// timeout.
+    pub gateway: crate::config::GatewayConfig,
 }
 
 /// What happened, for the runtime to act on or log.
