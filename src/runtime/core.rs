@@ -4,6 +4,7 @@
 //! writes, timers, close and drain) can be tested with a small fake core, independently of the
 //! protocol.
 
+use crate::connection::{ChannelId, ExitStatus, ForwardError, ListenerId};
 use crate::server::{Event, ServerConnection};
 use crate::transport::{DisconnectReason, JobDone};
 use std::time::Instant;
@@ -22,6 +23,38 @@ pub trait Core {
     /// The peer closed its end (EOF) without a DISCONNECT.
     fn peer_closed(&mut self, now: Instant) {
         self.close(DisconnectReason::ConnectionLost, "connection closed by peer", now);
+    }
+
+    // Channel mutators (see `ServerConnection`). The defaults are for test cores that never
+    // emit channel events.
+    fn backend_connected(&mut self, _channel: ChannelId) {}
+    fn backend_failed(&mut self, _channel: ChannelId, _code: u32, _text: &str) {}
+    fn inbound(&self, _channel: ChannelId) -> &[u8] {
+        &[]
+    }
+    fn backend_consumed(&mut self, _channel: ChannelId, _n: usize) -> usize {
+        0
+    }
+    fn send_capacity(&self, _channel: ChannelId) -> usize {
+        0
+    }
+    fn send_data(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
+        0
+    }
+    fn send_stderr(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
+        0
+    }
+    fn backend_eof(&mut self, _channel: ChannelId) {}
+    fn backend_closed(&mut self, _channel: ChannelId) {}
+    fn child_exited(&mut self, _channel: ChannelId, _status: ExitStatus) {}
+    fn listen_result(&mut self, _listener: ListenerId, _result: Result<u16, ()>) {}
+    fn forwarded_connection(
+        &mut self,
+        _listener: ListenerId,
+        _originator: &str,
+        _originator_port: u16,
+    ) -> Result<ChannelId, ForwardError> {
+        Err(ForwardError::NoListener)
     }
 }
 
@@ -58,5 +91,46 @@ impl Core for ServerConnection {
     }
     fn peer_closed(&mut self, _now: Instant) {
         ServerConnection::peer_closed(self)
+    }
+    fn backend_connected(&mut self, channel: ChannelId) {
+        ServerConnection::backend_connected(self, channel)
+    }
+    fn backend_failed(&mut self, channel: ChannelId, code: u32, text: &str) {
+        ServerConnection::backend_failed(self, channel, code, text)
+    }
+    fn inbound(&self, channel: ChannelId) -> &[u8] {
+        ServerConnection::inbound(self, channel)
+    }
+    fn backend_consumed(&mut self, channel: ChannelId, n: usize) -> usize {
+        ServerConnection::backend_consumed(self, channel, n)
+    }
+    fn send_capacity(&self, channel: ChannelId) -> usize {
+        ServerConnection::send_capacity(self, channel)
+    }
+    fn send_data(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        ServerConnection::send_data(self, channel, data, now)
+    }
+    fn send_stderr(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        ServerConnection::send_stderr(self, channel, data, now)
+    }
+    fn backend_eof(&mut self, channel: ChannelId) {
+        ServerConnection::backend_eof(self, channel)
+    }
+    fn backend_closed(&mut self, channel: ChannelId) {
+        ServerConnection::backend_closed(self, channel)
+    }
+    fn child_exited(&mut self, channel: ChannelId, status: ExitStatus) {
+        ServerConnection::child_exited(self, channel, status)
+    }
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        ServerConnection::listen_result(self, listener, result)
+    }
+    fn forwarded_connection(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Result<ChannelId, ForwardError> {
+        ServerConnection::forwarded_connection(self, listener, originator, originator_port)
     }
 }
