@@ -1,0 +1,120 @@
+//! Authentication abuse against the real binary, driven by sshfront's own client core (which
+//! lets us send what a polite client never would): a stream of wrong passwords ends at
+//! --max-auth-tries with DISCONNECT 14, wrong password and unknown user get the same answer,
+//! and a client-sent USERAUTH_SUCCESS or an early CHANNEL_OPEN authenticates nothing.
+// Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use common::gateway::{Fixture, PASSWORD, USER};
+use common::sshclient::{client_config, Outcome, TestClient};
+use common::Server;
+use sshfront::wire::msg_no;
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+fn put_str(v: &mut Vec<u8>, s: &[u8]) {
+    v.extend_from_slice(&(s.len() as u32).to_be_bytes());
+    v.extend_from_slice(s);
+}
+
+fn password_request(user: &str, password: &str) -> Vec<u8> {
+    let mut v = vec![msg_no::USERAUTH_REQUEST];
+    put_str(&mut v, user.as_bytes());
+    put_str(&mut v, b"ssh-connection");
+    put_str(&mut v, b"password");
+    v.push(0);
+    put_str(&mut v, password.as_bytes());
+    v
+}
+
+fn connected(server: &Server) -> TestClient {
+    let mut c = TestClient::connect(server.addr, Arc::new(client_config())).expect("connect");
+    assert_eq!(c.handshake(Duration::from_secs(30)), Outcome::ServiceAccepted);
+    c
+}
+
+/// Steps until a service message arrives (returned) or the connection closes (None).
+fn next_reply(c: &mut TestClient, limit: Duration) -> Option<Vec<u8>> {
+    let deadline = Instant::now() + limit;
+    while Instant::now() < deadline {
+        if let Some(m) = c.conn.next_message() {
+            if m.first() == Some(&msg_no::USERAUTH_BANNER) {
+                continue;
+            }
+            return Some(m);
+        }
+        if c.closed.is_some() {
+            return None;
+        }
+        c.step(&mut || {}).ok()?;
+    }
+    None
+}
+
+#[test]
+fn a_thousand_wrong_passwords_end_at_max_auth_tries() {
+    let f = Fixture::new();
+    let server = f.server(&["--max-auth-tries", "6"]);
+    let mut c = connected(&server);
+    let mut failures = 0;
+    let mut sent = 0;
+    for i in 0..1000 {
+        if c.closed.is_some() {
+            break;
+        }
+        if c.conn.send(&password_request(USER, &format!("wrong {i}"))).is_err() {
+            break;
+        }
+        sent += 1;
+        match next_reply(&mut c, Duration::from_secs(30)) {
+            Some(m) if m.first() == Some(&msg_no::USERAUTH_FAILURE) => failures += 1,
+            Some(m) => panic!("unexpected reply {:?}", m.first()),
+            None => break,
+        }
+    }
+    assert_eq!(c.closed.map(|(code, _)| code), Some(14), "after {sent} attempts");
+    assert!(failures < 6 && sent <= 6, "the limit is 6 per connection: {failures} failures");
+    assert!(!server.stderr().contains("authenticated user"));
+    // The next connection starts from zero, and the right password still works.
+    let mut c = connected(&server);
+    c.conn.send(&password_request(USER, PASSWORD)).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("reply");
+    assert_eq!(m.first(), Some(&msg_no::USERAUTH_SUCCESS));
+}
+
+#[test]
+fn wrong_password_and_unknown_user_get_identical_failures() {
+    let f = Fixture::new();
+    let server = f.server(&[]);
+    let mut answers = Vec::new();
+    for user in [USER, "nobody"] {
+        let mut c = connected(&server);
+        c.conn.send(&password_request(user, "not it")).unwrap();
+        let started = Instant::now();
+        answers
+            .push((next_reply(&mut c, Duration::from_secs(30)).expect("reply"), started.elapsed()));
+    }
+    assert_eq!(answers[0].0, answers[1].0, "byte-identical USERAUTH_FAILURE");
+    assert_eq!(answers[0].0.first(), Some(&msg_no::USERAUTH_FAILURE));
+}
+
+#[test]
+fn client_sent_success_and_early_channel_open_authenticate_nothing() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec"]);
+    for first in [vec![msg_no::USERAUTH_SUCCESS], {
+        let mut v = vec![msg_no::CHANNEL_OPEN];
+        put_str(&mut v, b"session");
+        v.extend_from_slice(&[0, 0, 0, 0, 0, 0x20, 0, 0, 0, 0, 0x80, 0]);
+        v
+    }] {
+        let mut c = connected(&server);
+        c.conn.send(&first).unwrap();
+        let reply = next_reply(&mut c, Duration::from_secs(30));
+        assert!(reply.is_none(), "expected a disconnect, got {:?}", reply.map(|m| m[0]));
+        assert_eq!(c.closed.map(|(code, _)| code), Some(2), "protocol error");
+    }
+    assert!(!server.stderr().contains("authenticated user"));
+}
