@@ -285,3 +285,98 @@ fn a_killed_command_reports_its_signal() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("rtype exit-signal"), "{}", explain("signal", &out, &server));
 }
+
+#[test]
+fn sigterm_drains_open_sessions_then_ends_their_commands() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec", "--drain-timeout", "3"]);
+    let mut cmd = f.ssh(&server);
+    cmd.arg(dest())
+        .arg("echo started; sleep 60; echo never")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut ssh = cmd.spawn().expect("ssh");
+    let stdout = ssh.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let pid: Option<i32> = server
+        .stderr()
+        .lines()
+        .find_map(|l| l.split("started pid ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok());
+    let mut server = server;
+    server.signal(libc::SIGTERM);
+    std::thread::sleep(Duration::from_millis(1000));
+    let still_running = ssh.try_wait().ok().flatten().is_none();
+    let code = server.wait_exit(Duration::from_secs(20));
+    let ssh_done = (0..200).any(|_| {
+        std::thread::sleep(Duration::from_millis(50));
+        ssh.try_wait().ok().flatten().is_some()
+    });
+    if !ssh_done {
+        let _ = ssh.kill();
+        let _ = ssh.wait();
+    }
+    assert_eq!(first.ok().as_deref(), Some("started"));
+    assert!(still_running, "the authenticated session keeps running while draining");
+    assert_eq!(code, Some(0), "{}", server.stderr());
+    assert!(ssh_done, "the client is disconnected at the drain timeout");
+    let pid = pid.unwrap_or_else(|| panic!("no pid logged\n{}", server.stderr()));
+    // Orphaned zombies are reaped by init, asynchronously: allow it a moment.
+    let gone = (0..100).any(|_| {
+        // SAFETY: signal 0 only checks whether the process group still exists.
+        let alive = unsafe { libc::kill(-pid, 0) } == 0;
+        if alive {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !alive
+    });
+    assert!(gone, "the command's process group {pid} outlived the server");
+}
+
+#[test]
+fn a_lost_connection_ends_its_command() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec"]);
+    let mut cmd = f.ssh(&server);
+    cmd.arg(dest())
+        .arg("echo started; sleep 60")
+        .stdin(Stdio::null())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::null());
+    let mut ssh = cmd.spawn().expect("ssh");
+    let stdout = ssh.stdout.take().expect("stdout");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stdout).lines().map_while(Result::ok) {
+            let _ = tx.send(line);
+        }
+    });
+    let first = rx.recv_timeout(Duration::from_secs(30));
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    assert_eq!(first.ok().as_deref(), Some("started"));
+    let pid: i32 = server
+        .stderr()
+        .lines()
+        .find_map(|l| l.split("started pid ").nth(1))
+        .and_then(|rest| rest.split_whitespace().next())
+        .and_then(|p| p.parse().ok())
+        .unwrap_or_else(|| panic!("no pid logged\n{}", server.stderr()));
+    let gone = (0..200).any(|_| {
+        // SAFETY: signal 0 only checks whether the process group still exists.
+        let alive = unsafe { libc::kill(-pid, 0) } == 0;
+        if alive {
+            std::thread::sleep(Duration::from_millis(50));
+        }
+        !alive
+    });
+    assert!(gone, "the command outlived its connection\n{}", server.stderr());
+}
