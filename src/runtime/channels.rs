@@ -381,6 +381,9 @@ impl State {
         key: usize,
         now: Instant,
     ) -> (bool, bool) {
+        if conn.closing || conn.core.is_closed() {
+            return (false, false); // nothing more goes out; teardown follows the flush
+        }
         let mut budget = RELAY_BUDGET_PER_TURN;
         let mut progress = false;
         let mut more = false;
