@@ -1,7 +1,8 @@
-//! Authentication abuse against the real binary, driven by sshfront's own client core (which
-//! lets us send what a polite client never would): a stream of wrong passwords ends at
-//! --max-auth-tries with DISCONNECT 14, wrong password and unknown user get the same answer,
-//! and a client-sent USERAUTH_SUCCESS or an early CHANNEL_OPEN authenticates nothing.
+//! Abuse against the real binary, driven by sshfront's own client core (which lets us send what
+//! a polite client never would): a stream of wrong passwords ends at --max-auth-tries with
+//! DISCONNECT 14, wrong password and unknown user get the same answer, a client-sent
+//! USERAUTH_SUCCESS or an early CHANNEL_OPEN authenticates nothing; after login, data for an
+//! unknown channel and data past the maximum packet end the connection (DISCONNECT 2).
 // Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -117,4 +118,50 @@ fn client_sent_success_and_early_channel_open_authenticate_nothing() {
         assert_eq!(c.closed.map(|(code, _)| code), Some(2), "protocol error");
     }
     assert!(!server.stderr().contains("authenticated user"));
+}
+
+fn session_open() -> Vec<u8> {
+    let mut v = vec![msg_no::CHANNEL_OPEN];
+    put_str(&mut v, b"session");
+    v.extend_from_slice(&0u32.to_be_bytes()); // sender channel
+    v.extend_from_slice(&(2u32 << 20).to_be_bytes()); // window
+    v.extend_from_slice(&(32u32 << 10).to_be_bytes()); // maximum packet
+    v
+}
+
+fn channel_data(ch: u32, data: &[u8]) -> Vec<u8> {
+    let mut v = vec![msg_no::CHANNEL_DATA];
+    v.extend_from_slice(&ch.to_be_bytes());
+    put_str(&mut v, data);
+    v
+}
+
+/// Logged in with the password and one session channel open; returns our channel number.
+fn logged_in_with_session(server: &Server) -> (TestClient, u32) {
+    let mut c = connected(server);
+    c.conn.send(&password_request(USER, PASSWORD)).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("auth reply");
+    assert_eq!(m.first(), Some(&msg_no::USERAUTH_SUCCESS));
+    // Our client core needs telling, as the server's auth layer tells its transport.
+    c.conn.transport_mut().set_authenticated();
+    c.conn.send(&session_open()).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("open reply");
+    assert_eq!(m.first(), Some(&msg_no::CHANNEL_OPEN_CONFIRMATION));
+    let ours = u32::from_be_bytes([m[5], m[6], m[7], m[8]]);
+    (c, ours)
+}
+
+#[test]
+fn data_for_an_unknown_channel_or_past_the_maximum_packet_disconnects() {
+    let f = Fixture::new();
+    let server = f.server(&[]);
+    let (mut c, ours) = logged_in_with_session(&server);
+    c.conn.send(&channel_data(ours ^ 0x55, b"who is this for")).unwrap();
+    assert!(next_reply(&mut c, Duration::from_secs(30)).is_none());
+    assert_eq!(c.closed.map(|(code, _)| code), Some(2), "unknown channel");
+
+    let (mut c, ours) = logged_in_with_session(&server);
+    c.conn.send(&channel_data(ours, &vec![7u8; 40 * 1024])).unwrap();
+    assert!(next_reply(&mut c, Duration::from_secs(30)).is_none());
+    assert_eq!(c.closed.map(|(code, _)| code), Some(2), "past the maximum packet");
 }
