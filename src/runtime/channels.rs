@@ -5,8 +5,10 @@
 //! and a generation, so a late event for a closed endpoint is dropped. An event only records
 //! readiness and marks the owning connection; the work happens in [`State::pump`], which runs
 //! in the connection's turn and moves bytes in both directions as far as the windows allow:
-//! - client → endpoint: `core.inbound(ch)` is written until the endpoint would block, then
-//!   `backend_consumed` gives the window back; nothing is copied.
+//! - client → endpoint: CHANNEL_DATA is offered to the endpoint straight from the decrypted
+//!   packet ([`EndpointSink`]); what it does not take waits in `core.inbound(ch)` and is written
+//!   from there once the endpoint is writable again, then `backend_consumed` gives the window
+//!   back.
 //! - endpoint → client: at most `send_capacity(ch)` bytes are read into the worker's relay
 //!   buffer and handed to `send_data`; with no capacity the endpoint is simply not read (the
 //!   kernel's socket buffer fills and TCP pushes back on the backend).
@@ -16,7 +18,7 @@
 
 use super::{Conn, Core, State, WRITE_HIGH_WATER};
 use crate::connection::msgs::OPEN_CONNECT_FAILED;
-use crate::connection::{ChannelId, ExitStatus};
+use crate::connection::{ChannelId, DataSink, ExitStatus};
 use crate::runtime::backend::{ip_literal, Backend, Phase};
 use crate::runtime::child::{self, ChildProc, Dying, ExecSpec, Out, REAP_MAX};
 use crate::runtime::conn::{token_of, Link, SocketKind};
@@ -84,6 +86,12 @@ impl Endpoints {
         (self.slab.insert(Endpoint { owner, generation, kind }), generation)
     }
 
+    /// A [`DataSink`] writing client data straight from the decrypted packet to the endpoints
+    /// of one connection (`links`).
+    pub fn sink<'a>(&'a mut self, links: &'a [(Link, usize)]) -> EndpointSink<'a> {
+        EndpointSink { links, slab: &mut self.slab }
+    }
+
     /// The earliest endpoint deadline, and the dying-children poll.
     pub fn next_timeout(&self, now: Instant) -> Option<Duration> {
         let t = self.timers.next_deadline().map(|d| d.saturating_duration_since(now));
@@ -91,6 +99,33 @@ impl Endpoints {
             return t;
         }
         Some(t.map_or(DYING_POLL, |t| t.min(DYING_POLL)))
+    }
+}
+
+/// Zero-copy path for inbound CHANNEL_DATA: the core offers the bytes while they are still in
+/// the connection's input buffer; what an open, writable endpoint takes now is never copied.
+/// Errors are left for the next pump to find (it writes again and sees them).
+pub struct EndpointSink<'a> {
+    links: &'a [(Link, usize)],
+    slab: &'a mut Slab<Endpoint>,
+}
+
+impl DataSink for EndpointSink<'_> {
+    fn write(&mut self, channel: ChannelId, data: &[u8]) -> usize {
+        let Some(&(_, ekey)) = self.links.iter().find(|(l, _)| *l == Link::Channel(channel)) else {
+            return 0;
+        };
+        match self.slab.get_mut(ekey).map(|e| &mut e.kind) {
+            Some(EndpointKind::Backend(b))
+                if b.phase == Phase::Open && b.writable && !b.write_shut =>
+            {
+                b.write_some(data).unwrap_or(0)
+            }
+            Some(EndpointKind::Child(c)) if c.stdin.is_some() && c.stdin_writable => {
+                c.write_stdin(data).unwrap_or(0)
+            }
+            _ => 0,
+        }
     }
 }
 

@@ -4,13 +4,23 @@
 //! writes, timers, close and drain) can be tested with a small fake core, independently of the
 //! protocol.
 
-use crate::connection::{ChannelId, ExitStatus, ForwardError, ListenerId};
+use crate::connection::{ChannelId, DataSink, ExitStatus, ForwardError, ListenerId};
 use crate::server::{Event, ServerConnection};
 use crate::transport::{DisconnectReason, JobDone};
 use std::time::Instant;
 
 pub trait Core {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize;
+    /// As `handle_input`, offering inbound channel data to `sink` straight from the decrypted
+    /// packet (zero-copy to backends).
+    fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        _sink: &mut dyn DataSink,
+    ) -> usize {
+        self.handle_input(input, now)
+    }
     fn handle_job_done(&mut self, done: JobDone, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self, out: &mut Vec<u8>);
@@ -61,6 +71,14 @@ pub trait Core {
 impl Core for ServerConnection {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         ServerConnection::handle_input(self, input, now)
+    }
+    fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        sink: &mut dyn DataSink,
+    ) -> usize {
+        ServerConnection::handle_input_with(self, input, now, sink)
     }
     fn handle_job_done(&mut self, done: JobDone, now: Instant) {
         ServerConnection::handle_job_done(self, done, now)

@@ -451,7 +451,12 @@ impl State {
             // Feed what we have; the core takes whole packets and says how much it used.
             if !conn.closing && conn.core.wants_input() {
                 if let Some(buf) = conn.rbuf.as_mut().filter(|b| !b.is_empty()) {
-                    let n = conn.core.handle_input(buf.filled_mut(), now);
+                    let n = if conn.links.is_empty() {
+                        conn.core.handle_input(buf.filled_mut(), now)
+                    } else {
+                        let mut sink = self.endpoints.sink(&conn.links);
+                        conn.core.handle_input_with(buf.filled_mut(), now, &mut sink)
+                    };
                     buf.consume(n);
                 }
             }
