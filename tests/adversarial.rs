@@ -2,7 +2,8 @@
 //! a polite client never would): a stream of wrong passwords ends at --max-auth-tries with
 //! DISCONNECT 14, wrong password and unknown user get the same answer, a client-sent
 //! USERAUTH_SUCCESS or an early CHANNEL_OPEN authenticates nothing; after login, data for an
-//! unknown channel and data past the maximum packet end the connection (DISCONNECT 2).
+//! unknown channel and data past the maximum packet end the connection (DISCONNECT 2); a
+//! flooding backend is held back by the client's window; SIGHUP re-reads the password file.
 // Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -164,4 +165,96 @@ fn data_for_an_unknown_channel_or_past_the_maximum_packet_disconnects() {
     c.conn.send(&channel_data(ours, &vec![7u8; 40 * 1024])).unwrap();
     assert!(next_reply(&mut c, Duration::from_secs(30)).is_none());
     assert_eq!(c.closed.map(|(code, _)| code), Some(2), "past the maximum packet");
+}
+
+fn direct_tcpip_open(port: u16, window: u32) -> Vec<u8> {
+    let mut v = vec![msg_no::CHANNEL_OPEN];
+    put_str(&mut v, b"direct-tcpip");
+    v.extend_from_slice(&1u32.to_be_bytes()); // sender channel
+    v.extend_from_slice(&window.to_be_bytes());
+    v.extend_from_slice(&(32u32 << 10).to_be_bytes());
+    put_str(&mut v, b"127.0.0.1");
+    v.extend_from_slice(&u32::from(port).to_be_bytes());
+    put_str(&mut v, b"127.0.0.1");
+    v.extend_from_slice(&4242u32.to_be_bytes());
+    v
+}
+
+/// A backend that writes as fast as it can: the server must stop reading it once the client's
+/// window is used up, so the backend is held back by TCP instead of filling server memory.
+#[test]
+fn a_flooding_backend_is_held_back_by_the_client_window() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicUsize, Ordering};
+    let flood = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = flood.local_addr().unwrap().port();
+    let written = Arc::new(AtomicUsize::new(0));
+    let w = written.clone();
+    std::thread::spawn(move || {
+        let Ok((mut s, _)) = flood.accept() else { return };
+        s.set_write_timeout(Some(Duration::from_millis(500))).unwrap();
+        let chunk = vec![0x5a; 64 * 1024];
+        let deadline = Instant::now() + Duration::from_secs(20);
+        while Instant::now() < deadline && w.load(Ordering::Relaxed) < 256 << 20 {
+            match s.write(&chunk) {
+                Ok(n) => {
+                    w.fetch_add(n, Ordering::Relaxed);
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(20)),
+            }
+        }
+    });
+    let f = Fixture::new();
+    let server = f.server(&["--permit-open", &format!("127.0.0.1:{port}")]);
+    let mut c = connected(&server);
+    c.conn.send(&password_request(USER, PASSWORD)).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("auth reply");
+    assert_eq!(m.first(), Some(&msg_no::USERAUTH_SUCCESS));
+    c.conn.transport_mut().set_authenticated();
+    let window = 256 * 1024;
+    c.conn.send(&direct_tcpip_open(port, window)).unwrap();
+    // Read everything the server sends for 3 s, never giving window back.
+    let mut received = 0usize;
+    let deadline = Instant::now() + Duration::from_secs(3);
+    while Instant::now() < deadline && c.closed.is_none() {
+        c.step(&mut || {}).unwrap();
+        while let Some(m) = c.conn.next_message() {
+            if m.first() == Some(&msg_no::CHANNEL_DATA) {
+                received += m.len() - 9;
+            }
+        }
+    }
+    let backend_wrote = written.load(Ordering::Relaxed);
+    assert_eq!(received, window as usize, "exactly the window, not a byte more");
+    // What the backend got rid of: our window plus kernel socket buffers, far from 256 MiB.
+    assert!(backend_wrote < 64 << 20, "the backend was not held back: {backend_wrote} bytes");
+    let rss_kib = std::fs::read_to_string(format!("/proc/{}/status", server.child.id()))
+        .ok()
+        .and_then(|s| {
+            s.lines()
+                .find(|l| l.starts_with("VmRSS:"))
+                .and_then(|l| l.split_whitespace().nth(1).and_then(|n| n.parse::<usize>().ok()))
+        })
+        .unwrap_or(0);
+    assert!(rss_kib < 200 * 1024, "server RSS {rss_kib} KiB");
+}
+
+#[test]
+fn sighup_rereads_the_password_file() {
+    let f = Fixture::new();
+    let server = f.server(&[]);
+    let try_login = |pw: &str| {
+        let mut c = connected(&server);
+        c.conn.send(&password_request(USER, pw)).unwrap();
+        next_reply(&mut c, Duration::from_secs(30)).and_then(|m| m.first().copied())
+    };
+    assert_eq!(try_login(PASSWORD), Some(msg_no::USERAUTH_SUCCESS));
+    f.set_password(USER, "a new password");
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + Duration::from_secs(10);
+    while !server.stderr().contains("SIGHUP: configuration reloaded") && Instant::now() < deadline {
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    assert_eq!(try_login("a new password"), Some(msg_no::USERAUTH_SUCCESS));
+    assert_eq!(try_login(PASSWORD), Some(msg_no::USERAUTH_FAILURE));
 }
