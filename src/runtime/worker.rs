@@ -2,11 +2,13 @@
 //! loop that moves bytes between sockets and `ServerConnection`s.
 //!
 //! One turn: poll → mark readiness (kept in user space; sockets are registered once,
-//! READABLE|WRITABLE, edge-triggered) → drain control and job-result channels → fire timers →
-//! service every touched connection: flush pending output, feed buffered input, read until
-//! WouldBlock / buffer full / per-turn budget, `poll_transmit` into one write, handle events,
-//! re-arm the timer. A connection that used its budget goes on the ready-again list, since edge
-//! triggering will not report it again. Nothing here blocks; every queue is bounded.
+//! READABLE|WRITABLE, edge-triggered) → drain control, job-result and resolver channels → fire
+//! timers → service every touched connection: flush pending output, feed buffered input, read
+//! until WouldBlock / buffer full / per-turn budget, relay between its channels and their
+//! endpoints (backend sockets, -R listeners, child pipes: `channels.rs`), `poll_transmit` into
+//! one write, handle events, re-arm the timer. An endpoint's readiness only marks its
+//! connection for service. A connection that used its budget goes on the ready-again list,
+//! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
 
 use super::buffers::{Buf, BufferPool, CLASSES};
 use super::conn::{
