@@ -61,13 +61,20 @@ fn password_login_runs_a_command_and_returns_its_status() {
 #[test]
 fn publickey_login_with_ed25519_ecdsa_and_rsa_keys() {
     let f = Fixture::new();
-    let server = f.server(&["--allow-exec"]);
+    let banner = f.path("banner");
+    std::fs::write(&banner, "Authorised use only.\n").unwrap();
+    let server = f.server(&["--allow-exec", "--banner", banner.to_str().unwrap()]);
     for key in ["id_ed25519", "id_ecdsa", "id_rsa"] {
         let mut cmd = f.ssh(&server);
-        cmd.arg("-i").arg(f.path(key)).arg(dest()).arg("echo \"key ok $SSH_USER\"");
+        cmd.args(["-o", "LogLevel=INFO", "-i"])
+            .arg(f.path(key))
+            .arg(dest())
+            .arg("echo \"key ok $SSH_USER\"");
         let out = run(cmd, None, LIMIT);
         assert!(out.status.success(), "{}", explain(key, &out, &server));
         assert_eq!(String::from_utf8_lossy(&out.stdout), "key ok alice\n", "{key}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains("Authorised use only."), "banner missing: {err}");
     }
     assert!(server.stderr().matches("method=publickey").count() >= 3);
 }
@@ -379,4 +386,37 @@ fn a_lost_connection_ends_its_command() {
         !alive
     });
     assert!(gone, "the command outlived its connection\n{}", server.stderr());
+}
+
+#[test]
+fn authorized_keys_options_force_the_command_and_narrow_permit_open() {
+    let f = Fixture::new();
+    let echo = EchoServer::start();
+    let other = EchoServer::start();
+    let public = std::fs::read_to_string(f.path("id_ed25519.pub")).unwrap();
+    std::fs::write(
+        f.path("bob.keys"),
+        format!(
+            "command=\"echo forced:$SSH_ORIGINAL_COMMAND\",permitopen=\"127.0.0.1:{}\" {public}",
+            echo.port
+        ),
+    )
+    .unwrap();
+    let server = f.server(&["--allow-exec", "--permit-open", "127.0.0.1:*"]);
+    let mut cmd = f.ssh(&server);
+    cmd.arg("bob@127.0.0.1").arg("rm -rf /tmp/nothing");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("forced command", &out, &server));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), "forced:rm -rf /tmp/nothing\n");
+    let input = f.path("in");
+    std::fs::write(&input, b"allowed").unwrap();
+    let mut cmd = f.ssh(&server);
+    cmd.arg("-W").arg(format!("127.0.0.1:{}", echo.port)).arg("bob@127.0.0.1");
+    let out = run(cmd, Some(&input), LIMIT);
+    assert_eq!(out.stdout, b"allowed", "{}", explain("key permitopen", &out, &server));
+    let mut cmd = f.ssh(&server);
+    cmd.arg("-W").arg(format!("127.0.0.1:{}", other.port)).arg("bob@127.0.0.1");
+    let out = run(cmd, Some(&input), LIMIT);
+    assert_eq!(out.status.code(), Some(255), "the key narrows --permit-open");
+    assert!(out.stdout.is_empty());
 }
