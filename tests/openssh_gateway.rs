@@ -420,3 +420,35 @@ fn authorized_keys_options_force_the_command_and_narrow_permit_open() {
     assert_eq!(out.status.code(), Some(255), "the key narrows --permit-open");
     assert!(out.stdout.is_empty());
 }
+
+#[test]
+fn keyboard_interactive_and_a_two_step_auth_methods_sequence() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec"]);
+    // ssh takes the first value of an option: ours goes before the fixture's.
+    let base = f.ssh_password(&server);
+    let mut cmd2 = std::process::Command::new("ssh");
+    cmd2.arg("-o").arg("PreferredAuthentications=keyboard-interactive");
+    cmd2.args(base.get_args());
+    cmd2.envs(base.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    cmd2.arg(dest()).arg("echo kbd");
+    let out = run(cmd2, None, LIMIT);
+    assert_eq!(out.stdout, b"kbd\n", "{}", explain("keyboard-interactive", &out, &server));
+    assert!(server.stderr().contains("method=keyboard-interactive"));
+
+    // publickey, then password: both are needed, in that order (partial success between).
+    let server = f.server(&["--allow-exec", "--auth-methods", "publickey,password"]);
+    let base = f.ssh_password(&server);
+    let mut both = std::process::Command::new("ssh");
+    both.arg("-o").arg("PreferredAuthentications=publickey,password");
+    both.args(base.get_args());
+    both.envs(base.get_envs().filter_map(|(k, v)| v.map(|v| (k, v))));
+    both.arg(dest()).arg("echo both");
+    let out = run(both, None, LIMIT);
+    assert_eq!(out.stdout, b"both\n", "{}", explain("publickey,password", &out, &server));
+    let mut cmd = f.ssh(&server);
+    cmd.arg(dest()).arg("echo key alone");
+    let out = run(cmd, None, LIMIT);
+    assert_eq!(out.status.code(), Some(255), "a key alone is not enough");
+    assert!(out.stdout.is_empty());
+}
