@@ -153,7 +153,7 @@ fn logged_in_with_session(server: &Server) -> (TestClient, u32) {
 }
 
 #[test]
-fn data_for_an_unknown_channel_or_past_the_maximum_packet_disconnects() {
+fn unknown_channel_oversized_data_and_window_overrun_disconnect() {
     let f = Fixture::new();
     let server = f.server(&[]);
     let (mut c, ours) = logged_in_with_session(&server);
@@ -165,6 +165,23 @@ fn data_for_an_unknown_channel_or_past_the_maximum_packet_disconnects() {
     c.conn.send(&channel_data(ours, &vec![7u8; 40 * 1024])).unwrap();
     assert!(next_reply(&mut c, Duration::from_secs(30)).is_none());
     assert_eq!(c.closed.map(|(code, _)| code), Some(2), "past the maximum packet");
+
+    // Window overrun: the session runs nothing, so nothing consumes the data and no
+    // WINDOW_ADJUST comes; 2 MiB fill the window exactly, one byte more is too much.
+    let (mut c, ours) = logged_in_with_session(&server);
+    let chunk = vec![1u8; 32 * 1024];
+    for _ in 0..64 {
+        c.conn.send(&channel_data(ours, &chunk)).unwrap();
+        c.step(&mut || {}).unwrap();
+    }
+    let deadline = Instant::now() + Duration::from_secs(2);
+    while Instant::now() < deadline && c.closed.is_none() {
+        c.step(&mut || {}).unwrap();
+    }
+    assert!(c.closed.is_none(), "the whole window is allowed");
+    c.conn.send(&channel_data(ours, b"!")).unwrap();
+    assert!(next_reply(&mut c, Duration::from_secs(30)).is_none());
+    assert_eq!(c.closed.map(|(code, _)| code), Some(2), "past the window");
 }
 
 fn direct_tcpip_open(port: u16, window: u32) -> Vec<u8> {
