@@ -4,7 +4,7 @@
 //! knowledge of the registries or files (algorithm lists, size suffixes, host keys) is validated
 //! once in [`crate::config::Config::from_args`], whose errors name the flag.
 
-use clap::{Parser, ValueEnum};
+use clap::{Parser, Subcommand, ValueEnum};
 use std::net::SocketAddr;
 use std::path::PathBuf;
 
@@ -26,6 +26,22 @@ pub const DEFAULT_STATS_INTERVAL: u64 = 0;
 pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
 /// Budget for all pooled read/write buffers together (K/M/G suffixes, powers of 1024).
 pub const DEFAULT_MAX_BUFFER_MEMORY: &str = "512M";
+/// Failed authentication attempts per connection before DISCONNECT 14 (OpenSSH's MaxAuthTries).
+pub const DEFAULT_MAX_AUTH_TRIES: u32 = crate::auth::policy::DEFAULT_MAX_AUTH_TRIES;
+/// Channels open at once per connection (OpenSSH's MaxSessions).
+pub const DEFAULT_MAX_SESSIONS: usize = crate::connection::DEFAULT_MAX_CHANNELS;
+/// `env` requests accepted for these names (wildcards allowed): locale only, as OpenSSH's
+/// default AcceptEnv in most distributions; never PATH or LD_*.
+pub const DEFAULT_ENV_ALLOW: &str = "LANG,LC_*";
+/// Seconds between server keepalives after login; 0 = none (OpenSSH's ClientAliveInterval).
+pub const DEFAULT_KEEPALIVE_INTERVAL: u64 = 0;
+/// Unanswered keepalives before the connection is dropped (OpenSSH's ClientAliveCountMax).
+pub const DEFAULT_KEEPALIVE_COUNT_MAX: u32 = crate::connection::DEFAULT_KEEPALIVE_COUNT_MAX;
+/// Seconds a direct-tcpip backend connect (name lookup included) may take before
+/// CHANNEL_OPEN_FAILURE.
+pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
+/// Where `sshfront passwd` writes without `--password-file`.
+pub const DEFAULT_PASSWORD_FILE: &str = "./sshfront-data/passwords";
 
 /// Log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -157,10 +173,102 @@ pub struct Args {
     /// balancer's health check stops sending new clients before they would be refused.
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = 0)]
     pub drain_delay: u64,
+
+    /// OpenSSH authorized_keys file per user; %u is the user name, %% a literal %. Read at each
+    /// login. Without it, publickey authentication is not offered.
+    #[arg(long, value_name = "PATH")]
+    pub authorized_keys: Option<String>,
+
+    /// Password file, one user:hash line each (argon2id or bcrypt; see `sshfront passwd`).
+    /// Re-read on SIGHUP. Without it, password and keyboard-interactive are not offered.
+    #[arg(long, value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+
+    /// Accepted authentication method sequences, as OpenSSH's AuthenticationMethods: sequences
+    /// separated by spaces, methods in one by commas ("publickey,password publickey")
+    /// [default: publickey password keyboard-interactive].
+    #[arg(long, value_name = "LIST")]
+    pub auth_methods: Option<String>,
+
+    /// Failed authentication attempts per connection before it is disconnected.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_TRIES, value_parser = parse_positive_u32)]
+    pub max_auth_tries: u32,
+
+    /// Text file sent to clients before authentication (USERAUTH_BANNER), at most 16 KiB.
+    #[arg(long, value_name = "FILE")]
+    pub banner: Option<PathBuf>,
+
+    /// Allow direct-tcpip (ssh -W, -L, -J) to HOST:PORT (repeatable; * and ? wildcards in HOST,
+    /// * as PORT; "any" allows all). Without it, no forwarding to backends.
+    #[arg(long = "permit-open", value_name = "HOST:PORT")]
+    pub permit_open: Vec<String>,
+
+    /// Allow remote forwarding (ssh -R) listening on [HOST:]PORT (repeatable; * wildcards; port
+    /// * also allows port 0). Without it, no listening.
+    #[arg(long = "permit-listen", value_name = "[HOST:]PORT")]
+    pub permit_listen: Vec<String>,
+
+    /// Channels (sessions and forwards) open at once per connection.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = parse_positive)]
+    pub max_sessions: usize,
+
+    /// Command run (through /bin/sh -c) for every exec, shell or subsystem request, with the
+    /// client's request in SSH_ORIGINAL_COMMAND and SSH_USER, SSH_CLIENT set.
+    #[arg(long, value_name = "CMD")]
+    pub session_command: Option<String>,
+
+    /// Run the client's requested command through /bin/sh -c as the server's own user (when no
+    /// --session-command or key command= applies). Off by default.
+    #[arg(long)]
+    pub allow_exec: bool,
+
+    /// Environment variable names accepted from `env` requests, comma-separated, wildcards
+    /// allowed; "" accepts none.
+    #[arg(long, value_name = "NAMES", default_value = DEFAULT_ENV_ALLOW)]
+    pub env_allow: String,
+
+    /// Seconds between server keepalives after login; 0 = none.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_KEEPALIVE_INTERVAL)]
+    pub keepalive_interval: u64,
+
+    /// Unanswered keepalives after which the connection is dropped.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_KEEPALIVE_COUNT_MAX, value_parser = parse_positive_u32)]
+    pub keepalive_count_max: u32,
+
+    /// Seconds a backend connect (name lookup included) may take before the channel open fails.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_CONNECT_TIMEOUT, value_parser = parse_positive_u64)]
+    pub connect_timeout: u64,
+
+    #[command(subcommand)]
+    pub command: Option<Command>,
+}
+
+/// Subcommands (without one, sshfront runs the server).
+#[derive(Debug, Clone, Subcommand)]
+pub enum Command {
+    /// Add or replace USER's line in the password file with a fresh argon2id hash; the
+    /// password is read from the terminal (not echoed) or, when stdin is not a terminal, from
+    /// its first line.
+    Passwd {
+        /// The user name.
+        user: String,
+        /// The password file to edit (created with mode 0600)
+        /// [default: the server's --password-file, else ./sshfront-data/passwords].
+        #[arg(long = "password-file", value_name = "FILE")]
+        password_file: Option<PathBuf>,
+    },
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
     match s.trim().parse::<usize>() {
+        Ok(0) => Err("must be at least 1".into()),
+        Ok(n) => Ok(n),
+        Err(e) => Err(e.to_string()),
+    }
+}
+
+fn parse_positive_u32(s: &str) -> Result<u32, String> {
+    match s.trim().parse::<u32>() {
         Ok(0) => Err("must be at least 1".into()),
         Ok(n) => Ok(n),
         Err(e) => Err(e.to_string()),
@@ -210,6 +318,37 @@ mod tests {
     fn list_flags_take_leading_dash() {
         let a = Args::try_parse_from(["sshfront", "--kex", "-diffie*"]).unwrap();
         assert_eq!(a.kex.as_deref(), Some("-diffie*"));
+    }
+
+    #[test]
+    fn gateway_flags() {
+        let a = Args::try_parse_from([
+            "sshfront",
+            "--permit-open",
+            "db:5432",
+            "--permit-open",
+            "*:80",
+            "--permit-listen",
+            "8080",
+            "--allow-exec",
+            "--auth-methods",
+            "publickey,password publickey",
+        ])
+        .unwrap();
+        assert_eq!(a.permit_open, ["db:5432", "*:80"]);
+        assert_eq!(a.permit_listen, ["8080"]);
+        assert!(a.allow_exec);
+        assert_eq!(a.max_auth_tries, DEFAULT_MAX_AUTH_TRIES);
+        assert!(Args::try_parse_from(["sshfront", "--max-auth-tries", "0"]).is_err());
+        let a =
+            Args::try_parse_from(["sshfront", "passwd", "alice", "--password-file", "/p"]).unwrap();
+        match a.command {
+            Some(Command::Passwd { user, password_file }) => {
+                assert_eq!(user, "alice");
+                assert_eq!(password_file, Some(PathBuf::from("/p")));
+            }
+            None => panic!("no subcommand"),
+        }
     }
 
     #[test]

@@ -4,7 +4,7 @@
 //! clap's own parse errors), 1 for a runtime failure (e.g. the address is in use).
 
 use clap::Parser;
-use sshfront::cli::Args;
+use sshfront::cli::{Args, Command, DEFAULT_PASSWORD_FILE};
 use sshfront::config::Config;
 use std::process::ExitCode;
 
@@ -24,6 +24,22 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if let Some(Command::Passwd { user, password_file }) = &args.command {
+        let path = password_file
+            .clone()
+            .or_else(|| args.password_file.clone())
+            .unwrap_or_else(|| DEFAULT_PASSWORD_FILE.into());
+        return match sshfront::config::passwd::run(user, &path) {
+            Ok(()) => {
+                eprintln!("sshfront: password for {user} set in {}", path.display());
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sshfront: passwd: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     sshfront::runtime::log::init(args.log_level);
     let config = match Config::from_args(&args) {
         Ok(c) => c,

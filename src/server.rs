@@ -56,6 +56,9 @@ pub struct ServerConfig {
     pub auth: AuthPolicy,
     /// Connection protocol: channel limits, windows, permit lists, keepalives.
     pub connection: ConnectionPolicy,
+    /// For the runtime only (the core never reads it): session commands, backend connect
+    /// timeout.
+    pub gateway: crate::config::GatewayConfig,
 }
 
 /// What happened, for the runtime to act on or log.
@@ -311,7 +314,9 @@ impl ServerConnection {
                 session_id: &sid,
                 encrypted: enc_in && enc_out,
             };
+            let before = self.auth.failures();
             let r = self.auth.handle_message(cx, &mut self.transport, p);
+            self.log_auth_failure(before);
             self.on_auth_outcome(r, now);
             return;
         }
@@ -373,8 +378,22 @@ impl ServerConnection {
             session_id: &sid,
             encrypted: enc_in && enc_out,
         };
+        let before = self.auth.failures();
         let r = self.auth.handle_job_result(cx, &mut self.transport, result);
+        self.log_auth_failure(before);
         self.on_auth_outcome(r, now);
+    }
+
+    /// A log line for each counted authentication failure (same text for unknown users).
+    fn log_auth_failure(&mut self, before: u32) {
+        let n = self.auth.failures();
+        if n > before {
+            let user = self.auth.user().unwrap_or("");
+            let max = self.config.auth.max_auth_tries;
+            self.events.push_back(Event::Log(format!(
+                "authentication failed user={user:?} ({n} of {max})"
+            )));
+        }
     }
 
     /// Call when `poll_timeout`'s deadline has passed.

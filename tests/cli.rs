@@ -28,6 +28,20 @@ const FLAGS: &[&str] = &[
     "--drain-timeout",
     "--max-buffer-memory",
     "--port-file",
+    "--authorized-keys",
+    "--password-file",
+    "--auth-methods",
+    "--max-auth-tries",
+    "--banner",
+    "--permit-open",
+    "--permit-listen",
+    "--max-sessions",
+    "--session-command",
+    "--allow-exec",
+    "--env-allow",
+    "--keepalive-interval",
+    "--keepalive-count-max",
+    "--connect-timeout",
 ];
 
 #[test]
@@ -69,6 +83,17 @@ fn bad_values_exit_2_with_one_line_naming_the_flag() {
         (&["--max-buffer-memory", "4K"], "--max-buffer-memory"),
         (&["--host-key", "/nonexistent/sshfront/key"], "--host-key"),
         (&["--no-such-flag"], "--no-such-flag"),
+        (&["--max-auth-tries", "0"], "--max-auth-tries"),
+        (&["--auth-methods", "publickey,telepathy"], "--auth-methods"),
+        (&["--auth-methods", "password"], "--auth-methods"),
+        (&["--password-file", "/nonexistent/sshfront/pw"], "--password-file"),
+        (&["--banner", "/nonexistent/sshfront/banner"], "--banner"),
+        (&["--permit-open", "nohostport"], "--permit-open"),
+        (&["--permit-listen", "localhost:http"], "--permit-listen"),
+        (&["--max-sessions", "0"], "--max-sessions"),
+        (&["--env-allow", "A=1"], "--env-allow"),
+        (&["--keepalive-count-max", "0"], "--keepalive-count-max"),
+        (&["--connect-timeout", "0"], "--connect-timeout"),
     ];
     for (args, flag) in cases {
         let mut all = vec!["--data-dir", data];
@@ -119,4 +144,31 @@ fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
         assert_eq!(&after, before, "{name} was regenerated");
     }
     assert!(!server.stderr().contains("generated host key"), "{}", server.stderr());
+}
+
+#[test]
+fn passwd_subcommand_writes_an_argon2id_line_0600() {
+    let dir = TempDir::new("passwd");
+    let file = dir.path().join("sub/passwords");
+    let mut child = std::process::Command::new(common::bin())
+        .args(["passwd", "carol", "--password-file"])
+        .arg(&file)
+        .stdin(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn passwd");
+    use std::io::Write;
+    child.stdin.take().expect("stdin").write_all(b"s3cret\n").expect("write");
+    let out = child.wait_with_output().expect("passwd");
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stderr));
+    let text = std::fs::read_to_string(&file).expect("password file");
+    assert!(text.starts_with("carol:$argon2id$"), "{text}");
+    let mode = std::fs::metadata(&file).expect("meta").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    let db = sshfront::config::users::load_password_file(&file).expect("parse");
+    assert!(db.verify("carol", b"s3cret"));
+    // A bad user name is refused with status 1 and the file is untouched.
+    let out = run(&["passwd", "a:b", "--password-file", file.to_str().expect("utf-8")]);
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(std::fs::read_to_string(&file).expect("file"), text);
 }

@@ -472,7 +472,6 @@ fn reuse_port_lets_two_instances_share_one_port() {
 /// below (`--authorized-keys`, `--permit-open`) are the expected names and may need adjusting
 /// then.
 #[test]
-#[ignore = "needs auth wiring (issue 4): login + direct-tcpip in the runtime"]
 fn openssh_w_through_haproxy_finishes_a_transfer_during_drain() {
     let (_keys_dir, keys) = shared_host_keys();
     let home = TempDir::new("sshw");

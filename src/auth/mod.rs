@@ -159,6 +159,11 @@ impl Auth {
         self.failures
     }
 
+    /// The user name of this login, once the first request named it (for log lines).
+    pub fn user(&self) -> Option<&str> {
+        self.user.as_deref()
+    }
+
     /// Options of the key(s) that authenticated (empty for password-only logins).
     pub fn restrictions(&self) -> &KeyOptions {
         &self.restrictions

@@ -8,11 +8,15 @@
 pub mod algorithms;
 pub mod fleet;
 pub mod host_keys;
+pub mod passwd;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
 use crate::algo::kex::gex::GexGroups;
+use crate::auth::policy::parse_auth_methods;
+use crate::auth::{AuthPolicy, Method, PasswordSource};
 use crate::cli::{available_cores, Args, LogLevel};
+use crate::connection::ConnectionPolicy;
 use crate::server::ServerConfig;
 use crate::transport::config::{
     COMPRESSION_NONE, COMPRESSION_ZLIB, COMPRESSION_ZLIB_OPENSSH, DEFAULT_KEX_TIMEOUT,
@@ -98,16 +102,156 @@ impl Config {
     }
 }
 
-/// The validated server config with no host keys loaded (no file access): for tests of the
-/// runtime, and the first half of [`Config::from_args`].
+/// What the runtime needs to serve channels: how session requests run and how long a backend
+/// connect may take. Part of [`ServerConfig`] so a connection keeps the settings it started with.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `--session-command`: run for every exec/shell/subsystem.
+    pub session_command: Option<String>,
+    /// `--allow-exec`: run the client's command through `/bin/sh -c`.
+    pub allow_exec: bool,
+    /// `--connect-timeout`: backend connect, name lookup included.
+    pub connect_timeout: Duration,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            session_command: None,
+            allow_exec: false,
+            connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
+        }
+    }
+}
+
+/// Largest `--banner` file: a banner is a few lines, and it goes out before authentication.
+pub const MAX_BANNER_LEN: u64 = 16 * 1024;
+
+/// The validated server config with no host keys loaded: for tests of the runtime, and the
+/// first half of [`Config::from_args`]. Reads the password and banner files if given.
 pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
     runtime_settings(args)?;
     Ok(ServerConfig {
         transport: transport_config(args)?,
         login_grace_time: Duration::from_secs(args.login_grace_time),
-        auth: crate::auth::AuthPolicy::default(),
-        connection: crate::connection::ConnectionPolicy::default(),
+        auth: auth_policy(args)?,
+        connection: connection_policy(args)?,
+        gateway: GatewayConfig {
+            session_command: args.session_command.clone(),
+            allow_exec: args.allow_exec,
+            connect_timeout: Duration::from_secs(args.connect_timeout),
+        },
     })
+}
+
+fn auth_policy(args: &Args) -> Result<AuthPolicy, ConfigError> {
+    let mut p = AuthPolicy { max_auth_tries: args.max_auth_tries, ..AuthPolicy::default() };
+    if let Some(t) = &args.authorized_keys {
+        if t.trim().is_empty() {
+            return Err(ConfigError::new("--authorized-keys", "empty path"));
+        }
+        p.authorized_keys = Some(t.clone());
+    }
+    if let Some(path) = &args.password_file {
+        let db = users::load_password_file(path)
+            .map_err(|e| ConfigError::new("--password-file", e.to_string()))?;
+        p.passwords = PasswordSource::Db(Arc::new(db));
+    }
+    if let Some(path) = &args.banner {
+        p.banner = Some(read_banner(path).map_err(|e| ConfigError::new("--banner", e))?);
+    }
+    if let Some(list) = &args.auth_methods {
+        p.sequences =
+            parse_auth_methods(list).map_err(|e| ConfigError::new("--auth-methods", e))?;
+        // As sshd: a listed method that cannot work here is a configuration error, not a
+        // silent lock-out.
+        for m in p.sequences.iter().flatten() {
+            if !p.usable(*m, true) {
+                let need = match m {
+                    Method::PublicKey => "--authorized-keys",
+                    Method::Password | Method::KeyboardInteractive => "--password-file",
+                };
+                return Err(ConfigError::new(
+                    "--auth-methods",
+                    format!("{} needs {need}", m.name()),
+                ));
+            }
+        }
+    }
+    Ok(p)
+}
+
+fn read_banner(path: &std::path::Path) -> Result<String, String> {
+    use std::io::Read;
+    let f = std::fs::File::open(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let mut bytes = Vec::new();
+    f.take(MAX_BANNER_LEN + 1)
+        .read_to_end(&mut bytes)
+        .map_err(|e| format!("{}: {e}", path.display()))?;
+    if bytes.len() as u64 > MAX_BANNER_LEN {
+        return Err(format!("{}: larger than {MAX_BANNER_LEN} bytes", path.display()));
+    }
+    String::from_utf8(bytes).map_err(|_| format!("{}: not UTF-8", path.display()))
+}
+
+fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
+    for p in &args.permit_open {
+        check_permit_open(p).map_err(|e| ConfigError::new("--permit-open", e))?;
+    }
+    for p in &args.permit_listen {
+        check_permit_listen(p).map_err(|e| ConfigError::new("--permit-listen", e))?;
+    }
+    check_seconds("--keepalive-interval", args.keepalive_interval)?;
+    let env_allow: Vec<String> = args
+        .env_allow
+        .split(',')
+        .map(str::trim)
+        .filter(|n| !n.is_empty())
+        .map(str::to_string)
+        .collect();
+    if let Some(bad) = env_allow.iter().find(|n| n.contains(['=', '\0', ' '])) {
+        return Err(ConfigError::new("--env-allow", format!("{bad:?} is not a variable name")));
+    }
+    Ok(ConnectionPolicy {
+        max_channels: args.max_sessions,
+        permit_open: args.permit_open.clone(),
+        permit_listen: args.permit_listen.clone(),
+        env_allow,
+        keepalive_interval: (args.keepalive_interval > 0)
+            .then(|| Duration::from_secs(args.keepalive_interval)),
+        keepalive_count_max: args.keepalive_count_max,
+        ..ConnectionPolicy::default()
+    })
+}
+
+/// `HOST:PORT` (HOST may be `[v6]` and use wildcards; PORT a number or `*`), `any` or `none`.
+fn check_permit_open(p: &str) -> Result<(), String> {
+    if p == "any" || p == "none" {
+        return Ok(());
+    }
+    let Some((host, port)) = p.rsplit_once(':') else {
+        return Err(format!("{p:?}: expected HOST:PORT"));
+    };
+    if host.is_empty() {
+        return Err(format!("{p:?}: empty host"));
+    }
+    check_port(p, port)
+}
+
+/// `[HOST:]PORT`, `any` or `none`.
+fn check_permit_listen(p: &str) -> Result<(), String> {
+    if p == "any" || p == "none" {
+        return Ok(());
+    }
+    let port = p.rsplit_once(':').map_or(p, |(_, port)| port);
+    check_port(p, port)
+}
+
+fn check_port(p: &str, port: &str) -> Result<(), String> {
+    if port == "*" || port.parse::<u16>().is_ok_and(|n| n > 0) {
+        return Ok(());
+    }
+    Err(format!("{p:?}: port must be 1-65535 or *"))
 }
 
 fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {
@@ -373,11 +517,52 @@ mod tests {
             (&["--drain-timeout", "99999999999"], "--drain-timeout"),
             (&["--login-grace-time", "18446744073709551615"], "--login-grace-time"),
             (&["--rekey-limit", "1G:99999999w"], "--rekey-limit"),
+            (&["--permit-open", "db"], "--permit-open"),
+            (&["--permit-open", "db:0"], "--permit-open"),
+            (&["--permit-listen", "host:x"], "--permit-listen"),
+            (&["--auth-methods", "publickey,bogus"], "--auth-methods"),
+            (&["--auth-methods", "publickey"], "--auth-methods"),
+            (&["--password-file", "/nonexistent/sshfront-pw"], "--password-file"),
+            (&["--banner", "/nonexistent/sshfront-banner"], "--banner"),
+            (&["--env-allow", "A=B"], "--env-allow"),
+            (&["--keepalive-interval", "99999999999"], "--keepalive-interval"),
         ];
         for (extra, flag) in cases {
             let e = Config::from_args(&args(extra)).err().unwrap();
             assert_eq!(e.flag, *flag, "{extra:?}: {e}");
         }
+    }
+
+    #[test]
+    fn gateway_policies_from_flags() {
+        let c = server_config_without_host_keys(&args(&[
+            "--permit-open",
+            "db:5432",
+            "--permit-listen",
+            "*",
+            "--max-sessions",
+            "3",
+            "--env-allow",
+            "LANG, TZ",
+            "--keepalive-interval",
+            "15",
+            "--authorized-keys",
+            "/keys/%u",
+            "--auth-methods",
+            "publickey",
+            "--allow-exec",
+        ]))
+        .unwrap();
+        assert_eq!(c.connection.permit_open, ["db:5432"]);
+        assert_eq!(c.connection.max_channels, 3);
+        assert_eq!(c.connection.env_allow, ["LANG", "TZ"]);
+        assert_eq!(c.connection.keepalive_interval, Some(Duration::from_secs(15)));
+        assert_eq!(c.auth.sequences, vec![vec![Method::PublicKey]]);
+        assert_eq!(c.auth.authorized_keys.as_deref(), Some("/keys/%u"));
+        assert!(c.gateway.allow_exec);
+        let d = server_config_without_host_keys(&args(&[])).unwrap();
+        assert!(d.connection.permit_open.is_empty(), "no forwarding unless asked");
+        assert!(d.connection.keepalive_interval.is_none());
     }
 
     #[test]

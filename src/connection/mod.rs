@@ -549,10 +549,20 @@ impl Connection {
     }
 
     /// RFC 4254 §5.3: answer CLOSE with CLOSE unless ours already went; then the number is free.
+    /// Data the client sent before its CLOSE is still delivered: while `inbound` holds some,
+    /// the answer waits until the runtime has written it (`backend_consumed`) or the backend
+    /// is gone (`backend_closed`); the runtime sees this as EOF.
     fn on_close(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
         let id = msgs::recipient(p)?;
         let ch = self.open_channel(id)?;
         ch.peer_closed = true;
+        if !ch.close_sent && !ch.pending().is_empty() {
+            if !ch.peer_eof {
+                ch.peer_eof = true;
+                self.events.push_back(Event::ChannelEof { channel: ChannelId(id) });
+            }
+            return Ok(());
+        }
         if !ch.close_sent {
             ch.close_sent = true;
             let peer = ch.peer_id;
@@ -658,6 +668,14 @@ impl Connection {
             return Ok(0);
         };
         let n = ch.consume(n);
+        if ch.peer_closed && !ch.close_sent && ch.pending().is_empty() {
+            // The client's CLOSE waited for this data (see `on_close`): answer it now.
+            ch.close_sent = true;
+            let peer = ch.peer_id;
+            out.send_with(&mut |o| msgs::encode_channel_only(o, msg_no::CHANNEL_CLOSE, peer))?;
+            self.finish(channel);
+            return Ok(n);
+        }
         self.maybe_adjust(out, channel)?;
         Ok(n)
     }

@@ -227,6 +227,31 @@ fn client_close_is_answered_once() {
 }
 
 #[test]
+fn data_before_the_client_close_is_delivered_first() {
+    let (mut c, mut out) = with_session();
+    let ch = ChannelId(0);
+    c.handle_message(&mut out, &data(0, b"last words")).unwrap();
+    c.handle_message(&mut out, &only(msg_no::CHANNEL_CLOSE, 0)).unwrap();
+    assert!(out.msgs.is_empty(), "CLOSE waits for the pending data");
+    assert_eq!(
+        events(&mut c),
+        [Event::ChannelReadable { channel: ch }, Event::ChannelEof { channel: ch }]
+    );
+    assert_eq!(c.inbound(ch), b"last words");
+    assert!(c.handle_message(&mut out, &data(0, b"more")).is_err(), "nothing after CLOSE");
+    let (mut c, mut out) = with_session();
+    c.handle_message(&mut out, &data(0, b"last words")).unwrap();
+    c.handle_message(&mut out, &only(msg_no::CHANNEL_CLOSE, 0)).unwrap();
+    events(&mut c);
+    assert_eq!(c.backend_consumed(&mut out, ch, 4).unwrap(), 4);
+    assert!(out.msgs.is_empty());
+    assert_eq!(c.backend_consumed(&mut out, ch, 6).unwrap(), 6);
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_CLOSE]);
+    assert_eq!(events(&mut c), [Event::ChannelClosed { channel: ch }]);
+    assert_eq!(c.channel_count(), 0);
+}
+
+#[test]
 fn exec_and_exit_status_before_close() {
     let (mut c, mut out) = with_session();
     let ch = ChannelId(0);

@@ -1,7 +1,8 @@
 //! `zlib` (RFC 4253 §6.2) and `zlib@openssh.com` (openssh PROTOCOL §2.1) streams, via flate2.
 //!
-//! Each direction has one zlib stream that lives across packets (and across rekeys, as in
-//! OpenSSH). Every outgoing payload ends with a partial flush so the peer can inflate it whole;
+//! Each direction has one zlib stream that lives across packets and starts afresh at every
+//! NEWKEYS, as OpenSSH does (its `ssh_set_newkeys` re-runs deflateInit/inflateInit for the new
+//! keys' compression, so a stream continued across a rekey is "invalid format" to it). Every outgoing payload ends with a partial flush so the peer can inflate it whole;
 //! incoming payloads are inflated with a sync flush into a buffer that may never grow past
 //! [`MAX_PAYLOAD_LEN`] + 1 bytes, so a compression bomb is an error, not an allocation.
 
@@ -40,12 +41,11 @@ impl Deflater {
         Self { when: Activation { kind: Compression::None, authenticated: false }, stream: None }
     }
 
-    /// Same kind again (a rekey) keeps the running stream: the peer's inflater continues it.
+    /// New keys (first or rekey): a fresh stream if the kind is active, as the peer restarts
+    /// its inflater at NEWKEYS.
     pub(crate) fn set(&mut self, kind: Compression) {
-        if kind != self.when.kind {
-            self.when.kind = kind;
-            self.stream = None;
-        }
+        self.when.kind = kind;
+        self.stream = None;
         self.refresh();
     }
 
@@ -106,11 +106,10 @@ impl Inflater {
         Self { when: Activation { kind: Compression::None, authenticated: false }, stream: None }
     }
 
+    /// New keys (first or rekey): a fresh stream, as the peer restarts its deflater.
     pub(crate) fn set(&mut self, kind: Compression) {
-        if kind != self.when.kind {
-            self.when.kind = kind;
-            self.stream = None;
-        }
+        self.when.kind = kind;
+        self.stream = None;
         self.refresh();
     }
 
@@ -164,7 +163,10 @@ impl Inflater {
                 return Err(PacketError::Decompression);
             }
             let progressed = used != 0 || out.len() != before_out;
-            if input.is_empty() && (out.len() < out.capacity() || !progressed) {
+            // All input taken is not the end: miniz_oxide returns once the input is used up
+            // even when its window still holds output (highly compressible data), so call
+            // again until a call produces nothing.
+            if input.is_empty() && !progressed {
                 return Ok(());
             }
             if !progressed && out.len() < out.capacity() {
@@ -199,7 +201,7 @@ mod tests {
     }
 
     #[test]
-    fn delayed_waits_for_auth_and_survives_rekey() {
+    fn delayed_waits_for_auth_and_restarts_at_rekey() {
         let mut d = Deflater::new();
         d.set(Compression::ZlibDelayed);
         assert!(!d.is_active());
@@ -207,11 +209,28 @@ mod tests {
         assert!(d.is_active());
         let mut c = Vec::new();
         d.deflate(b"abc", &mut c).unwrap();
-        let before = d.stream.as_ref().unwrap().total_in();
+        assert_eq!(d.stream.as_ref().unwrap().total_in(), 3);
         d.set(Compression::ZlibDelayed);
-        assert_eq!(d.stream.as_ref().unwrap().total_in(), before);
+        assert!(d.is_active(), "still authenticated: on at once");
+        assert_eq!(d.stream.as_ref().unwrap().total_in(), 0, "a fresh stream after NEWKEYS");
         d.set(Compression::None);
         assert!(!d.is_active());
+    }
+
+    #[test]
+    fn very_compressible_payloads_inflate_whole() {
+        let mut d = Deflater::new();
+        let mut i = Inflater::new();
+        d.set(Compression::Zlib);
+        i.set(Compression::Zlib);
+        let (mut c, mut p) = (Vec::new(), Vec::new());
+        for n in 0..20u8 {
+            let msg: Vec<u8> =
+                b"sshfront compresses this line well. ".repeat(900 + n as usize).to_vec();
+            d.deflate(&msg, &mut c).unwrap();
+            i.inflate(&c, &mut p).unwrap();
+            assert_eq!(p, msg, "packet {n}");
+        }
     }
 
     #[test]

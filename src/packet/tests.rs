@@ -472,7 +472,7 @@ fn valid_length_waits_without_growing_anything() {
 }
 
 #[test]
-fn zlib_stream_survives_rekey_and_counters_reset() {
+fn zlib_stream_restarts_at_rekey_and_counters_reset() {
     let mut rng = TestRng(8);
     let a = (&cipher::AES128_CTR as &CipherAlg, Some(&mac::HMAC_SHA2_256 as &MacAlg));
     let b = (&cipher::CHACHA20_POLY1305 as &CipherAlg, None);

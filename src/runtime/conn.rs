@@ -2,35 +2,90 @@
 //! generation, readiness kept in user space, byte counters and stage timestamps.
 
 use super::buffers::Buf;
+use crate::config::GatewayConfig;
+use crate::connection::{ChannelId, ListenerId};
 use crate::server::ServerConnection;
 use mio::net::TcpStream;
 use mio::Token;
 use std::net::SocketAddr;
 use std::time::Instant;
 
-/// Bits of a token used for the slab key; the rest carry the generation. Key 0 is reserved
-/// (the worker's waker), so slab key `k` is stored as `k + 1`.
-const KEY_BITS: u32 = usize::BITS / 2;
-const KEY_MASK: usize = (1usize << KEY_BITS) - 1;
+/// What a token's socket is. Kept in the token so an event is routed without a lookup, and a
+/// stale event for a recycled slab key of another kind can never be misread.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum SocketKind {
+    /// A client connection (the worker's `Slab<Conn>`).
+    Client = 0,
+    /// A direct-tcpip backend or an accepted forwarded-tcpip socket (the endpoint slab).
+    Backend = 1,
+    /// A remote-forward (-R) listener.
+    Listener = 2,
+    ChildStdin = 3,
+    ChildStdout = 4,
+    ChildStderr = 5,
+}
+
+impl SocketKind {
+    fn from_bits(b: usize) -> Option<Self> {
+        Some(match b {
+            0 => SocketKind::Client,
+            1 => SocketKind::Backend,
+            2 => SocketKind::Listener,
+            3 => SocketKind::ChildStdin,
+            4 => SocketKind::ChildStdout,
+            5 => SocketKind::ChildStderr,
+            _ => return None,
+        })
+    }
+}
+
+/// Token layout: kind in the low 3 bits, slab key + 1 in the rest of the low half, generation
+/// in the high half. Key field 0 is reserved (the worker's waker).
+const KIND_BITS: u32 = 3;
+const KIND_MASK: usize = (1 << KIND_BITS) - 1;
+const HALF: u32 = usize::BITS / 2;
+const KEY_MASK: usize = (1usize << (HALF - KIND_BITS)) - 1;
 
 /// The worker's waker token.
 pub const WAKER_TOKEN: Token = Token(0);
 
-/// Token for slab key `key` and `generation` (generation truncated to the free bits).
+/// Token for a client connection with slab key `key` and `generation`.
 pub fn token_for(key: usize, generation: u32) -> Token {
-    let gen_bits = (generation as usize) & (usize::MAX >> KEY_BITS);
-    Token(((key + 1) & KEY_MASK) | (gen_bits << KEY_BITS))
+    token_of(SocketKind::Client, key, generation)
 }
 
-/// (slab key, generation bits) of a client token; `None` for reserved tokens.
+/// Token for a socket of `kind` with slab key `key` and `generation` (truncated to the free
+/// bits).
+pub fn token_of(kind: SocketKind, key: usize, generation: u32) -> Token {
+    let gen_bits = (generation as usize) & (usize::MAX >> HALF);
+    Token((kind as usize) | (((key + 1) & KEY_MASK) << KIND_BITS) | (gen_bits << HALF))
+}
+
+/// (kind, slab key, generation bits) of a token; `None` for reserved or malformed tokens.
+pub fn decode(t: Token) -> Option<(SocketKind, usize, usize)> {
+    let kind = SocketKind::from_bits(t.0 & KIND_MASK)?;
+    let k = (t.0 >> KIND_BITS) & KEY_MASK;
+    (k != 0).then(|| (kind, k - 1, t.0 >> HALF))
+}
+
+/// (slab key, generation bits) of a client token; `None` for any other token.
 pub fn decode_token(t: Token) -> Option<(usize, usize)> {
-    let k = t.0 & KEY_MASK;
-    (k != 0).then(|| (k - 1, t.0 >> KEY_BITS))
+    match decode(t) {
+        Some((SocketKind::Client, k, g)) => Some((k, g)),
+        _ => None,
+    }
 }
 
 /// Whether a token's generation bits belong to `generation`.
 pub fn generation_matches(bits: usize, generation: u32) -> bool {
-    bits == (generation as usize) & (usize::MAX >> KEY_BITS)
+    bits == (generation as usize) & (usize::MAX >> HALF)
+}
+
+/// What one of the connection's endpoints serves.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Link {
+    Channel(ChannelId),
+    Listener(ListenerId),
 }
 
 pub struct Conn<C = ServerConnection> {
@@ -70,6 +125,15 @@ pub struct Conn<C = ServerConnection> {
     pub close_reason: Option<(u32, String, bool)>,
     /// The first key exchange completed (for the metrics' connections-by-state gauges).
     pub kex_done: bool,
+    /// The authenticated user (for session commands' environment).
+    pub user: Option<String>,
+    /// Backends, listeners and children of this connection: (what, endpoint slab key). Short
+    /// (bounded by --max-sessions plus the listener bound), so a linear search is fine.
+    pub links: Vec<(Link, usize)>,
+    /// A channel event asked for another pass over the endpoints this turn.
+    pub pump_again: bool,
+    /// Session and backend settings this connection started with.
+    pub gateway: GatewayConfig,
 }
 
 impl<C> Conn<C> {
@@ -103,6 +167,10 @@ impl<C> Conn<C> {
             stall_since: None,
             close_reason: None,
             kex_done: false,
+            user: None,
+            links: Vec::new(),
+            pump_again: false,
+            gateway: GatewayConfig::default(),
         }
     }
 
@@ -114,6 +182,17 @@ impl<C> Conn<C> {
     /// Bytes read and not yet consumed by the core.
     pub fn pending_in(&self) -> usize {
         self.rbuf.as_ref().map_or(0, Buf::len)
+    }
+
+    /// The endpoint slab key serving `link`.
+    pub fn endpoint(&self, link: Link) -> Option<usize> {
+        self.links.iter().find(|(l, _)| *l == link).map(|&(_, k)| k)
+    }
+
+    /// Forgets `link`; returns its endpoint slab key.
+    pub fn unlink(&mut self, link: Link) -> Option<usize> {
+        let i = self.links.iter().position(|(l, _)| *l == link)?;
+        Some(self.links.swap_remove(i).1)
     }
 }
 
@@ -133,5 +212,23 @@ mod tests {
         let (k, g) = decode_token(token_for(12345, u32::MAX)).unwrap();
         assert_eq!(k, 12345);
         assert!(generation_matches(g, u32::MAX));
+    }
+
+    #[test]
+    fn tokens_carry_the_socket_kind() {
+        for kind in [
+            SocketKind::Client,
+            SocketKind::Backend,
+            SocketKind::Listener,
+            SocketKind::ChildStdin,
+            SocketKind::ChildStdout,
+            SocketKind::ChildStderr,
+        ] {
+            let (k, key, g) = decode(token_of(kind, 77, 5)).unwrap();
+            assert_eq!((k, key), (kind, 77));
+            assert!(generation_matches(g, 5));
+        }
+        assert_eq!(decode_token(token_of(SocketKind::Backend, 1, 1)), None, "not a client");
+        assert_eq!(decode(Token(7 | (1 << 3))), None, "unknown kind bits");
     }
 }

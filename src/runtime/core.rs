@@ -4,12 +4,23 @@
 //! writes, timers, close and drain) can be tested with a small fake core, independently of the
 //! protocol.
 
+use crate::connection::{ChannelId, DataSink, ExitStatus, ForwardError, ListenerId};
 use crate::server::{Event, ServerConnection};
 use crate::transport::{DisconnectReason, JobDone};
 use std::time::Instant;
 
 pub trait Core {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize;
+    /// As `handle_input`, offering inbound channel data to `sink` straight from the decrypted
+    /// packet (zero-copy to backends).
+    fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        _sink: &mut dyn DataSink,
+    ) -> usize {
+        self.handle_input(input, now)
+    }
     fn handle_job_done(&mut self, done: JobDone, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self, out: &mut Vec<u8>);
@@ -23,11 +34,51 @@ pub trait Core {
     fn peer_closed(&mut self, now: Instant) {
         self.close(DisconnectReason::ConnectionLost, "connection closed by peer", now);
     }
+
+    // Channel mutators (see `ServerConnection`). The defaults are for test cores that never
+    // emit channel events.
+    fn backend_connected(&mut self, _channel: ChannelId) {}
+    fn backend_failed(&mut self, _channel: ChannelId, _code: u32, _text: &str) {}
+    fn inbound(&self, _channel: ChannelId) -> &[u8] {
+        &[]
+    }
+    fn backend_consumed(&mut self, _channel: ChannelId, _n: usize) -> usize {
+        0
+    }
+    fn send_capacity(&self, _channel: ChannelId) -> usize {
+        0
+    }
+    fn send_data(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
+        0
+    }
+    fn send_stderr(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
+        0
+    }
+    fn backend_eof(&mut self, _channel: ChannelId) {}
+    fn backend_closed(&mut self, _channel: ChannelId) {}
+    fn child_exited(&mut self, _channel: ChannelId, _status: ExitStatus) {}
+    fn listen_result(&mut self, _listener: ListenerId, _result: Result<u16, ()>) {}
+    fn forwarded_connection(
+        &mut self,
+        _listener: ListenerId,
+        _originator: &str,
+        _originator_port: u16,
+    ) -> Result<ChannelId, ForwardError> {
+        Err(ForwardError::NoListener)
+    }
 }
 
 impl Core for ServerConnection {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         ServerConnection::handle_input(self, input, now)
+    }
+    fn handle_input_with(
+        &mut self,
+        input: &mut [u8],
+        now: Instant,
+        sink: &mut dyn DataSink,
+    ) -> usize {
+        ServerConnection::handle_input_with(self, input, now, sink)
     }
     fn handle_job_done(&mut self, done: JobDone, now: Instant) {
         ServerConnection::handle_job_done(self, done, now)
@@ -58,5 +109,46 @@ impl Core for ServerConnection {
     }
     fn peer_closed(&mut self, _now: Instant) {
         ServerConnection::peer_closed(self)
+    }
+    fn backend_connected(&mut self, channel: ChannelId) {
+        ServerConnection::backend_connected(self, channel)
+    }
+    fn backend_failed(&mut self, channel: ChannelId, code: u32, text: &str) {
+        ServerConnection::backend_failed(self, channel, code, text)
+    }
+    fn inbound(&self, channel: ChannelId) -> &[u8] {
+        ServerConnection::inbound(self, channel)
+    }
+    fn backend_consumed(&mut self, channel: ChannelId, n: usize) -> usize {
+        ServerConnection::backend_consumed(self, channel, n)
+    }
+    fn send_capacity(&self, channel: ChannelId) -> usize {
+        ServerConnection::send_capacity(self, channel)
+    }
+    fn send_data(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        ServerConnection::send_data(self, channel, data, now)
+    }
+    fn send_stderr(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
+        ServerConnection::send_stderr(self, channel, data, now)
+    }
+    fn backend_eof(&mut self, channel: ChannelId) {
+        ServerConnection::backend_eof(self, channel)
+    }
+    fn backend_closed(&mut self, channel: ChannelId) {
+        ServerConnection::backend_closed(self, channel)
+    }
+    fn child_exited(&mut self, channel: ChannelId, status: ExitStatus) {
+        ServerConnection::child_exited(self, channel, status)
+    }
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        ServerConnection::listen_result(self, listener, result)
+    }
+    fn forwarded_connection(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Result<ChannelId, ForwardError> {
+        ServerConnection::forwarded_connection(self, listener, originator, originator_port)
     }
 }

@@ -6,14 +6,18 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod acceptor;
+pub mod backend;
 pub mod buffers;
+pub mod child;
 pub mod conn;
 pub mod core;
 pub mod crypto_pool;
 pub mod fleet;
+pub mod forward_listen;
 pub mod log;
 pub mod metrics_http;
 pub mod proxy;
+pub mod resolve;
 pub mod signals;
 pub mod timers;
 pub mod worker;

@@ -2,14 +2,18 @@
 //! loop that moves bytes between sockets and `ServerConnection`s.
 //!
 //! One turn: poll → mark readiness (kept in user space; sockets are registered once,
-//! READABLE|WRITABLE, edge-triggered) → drain control and job-result channels → fire timers →
-//! service every touched connection: flush pending output, feed buffered input, read until
-//! WouldBlock / buffer full / per-turn budget, `poll_transmit` into one write, handle events,
-//! re-arm the timer. A connection that used its budget goes on the ready-again list, since edge
-//! triggering will not report it again. Nothing here blocks; every queue is bounded.
+//! READABLE|WRITABLE, edge-triggered) → drain control, job-result and resolver channels → fire
+//! timers → service every touched connection: flush pending output, feed buffered input, read
+//! until WouldBlock / buffer full / per-turn budget, relay between its channels and their
+//! endpoints (backend sockets, -R listeners, child pipes: `channels.rs`), `poll_transmit` into
+//! one write, handle events, re-arm the timer. An endpoint's readiness only marks its
+//! connection for service. A connection that used its budget goes on the ready-again list,
+//! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
 
 use super::buffers::{Buf, BufferPool, CLASSES};
-use super::conn::{decode_token, generation_matches, token_for, Conn, WAKER_TOKEN};
+use super::conn::{
+    decode, decode_token, generation_matches, token_for, Conn, SocketKind, WAKER_TOKEN,
+};
 use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::timers::TimerHeap;
@@ -104,6 +108,8 @@ struct State {
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
     starved: Vec<(usize, u32)>,
     scratch: Vec<u8>,
+    /// Backend sockets, forward listeners and session children of all connections.
+    endpoints: channels::Endpoints,
 }
 
 /// Runs a worker driving `ServerConnection`s until it has drained.
@@ -134,7 +140,7 @@ pub fn run_with<C: Core>(
     let mut st = State {
         id,
         poll,
-        waker,
+        waker: waker.clone(),
         results_tx,
         crypto,
         pool: BufferPool::new(buffer_used, buffer_budget),
@@ -144,6 +150,7 @@ pub fn run_with<C: Core>(
         ready: Vec::new(),
         starved: Vec::new(),
         scratch: Vec::with_capacity(64 * 1024),
+        endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
     };
     let mut conns: Slab<Conn<C>> = Slab::new();
     let mut next_generation: u32 = 1;
@@ -166,9 +173,16 @@ pub fn run_with<C: Core>(
             if ev.token() == WAKER_TOKEN {
                 continue;
             }
-            let Some((key, gen_bits)) = decode_token(ev.token()) else {
+            let Some((kind, key, gen_bits)) = decode(ev.token()) else {
                 continue;
             };
+            if kind != SocketKind::Client {
+                // A backend, listener or child pipe: note readiness, service its connection.
+                if let Some(owner) = st.endpoint_ready(kind, key, gen_bits, ev) {
+                    touched.push(owner);
+                }
+                continue;
+            }
             let Some(conn) = conns.get_mut(key) else {
                 continue;
             };
@@ -202,6 +216,9 @@ pub fn run_with<C: Core>(
                         generation,
                         new_core(config.clone(), peer, now),
                     ) {
+                        if let Some(c) = conns.get_mut(key) {
+                            c.gateway = config.gateway.clone();
+                        }
                         touched.push((key, generation));
                     } else {
                         load.fetch_sub(1, Ordering::AcqRel);
@@ -260,6 +277,9 @@ pub fn run_with<C: Core>(
         }
 
         st.submit_waiting(&conns, now);
+        st.resolver_answers(&mut conns, now, &mut touched);
+        st.endpoint_timers(&mut conns, now, &mut touched);
+        st.reap_dying(now);
 
         // Timers: stale entries (connection gone, deadline moved) are skipped.
         let due = st.timers.expired(now, |e| {
@@ -320,6 +340,7 @@ pub fn run_with<C: Core>(
         }
         st.remove(&mut conns, key, &load);
     }
+    st.reap_all_on_exit();
     let metrics = Box::new(std::mem::take(&mut st.metrics));
     let _ = reports.try_send(Report::Exited { worker: id, metrics });
     let _ = acceptor_waker.wake();
@@ -338,6 +359,9 @@ impl State {
         }
         if let Some(d) = draining {
             at_most(d.saturating_duration_since(now));
+        }
+        if let Some(d) = self.endpoints.next_timeout(now) {
+            at_most(d);
         }
         if !self.wait_queue.is_empty() || !self.starved.is_empty() {
             at_most(RETRY_INTERVAL);
@@ -389,11 +413,26 @@ impl State {
         if conn.writable && conn.wbuf.is_some() {
             self.write_out(conn, false, now);
         }
-        if self.read_input(conn, key, now) && !conn.queued {
+        let mut again = self.read_input(conn, key, now);
+        // Relay between channels and endpoints, flush, handle events; again while a round made
+        // progress or an event asked for it (bounded: the relay budget is per round).
+        for _ in 0..channels::PUMP_ROUNDS {
+            conn.pump_again = false;
+            let (progress, more) =
+                if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
+            self.output_and_events(conn, key, now);
+            if more {
+                again = true;
+                break;
+            }
+            if !progress && !conn.pump_again {
+                break;
+            }
+        }
+        if again && !conn.queued {
             conn.queued = true;
             self.ready.push((key, conn.generation));
         }
-        self.output_and_events(conn, key, now);
         self.arm_timer(conn, key, now);
 
         if conn.bytes_in != in0 || conn.bytes_out != out0 {
@@ -414,7 +453,12 @@ impl State {
             // Feed what we have; the core takes whole packets and says how much it used.
             if !conn.closing && conn.core.wants_input() {
                 if let Some(buf) = conn.rbuf.as_mut().filter(|b| !b.is_empty()) {
-                    let n = conn.core.handle_input(buf.filled_mut(), now);
+                    let n = if conn.links.is_empty() {
+                        conn.core.handle_input(buf.filled_mut(), now)
+                    } else {
+                        let mut sink = self.endpoints.sink(&conn.links);
+                        conn.core.handle_input_with(buf.filled_mut(), now, &mut sink)
+                    };
                     buf.consume(n);
                 }
             }
@@ -588,7 +632,8 @@ impl State {
                 log::info!(
                     "[w{id}#{key}] {} authenticated user={user:?} method={method}",
                     conn.peer
-                )
+                );
+                conn.user = Some(user);
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
@@ -596,9 +641,7 @@ impl State {
                 conn.close_reason = Some((code, reason, by_peer));
             }
             Event::Log(text) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
-            // Channel events need backends and children; until those are wired, no policy
-            // lets a client authenticate, so none of these can occur.
-            other => log::debug!("[w{id}#{key}] {}: unhandled event {}", conn.peer, other.name()),
+            other => self.channel_event(conn, key, other, now),
         }
     }
 
@@ -759,6 +802,7 @@ impl State {
         let Some(mut conn) = conns.try_remove(key) else {
             return;
         };
+        self.teardown(&mut conn, Instant::now());
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(b) = conn.rbuf.take() {
             self.pool.release(b);
@@ -786,6 +830,9 @@ impl State {
         );
     }
 }
+
+#[path = "channels.rs"]
+mod channels;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]

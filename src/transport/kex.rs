@@ -566,10 +566,9 @@ impl Transport {
         // NEWKEYS goes out under the old keys; everything after it under the new ones.
         self.send_with(|o| o.push(msg_no::NEWKEYS))?;
         self.sealer.set_keys(out_keys);
-        if comp_out != self.compression_out {
-            self.sealer.set_compression(compression_kind(comp_out));
-            self.compression_out = comp_out;
-        }
+        // Always: the compression stream restarts with every set of keys (see compress.rs).
+        self.sealer.set_compression(compression_kind(comp_out));
+        self.compression_out = comp_out;
         if self.strict {
             self.sealer.reset_seq();
         }
@@ -625,10 +624,8 @@ impl Transport {
                 Role::Server => neg.comp_c2s,
                 Role::Client => neg.comp_s2c,
             };
-            if comp_in != self.compression_in {
-                self.opener.set_compression(compression_kind(comp_in));
-                self.compression_in = comp_in;
-            }
+            self.opener.set_compression(compression_kind(comp_in));
+            self.compression_in = comp_in;
         }
         if self.strict {
             self.opener.reset_seq();

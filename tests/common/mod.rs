@@ -2,6 +2,7 @@
 //! ephemeral loopback port, killed by its own PID when the handle drops.
 #![allow(dead_code, clippy::disallowed_methods, clippy::disallowed_types)]
 
+pub mod gateway;
 pub mod sshclient;
 
 use std::net::SocketAddr;

@@ -1,0 +1,310 @@
+//! Moving bytes for one endpoint in one connection turn: client data from the channel's
+//! `inbound` to a backend socket or child stdin, and endpoint output to the channel no faster
+//! than `send_capacity` allows; connect completion, EOF and errors on the way. Free functions
+//! over one endpoint and the connection, so `channels.rs` keeps the bookkeeping.
+
+use crate::connection::ChannelId;
+use crate::runtime::backend::{Backend, Phase};
+use crate::runtime::child::{ChildProc, Out};
+use crate::runtime::conn::{token_of, Conn, SocketKind};
+use crate::runtime::core::Core;
+use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
+use crate::runtime::worker::WRITE_HIGH_WATER;
+use mio::net::TcpStream;
+use mio::{Interest, Registry};
+use std::time::Instant;
+
+/// What to do with an endpoint after its pump.
+pub(super) enum Fate {
+    Keep,
+    /// Connect failed: CHANNEL_OPEN_FAILURE with this text.
+    ConnectFailed(String),
+    /// The socket failed after opening: EOF + CLOSE to the client.
+    Failed,
+}
+
+/// The worker's relay buffer and this turn's budget, lent to one endpoint's pump.
+pub(super) struct Relay<'a> {
+    pub buf: &'a mut Vec<u8>,
+    pub budget: &'a mut usize,
+    pub progress: &'a mut bool,
+    pub now: Instant,
+}
+
+impl Relay<'_> {
+    /// How much to read now for a channel with `cap` bytes of send capacity (0: do not read).
+    fn room<C: Core>(&self, conn: &Conn<C>, cap: usize) -> usize {
+        if conn.pending_out() >= WRITE_HIGH_WATER {
+            return 0;
+        }
+        cap.min(self.buf.len()).min(*self.budget)
+    }
+
+    fn took(&mut self, n: usize) {
+        *self.budget = self.budget.saturating_sub(n);
+        *self.progress = true;
+    }
+}
+
+/// Starts a connect to the next address left; `Err` with the last error when none works.
+pub(super) fn connect_next(
+    registry: &Registry,
+    ekey: usize,
+    generation: u32,
+    b: &mut Backend,
+) -> Result<(), String> {
+    let mut last = String::from("no address");
+    while let Some(addr) = b.more_addrs.pop() {
+        match TcpStream::connect(addr) {
+            Ok(mut s) => {
+                let t = token_of(SocketKind::Backend, ekey, generation);
+                if let Err(e) =
+                    registry.register(&mut s, t, Interest::READABLE | Interest::WRITABLE)
+                {
+                    last = e.to_string();
+                    continue;
+                }
+                let _ = s.set_nodelay(true);
+                b.stream = Some(s);
+                b.phase = Phase::Connecting;
+                b.readable = false;
+                b.writable = false;
+                return Ok(());
+            }
+            Err(e) => last = format!("{addr}: {e}"),
+        }
+    }
+    Err(last)
+}
+
+pub(super) fn pump_backend<C: Core>(
+    conn: &mut Conn<C>,
+    b: &mut Backend,
+    registry: &Registry,
+    ekey: usize,
+    generation: u32,
+    relay: &mut Relay<'_>,
+) -> Fate {
+    match b.phase {
+        Phase::Resolving | Phase::AwaitingOpen => return Fate::Keep,
+        Phase::Connecting => {
+            if !b.readable && !b.writable {
+                return Fate::Keep;
+            }
+            match b.check_connected() {
+                Ok(false) => {
+                    b.readable = false;
+                    b.writable = false;
+                    return Fate::Keep;
+                }
+                Ok(true) => {
+                    b.phase = Phase::Open;
+                    b.deadline = None;
+                    b.readable = true;
+                    b.writable = true;
+                    *relay.progress = true;
+                    conn.core.backend_connected(b.channel);
+                }
+                Err(e) => {
+                    if let Some(mut s) = b.stream.take() {
+                        let _ = registry.deregister(&mut s);
+                    }
+                    if b.more_addrs.is_empty() {
+                        return Fate::ConnectFailed(e.to_string());
+                    }
+                    if let Err(text) = connect_next(registry, ekey, generation, b) {
+                        return Fate::ConnectFailed(text);
+                    }
+                    return Fate::Keep;
+                }
+            }
+        }
+        Phase::Open => {}
+    }
+    let ch = b.channel;
+    // Client → backend, straight from the channel's inbound buffer.
+    while !b.write_shut && b.writable {
+        let data = conn.core.inbound(ch);
+        if data.is_empty() {
+            break;
+        }
+        match b.write_some(data) {
+            Ok(0) => break,
+            Ok(n) => {
+                conn.core.backend_consumed(ch, n);
+                *relay.progress = true;
+            }
+            Err(_) => return Fate::Failed,
+        }
+    }
+    if b.client_eof && !b.write_shut && conn.core.inbound(ch).is_empty() {
+        b.shutdown_write();
+    }
+    // Backend → client, no more than the channel can take now.
+    while b.readable && !b.read_eof {
+        let room = relay.room(conn, conn.core.send_capacity(ch));
+        if room == 0 {
+            break;
+        }
+        let Some(dst) = relay.buf.get_mut(..room) else { break };
+        match b.read_once(dst) {
+            Ok(None) => break,
+            Ok(Some(0)) => {
+                b.read_eof = true;
+                *relay.progress = true;
+                conn.core.backend_eof(ch);
+            }
+            Ok(Some(n)) => {
+                let data = relay.buf.get(..n).unwrap_or_default();
+                let taken = conn.core.send_data(ch, data, relay.now);
+                if taken < n {
+                    // Cannot happen (n ≤ send_capacity); never drop bytes silently.
+                    log::error!("channel {ch:?}: core took {taken} of {n} bytes");
+                    return Fate::Failed;
+                }
+                relay.took(n);
+            }
+            Err(_) => return Fate::Failed,
+        }
+    }
+    if b.read_eof && b.write_shut && !b.close_sent {
+        b.close_sent = true;
+        conn.core.backend_closed(ch);
+    }
+    Fate::Keep
+}
+
+/// Feeds stdin, reads stdout/stderr, and reports the exit once the output has ended. Returns a
+/// deadline for the next reap attempt when the child has not exited yet.
+pub(super) fn pump_child<C: Core>(
+    conn: &mut Conn<C>,
+    c: &mut ChildProc,
+    registry: &Registry,
+    relay: &mut Relay<'_>,
+) -> Option<Instant> {
+    let ch = c.channel;
+    loop {
+        let data = conn.core.inbound(ch);
+        if data.is_empty() {
+            break;
+        }
+        if c.stdin.is_none() {
+            // The child closed its stdin: what the client still sends is dropped, and its
+            // window given back, as sshd does.
+            let n = data.len();
+            conn.core.backend_consumed(ch, n);
+            continue;
+        }
+        if !c.stdin_writable {
+            break;
+        }
+        match c.write_stdin(data) {
+            Ok(0) => break,
+            Ok(n) => {
+                conn.core.backend_consumed(ch, n);
+                *relay.progress = true;
+            }
+            Err(_) => {
+                if let Some(mut p) = c.stdin.take() {
+                    let _ = registry.deregister(&mut p);
+                }
+            }
+        }
+    }
+    if c.client_eof && conn.core.inbound(ch).is_empty() {
+        if let Some(mut p) = c.stdin.take() {
+            let _ = registry.deregister(&mut p);
+        }
+    }
+    for which in [Out::Stdout, Out::Stderr] {
+        while c.readable(which) {
+            let room = relay.room(conn, conn.core.send_capacity(ch));
+            if room == 0 {
+                break;
+            }
+            let Some(dst) = relay.buf.get_mut(..room) else { break };
+            match c.read_once(which, dst) {
+                Ok(None) => break,
+                Ok(Some(0)) | Err(_) => {
+                    let pipe = match which {
+                        Out::Stdout => c.stdout.take(),
+                        Out::Stderr => c.stderr.take(),
+                    };
+                    if let Some(mut p) = pipe {
+                        let _ = registry.deregister(&mut p);
+                    }
+                    *relay.progress = true;
+                }
+                Ok(Some(n)) => {
+                    let data = relay.buf.get(..n).unwrap_or_default();
+                    let taken = match which {
+                        Out::Stdout => conn.core.send_data(ch, data, relay.now),
+                        Out::Stderr => conn.core.send_stderr(ch, data, relay.now),
+                    };
+                    if taken < n {
+                        log::error!("channel {ch:?}: core took {taken} of {n} bytes");
+                    }
+                    relay.took(n);
+                }
+            }
+        }
+    }
+    if !c.output_done() || c.reported {
+        return None;
+    }
+    if let Some(status) = c.try_reap() {
+        c.reported = true;
+        *relay.progress = true;
+        if let Some(mut p) = c.stdin.take() {
+            let _ = registry.deregister(&mut p);
+        }
+        conn.core.child_exited(ch, status);
+        return None;
+    }
+    if c.reap_at.is_some() {
+        return None; // a retry is already armed
+    }
+    let at = relay.now + c.reap_step;
+    c.reap_at = Some(at);
+    Some(at)
+}
+
+/// Accepts on a forward listener (bounded per turn); each connection asks the core for a
+/// forwarded-tcpip channel. Returns how many were accepted.
+pub(super) fn accept_forwarded<C: Core>(
+    conn: &mut Conn<C>,
+    l: &mut ForwardListener,
+    accepted: &mut Vec<(ChannelId, TcpStream)>,
+) -> usize {
+    let mut n = 0;
+    while l.readable && n < ACCEPTS_PER_TURN {
+        match l.accept() {
+            Ok(Some((stream, peer))) => {
+                n += 1;
+                let ip = peer.ip().to_string();
+                match conn.core.forwarded_connection(l.id, &ip, peer.port()) {
+                    Ok(ch) => accepted.push((ch, stream)),
+                    Err(e) => log::debug!("forwarded connection from {peer} refused: {e:?}"),
+                }
+            }
+            Ok(None) => break,
+            Err(e) => {
+                log::debug!("accept on a forward listener: {e}");
+                break;
+            }
+        }
+    }
+    n
+}
+
+pub(super) fn close_pipes(c: &mut ChildProc, registry: &Registry) {
+    if let Some(mut p) = c.stdin.take() {
+        let _ = registry.deregister(&mut p);
+    }
+    if let Some(mut p) = c.stdout.take() {
+        let _ = registry.deregister(&mut p);
+    }
+    if let Some(mut p) = c.stderr.take() {
+        let _ = registry.deregister(&mut p);
+    }
+}
