@@ -29,9 +29,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$QUICK" = 1 ]; then
-    HS_SECS=3; BULK_BYTES=256M; IDLE_N=1000; IDLE_HOLD=1
+    HS_SECS=3; BULK_BYTES=512M; IDLE_N=1000; IDLE_HOLD=1
 else
-    HS_SECS=6; BULK_BYTES=512M; IDLE_N=1000; IDLE_HOLD=2
+    HS_SECS=6; BULK_BYTES=1G; IDLE_N=1000; IDLE_HOLD=2
 fi
 OUT=${OUT:-$ROOT/target/compare-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -75,7 +75,7 @@ chmod 600 "$WORK/host_ed25519" "$WORK/user_ed25519" "$WORK/authorized_keys"
 free_port() {
     local p
     for p in $(seq "$1" $(($1 + 200))); do
-        if ! (exec 3<>"/dev/tcp/127.0.0.1/$p") 2>/dev/null; then
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
             echo "$p"
             return
         fi
@@ -83,9 +83,11 @@ free_port() {
     echo "no free port near $1" >&2
     exit 1
 }
-P_SSHFRONT=$(free_port 42200)
+# Below the ephemeral range (32768+), where the harness's own client ports live.
+P_SSHFRONT=$(free_port 22200)
 P_SSHD=$(free_port $((P_SSHFRONT + 1)))
 P_RUSSH=$(free_port $((P_SSHD + 1)))
+P_IDLE=$(free_port $((P_RUSSH + 1)))
 
 wait_port() {
     local i
@@ -123,22 +125,38 @@ KexAlgorithms curve25519-sha256
 HostKeyAlgorithms ssh-ed25519
 Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
 EOF
-/usr/sbin/sshd -D -e -f "$WORK/sshd_config" -h "$WORK/host_ed25519" -p "$P_SSHD" \
-    -o ListenAddress=127.0.0.1 2>"$OUT/sshd.log" &
-PID_SSHD=$!
-PIDS+=("$PID_SSHD")
-
-"$ROOT/target/release/sshfront" --listen "127.0.0.1:$P_SSHFRONT" --host-key "$WORK/host_ed25519" \
-    --data-dir "$WORK/sshfront-data" --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
-    --max-connections 20000 --log-level warn 2>"$OUT/sshfront.log" &
-PID_SSHFRONT=$!
-PIDS+=("$PID_SSHFRONT")
-
-"$ROOT/target/release/russh_server" --listen "127.0.0.1:$P_RUSSH" --host-key "$WORK/host_ed25519" \
-    --user "$USER_NAME" --authorized-key "$WORK/user_ed25519.pub" 2>"$OUT/russh.log" &
-PID_RUSSH=$!
-PIDS+=("$PID_RUSSH")
-
+# start_server NAME PORT LOGFILE: starts one server in the background; its PID in LAST_PID.
+start_server() {
+    case "$1" in
+        sshd)
+            /usr/sbin/sshd -D -e -f "$WORK/sshd_config" -h "$WORK/host_ed25519" -p "$2" \
+                -o ListenAddress=127.0.0.1 2>>"$3" &
+            ;;
+        sshfront)
+            "$ROOT/target/release/sshfront" --listen "127.0.0.1:$2" \
+                --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data" \
+                --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
+                --max-connections 20000 --log-level warn 2>>"$3" &
+            ;;
+        russh)
+            "$ROOT/target/release/russh_server" --listen "127.0.0.1:$2" \
+                --host-key "$WORK/host_ed25519" --user "$USER_NAME" \
+                --authorized-key "$WORK/user_ed25519.pub" 2>>"$3" &
+            ;;
+    esac
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+stop_server() {
+    local p keep=()
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+start_server sshd "$P_SSHD" "$OUT/sshd.log"; PID_SSHD=$LAST_PID
+start_server sshfront "$P_SSHFRONT" "$OUT/sshfront.log"; PID_SSHFRONT=$LAST_PID
+start_server russh "$P_RUSSH" "$OUT/russh.log"; PID_RUSSH=$LAST_PID
 wait_port "$P_SSHD"; wait_port "$P_SSHFRONT"; wait_port "$P_RUSSH"
 SERVERS="sshfront sshd russh"
 port_of() { case "$1" in sshfront) echo "$P_SSHFRONT" ;; sshd) echo "$P_SSHD" ;; russh) echo "$P_RUSSH" ;; esac; }
@@ -158,8 +176,9 @@ run() {
     local s=$1 test=$2 auth=$3 round=$4 sub=$5
     shift 5
     local j
-    j=$("$H" "$sub" --addr "127.0.0.1:$(port_of "$s")" --user "$USER_NAME" \
-        --key "$WORK/user_ed25519" --auth "$auth" --server-pid "$(pid_of "$s")" --json "$@" \
+    j=$("$H" "$sub" --addr "127.0.0.1:${RUN_PORT:-$(port_of "$s")}" --user "$USER_NAME" \
+        --key "$WORK/user_ed25519" --auth "$auth" --server-pid "${RUN_PID:-$(pid_of "$s")}" \
+        --json "$@" \
         2>>"$OUT/harness.log") || j='{"error":"harness exited with an error"}'
     printf '{"server":"%s","test":"%s","auth":"%s","round":%s,"loadavg":"%s","result":%s}\n' \
         "$s" "$test" "$auth" "$round" "$(cut -d' ' -f1-3 /proc/loadavg)" "$j" >> "$RESULTS"
@@ -198,8 +217,19 @@ for round in $(seq 1 "$ROUNDS"); do
             fi
         done
     done
-    for s in $SERVERS; do
-        run "$s" idle "${AUTH[$s]}" "$round" idle -n "$IDLE_N" --hold "$IDLE_HOLD" --max-time 90
+    # Idle: a fresh server process per run, so heap grown by the loads above is not reused
+    # (which would hide per-connection memory). Authenticated where the server supports it,
+    # and KEX-only (no user auth) for all three as the like-for-like figure.
+    for auth in publickey none; do
+        for s in $SERVERS; do
+            if [ "$auth" = publickey ] && [ "${AUTH[$s]}" != publickey ]; then continue; fi
+            start_server "$s" "$P_IDLE" "$OUT/$s-idle.log"
+            if wait_port "$P_IDLE"; then
+                RUN_PORT=$P_IDLE RUN_PID=$LAST_PID run "$s" idle "$auth" "$round" idle \
+                    -n "$IDLE_N" --hold "$IDLE_HOLD" --max-time 90
+            fi
+            stop_server "$LAST_PID"
+        done
     done
 done
 

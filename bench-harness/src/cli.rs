@@ -214,8 +214,8 @@ mod tests {
         assert!(h.common.json && !h.channel);
         assert!(validate(&h.common).is_ok());
 
-        let cli = Cli::try_parse_from(["bench-harness", "bulk", "--bytes", "64M", "--key", "k"])
-            .unwrap();
+        let cli =
+            Cli::try_parse_from(["bench-harness", "bulk", "--bytes", "64M", "--key", "k"]).unwrap();
         let Cmd::Bulk(b) = cli.cmd else { panic!("wrong subcommand") };
         assert_eq!(b.bytes, 64 << 20);
         assert_eq!(b.target, TargetKind::Direct);

@@ -282,6 +282,12 @@ fn drive(c: &mut Conn, now: Instant) -> bool {
         if c.sess.is_finished() || c.eof {
             return false;
         }
+        if c.inbuf.is_empty() && c.sess.phase == Phase::Holding {
+            // An idle connection keeps no buffers.
+            c.inbuf = Vec::new();
+            c.out = Vec::new();
+            c.sess.conn.transport_mut().release_buffers();
+        }
         if !moved || blocked && c.inbuf.is_empty() {
             return false;
         }

@@ -60,7 +60,11 @@ fn transport_config(a: &Common) -> Result<TransportConfig, String> {
         software_version: "sshfront_bench".into(),
         comment: None,
         kex: split_list(&a.kex, "kex", kex::by_name)?,
-        host_key_algs: split_list(&a.host_key_algorithms, "host key algorithm", HostKeyAlg::from_name)?,
+        host_key_algs: split_list(
+            &a.host_key_algorithms,
+            "host key algorithm",
+            HostKeyAlg::from_name,
+        )?,
         ciphers: split_list(&a.ciphers, "cipher", cipher::by_name)?,
         macs: split_list(&a.macs, "mac", mac::by_name)?,
         compression: vec![c::COMPRESSION_NONE],
@@ -155,7 +159,9 @@ impl Tally {
                 let _ = self.hist.record(us.min(600_000_000));
                 self.last = Some(self.last.map_or(at, |l| l.max(at)));
             }
-            _ => self.fail(f.sess.fail.as_ref().unwrap_or(&FailKind::Protocol("unfinished".into()))),
+            _ => {
+                self.fail(f.sess.fail.as_ref().unwrap_or(&FailKind::Protocol("unfinished".into())))
+            }
         }
     }
 
@@ -297,12 +303,13 @@ impl Sink {
                                     Ok(n) => {
                                         b.fetch_add(n as u64, Ordering::Relaxed);
                                     }
-                                    Err(e) if matches!(
-                                        e.kind(),
-                                        std::io::ErrorKind::WouldBlock
-                                            | std::io::ErrorKind::TimedOut
-                                            | std::io::ErrorKind::Interrupted
-                                    ) => {}
+                                    Err(e)
+                                        if matches!(
+                                            e.kind(),
+                                            std::io::ErrorKind::WouldBlock
+                                                | std::io::ErrorKind::TimedOut
+                                                | std::io::ErrorKind::Interrupted
+                                        ) => {}
                                     Err(_) => break,
                                 }
                             }
@@ -362,7 +369,8 @@ fn bulk_inner(a: &BulkArgs, target: Target, sink: Option<&Sink>) -> Result<Repor
     let pid = a.common.server_pid;
     let n0 = pid.map_or(0, |p| procstat::tree(p).len());
     // Per-connection data timeout: the whole run's bound.
-    let mut eng = Engine::new(cfg, plan, a.common.addr, secs(a.max_time)).map_err(|e| e.to_string())?;
+    let mut eng =
+        Engine::new(cfg, plan, a.common.addr, secs(a.max_time)).map_err(|e| e.to_string())?;
     let t0 = Instant::now();
     let mut failures = BTreeMap::new();
     let mut done: Vec<Finished> = Vec::new();

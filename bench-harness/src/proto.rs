@@ -30,7 +30,8 @@ pub enum Target {
 /// What each connection does once the transport is up.
 #[derive(Clone)]
 pub enum Goal {
-    /// Authenticate, optionally open and close one session channel, then disconnect.
+    /// Authenticate, optionally open one session channel (done at its confirmation), then
+    /// disconnect.
     Handshake { channel: bool },
     /// Authenticate, push `bytes` through one channel, wait for the peer's CLOSE.
     Bulk { bytes: u64, target: Target },
@@ -84,8 +85,6 @@ pub enum Phase {
     Data,
     /// EOF sent; waiting for the peer's CLOSE.
     Draining,
-    /// Handshake with channel: CLOSE sent right after the confirmation.
-    Closing,
     /// Idle goal reached.
     Holding,
     Done,
@@ -316,19 +315,18 @@ impl Session {
                 }
             }
             (_, m::CHANNEL_EOF) => {}
-            (Phase::Draining | Phase::Closing, m::CHANNEL_CLOSE) => {
-                if self.phase == Phase::Draining {
-                    let mut p = Vec::with_capacity(5);
-                    Writer::new(&mut p).u8(m::CHANNEL_CLOSE).u32(self.remote_id);
-                    self.send(&p);
-                }
+            (Phase::Draining, m::CHANNEL_CLOSE) => {
+                let mut p = Vec::with_capacity(5);
+                Writer::new(&mut p).u8(m::CHANNEL_CLOSE).u32(self.remote_id);
+                self.send(&p);
                 self.set_done(now);
             }
-            (Phase::Data, m::CHANNEL_CLOSE) => {
-                self.set_failed(FailKind::Protocol("channel closed before all data was sent".into()))
-            }
-            (_, m::REQUEST_SUCCESS | m::REQUEST_FAILURE | m::CHANNEL_SUCCESS | m::CHANNEL_FAILURE) => {
-            }
+            (Phase::Data, m::CHANNEL_CLOSE) => self
+                .set_failed(FailKind::Protocol("channel closed before all data was sent".into())),
+            (
+                _,
+                m::REQUEST_SUCCESS | m::REQUEST_FAILURE | m::CHANNEL_SUCCESS | m::CHANNEL_FAILURE,
+            ) => {}
             (ph, n) => return Err(format!("unexpected message {n} in {ph:?}")),
         }
         Ok(())
@@ -380,10 +378,12 @@ impl Session {
             }
             Goal::Bulk { .. } => self.start_data(now),
             _ => {
+                // The open round trip is what we measure; CLOSE goes out with the DISCONNECT
+                // (some servers, russh 0.54 among them, never answer a client's CLOSE).
                 let mut p = Vec::with_capacity(5);
                 Writer::new(&mut p).u8(m::CHANNEL_CLOSE).u32(self.remote_id);
                 self.send(&p);
-                self.phase = Phase::Closing;
+                self.set_done(now);
             }
         }
     }
@@ -429,7 +429,11 @@ impl Session {
 }
 
 /// USERAUTH_REQUEST "publickey" with signature (RFC 4252 §7), ssh-ed25519.
-pub fn publickey_request(user: &str, key: &HostKeyPair, session_id: &[u8]) -> Result<Vec<u8>, String> {
+pub fn publickey_request(
+    user: &str,
+    key: &HostKeyPair,
+    session_id: &[u8],
+) -> Result<Vec<u8>, String> {
     let alg = HostKeyAlg::Ed25519;
     let mut blob = Vec::with_capacity(256);
     Writer::new(&mut blob)

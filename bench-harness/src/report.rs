@@ -133,12 +133,15 @@ impl Report {
 
     pub fn put_latency(&mut self, l: Option<Latency>) {
         let f = |g: fn(&Latency) -> f64| Json::from(l.as_ref().map(g));
-        self.put("latency_ms", Json::Obj(vec![
-            ("p50".into(), f(|l| l.p50)),
-            ("p90".into(), f(|l| l.p90)),
-            ("p99".into(), f(|l| l.p99)),
-            ("max".into(), f(|l| l.max)),
-        ]));
+        self.put(
+            "latency_ms",
+            Json::Obj(vec![
+                ("p50".into(), f(|l| l.p50)),
+                ("p90".into(), f(|l| l.p90)),
+                ("p99".into(), f(|l| l.p99)),
+                ("max".into(), f(|l| l.max)),
+            ]),
+        );
     }
 
     pub fn put_failures(&mut self, f: &BTreeMap<String, u64>) {
@@ -154,7 +157,8 @@ impl Report {
         let per = |s: f64| if ops > 0.0 { Some(s * scale / ops) } else { None };
         self.put(&format!("server_{unit}"), cpu.server_s.and_then(per));
         self.put(&format!("harness_{unit}"), per(cpu.harness_s));
-        self.put("harness_cheaper_than_server", cpu.server_s.map(|s| Json::Bool(cpu.harness_s < s)));
+        let cheaper = cpu.server_s.filter(|_| ops > 0.0).map(|s| Json::Bool(cpu.harness_s < s));
+        self.put("harness_cheaper_than_server", cheaper);
     }
 
     pub fn json(&self) -> String {

@@ -6,7 +6,7 @@
 use clap::Parser;
 use russh::keys::{PrivateKey, PublicKey};
 use russh::server::{Auth, Msg, Server as _, Session};
-use russh::{Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
+use russh::{cipher, Channel, ChannelId, ChannelMsg, MethodKind, MethodSet};
 use std::collections::HashMap;
 use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
@@ -154,6 +154,17 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
         keys: vec![host_key],
         inactivity_timeout: None,
         nodelay: true,
+        // russh's default list lacks aes128-gcm; the comparison needs it.
+        preferred: russh::Preferred {
+            cipher: std::borrow::Cow::Borrowed(&[
+                cipher::CHACHA20_POLY1305,
+                cipher::AES_128_GCM,
+                cipher::AES_256_GCM,
+                cipher::AES_128_CTR,
+                cipher::AES_256_CTR,
+            ]),
+            ..Default::default()
+        },
         ..Default::default()
     };
     let shared = Arc::new(Shared { user: args.user, key, password: args.password });
@@ -161,8 +172,8 @@ fn main() -> Result<(), Box<dyn std::error::Error>> {
     if let Some(n) = args.threads {
         rt.worker_threads(n);
     }
-    rt.enable_all().build()?.block_on(async move {
-        Srv(shared).run_on_address(Arc::new(config), args.listen).await
-    })?;
+    rt.enable_all()
+        .build()?
+        .block_on(async move { Srv(shared).run_on_address(Arc::new(config), args.listen).await })?;
     Ok(())
 }
