@@ -239,7 +239,7 @@ fn drive(c: &mut Conn, now: Instant) -> bool {
             }
         }
         if !c.inbuf.is_empty() {
-            let used = c.sess.conn.handle_input(&mut c.inbuf, now);
+            let used = c.sess.handle_input(&mut c.inbuf, now);
             if used > 0 {
                 c.inbuf.drain(..used);
                 moved = true;

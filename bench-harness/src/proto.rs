@@ -3,7 +3,8 @@
 
 use sshfront::algo::host_key::{HostKeyAlg, HostKeyPair};
 use sshfront::client::ClientConnection;
-use sshfront::transport::{DisconnectReason, Event};
+use sshfront::packet::PayloadAt;
+use sshfront::transport::{DisconnectReason, Event, Read};
 use sshfront::wire::{msg_no as m, Reader, Writer};
 use std::sync::Arc;
 use std::time::Instant;
@@ -171,6 +172,48 @@ impl Session {
         self.set_failed(k);
     }
 
+    /// Feeds received bytes to the transport and acts on each service message as soon as it is
+    /// opened (not batched like `ClientConnection::handle_input`): USERAUTH_SUCCESS must mark
+    /// the transport authenticated before the next packet, which from sshd is often a
+    /// GLOBAL_REQUEST in the same read. Returns the bytes consumed.
+    pub fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
+        let mut off = 0usize;
+        while !self.is_finished() {
+            let Some(rest) = input.get_mut(off..) else { return input.len() };
+            match self.conn.transport_mut().read(rest, now) {
+                Read::Consumed(n) => off += n,
+                Read::Service { consumed, payload, .. } => {
+                    let msg = match payload {
+                        PayloadAt::Input(r) => rest.get(r).unwrap_or(&[]).to_vec(),
+                        PayloadAt::Inflated => {
+                            let t = self.conn.transport_mut();
+                            let v = t.take_inflated();
+                            let m = v.clone();
+                            t.restore_inflated(v);
+                            m
+                        }
+                    };
+                    off += consumed;
+                    self.on_service_message(&msg, now);
+                }
+                Read::Wait => return off,
+                Read::Closed => return input.len(),
+            }
+        }
+        off
+    }
+
+    fn on_service_message(&mut self, msg: &[u8], now: Instant) {
+        if self.is_finished() {
+            return;
+        }
+        if let Err(e) = self.on_message(msg, now) {
+            self.conn.transport_mut().close(DisconnectReason::ProtocolError, &e);
+            while self.conn.poll_event().is_some() {}
+            self.set_failed(FailKind::Protocol(e));
+        }
+    }
+
     /// Runs events (crypto jobs inline), service messages and the data pump.
     /// `out_room`: how many more bytes of channel data the caller will take this turn.
     pub fn process(&mut self, now: Instant, out_room: usize) {
@@ -193,16 +236,6 @@ impl Session {
                     self.set_failed(k);
                 }
                 Event::KexDone(_) | Event::Log(_) => {}
-            }
-        }
-        while let Some(msg) = self.conn.next_message() {
-            if self.is_finished() {
-                break;
-            }
-            if let Err(e) = self.on_message(&msg, now) {
-                self.conn.transport_mut().close(DisconnectReason::ProtocolError, &e);
-                while self.conn.poll_event().is_some() {}
-                self.set_failed(FailKind::Protocol(e));
             }
         }
         if self.phase == Phase::Data {
