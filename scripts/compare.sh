@@ -62,8 +62,10 @@ cleanup() {
 trap cleanup EXIT
 
 log "building release binaries"
-cargo build --release --bins -p sshfront -p bench-harness --features bench-harness/russh-server \
-    >&2
+cargo build --release --bins -p sshfront -p bench-harness >&2
+# The russh server is its own workspace (own lock file), so russh's pins stay out of sshfront's.
+cargo build --release --manifest-path bench-harness/russh-server/Cargo.toml \
+    --target-dir "$ROOT/target/russh-server" >&2
 H="$ROOT/target/release/bench-harness"
 USER_NAME=$(id -un)
 
@@ -139,7 +141,7 @@ start_server() {
                 --max-connections 20000 --log-level warn 2>>"$3" &
             ;;
         russh)
-            "$ROOT/target/release/russh_server" --listen "127.0.0.1:$2" \
+            "$ROOT/target/russh-server/release/russh_server" --listen "127.0.0.1:$2" \
                 --host-key "$WORK/host_ed25519" --user "$USER_NAME" \
                 --authorized-key "$WORK/user_ed25519.pub" 2>>"$3" &
             ;;

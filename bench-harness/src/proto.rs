@@ -181,6 +181,7 @@ impl Session {
         while !self.is_finished() {
             let Some(rest) = input.get_mut(off..) else { return input.len() };
             match self.conn.transport_mut().read(rest, now) {
+                Read::Consumed(0) => return off,
                 Read::Consumed(n) => off += n,
                 Read::Service { consumed, payload, .. } => {
                     let msg = match payload {
