@@ -135,6 +135,8 @@ start_server() {
                 -o ListenAddress=127.0.0.1 2>>"$3" &
             ;;
         sshfront)
+            # Once sshfront has user auth, add its authorized-keys option for
+            # $WORK/user_ed25519.pub here; the probe below then switches it to full handshakes.
             "$ROOT/target/release/sshfront" --listen "127.0.0.1:$2" \
                 --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data" \
                 --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
