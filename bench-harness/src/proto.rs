@@ -492,3 +492,42 @@ pub fn publickey_request(
         .string(&sig);
     Ok(p)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use sshfront::algo::host_key::{verify, KeyKind};
+
+    #[test]
+    fn publickey_request_is_rfc4252_and_signature_verifies() {
+        let (key, _) = HostKeyPair::generate(KeyKind::Ed25519).unwrap();
+        let sid = [7u8; 32];
+        let p = publickey_request("bench", &key, &sid).unwrap();
+        let mut r = Reader::new(&p);
+        assert_eq!(r.u8("msg").unwrap(), m::USERAUTH_REQUEST);
+        assert_eq!(r.string("user").unwrap(), b"bench");
+        assert_eq!(r.string("service").unwrap(), b"ssh-connection");
+        assert_eq!(r.string("method").unwrap(), b"publickey");
+        assert!(r.bool("has_sig").unwrap());
+        assert_eq!(r.string("alg").unwrap(), b"ssh-ed25519");
+        assert_eq!(r.string("key").unwrap(), key.public_blob());
+        let sig = r.string("sig").unwrap();
+        r.finish("request").unwrap();
+        // The signed blob: session id, then the request up to the signature.
+        let mut signed = Vec::new();
+        Writer::new(&mut signed).string(&sid);
+        signed.extend_from_slice(&p[..p.len() - 4 - sig.len()]);
+        verify(HostKeyAlg::Ed25519, key.public_blob(), &signed, sig).unwrap();
+        // Any other session id does not verify.
+        signed[4] ^= 1;
+        assert!(verify(HostKeyAlg::Ed25519, key.public_blob(), &signed, sig).is_err());
+    }
+
+    #[test]
+    fn fail_kinds_have_stable_labels() {
+        assert_eq!(FailKind::Refused.label(), "refused");
+        assert_eq!(FailKind::Timeout.label(), "timeout");
+        assert_eq!(FailKind::Disconnect(2).label(), "disconnect_2");
+        assert_eq!(FailKind::AuthRejected.label(), "auth_rejected");
+    }
+}
