@@ -135,10 +135,11 @@ start_server() {
                 -o ListenAddress=127.0.0.1 2>>"$3" &
             ;;
         sshfront)
-            # Once sshfront has user auth, add its authorized-keys option for
-            # $WORK/user_ed25519.pub here; the probe below then switches it to full handshakes.
+            # Same user key as sshd's AuthorizedKeysFile; direct-tcpip only to the harness's
+            # loopback sink (sshd's default permits any destination).
             "$ROOT/target/release/sshfront" --listen "127.0.0.1:$2" \
                 --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data" \
+                --authorized-keys "$WORK/authorized_keys" --permit-open '127.0.0.1:*' \
                 --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
                 --max-connections 20000 --log-level warn 2>>"$3" &
             ;;

@@ -123,6 +123,11 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_CONNECTIONS, value_parser = parse_positive)]
     pub max_connections: usize,
 
+    /// Open connections allowed per client address (IPv4 address, IPv6 /64; the PROXY header's
+    /// with --proxy-protocol); past it new ones are closed before any SSH byte. 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub max_per_source: usize,
+
     /// Log verbosity.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,

@@ -64,6 +64,15 @@ impl ClientConnection {
                             m
                         }
                     };
+                    // USERAUTH_SUCCESS changes which messages may follow in this very read
+                    // (a server sends GLOBAL_REQUEST right after it), so the phase moves now,
+                    // not when the caller gets to the message. The state table delivers 52
+                    // only while authenticating.
+                    if msg.first() == Some(&crate::wire::msg_no::USERAUTH_SUCCESS)
+                        && !self.transport.is_authenticated()
+                    {
+                        self.transport.set_authenticated();
+                    }
                     self.inbox.push_back(msg);
                 }
                 Read::Wait => return off,

@@ -161,3 +161,32 @@ fn sighup_reloads_a_changed_host_key_for_new_connections_only() {
     // The connection that started before the reload is still up and working.
     assert_eq!(old.handshake(Duration::from_secs(10)), Outcome::ServiceAccepted);
 }
+
+#[test]
+fn max_per_source_closes_the_excess_before_any_byte_and_frees_slots() {
+    use std::io::Read;
+    let server = Server::start(&["--max-per-source", "2"]);
+    let cfg = Arc::new(client_config());
+    let mut a = TestClient::connect(server.addr, cfg.clone()).unwrap();
+    let mut b = TestClient::connect(server.addr, cfg.clone()).unwrap();
+    assert_eq!(a.handshake(Duration::from_secs(20)), Outcome::ServiceAccepted);
+    assert_eq!(b.handshake(Duration::from_secs(20)), Outcome::ServiceAccepted);
+    // A third from 127.0.0.1 is closed without a banner.
+    let mut c = std::net::TcpStream::connect(server.addr).unwrap();
+    c.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut buf = [0u8; 64];
+    assert_eq!(c.read(&mut buf).unwrap_or(0), 0, "closed before any SSH byte");
+    // Closing one frees its slot.
+    drop(a);
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    loop {
+        let mut d = TestClient::connect(server.addr, cfg.clone()).unwrap();
+        if d.handshake(Duration::from_secs(5)) == Outcome::ServiceAccepted {
+            break;
+        }
+        assert!(std::time::Instant::now() < deadline, "slot never came back\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    assert_eq!(b.handshake(Duration::from_secs(1)), Outcome::ServiceAccepted);
+    assert!(server.stderr().contains("--max-per-source 2 reached"));
+}

@@ -61,6 +61,8 @@ pub struct Acceptor {
     pub drain_timeout: Duration,
     /// PROXY header gate, readiness and metrics publication, drain delay (issue 6).
     pub fleet: super::fleet::Fleet,
+    /// `--max-per-source`, when set.
+    pub source_limits: Option<std::sync::Arc<super::source_limit::SourceLimits>>,
 }
 
 struct State {
@@ -235,10 +237,22 @@ impl Acceptor {
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
+        let source = match &self.source_limits {
+            None => None,
+            Some(limits) => match limits.acquire(peer.ip()) {
+                Some(g) => Some(g),
+                None => {
+                    // Dropping the socket closes it before any SSH byte, as sshd's
+                    // PerSourceMaxStartups does.
+                    log::warn!("{peer}: --max-per-source {} reached, closing", limits.max());
+                    return;
+                }
+            },
+        };
         let loads: Vec<usize> =
             self.workers.iter().map(|w| w.load.load(Ordering::Acquire)).collect();
         st.rr = st.rr.wrapping_add(1);
-        let mut msg = Control::NewConn { stream, peer, accepted_at: now };
+        let mut msg = Control::NewConn { stream, peer, accepted_at: now, source };
         let order = worker_order(&loads, st.rr % loads.len().max(1));
         for i in order {
             let Some(w) = self.workers.get(i) else {
@@ -443,6 +457,7 @@ mod tests {
             stats_interval: None,
             drain_timeout: Duration::from_secs(1),
             fleet: crate::runtime::fleet::Fleet::disabled(),
+            source_limits: None,
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

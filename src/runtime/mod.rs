@@ -19,6 +19,7 @@ pub mod metrics_http;
 pub mod proxy;
 pub mod resolve;
 pub mod signals;
+pub mod source_limit;
 pub mod timers;
 pub mod worker;
 
@@ -37,6 +38,7 @@ const REPORTS_PER_WORKER: usize = 8;
 /// Runs the server until it has shut down. `args` is kept to rebuild the config on SIGHUP.
 pub fn run(args: Args, config: Config) -> io::Result<()> {
     let settings = config.runtime;
+    let args_max_per_source = args.max_per_source;
     let acceptor_poll = Poll::new()?;
     let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), acceptor::WAKER_TOKEN)?);
 
@@ -110,6 +112,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         stats_interval: settings.stats_interval,
         drain_timeout: settings.drain_timeout,
         fleet,
+        source_limits: (args_max_per_source > 0)
+            .then(|| source_limit::SourceLimits::new(args_max_per_source)),
     }
     .run()
 }

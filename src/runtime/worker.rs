@@ -54,17 +54,15 @@ pub enum Control {
         stream: TcpStream,
         peer: SocketAddr,
         accepted_at: Instant,
+        /// The `--max-per-source` slot, kept in the connection and released when it drops.
+        source: Option<super::source_limit::SourceGuard>,
     },
     /// Used by connections accepted from now on (SIGHUP).
     NewConfig(Arc<ServerConfig>),
     /// Stop taking connections; close unauthenticated ones now, the rest by `deadline`.
-    Drain {
-        deadline: Instant,
-    },
+    Drain { deadline: Instant },
     /// Send a metrics snapshot.
-    Stats {
-        full: bool,
-    },
+    Stats { full: bool },
 }
 
 /// Messages to the acceptor.
@@ -201,7 +199,7 @@ pub fn run_with<C: Core>(
         // Control messages: drained fully, bounded by the channel's capacity.
         loop {
             match control.try_recv() {
-                Ok(Control::NewConn { stream, peer, accepted_at }) => {
+                Ok(Control::NewConn { stream, peer, accepted_at, source }) => {
                     if draining.is_some() {
                         load.fetch_sub(1, Ordering::AcqRel);
                         continue;
@@ -218,6 +216,7 @@ pub fn run_with<C: Core>(
                     ) {
                         if let Some(c) = conns.get_mut(key) {
                             c.gateway = config.gateway.clone();
+                            c.source = source;
                         }
                         touched.push((key, generation));
                     } else {

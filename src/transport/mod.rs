@@ -170,7 +170,7 @@ impl Transport {
         expected_host_key: Option<Arc<[u8]>>,
     ) -> Self {
         let line = version::our_line(&config.software_version, config.comment.as_deref());
-        let mut tx = Vec::with_capacity(2048);
+        let mut tx = Vec::with_capacity(line.len() + 1024);
         tx.extend_from_slice(&line);
         let our_version = line.strip_suffix(b"\r\n").unwrap_or(&line).to_vec();
         let held = Outbox::new(config.max_held_bytes);
@@ -614,16 +614,21 @@ impl Transport {
         let _ = self.send_with(|out| msgs::encode_unimplemented(out, seq));
     }
 
-    /// Moves every sealed byte into `out` (swapping buffers when `out` is empty: no copy).
+    /// Moves every sealed byte into `out`. When `out` is empty and no larger than our buffer the
+    /// two are swapped (no copy: the bulk path); otherwise the bytes are copied, so a connection
+    /// never walks away with the caller's larger buffer (an idle connection would otherwise keep
+    /// a worker's scratch buffer, touched pages and all).
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
         if self.tx.is_empty() {
             return;
         }
-        if out.is_empty() {
+        if out.is_empty() && out.capacity() <= self.tx.capacity() {
             std::mem::swap(out, &mut self.tx);
         } else {
             out.extend_from_slice(&self.tx);
-            self.tx.clear();
+            // Small batches (handshake, interactive traffic) need no buffer kept between turns:
+            // an idle connection then holds none. Bulk traffic takes the swap path above.
+            self.tx = Vec::new();
         }
     }
 
