@@ -307,17 +307,7 @@ impl ServerConnection {
     ) {
         let Some(&msg) = p.first() else { return };
         if !self.transport.is_authenticated() {
-            let sid = self.transport.session_id().map(<[u8]>::to_vec).unwrap_or_default();
-            let (enc_in, enc_out) = self.transport.is_encrypted();
-            let cx = AuthContext {
-                policy: &self.config.auth,
-                session_id: &sid,
-                encrypted: enc_in && enc_out,
-            };
-            let before = self.auth.failures();
-            let r = self.auth.handle_message(cx, &mut self.transport, p);
-            self.log_auth_failure(before);
-            self.on_auth_outcome(r, now);
+            self.auth_step(now, |auth, cx, t| auth.handle_message(cx, t, p));
             return;
         }
         if msg < msg_no::GLOBAL_REQUEST {
@@ -371,15 +361,28 @@ impl ServerConnection {
         if self.transport.is_closed() {
             return;
         }
+        self.auth_step(now, |auth, cx, t| auth.handle_job_result(cx, t, result));
+    }
+
+    /// One step of user authentication (a message or a finished job) with the context it needs:
+    /// the session id it signs over and whether both directions are encrypted (password
+    /// methods are offered only then). Logs counted failures and acts on the outcome.
+    fn auth_step(
+        &mut self,
+        now: Instant,
+        step: impl FnOnce(
+            &mut Auth,
+            AuthContext<'_>,
+            &mut Transport,
+        ) -> Result<AuthOutcome, ServiceError>,
+    ) {
+        let config = self.config.clone();
         let sid = self.transport.session_id().map(<[u8]>::to_vec).unwrap_or_default();
         let (enc_in, enc_out) = self.transport.is_encrypted();
-        let cx = AuthContext {
-            policy: &self.config.auth,
-            session_id: &sid,
-            encrypted: enc_in && enc_out,
-        };
+        let cx =
+            AuthContext { policy: &config.auth, session_id: &sid, encrypted: enc_in && enc_out };
         let before = self.auth.failures();
-        let r = self.auth.handle_job_result(cx, &mut self.transport, result);
+        let r = step(&mut self.auth, cx, &mut self.transport);
         self.log_auth_failure(before);
         self.on_auth_outcome(r, now);
     }
