@@ -77,11 +77,10 @@ struct State {
     next_stats: Option<Instant>,
 }
 
-impl Acceptor {
-    /// Runs until shutdown completes. Returns after all workers have exited.
-    pub fn run(mut self) -> io::Result<()> {
-        let n = self.workers.len();
-        let mut st = State {
+impl State {
+    /// Listening, not draining, no snapshots yet, for `n` workers.
+    fn new(n: usize, next_stats: Option<Instant>) -> Self {
+        State {
             listening: true,
             resume_at: None,
             rr: 0,
@@ -90,8 +89,16 @@ impl Acceptor {
             exited: vec![false; n],
             awaiting_line: 0,
             awaiting_full: 0,
-            next_stats: self.stats_interval.map(|i| Instant::now() + i),
-        };
+            next_stats,
+        }
+    }
+}
+
+impl Acceptor {
+    /// Runs until shutdown completes. Returns after all workers have exited.
+    pub fn run(mut self) -> io::Result<()> {
+        let n = self.workers.len();
+        let mut st = State::new(n, self.stats_interval.map(|i| Instant::now() + i));
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self.timeout(&st);
@@ -412,17 +419,7 @@ mod tests {
     use clap::Parser;
 
     fn state(n: usize) -> State {
-        State {
-            listening: true,
-            resume_at: None,
-            rr: 0,
-            draining: false,
-            latest: (0..n).map(|_| None).collect(),
-            exited: vec![false; n],
-            awaiting_line: 0,
-            awaiting_full: 0,
-            next_stats: None,
-        }
+        State::new(n, None)
     }
 
     #[test]

@@ -406,7 +406,7 @@ impl Transport {
             return Err(Error::UnexpectedKexMessage { msg, expected: "KEX_DH_GEX_GROUP" });
         }
         let (p_bytes, g_bytes) = msgs::parse_gex_group(p).msg(msg)?;
-        let bits = p_bytes.len() * 8 - p_bytes.first().map_or(8, |b| b.leading_zeros() as usize);
+        let bits = bit_len(p_bytes);
         let g = match g_bytes.len() {
             1..=4 => g_bytes.iter().fold(0u32, |acc, b| (acc << 8) | u32::from(*b)),
             _ => 0,
@@ -675,8 +675,27 @@ impl Transport {
             strict: self.strict,
             duration: now.saturating_duration_since(k.started),
         };
+        let chacha = |c: &str| c.starts_with("chacha20");
+        self.rekey_bytes = self.config.rekey_bytes.unwrap_or(
+            if chacha(summary.cipher_in) || chacha(summary.cipher_out) {
+                super::config::DEFAULT_REKEY_BYTES_CHACHA
+            } else {
+                super::config::DEFAULT_REKEY_BYTES_AES
+            },
+        );
         self.last_kex = Some(summary.clone());
         self.events.push_back(Event::KexDone(summary));
+    }
+}
+
+/// Bits in a big-endian magnitude (0 for an empty one). A hostile server's empty or zero `p`
+/// must come out as a small number the range check refuses, not an underflow.
+fn bit_len(magnitude: &[u8]) -> usize {
+    let first = magnitude.iter().position(|&b| b != 0).unwrap_or(magnitude.len());
+    let rest = magnitude.get(first..).unwrap_or(&[]);
+    match rest.first() {
+        None => 0,
+        Some(b) => (rest.len() - 1) * 8 + (8 - b.leading_zeros() as usize),
     }
 }
 
@@ -690,3 +709,17 @@ fn compression_kind(name: &str) -> Compression {
 }
 
 use super::JobDone;
+
+#[cfg(test)]
+mod bit_len_tests {
+    use super::bit_len;
+
+    #[test]
+    fn bit_len_of_magnitudes() {
+        assert_eq!(bit_len(&[]), 0);
+        assert_eq!(bit_len(&[0, 0]), 0);
+        assert_eq!(bit_len(&[1]), 1);
+        assert_eq!(bit_len(&[0x80, 0]), 16);
+        assert_eq!(bit_len(&[0, 0x7f, 0xff]), 15);
+    }
+}

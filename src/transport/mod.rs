@@ -134,6 +134,9 @@ pub struct Transport {
     server_sig_algs: Option<String>,
     /// Client role: the host key blob the server presented in the last exchange.
     server_host_key: Option<Vec<u8>>,
+    /// Bytes per direction before a volume rekey: `--rekey-limit` or the negotiated cipher's
+    /// default, fixed at each NEWKEYS so the per-packet check is one comparison.
+    rekey_bytes: u64,
 }
 
 impl Transport {
@@ -204,6 +207,7 @@ impl Transport {
             ext_info_count: 0,
             server_sig_algs: None,
             server_host_key: None,
+            rekey_bytes: config::DEFAULT_REKEY_BYTES_AES,
         }
     }
 
@@ -682,16 +686,7 @@ impl Transport {
         if self.kex.is_some() || !self.authenticated || self.closed {
             return;
         }
-        let limit = self.config.rekey_bytes.unwrap_or_else(|| {
-            let chacha = self.last_kex.as_ref().is_some_and(|k| {
-                k.cipher_out.starts_with("chacha20") || k.cipher_in.starts_with("chacha20")
-            });
-            if chacha {
-                config::DEFAULT_REKEY_BYTES_CHACHA
-            } else {
-                config::DEFAULT_REKEY_BYTES_AES
-            }
-        });
+        let limit = self.rekey_bytes;
         let (in_bytes, in_packets) = self.opener.since_rekey();
         let (out_bytes, out_packets) = self.sealer.since_rekey();
         let due = in_bytes >= limit
