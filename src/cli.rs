@@ -115,6 +115,11 @@ pub struct Args {
     #[arg(long, value_name = "BYTES[:SECONDS]")]
     pub rekey_limit: Option<String>,
 
+    /// Do not list Dropbear's kexguess2@matt.ucc.asn.au: a client's guessed key exchange packet
+    /// is then used only when both sides' first choices agree (RFC 4253 §7).
+    #[arg(long)]
+    pub no_kexguess2: bool,
+
     /// Seconds from accept until authentication must have succeeded (at least 1).
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_LOGIN_GRACE_TIME, value_parser = parse_positive_u64)]
     pub login_grace_time: u64,

@@ -365,6 +365,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         kex_timeout: DEFAULT_KEX_TIMEOUT,
         max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         accept_1_99: true,
+        kexguess2: !args.no_kexguess2,
     })
 }
 

@@ -52,6 +52,8 @@ pub struct TransportConfig {
     pub max_held_bytes: usize,
     /// Accept `SSH-1.99-` as 2.0 (RFC 4253 §5.1). Other versions are always refused.
     pub accept_1_99: bool,
+    /// List `kexguess2@matt.ucc.asn.au` (Dropbear's guess rule, see `kex::guess_is_right`).
+    pub kexguess2: bool,
 }
 
 impl TransportConfig {
@@ -76,6 +78,7 @@ impl TransportConfig {
             kex_timeout: DEFAULT_KEX_TIMEOUT,
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             accept_1_99: true,
+            kexguess2: true,
         }
     }
 }

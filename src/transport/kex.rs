@@ -25,6 +25,11 @@ const EXT_INFO_C: &str = "ext-info-c";
 const EXT_INFO_S: &str = "ext-info-s";
 const STRICT_C: &str = "kex-strict-c-v00@openssh.com";
 const STRICT_S: &str = "kex-strict-s-v00@openssh.com";
+/// Dropbear's extension: when both sides list it, a guess is right when it is what negotiation
+/// picks (not only when both sides' first choices agree), which saves its clients a round trip.
+pub(crate) const KEXGUESS2: &str = "kexguess2@matt.ucc.asn.au";
+/// Names in a KEX list that are signals, not methods.
+const MARKERS: [&str; 5] = [EXT_INFO_C, EXT_INFO_S, STRICT_C, STRICT_S, KEXGUESS2];
 
 /// Client role: the group size we ask for in group exchange.
 const CLIENT_GEX_N: u32 = 3072;
@@ -49,6 +54,12 @@ pub(super) struct KexRun {
 impl KexRun {
     pub fn peer_kexinit_seen(&self) -> bool {
         self.peer.is_some()
+    }
+
+    /// The negotiated (kex, host key) names, once the peer's KEXINIT arrived.
+    #[cfg(test)]
+    pub(super) fn negotiated_names(&self) -> Option<(&'static str, &'static str)> {
+        self.neg.as_ref().map(|n| (n.kex.name, n.host_key.name()))
     }
 
     pub fn is_computing(&self) -> bool {
@@ -102,6 +113,10 @@ impl Transport {
                 Role::Client => kex_names.extend([EXT_INFO_C, STRICT_C]),
             }
         }
+        // kexguess2 applies to every exchange (Dropbear guesses on rekeys too).
+        if self.config.kexguess2 {
+            kex_names.push(KEXGUESS2);
+        }
         let host_key = self.host_key_names();
         let cipher: Vec<&str> = self.config.ciphers.iter().map(|c| c.name).collect();
         let mac: Vec<&str> = self.config.macs.iter().map(|m| m.name).collect();
@@ -152,9 +167,7 @@ impl Transport {
             }
         }
         let neg = self.negotiate(&ki)?;
-        let wrong_guess = ki.first_kex_packet_follows
-            && (ki.kex.first() != Some(neg.kex.name)
-                || ki.host_key.first() != Some(neg.host_key.name()));
+        let wrong_guess = ki.first_kex_packet_follows && !self.peer_guess_is_right(&ki, &neg);
         let role = self.role;
         let Some(k) = self.kex.as_mut() else {
             return Err(Error::SecondKexInitDuringKex);
@@ -169,6 +182,20 @@ impl Transport {
             }
             Role::Client => self.client_begin(&neg),
         }
+    }
+
+    /// Whether the peer's guessed KEX packet may be used (RFC 4253 §7), see [`guess_is_right`].
+    fn peer_guess_is_right(&self, ki: &KexInit<'_>, neg: &Negotiated) -> bool {
+        let our_kex = self.config.kex.first().map(|k| k.name);
+        let our_hk = self.host_key_names().first().copied();
+        let peer_kex = first_method(ki.kex.iter());
+        let peer_hk = ki.host_key.first();
+        let (client, server) = match self.role {
+            Role::Server => ((peer_kex, peer_hk), (our_kex, our_hk)),
+            Role::Client => ((our_kex, our_hk), (peer_kex, peer_hk)),
+        };
+        let kexguess2 = self.config.kexguess2 && ki.kex.contains(KEXGUESS2);
+        guess_is_right(client, server, (neg.kex.name, neg.host_key.name()), kexguess2)
     }
 
     fn negotiate(&self, ki: &KexInit<'_>) -> Result<Negotiated, Error> {
@@ -685,6 +712,33 @@ impl Transport {
         );
         self.last_kex = Some(summary.clone());
         self.events.push_back(Event::KexDone(summary));
+    }
+}
+
+/// The first method in a KEX name-list, skipping markers: a peer that lists `ext-info-c` or
+/// `kexguess2@…` first still guesses its first real method. (OpenSSH compares the literal first
+/// names; every implementation we know appends its markers, so the two agree in practice, and
+/// this way a marker can never make a guess look right.)
+fn first_method<'a>(mut names: impl Iterator<Item = &'a str>) -> Option<&'a str> {
+    names.find(|n| !MARKERS.contains(n))
+}
+
+/// RFC 4253 §7: a guessed first KEX packet is right only if the client's first KEX method and
+/// first host-key algorithm are the server's first ones too; otherwise the packet is ignored,
+/// even when negotiation ends up on the guessed method. With `kexguess2` (both KEXINITs list
+/// `kexguess2@matt.ucc.asn.au`, Dropbear's rule): right when the client's first method and first
+/// host-key algorithm are the negotiated ones. Arguments are (kex, host key) pairs.
+pub(super) fn guess_is_right(
+    client_first: (Option<&str>, Option<&str>),
+    server_first: (Option<&str>, Option<&str>),
+    negotiated: (&str, &str),
+    kexguess2: bool,
+) -> bool {
+    let (c_kex, c_hk) = client_first;
+    if kexguess2 {
+        c_kex == Some(negotiated.0) && c_hk == Some(negotiated.1)
+    } else {
+        c_kex.is_some() && c_kex == server_first.0 && c_hk.is_some() && c_hk == server_first.1
     }
 }
 

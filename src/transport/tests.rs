@@ -554,6 +554,27 @@ impl RawPeer {
         r
     }
 
+    /// The same, with a client core under test (held in `server`, the field the helpers use).
+    fn against_client(cfg: TransportConfig) -> Self {
+        let now = t0();
+        let client = Transport::new_client(Arc::new(cfg), Box::new(TestRng(9)), None, now);
+        let mut r = RawPeer {
+            server: client,
+            sealer: PacketSealer::new(),
+            opener: PacketOpener::new(),
+            to_server: Vec::new(),
+            from_server: Vec::new(),
+            events: Vec::new(),
+            rng: TestRng(3),
+            now,
+        };
+        r.raw(b"SSH-2.0-raw_1.0\r\n");
+        r.pump();
+        let end = r.from_server.iter().position(|&b| b == b'\n').unwrap() + 1;
+        r.from_server.drain(..end);
+        r
+    }
+
     fn raw(&mut self, b: &[u8]) {
         self.to_server.extend_from_slice(b);
     }
@@ -592,11 +613,16 @@ impl RawPeer {
 }
 
 fn client_kexinit(kex: &[&str], follows: bool) -> Vec<u8> {
+    kexinit_with(kex, &["ssh-ed25519", "ecdsa-sha2-nistp256"], follows)
+}
+
+/// A plaintext KEXINIT with these KEX and host-key lists (aes128-ctr, hmac-sha2-256, none).
+fn kexinit_with(kex: &[&str], host_key: &[&str], follows: bool) -> Vec<u8> {
     let mut v = Vec::new();
     let mut w = Writer::new(&mut v);
     w.u8(20).raw(&[1; 16]);
     w.name_list(kex.iter().copied());
-    w.name_list(["ssh-ed25519", "ecdsa-sha2-nistp256"]);
+    w.name_list(host_key.iter().copied());
     for _ in 0..2 {
         w.name_list(["aes128-ctr"]);
     }
@@ -653,26 +679,219 @@ fn cookies_differ_between_connections() {
 fn wrong_guess_ignores_exactly_the_next_kex_packet() {
     let mut r = RawPeer::new(full_config());
     r.pump();
-    // Client guesses ecdh-sha2-nistp256 first but the server prefers... the client's order wins,
-    // so make the guess wrong on the host key: our first host key alg is ed25519, but the client
-    // lists a kex the server lacks first.
+    // The client's first kex is one the server lacks: its guess is wrong.
     r.send(&client_kexinit(&["unknown-kex@x", "curve25519-sha256"], true));
     r.send(&[2, 0, 0, 0, 0]); // IGNORE does not use up the flag
+    r.send(&[4, 0, 0, 0, 0, 0, 0, 0, 0, 0]); // nor does DEBUG
     r.send(&ecdh_init(&[0u8; 7])); // the wrong guess: ignored, though malformed
     r.send(&ecdh_init(&x25519_public()));
     let out = r.pump();
     assert_eq!(r.closed_code(), None, "{:?}", closed_reason(&r.events));
-    assert!(out.iter().any(|p| p[0] == 31), "KEX_ECDH_REPLY sent");
+    assert_eq!(out.iter().filter(|p| p[0] == 31).count(), 1, "one KEX_ECDH_REPLY");
 }
 
 #[test]
 fn right_guess_is_processed() {
-    let mut r = RawPeer::new(full_config());
+    let mut cfg = full_config();
+    cfg.kex = vec![kexalg::by_name("curve25519-sha256").unwrap()];
+    cfg.host_key_algs = vec![HostKeyAlg::Ed25519];
+    let mut r = RawPeer::new(cfg);
     r.pump();
     r.send(&client_kexinit(&["curve25519-sha256"], true));
     r.send(&ecdh_init(&x25519_public()));
     let out = r.pump();
     assert!(out.iter().any(|p| p[0] == 31));
+}
+
+const GUESS2: &str = "kexguess2@matt.ucc.asn.au";
+
+/// A server config for the guess tests: two kex methods and two host keys, in the given order.
+fn guess_server_cfg(
+    kex_first_x25519: bool,
+    hk_first_ed25519: bool,
+    kexguess2: bool,
+) -> TransportConfig {
+    let (x, p) = (
+        kexalg::by_name("curve25519-sha256").unwrap(),
+        kexalg::by_name("ecdh-sha2-nistp256").unwrap(),
+    );
+    let mut cfg = full_config();
+    cfg.kex = if kex_first_x25519 { vec![x, p] } else { vec![p, x] };
+    cfg.host_key_algs = if hk_first_ed25519 {
+        vec![HostKeyAlg::Ed25519, HostKeyAlg::EcdsaP256]
+    } else {
+        vec![HostKeyAlg::EcdsaP256, HostKeyAlg::Ed25519]
+    };
+    cfg.kexguess2 = kexguess2;
+    cfg
+}
+
+/// The client's lists in the guess tests: curve25519 and ed25519 first, so negotiation (client
+/// preference) always lands on the guessed pair; only the rule decides.
+fn guess_client_lists(kexguess2: bool) -> (Vec<&'static str>, Vec<&'static str>) {
+    let mut kex = vec!["curve25519-sha256", "ecdh-sha2-nistp256", "ext-info-c"];
+    if kexguess2 {
+        kex.push(GUESS2);
+    }
+    (kex, vec!["ssh-ed25519", "ecdsa-sha2-nistp256"])
+}
+
+/// The rule the tests expect, written out independently of the implementation.
+fn expect_right(kex_eq: bool, hk_eq: bool, client_g2: bool, server_g2: bool) -> bool {
+    (client_g2 && server_g2) || (kex_eq && hk_eq)
+}
+
+/// Server role, item 21: first kex equal/different × first host key equal/different × kexguess2
+/// on neither side, the client only, the server only, both. Negotiation always picks the
+/// guessed method; a wrong guess is still ignored.
+#[test]
+fn server_guess_rule_every_combination() {
+    for kex_eq in [true, false] {
+        for hk_eq in [true, false] {
+            for (client_g2, server_g2) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let case = format!("kex_eq {kex_eq} hk_eq {hk_eq} g2 {client_g2}/{server_g2}");
+                let mut r = RawPeer::new(guess_server_cfg(kex_eq, hk_eq, server_g2));
+                let ki = msgs::KexInit::parse(&r.pump()[0]).unwrap().kex.contains(GUESS2);
+                assert_eq!(ki, server_g2, "{case}: server lists kexguess2 as configured");
+                let (kex, hk) = guess_client_lists(client_g2);
+                r.send(&kexinit_with(&kex, &hk, true));
+                r.send(&ecdh_init(&x25519_public()));
+                let out = r.pump();
+                assert_eq!(r.closed_code(), None, "{case}: {:?}", closed_reason(&r.events));
+                let answered = out.iter().any(|p| p[0] == 31);
+                assert_eq!(answered, expect_right(kex_eq, hk_eq, client_g2, server_g2), "{case}");
+                if !answered {
+                    r.send(&ecdh_init(&x25519_public()));
+                    let out = r.pump();
+                    assert!(out.iter().any(|p| p[0] == 31), "{case}: the real init is answered");
+                }
+                let neg = r.server.kex.as_ref().and_then(|k| k.negotiated_names());
+                assert_eq!(neg, Some(("curve25519-sha256", "ssh-ed25519")), "{case}");
+            }
+        }
+    }
+}
+
+/// With kexguess2 on both sides a guess is still wrong when negotiation does not pick it.
+#[test]
+fn kexguess2_guess_is_wrong_when_not_negotiated() {
+    for (kex, hk) in [
+        (vec!["unknown@x", "curve25519-sha256", GUESS2], vec!["ssh-ed25519"]),
+        (vec!["curve25519-sha256", GUESS2], vec!["ssh-dss", "ssh-ed25519"]),
+    ] {
+        let mut r = RawPeer::new(guess_server_cfg(true, true, true));
+        r.pump();
+        r.send(&kexinit_with(&kex, &hk, true));
+        r.send(&ecdh_init(&[0u8; 5])); // malformed: would be DISCONNECT 2/3 if processed
+        let out = r.pump();
+        assert_eq!(r.closed_code(), None, "{kex:?} {hk:?}: {:?}", closed_reason(&r.events));
+        assert!(out.is_empty());
+        r.send(&ecdh_init(&x25519_public()));
+        assert!(r.pump().iter().any(|p| p[0] == 31));
+    }
+}
+
+/// Markers never count as a first method: a client listing `ext-info-c` first still guesses
+/// its first real method.
+#[test]
+fn markers_are_not_the_first_kex() {
+    let mut r = RawPeer::new(guess_server_cfg(true, true, false));
+    r.pump();
+    let kex = ["ext-info-c", "kex-strict-c-v00@openssh.com", GUESS2, "curve25519-sha256"];
+    r.send(&kexinit_with(&kex, &["ssh-ed25519"], true));
+    r.send(&ecdh_init(&x25519_public()));
+    assert!(r.pump().iter().any(|p| p[0] == 31), "{:?}", closed_reason(&r.events));
+}
+
+/// The raw client of the issue: a wrong guess, then the real KEX_ECDH_INIT; the reply's
+/// signature verifies over H computed from the real init (before the fix the server answered
+/// the guess and the signature did not verify).
+#[test]
+fn wrong_guess_then_real_init_reply_verifies() {
+    let mut r = RawPeer::new(full_config());
+    let i_s = r.pump().remove(0);
+    let v_s = r.server.our_version.clone();
+    let i_c = kexinit_with(&["curve25519-sha256"], &["ssh-ed25519"], true);
+    r.send(&i_c);
+    r.send(&ecdh_init(&x25519_public())); // a well-formed guess with another key
+    let eph =
+        crate::algo::kex::ClientEphemeral::generate(crate::algo::kex::KexMethod::Curve25519, None)
+            .unwrap();
+    r.send(&ecdh_init(eph.public()));
+    let out = r.pump();
+    assert_eq!(r.closed_code(), None, "{:?}", closed_reason(&r.events));
+    let replies: Vec<&Vec<u8>> = out.iter().filter(|p| p[0] == 31).collect();
+    assert_eq!(replies.len(), 1);
+    let reply = msgs::KexReply::parse(replies[0], 31, false).unwrap();
+    let job = job::ClientFinishJob {
+        eph,
+        method: crate::algo::kex::KexMethod::Curve25519,
+        server_public: reply.server_public.to_vec(),
+        k_s: reply.k_s.to_vec(),
+        signature: reply.signature.to_vec(),
+        parts: job::HashParts {
+            hash: crate::algo::HashAlg::Sha256,
+            v_c: b"SSH-2.0-raw_1.0".to_vec(),
+            v_s,
+            i_c,
+            i_s,
+            gex: None,
+        },
+        host_key_alg: HostKeyAlg::Ed25519,
+        expected_host_key: None,
+    };
+    let done = CryptoJob::new("t", job::JobKind::ClientFinish(Box::new(job))).run();
+    match done.result {
+        job::JobResult::ClientFinished(Ok(_)) => {}
+        job::JobResult::ClientFinished(Err(e)) => panic!("reply does not verify: {e}"),
+        _ => unreachable!(),
+    }
+}
+
+/// Client role: the same rule applied to a server's guess. The "guess" is a garbage
+/// KEX_ECDH_REPLY: ignored when the guess is wrong, and fatal (it is parsed) when right.
+#[test]
+fn client_guess_rule_every_combination() {
+    for kex_eq in [true, false] {
+        for hk_eq in [true, false] {
+            for (client_g2, server_g2) in
+                [(false, false), (true, false), (false, true), (true, true)]
+            {
+                let case = format!("kex_eq {kex_eq} hk_eq {hk_eq} g2 {client_g2}/{server_g2}");
+                let mut cfg = guess_server_cfg(true, true, client_g2);
+                cfg.host_keys = Vec::new();
+                let mut r = RawPeer::against_client(cfg);
+                let ours = r.pump();
+                let ki = msgs::KexInit::parse(&ours[0]).unwrap();
+                assert_eq!(ki.kex.contains(GUESS2), client_g2, "{case}");
+                let mut kex = if kex_eq {
+                    vec!["curve25519-sha256", "ecdh-sha2-nistp256"]
+                } else {
+                    vec!["ecdh-sha2-nistp256", "curve25519-sha256"]
+                };
+                if server_g2 {
+                    kex.push(GUESS2);
+                }
+                let hk = if hk_eq {
+                    ["ssh-ed25519", "ecdsa-sha2-nistp256"]
+                } else {
+                    ["ecdsa-sha2-nistp256", "ssh-ed25519"]
+                };
+                r.send(&kexinit_with(&kex, &hk, true));
+                r.send(&[31, 0, 0, 0, 1]); // the server's "guess": not a valid reply
+                r.pump();
+                let right = expect_right(kex_eq, hk_eq, client_g2, server_g2);
+                assert_eq!(
+                    r.closed_code().is_some(),
+                    right,
+                    "{case}: {:?}",
+                    closed_reason(&r.events)
+                );
+            }
+        }
+    }
 }
 
 #[test]
