@@ -5,8 +5,8 @@
 #   scripts/test.sh
 #
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
-# (apt), HAProxy (apt) and a Python venv at .venv-test with paramiko (pip), used by the
-# real-client and fleet tests.
+# (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt) and a Python venv at
+# .venv-test with paramiko (pip), used by the real-client and fleet tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -27,6 +27,16 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null
 fi
+
+# Dropbear's and PuTTY's clients for tests/dropbear_putty.rs.
+for tool_pkg in dbclient:dropbear-bin plink:putty-tools puttygen:putty-tools; do
+    if ! command -v "${tool_pkg%%:*}" >/dev/null 2>&1; then
+        log "installing ${tool_pkg#*:}"
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${tool_pkg#*:}" >/dev/null
+    fi
+done
 
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
