@@ -275,3 +275,104 @@ fn sighup_rereads_the_password_file() {
     assert_eq!(try_login("a new password"), Some(msg_no::USERAUTH_SUCCESS));
     assert_eq!(try_login(PASSWORD), Some(msg_no::USERAUTH_FAILURE));
 }
+
+/// RFC 4253 §11.4 after authentication: unknown numbers (150 used to end the connection) get
+/// UNIMPLEMENTED naming each one's sequence number, in order, and the connection still works.
+/// Then a client that sends only unknown numbers and reads nothing: the server stops reading
+/// once its replies back up (its output is bounded; the client's writes block), and every reply
+/// arrives, in order, once the client reads again.
+#[test]
+fn unknown_numbers_after_auth_get_ordered_unimplemented_and_a_bound() {
+    use std::io::{ErrorKind, Write};
+    let f = Fixture::new();
+    let server = f.server(&[]);
+    let (mut c, _ours) = logged_in_with_session(&server);
+
+    // Part 1: a handful, interleaved with a global request that wants a reply.
+    let mut expected = Vec::new();
+    for n in [150u8, 128, 255, 101, 0] {
+        expected.push(c.conn.transport().next_seq_out());
+        c.conn.send(&[n, 1, 2, 3]).unwrap();
+    }
+    c.conn.send(&keepalive_request()).unwrap();
+    expected.push(c.conn.transport().next_seq_out());
+    c.conn.send(&[200]).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("the connection still answers");
+    assert_eq!(m.first(), Some(&msg_no::REQUEST_FAILURE));
+    let deadline = Instant::now() + Duration::from_secs(30);
+    while c.unimplemented.len() < expected.len() && Instant::now() < deadline && c.closed.is_none()
+    {
+        c.step(&mut || {}).unwrap();
+    }
+    assert_eq!(c.unimplemented, expected, "{}", server.stderr());
+    assert!(c.closed.is_none());
+
+    // Part 2: unknown numbers only, never reading, until our writes block for good (bounded).
+    const CAP: usize = 512 << 20;
+    let sock = socket2::SockRef::from(&c.sock);
+    sock.set_recv_buffer_size(64 << 10).unwrap();
+    c.sock.set_nonblocking(true).unwrap();
+    let first = c.conn.transport().next_seq_out();
+    let (mut sent_packets, mut written) = (0u32, 0usize);
+    let mut pending: Vec<u8> = Vec::new();
+    let mut stalls = 0;
+    while written < CAP && stalls < 300 {
+        if pending.is_empty() {
+            for _ in 0..1000 {
+                c.conn.send(&[150]).unwrap();
+            }
+            sent_packets += 1000;
+            c.conn.poll_transmit(&mut pending);
+        }
+        match c.sock.write(&pending) {
+            Ok(n) => {
+                pending.drain(..n);
+                written += n;
+                stalls = 0;
+            }
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {
+                stalls += 1;
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Err(e) => panic!("write: {e}"),
+        }
+    }
+    assert!(written < CAP, "the server kept reading {CAP} bytes of unknown messages unanswered");
+    eprintln!("server stopped reading after {} KiB ({sent_packets} packets queued)", written >> 10);
+    // Read again: every reply comes, in order, and the connection still answers.
+    c.sock.set_nonblocking(false).unwrap();
+    let before = c.unimplemented.len();
+    let deadline = Instant::now() + Duration::from_secs(300);
+    while !pending.is_empty() && Instant::now() < deadline {
+        c.step(&mut || {}).unwrap();
+        c.sock.set_nonblocking(true).unwrap();
+        match c.sock.write(&pending) {
+            Ok(n) => drop(pending.drain(..n)),
+            Err(e) if e.kind() == ErrorKind::WouldBlock => {}
+            Err(e) => panic!("write: {e}"),
+        }
+        c.sock.set_nonblocking(false).unwrap();
+    }
+    while c.unimplemented.len() - before < sent_packets as usize
+        && Instant::now() < deadline
+        && c.closed.is_none()
+    {
+        c.step(&mut || {}).unwrap();
+    }
+    let got = &c.unimplemented[before..];
+    assert_eq!(got.len(), sent_packets as usize, "closed: {:?}", c.closed);
+    assert!(
+        got.iter().enumerate().all(|(i, s)| *s == first.wrapping_add(i as u32)),
+        "replies out of order"
+    );
+    c.conn.send(&keepalive_request()).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("the connection still answers");
+    assert_eq!(m.first(), Some(&msg_no::REQUEST_FAILURE));
+}
+
+fn keepalive_request() -> Vec<u8> {
+    let mut v = vec![msg_no::GLOBAL_REQUEST];
+    put_str(&mut v, b"keepalive@openssh.com");
+    v.push(1);
+    v
+}

@@ -285,6 +285,11 @@ impl Transport {
         self.kex.as_ref().is_some_and(|k| k.is_computing())
     }
 
+    /// The sequence number our next packet will carry (what a peer's UNIMPLEMENTED names).
+    pub fn next_seq_out(&self) -> u32 {
+        self.sealer.seq()
+    }
+
     /// Bytes sealed and waiting for `poll_transmit`.
     pub fn pending_transmit(&self) -> usize {
         self.tx.len()

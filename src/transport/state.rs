@@ -39,10 +39,22 @@ pub enum Verdict {
     ProtocolError,
 }
 
+/// Numbers some layer defines (RFC 4250 §4.1.2, RFC 4256, RFC 4419, RFC 5656, RFC 8308 §2.3,
+/// openssh PROTOCOL for ping): the transport's 1–7, 20, 21 and the KEX-method range 30–49,
+/// userauth's 50–53 and its method range 60–79, the connection protocol's 80–100, and
+/// PING/PONG. Anything else is unrecognized and answered with UNIMPLEMENTED (RFC 4253 §11.4)
+/// in every phase but the strict initial KEX; a defined number out of its phase is a protocol
+/// error instead.
+pub fn is_defined(msg: u8) -> bool {
+    matches!(msg, 1..=7 | 20 | 21 | 30..=53 | 60..=100 | m::PING | m::PONG)
+}
+
 /// The table. Pure; tested exhaustively for every (role, phase, number).
 pub fn verdict(role: Role, phase: Phase, msg: u8) -> Verdict {
     use Verdict::*;
     match phase {
+        // openssh PROTOCOL §1.10 (and OpenSSH itself): during a strict initial KEX anything
+        // but the KEX messages and DISCONNECT is fatal, unrecognized numbers included.
         Phase::InitialKexStrict => match msg {
             m::DISCONNECT | m::KEXINIT => Transport,
             m::NEWKEYS | 30..=49 => Kex,
@@ -53,7 +65,7 @@ pub fn verdict(role: Role, phase: Phase, msg: u8) -> Verdict {
             // RFC 4253 §7.1: no service messages (and no EXT_INFO) inside a key exchange.
             m::SERVICE_REQUEST | m::SERVICE_ACCEPT | m::EXT_INFO => ProtocolError,
             m::NEWKEYS | 30..=49 => Kex,
-            8..=19 | 22..=29 => Unimplemented,
+            _ if !is_defined(msg) => Unimplemented,
             _ => ProtocolError,
         },
         Phase::NoService | Phase::Auth | Phase::Authenticated => established(role, phase, msg),
@@ -63,7 +75,6 @@ pub fn verdict(role: Role, phase: Phase, msg: u8) -> Verdict {
 fn established(role: Role, phase: Phase, msg: u8) -> Verdict {
     use Verdict::*;
     match msg {
-        0 => Unimplemented,
         m::DISCONNECT | m::IGNORE | m::UNIMPLEMENTED | m::DEBUG | m::KEXINIT | m::EXT_INFO => {
             Transport
         }
@@ -77,7 +88,9 @@ fn established(role: Role, phase: Phase, msg: u8) -> Verdict {
         },
         // NEWKEYS outside a key exchange.
         m::NEWKEYS => ProtocolError,
-        8..=19 | 22..=49 => Unimplemented,
+        // KEX-method numbers outside a key exchange mean nothing here.
+        22..=49 => Unimplemented,
+        _ if !is_defined(msg) => Unimplemented,
         50..=79 => match phase {
             Phase::NoService => ProtocolError,
             Phase::Auth => userauth(role, msg),
@@ -87,7 +100,7 @@ fn established(role: Role, phase: Phase, msg: u8) -> Verdict {
         m::PING | m::PONG if phase == Phase::Authenticated => Transport,
         _ => match phase {
             Phase::Authenticated => Service,
-            // Nothing of the connection protocol before authentication.
+            // Nothing of the connection protocol (nor ping) before authentication.
             _ => ProtocolError,
         },
     }
@@ -138,13 +151,22 @@ mod tests {
                     let v = verdict(role, phase, msg);
                     let kexing =
                         matches!(phase, Phase::InitialKex | Phase::InitialKexStrict | Phase::Rekey);
-                    if msg >= 50 && (kexing || phase == Phase::NoService) {
+                    let strict = phase == Phase::InitialKexStrict;
+                    // RFC 4253 §11.4: every unrecognized number gets UNIMPLEMENTED, in every
+                    // phase but the strict initial KEX (where anything unexpected is fatal).
+                    if !is_defined(msg) {
+                        let want =
+                            if strict { Verdict::ProtocolError } else { Verdict::Unimplemented };
+                        assert_eq!(v, want, "{role:?} {phase:?} {msg}");
+                    }
+                    // Defined service numbers out of their phase end the connection.
+                    if is_defined(msg) && msg >= 50 && (kexing || phase == Phase::NoService) {
                         assert_eq!(v, Verdict::ProtocolError, "{role:?} {phase:?} {msg}");
                     }
-                    if msg >= 80 && phase == Phase::Auth {
+                    if is_defined(msg) && msg >= 80 && phase == Phase::Auth {
                         assert_eq!(v, Verdict::ProtocolError, "{role:?} {phase:?} {msg}");
                     }
-                    if phase == Phase::InitialKexStrict {
+                    if strict {
                         let ok = matches!(msg, 1 | 20 | 21 | 30..=49);
                         assert_eq!(v != Verdict::ProtocolError, ok, "strict {msg}");
                     }
@@ -155,9 +177,26 @@ mod tests {
                         assert_eq!(v, Verdict::ProtocolError);
                     }
                     if v == Verdict::Service {
-                        assert!(msg >= 50);
+                        assert!(msg >= 50 && is_defined(msg), "{msg}");
                     }
                 }
+            }
+        }
+    }
+
+    #[test]
+    fn unrecognized_numbers_after_auth_are_unimplemented() {
+        for msg in [0u8, 8, 54, 59, 101, 127, 128, 150, 191, 194, 255] {
+            for role in [Role::Server, Role::Client] {
+                for phase in [Phase::InitialKex, Phase::Rekey, Phase::NoService, Phase::Auth] {
+                    assert_eq!(
+                        verdict(role, phase, msg),
+                        Verdict::Unimplemented,
+                        "{phase:?} {msg}"
+                    );
+                }
+                assert_eq!(verdict(role, Phase::Authenticated, msg), Verdict::Unimplemented);
+                assert_eq!(verdict(role, Phase::InitialKexStrict, msg), Verdict::ProtocolError);
             }
         }
     }

@@ -1030,13 +1030,92 @@ fn service_request_before_newkeys_is_protocol_error() {
 
 #[test]
 fn messages_above_49_before_kex_are_protocol_errors() {
-    for msg in [50u8, 52, 80, 94, 192, 255] {
+    for msg in [50u8, 52, 60, 80, 94, 100, 192, 193] {
         let mut r = RawPeer::new(full_config());
         r.pump();
         r.send(&[msg, 0, 0, 0, 0]);
         r.pump();
         assert_eq!(r.closed_code(), Some(2), "{msg}");
     }
+}
+
+/// The sequence numbers in the peer's UNIMPLEMENTED replies, in the order they arrived.
+fn unimplemented_seqs(events: &[Event]) -> Vec<u32> {
+    events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Log(l) => l.strip_prefix("peer: UNIMPLEMENTED for packet ")?.parse().ok(),
+            _ => None,
+        })
+        .collect()
+}
+
+/// Item 16, RFC 4253 §11.4 after the version exchange: unrecognized numbers get UNIMPLEMENTED
+/// with their own sequence numbers, in order, before any service, during authentication and
+/// after it (where 150 used to end the connection), and the connection goes on.
+#[test]
+fn unrecognized_numbers_get_ordered_unimplemented_in_every_phase() {
+    let mut p = Pair::same(only(
+        "curve25519-sha256",
+        HostKeyAlg::Ed25519,
+        "aes128-ctr",
+        "hmac-sha2-256",
+        "none",
+    ));
+    p.drive();
+    assert!(p.established());
+    let mut expected = Vec::new();
+    let send_unknown = |p: &mut Pair, nums: &[u8], expected: &mut Vec<u32>| {
+        for &n in nums {
+            expected.push(p.client.sealer.seq());
+            p.client.send(&[n, 1, 2, 3]).unwrap();
+        }
+        p.drive();
+        assert_eq!(unimplemented_seqs(&p.client_events), *expected);
+        assert!(p.server_closed_code().is_none(), "{:?}", closed_reason(&p.server_events));
+    };
+    send_unknown(&mut p, &[150, 9, 255, 0], &mut expected); // no service yet
+    p.client.request_service("ssh-userauth").unwrap();
+    p.drive();
+    send_unknown(&mut p, &[101, 54, 200, 128], &mut expected); // authenticating
+    p.server.set_authenticated();
+    p.client.set_authenticated();
+    send_unknown(&mut p, &[150, 128, 255, 101, 127, 59], &mut expected); // authenticated
+                                                                         // Interleaved with connection messages: the order holds and both get through.
+    let data = data_msg(7, 100);
+    expected.push(p.client.sealer.seq());
+    p.client.send(&[150]).unwrap();
+    p.client.send(&data).unwrap();
+    expected.push(p.client.sealer.seq());
+    p.client.send(&[151]).unwrap();
+    p.drive();
+    assert_eq!(unimplemented_seqs(&p.client_events), expected);
+    assert_eq!(p.at_server.last(), Some(&data));
+    // The server core answers the same way (the client role applies the table too).
+    let before = unimplemented_seqs(&p.server_events).len();
+    let seq = p.server.sealer.seq();
+    p.server.send(&[222]).unwrap();
+    p.drive();
+    assert_eq!(unimplemented_seqs(&p.server_events)[before..], [seq]);
+    assert!(p.established() && closed_code(&p.client_events).is_none());
+}
+
+/// During a non-strict initial key exchange, before and after the peer's KEXINIT, unknown
+/// numbers get UNIMPLEMENTED too (a strict one refuses them: see the strict KEX tests).
+#[test]
+fn unrecognized_numbers_during_non_strict_kex() {
+    let mut r = RawPeer::new(full_config());
+    r.pump();
+    r.send(&[150]); // seq 0
+    r.send(&client_kexinit(&["curve25519-sha256"], false)); // seq 1
+    r.send(&[255, 0]); // seq 2
+    r.send(&ecdh_init(&x25519_public())); // seq 3
+    let out = r.pump();
+    let seqs: Vec<u32> =
+        out.iter().filter(|p| p[0] == 3).map(|p| msgs::parse_unimplemented(p).unwrap()).collect();
+    assert_eq!(seqs, [0, 2]);
+    assert!(out.iter().any(|p| p[0] == 31), "the exchange goes on");
+    assert_eq!(r.closed_code(), None);
 }
 
 #[test]

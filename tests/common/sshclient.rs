@@ -33,6 +33,8 @@ pub struct TestClient {
     outbuf: Vec<u8>,
     pub closed: Option<(u32, bool)>,
     pub service_accepted: bool,
+    /// Sequence numbers named by the server's UNIMPLEMENTED replies, in arrival order.
+    pub unimplemented: Vec<u32>,
 }
 
 impl TestClient {
@@ -58,6 +60,7 @@ impl TestClient {
             outbuf: Vec::new(),
             closed: None,
             service_accepted: false,
+            unimplemented: Vec::new(),
         })
     }
 
@@ -75,6 +78,11 @@ impl TestClient {
                 }
                 Event::ServiceAccepted(_) => self.service_accepted = true,
                 Event::Closed { code, by_peer, .. } => self.closed = Some((code, by_peer)),
+                Event::Log(l) => {
+                    if let Some(seq) = l.strip_prefix("peer: UNIMPLEMENTED for packet ") {
+                        self.unimplemented.extend(seq.parse::<u32>().ok());
+                    }
+                }
                 _ => {}
             }
         }
