@@ -1,8 +1,8 @@
 //! A second, independent client: paramiko (Python) logs in with a password and carries random
 //! bytes through a direct-tcpip channel, for every key exchange, cipher and MAC it shares with
 //! sshfront, and with compression. The interpreter comes from `SSHFRONT_TEST_PYTHON` (set by
-//! scripts/test.sh to its venv), else `.venv-test/bin/python`; without paramiko the test says
-//! so and passes (the README's test command always provides it).
+//! scripts/test.sh to its venv), else `.venv-test/bin/python`; without paramiko the test fails
+//! (scripts/test.sh installs it).
 // Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -13,17 +13,25 @@ use std::path::PathBuf;
 use std::process::Command;
 use std::time::Duration;
 
-fn python() -> Option<PathBuf> {
+/// The interpreter with paramiko; a missing one fails the test, it never passes by skipping.
+fn python() -> PathBuf {
     let p = match std::env::var_os("SSHFRONT_TEST_PYTHON") {
         Some(p) => PathBuf::from(p),
         None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/python"),
     };
-    let ok = Command::new(&p)
-        .args(["-c", "import paramiko"])
-        .output()
-        .map(|o| o.status.success())
-        .unwrap_or(false);
-    ok.then_some(p)
+    let out = Command::new(&p).args(["-c", "import paramiko"]).output();
+    match out {
+        Ok(o) if o.status.success() => p,
+        Ok(o) => panic!(
+            "{} cannot import paramiko (run scripts/test.sh, or set SSHFRONT_TEST_PYTHON): {}",
+            p.display(),
+            String::from_utf8_lossy(&o.stderr)
+        ),
+        Err(e) => panic!(
+            "no python at {} ({e}); run scripts/test.sh, or set SSHFRONT_TEST_PYTHON",
+            p.display()
+        ),
+    }
 }
 
 fn names(list: impl Iterator<Item = &'static str>) -> String {
@@ -32,10 +40,7 @@ fn names(list: impl Iterator<Item = &'static str>) -> String {
 
 #[test]
 fn paramiko_login_and_direct_tcpip_for_every_shared_algorithm() {
-    let Some(py) = python() else {
-        eprintln!("SKIPPED: no python with paramiko (run scripts/test.sh)");
-        return;
-    };
+    let py = python();
     let f = Fixture::new();
     let echo = EchoServer::start();
     let kex = names(sshfront::algo::kex::ALL.iter().map(|k| k.name));

@@ -8,6 +8,7 @@ Usage: paramiko_gateway.py PORT USER PASSWORD ECHO_PORT KEX,.. CIPHERS,.. MACS,.
 "FAIL KIND NAME: why"; exits 1 if any case failed or nothing was shared.
 """
 
+import logging
 import os
 import socket
 import sys
@@ -17,9 +18,26 @@ import paramiko
 TIMEOUT = 30
 
 
+class KexSeen(logging.Handler):
+    """Collects the method paramiko reports as agreed ("Kex: NAME", logged at DEBUG when it
+    reads the server's KEXINIT; its kex_engine is gone again once the exchange is done)."""
+
+    def __init__(self):
+        super().__init__(logging.DEBUG)
+        self.names = []
+
+    def emit(self, record):
+        msg = record.getMessage()
+        if msg.startswith("Kex: "):
+            self.names.append(msg[len("Kex: "):])
+
+
 def round_trip(port, user, password, echo_port, kind, name):
     sock = socket.create_connection(("127.0.0.1", port), timeout=TIMEOUT)
     t = paramiko.Transport(sock)
+    seen = KexSeen()
+    t.logger.addHandler(seen)
+    t.logger.setLevel(logging.DEBUG)
     try:
         t.banner_timeout = TIMEOUT
         t.auth_timeout = TIMEOUT
@@ -34,8 +52,8 @@ def round_trip(port, user, password, echo_port, kind, name):
             t.use_compression(True)
         t.start_client(timeout=TIMEOUT)
         t.auth_password(user, password)
-        if kind == "kex" and t.kex_engine is not None:
-            pass
+        if kind == "kex" and seen.names != [name]:
+            return "negotiated kex %s" % seen.names
         ch = t.open_channel(
             "direct-tcpip", ("127.0.0.1", echo_port), ("127.0.0.1", 5555), timeout=TIMEOUT
         )
@@ -60,6 +78,7 @@ def round_trip(port, user, password, echo_port, kind, name):
     except Exception as e:  # report and go on with the next case
         return "%s: %s" % (type(e).__name__, e)
     finally:
+        t.logger.removeHandler(seen)
         t.close()
 
 
