@@ -238,74 +238,7 @@ for round in $(seq 1 "$ROUNDS"); do
     done
 done
 
-python3 - "$RESULTS" "$OUT/machine.txt" > "$OUT/summary.md" <<'PY'
-import json, statistics, sys
-rows = [json.loads(l) for l in open(sys.argv[1]) if l.strip()]
-print("```"); print(open(sys.argv[2]).read().rstrip()); print("```\n")
-SERVERS = ["sshfront", "sshd", "russh"]
-
-def runs(test, auth, server):
-    return [r["result"] for r in rows if r["test"] == test and r["auth"] == auth and r["server"] == server]
-
-def stat(vals, fmt):
-    vals = [v for v in vals if isinstance(v, (int, float))]
-    if not vals:
-        return None, "—"
-    m = statistics.median(vals)
-    return m, (fmt % m) + (" (" + fmt % min(vals) + "–" + fmt % max(vals) + ")" if len(vals) > 1 else "")
-
-def why(rs):
-    if not rs:
-        return "not measured"
-    f = {}
-    for r in rs:
-        for k, v in (r.get("failures") or {}).items():
-            f[k] = f.get(k, 0) + v
-        if "error" in r:
-            f[r["error"]] = f.get(r["error"], 0) + 1
-    return "not measured: " + (", ".join(f"{k}×{v}" for k, v in f.items()) or "no successful run")
-
-def ratio(a, b):
-    return "%.2f" % (a / b) if a is not None and b not in (None, 0) else "—"
-
-def table(title, tests, auth, metrics):
-    print(f"### {title}\n")
-    head = ["point", "metric"] + SERVERS + ["sshfront/sshd", "sshfront/russh"]
-    print("| " + " | ".join(head) + " |"); print("|" + "---|" * len(head))
-    for test in tests:
-        for name, key, fmt, ok_key in metrics:
-            cells, meds = [], {}
-            for s in SERVERS:
-                rs = runs(test, auth, s)
-                good = [r for r in rs if r.get(ok_key, 0)]
-                m, txt = stat([key(r) for r in good], fmt)
-                meds[s] = m
-                cells.append(txt if m is not None else why(rs))
-            print(f"| {test} | {name} | " + " | ".join(cells) +
-                  f" | {ratio(meds['sshfront'], meds['sshd'])} | {ratio(meds['sshfront'], meds['russh'])} |")
-    print()
-
-g = lambda *ks: (lambda r: (lambda v: v)(__import__('functools').reduce(lambda d, k: (d or {}).get(k), ks, r)))
-hs = ["handshake_c1", "handshake_c8", "handshake_c64"]
-hm = [("handshakes/s", g("handshakes_per_s"), "%.0f", "ok"),
-      ("server CPU ms/handshake", g("server_cpu_ms_per_handshake"), "%.3f", "ok"),
-      ("harness CPU ms/handshake", g("harness_cpu_ms_per_handshake"), "%.3f", "ok"),
-      ("p50 ms", g("latency_ms", "p50"), "%.2f", "ok"),
-      ("p99 ms", g("latency_ms", "p99"), "%.2f", "ok"),
-      ("failed", g("failed"), "%d", "ok")]
-table("Handshakes with ed25519 publickey auth (curve25519-sha256, ssh-ed25519)", hs, "publickey", hm)
-table("KEX-only handshakes (version, curve25519-sha256 KEX, NEWKEYS, SERVICE_ACCEPT; no user auth)", hs, "none", hm)
-bm = [("MB/s", g("total_mb_per_s"), "%.0f", "ok"),
-      ("server core-s/GB", g("server_core_s_per_gb"), "%.3f", "ok"),
-      ("harness core-s/GB", g("harness_core_s_per_gb"), "%.3f", "ok")]
-table("Bulk through direct-tcpip, one connection (publickey auth)",
-      ["bulk_aes128-gcm@openssh.com", "bulk_chacha20-poly1305@openssh.com"], "publickey", bm)
-im = [("server RSS bytes/conn", g("server_rss_bytes_per_conn"), "%.0f", "held"),
-      ("server PSS bytes/conn", g("server_pss_bytes_per_conn"), "%.0f", "held"),
-      ("held", g("held"), "%d", "held")]
-for auth in ("publickey", "none"):
-    if any(r["test"] == "idle" and r["auth"] == auth for r in rows):
-        table(f"Idle connections (auth: {auth})", ["idle"], auth, im)
-PY
+# The tables come from the raw results only (the same script regenerates BENCHMARKS.md's).
+python3 "$ROOT/scripts/bench-tables.py" "$RESULTS" --machine "$OUT/machine.txt" > "$OUT/summary.md"
 cat "$OUT/summary.md"
 log "results in $OUT"

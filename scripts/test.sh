@@ -80,4 +80,8 @@ cargo fmt --all --check
 log "cargo clippy"
 cargo clippy --workspace --all-targets -- -D warnings
 
+log "BENCHMARKS.md tables match their raw results"
+python3 scripts/bench-tables.py bench-harness/results/2026-11-24-final-compare-full.jsonl \
+    --check BENCHMARKS.md
+
 log "all checks passed"
