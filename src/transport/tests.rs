@@ -1100,6 +1100,43 @@ fn unrecognized_numbers_get_ordered_unimplemented_in_every_phase() {
     assert!(p.established() && closed_code(&p.client_events).is_none());
 }
 
+/// The bound behind "a peer sending only unknown numbers cannot make us queue unbounded
+/// replies": each reply is one minimal packet (5-byte payload) for one packet read, at most one
+/// cipher block longer than the smallest packet that provokes it, so a burst of unknown
+/// messages produces at most twice its size in replies (chacha20-poly1305: 36 bytes for 28);
+/// the runtime stops reading while its output is past the high-water mark (tests/adversarial.rs
+/// checks that end to end).
+#[test]
+fn unimplemented_replies_cost_no_more_than_what_they_answer() {
+    for cipher in ["aes128-ctr", "chacha20-poly1305@openssh.com", "aes256-gcm@openssh.com"] {
+        let mut p = Pair::same(only(
+            "curve25519-sha256",
+            HostKeyAlg::Ed25519,
+            cipher,
+            "hmac-sha2-256-etm@openssh.com",
+            "none",
+        ));
+        p.drive();
+        p.client.request_service("ssh-userauth").unwrap();
+        p.drive();
+        p.server.set_authenticated();
+        p.client.set_authenticated();
+        for i in 0..5000u32 {
+            p.client.send(&[128 + (i % 64) as u8]).unwrap();
+        }
+        let mut burst = Vec::new();
+        p.client.poll_transmit(&mut burst);
+        let sent = burst.len();
+        let mut inbox = Vec::new();
+        feed(&mut p.server, &mut burst, &mut inbox, p.now, usize::MAX);
+        assert!(burst.is_empty() && inbox.is_empty(), "{cipher}: all read, none for a service");
+        let replies = p.server.pending_transmit();
+        assert!(replies <= 2 * sent, "{cipher}: {replies} bytes of replies for {sent} read");
+        p.drive();
+        assert_eq!(unimplemented_seqs(&p.client_events).len(), 5000, "{cipher}");
+    }
+}
+
 /// During a non-strict initial key exchange, before and after the peer's KEXINIT, unknown
 /// numbers get UNIMPLEMENTED too (a strict one refuses them: see the strict KEX tests).
 #[test]
