@@ -535,6 +535,12 @@ mod tests {
     }
 
     #[test]
+    fn kexguess2_is_listed_unless_turned_off() {
+        assert!(transport_config(&args(&[])).unwrap().kexguess2);
+        assert!(!transport_config(&args(&["--no-kexguess2"])).unwrap().kexguess2);
+    }
+
+    #[test]
     fn gateway_policies_from_flags() {
         let c = server_config_without_host_keys(&args(&[
             "--permit-open",
