@@ -82,18 +82,6 @@ fn raw_ring(c: &mut Criterion) {
             })
         });
     }
-    // The SSH construct itself, without our framing.
-    let key = ring::aead::chacha20_poly1305_openssh::SealingKey::new(&[9u8; 64]);
-    let mut data = vec![0u8; PAYLOAD + 4];
-    let mut seq = 0u32;
-    g.bench_function("chacha20_poly1305_openssh", |b| {
-        b.iter(|| {
-            seq = seq.wrapping_add(1);
-            let mut tag = [0u8; 16];
-            key.seal_in_place(seq, &mut data, &mut tag);
-            black_box(tag);
-        })
-    });
     // The non-AEAD building blocks, to see which half of CTR + HMAC costs what.
     let mut ctr = cipher::AES128_CTR.sealing(&[1u8; 16], &[2u8; 16]).unwrap();
     let mut data = vec![0u8; PAYLOAD];
@@ -117,12 +105,47 @@ fn raw_ring(c: &mut Criterion) {
     g.finish();
 }
 
+/// chacha20-poly1305@openssh.com without our framing: seal then open one 32 KiB packet (plus
+/// its length field), ring's implementation (used until issue 11) next to ours.
+fn chacha_openssh(c: &mut Criterion) {
+    use ring::aead::chacha20_poly1305_openssh as ring_ssh;
+    let mut g = c.benchmark_group("chacha20-poly1305@openssh seal+open 32KiB");
+    g.throughput(Throughput::Bytes(PAYLOAD as u64));
+    let key = [9u8; 64];
+    let mut data = vec![0x61u8; PAYLOAD + 4];
+    let (ring_s, ring_o) = (ring_ssh::SealingKey::new(&key), ring_ssh::OpeningKey::new(&key));
+    let mut seq = 0u32;
+    g.bench_function("ring (old)", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            let mut tag = [0u8; 16];
+            ring_s.seal_in_place(seq, &mut data, &mut tag);
+            black_box(ring_o.open_in_place(seq, &mut data, &tag).unwrap());
+        })
+    });
+    let (cipher::SealingCipher::ChaCha(s), cipher::OpeningCipher::ChaCha(o)) = (
+        cipher::CHACHA20_POLY1305.sealing(&key, &[]).unwrap(),
+        cipher::CHACHA20_POLY1305.opening(&key, &[]).unwrap(),
+    ) else {
+        unreachable!("chacha20-poly1305 keys a ChaCha state")
+    };
+    g.bench_function("chacha20 + poly1305 crates (new)", |b| {
+        b.iter(|| {
+            seq = seq.wrapping_add(1);
+            let mut tag = [0u8; 16];
+            s.seal_in_place(seq, &mut data, &mut tag);
+            black_box(o.open_in_place(seq, &mut data, &tag).unwrap());
+        })
+    });
+    g.finish();
+}
+
 criterion_group! {
     name = benches;
     config = Criterion::default()
         .sample_size(20)
         .measurement_time(Duration::from_secs(2))
         .warm_up_time(Duration::from_millis(500));
-    targets = seal_open, raw_ring
+    targets = seal_open, raw_ring, chacha_openssh
 }
 criterion_main!(benches);
