@@ -1,9 +1,10 @@
 //! `chacha20-poly1305@openssh.com` (openssh PROTOCOL.chacha20poly1305). ring's Poly1305 for
-//! this construction is portable C and was half the server's CPU in bulk transfers, so:
-//! Poly1305 is RustCrypto's `poly1305` (AVX2 back end chosen at run time), the packet body
-//! goes through an eight-block AVX2 ChaCha20 ([`avx2`], also chosen at run time) and the rest
-//! (length field, block 0, tails under 512 bytes, CPUs without AVX2) through RustCrypto's
-//! `chacha20`.
+//! this construction is portable C and was half the server's CPU in bulk transfers, so packets
+//! with a body of [`WIDE_FROM`] bytes or more take a vectorised path: Poly1305 from RustCrypto's
+//! `poly1305` (AVX2 back end chosen at run time), the body through an eight-block AVX2 /
+//! AVX-512VL ChaCha20 ([`avx2`], chosen at run time), block 0 and tails under 512 bytes through
+//! RustCrypto's `chacha20`. Smaller packets, and every length field, stay with ring's
+//! `chacha20_poly1305_openssh`, which costs less to set up per packet.
 //!
 //! The 64-byte key is K_2 ‖ K_1. Both run the original ChaCha20 (64-bit nonce, 64-bit block
 //! counter) with the nonce = sequence number as a big-endian u64. K_1 at counter 0 encrypts the
@@ -18,6 +19,7 @@ use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::{ChaCha20Legacy, LegacyNonce};
 use poly1305::universal_hash::{KeyInit, UniversalHash};
 use poly1305::Poly1305;
+use ring::aead::chacha20_poly1305_openssh as reference;
 use subtle::ConstantTimeEq;
 
 /// Key length: K_2 ‖ K_1.
@@ -31,34 +33,23 @@ const LEN_LEN: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadTag;
 
-/// The two ChaCha20 keys; a fresh cipher is started from them for every packet.
+/// K_2, which keys Poly1305 and encrypts the body; a fresh cipher starts from it for every
+/// packet. (K_1 and the length field stay with ring.)
 struct Keys {
-    /// Packet body and Poly1305 key.
     k_2: chacha20::Key,
     /// K_2 as the little-endian state words the eight-block AVX2 path loads.
     k_2_words: [u32; 8],
-    /// packet_length only.
-    k_1: chacha20::Key,
 }
 
 impl Keys {
     fn new(key: &[u8]) -> Option<Self> {
         let key: &[u8; KEY_LEN] = key.try_into().ok()?;
-        let (k_2, k_1) = key.split_at(KEY_LEN / 2);
+        let k_2 = key.get(..KEY_LEN / 2)?;
         let mut k_2_words = [0u32; 8];
         for (w, b) in k_2_words.iter_mut().zip(k_2.chunks_exact(4)) {
             *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
-        Some(Keys {
-            k_2: *chacha20::Key::from_slice(k_2),
-            k_2_words,
-            k_1: *chacha20::Key::from_slice(k_1),
-        })
-    }
-
-    /// XORs `len` with K_1's keystream from block 0.
-    fn crypt_length(&self, seq: u32, len: &mut [u8]) {
-        ChaCha20Legacy::new(&self.k_1, &nonce(seq)).apply_keystream(len);
+        Some(Keys { k_2: *chacha20::Key::from_slice(k_2), k_2_words })
     }
 
     /// Poly1305 keyed from K_2's block 0, and the body cipher (K_2 from block 1), apart so the
@@ -118,15 +109,27 @@ fn tag_of(mut mac: Poly1305, data: &[u8]) -> poly1305::Tag {
     mac.compute_unpadded(tail)
 }
 
+/// Bodies shorter than this go through ring's whole construction: the vectorised path costs
+/// about a microsecond per packet to set up (four-block ChaCha20 calls for block 0, the AVX2
+/// Poly1305's key powers and finalisation), which only pays off past ~5 KiB (benches/packet.rs).
+const WIDE_FROM: usize = 6 * 1024;
+
+/// Which implementation a packet of `len` bytes (length field included) goes through.
+fn wide(len: usize) -> bool {
+    len >= LEN_LEN + WIDE_FROM
+}
+
 /// Inbound key.
-pub struct OpeningKey(Keys);
+pub struct OpeningKey {
+    /// Length field always; whole packets below [`WIDE_FROM`].
+    ring: reference::OpeningKey,
+    body: Keys,
+}
 
 impl OpeningKey {
     /// The packet_length, decrypted but not yet authenticated: `open_in_place` checks it.
     pub fn decrypt_packet_length(&self, seq: u32, encrypted: [u8; LEN_LEN]) -> [u8; LEN_LEN] {
-        let mut len = encrypted;
-        self.0.crypt_length(seq, &mut len);
-        len
+        self.ring.decrypt_packet_length(seq, encrypted)
     }
 
     /// Checks the tag over `packet` (encrypted length ‖ ciphertext) and, only if it matches,
@@ -137,10 +140,24 @@ impl OpeningKey {
         packet: &'a mut [u8],
         tag: &[u8; TAG_LEN],
     ) -> Result<&'a [u8], BadTag> {
+        if wide(packet.len()) {
+            self.open_wide(seq, packet, tag)
+        } else {
+            self.ring.open_in_place(seq, packet, tag).map_err(|_| BadTag)
+        }
+    }
+
+    /// [`OpeningKey::open_in_place`] through the vectorised path, whatever the size.
+    fn open_wide<'a>(
+        &self,
+        seq: u32,
+        packet: &'a mut [u8],
+        tag: &[u8; TAG_LEN],
+    ) -> Result<&'a [u8], BadTag> {
         if packet.len() < LEN_LEN {
             return Err(BadTag);
         }
-        let (cipher, mac) = self.0.body_cipher_and_mac(seq);
+        let (cipher, mac) = self.body.body_cipher_and_mac(seq);
         let expected = tag_of(mac, packet);
         if !bool::from(expected.as_slice().ct_eq(tag)) {
             return Err(BadTag);
@@ -152,15 +169,37 @@ impl OpeningKey {
 }
 
 /// Outbound key.
-pub struct SealingKey(Keys);
+pub struct SealingKey {
+    /// Whole packets below [`WIDE_FROM`].
+    ring: reference::SealingKey,
+    /// The length field of the others: "decrypting" is XOR with K_1's keystream, which is
+    /// also how it is encrypted.
+    length: reference::OpeningKey,
+    body: Keys,
+}
 
 impl SealingKey {
     /// Encrypts `packet` (plaintext length ‖ body) in place and writes the tag. A `packet`
     /// shorter than the length field is taken as all length field (callers never pass one).
     pub fn seal_in_place(&self, seq: u32, packet: &mut [u8], tag: &mut [u8; TAG_LEN]) {
+        if wide(packet.len()) {
+            self.seal_wide(seq, packet, tag);
+        } else if packet.len() >= LEN_LEN {
+            self.ring.seal_in_place(seq, packet, tag);
+        } else {
+            // ring would panic on a packet without a whole length field.
+            self.seal_wide(seq, packet, tag);
+        }
+    }
+
+    /// [`SealingKey::seal_in_place`] through the vectorised path, whatever the size.
+    fn seal_wide(&self, seq: u32, packet: &mut [u8], tag: &mut [u8; TAG_LEN]) {
         let (len, body) = packet.split_at_mut(packet.len().min(LEN_LEN));
-        self.0.crypt_length(seq, len);
-        let (cipher, mac) = self.0.body_cipher_and_mac(seq);
+        let mut whole = [0u8; LEN_LEN];
+        whole[..len.len()].copy_from_slice(len);
+        let whole = self.length.decrypt_packet_length(seq, whole);
+        len.copy_from_slice(&whole[..len.len()]);
+        let (cipher, mac) = self.body.body_cipher_and_mac(seq);
         // Cannot fail: the block counter covers 256 GiB and packets are under 1 MiB. Should it
         // ever, nothing may leave in clear: the packet is zeroed and its tag will not verify.
         if cipher.apply(body).is_err() {
@@ -173,18 +212,23 @@ impl SealingKey {
 }
 
 pub(crate) fn opening_key(key: &[u8]) -> Option<OpeningKey> {
-    Keys::new(key).map(OpeningKey)
+    let k: &[u8; KEY_LEN] = key.try_into().ok()?;
+    Some(OpeningKey { ring: reference::OpeningKey::new(k), body: Keys::new(key)? })
 }
 
 pub(crate) fn sealing_key(key: &[u8]) -> Option<SealingKey> {
-    Keys::new(key).map(SealingKey)
+    let k: &[u8; KEY_LEN] = key.try_into().ok()?;
+    Some(SealingKey {
+        ring: reference::SealingKey::new(k),
+        length: reference::OpeningKey::new(k),
+        body: Keys::new(key)?,
+    })
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
     use crate::algo::{Rng, TestRng};
-    use ring::aead::chacha20_poly1305_openssh as reference;
 
     #[test]
     fn seal_open_and_length_decrypt() {
@@ -201,6 +245,11 @@ mod tests {
         assert_eq!(o.open_in_place(3, &mut pkt, &tag).unwrap(), &plain[4..]);
         assert!(opening_key(&key[..63]).is_none());
         assert!(o.open_in_place(3, &mut [0u8; 3], &tag).is_err());
+        assert!(o.open_wide(3, &mut [0u8; 3], &tag).is_err());
+        // Shorter than a length field: no panic (ring's would), and nothing left in clear.
+        let mut short = [1u8, 2, 3];
+        s.seal_in_place(3, &mut short, &mut tag);
+        assert_ne!(short, [1, 2, 3]);
     }
 
     /// Same ciphertext, tag and length as ring's `chacha20_poly1305_openssh` (the previous
@@ -211,7 +260,9 @@ mod tests {
     fn matches_ring_on_random_packets() {
         let mut rng = TestRng(0x11);
         let lens = [0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 256, 1000];
-        let lens = lens.iter().copied().chain([4096, 32768, 32768 + 5, 35000, 256 * 1024]);
+        let big =
+            [4096, WIDE_FROM - 1, WIDE_FROM, WIDE_FROM + 1, 32768, 32768 + 5, 35000, 256 * 1024];
+        let lens = lens.iter().copied().chain(big);
         let seqs = [0, 1, 2, 0x7fff_ffff, 0x8000_0000, u32::MAX - 1, u32::MAX];
         for (i, body_len) in lens.enumerate() {
             for (j, &fixed_seq) in seqs.iter().enumerate() {
@@ -230,19 +281,26 @@ mod tests {
                 let theirs_s = reference::SealingKey::new(&key);
                 let theirs_o = reference::OpeningKey::new(&key);
 
+                // Ours through the vectorised path whatever the size, and through the
+                // dispatching API (ring below WIDE_FROM): both must equal ring.
                 let mut a = plain.clone();
                 let mut tag_a = [0u8; TAG_LEN];
-                ours_s.seal_in_place(seq, &mut a, &mut tag_a);
+                ours_s.seal_wide(seq, &mut a, &mut tag_a);
                 let mut b = plain.clone();
                 let mut tag_b = [0u8; TAG_LEN];
                 theirs_s.seal_in_place(seq, &mut b, &mut tag_b);
                 assert!(a == b, "ciphertext differs, body {body_len} seq {seq}");
                 assert_eq!(tag_a, tag_b, "tag differs, body {body_len} seq {seq}");
+                let mut d = plain.clone();
+                let mut tag_d = [0u8; TAG_LEN];
+                ours_s.seal_in_place(seq, &mut d, &mut tag_d);
+                assert!(d == b && tag_d == tag_b, "dispatch differs, body {body_len}");
 
                 let enc_len = [a[0], a[1], a[2], a[3]];
                 assert_eq!(ours_o.decrypt_packet_length(seq, enc_len), plain[..4]);
-                assert_eq!(theirs_o.decrypt_packet_length(seq, enc_len), plain[..4]);
 
+                let mut x = a.clone();
+                assert_eq!(ours_o.open_wide(seq, &mut x, &tag_b).unwrap(), &plain[4..]);
                 let mut x = a.clone();
                 assert_eq!(ours_o.open_in_place(seq, &mut x, &tag_b).unwrap(), &plain[4..]);
                 let mut y = b.clone();
@@ -258,12 +316,13 @@ mod tests {
                     Some(byte) => *byte ^= 1 << (at % 8),
                     None => bad_tag[at - a.len()] ^= 1 << (at % 8),
                 }
-                let mut bad2 = bad.clone();
-                assert_eq!(ours_o.open_in_place(seq, &mut bad, &bad_tag), Err(BadTag));
+                let (mut bad2, mut bad3) = (bad.clone(), bad.clone());
+                assert_eq!(ours_o.open_wide(seq, &mut bad, &bad_tag), Err(BadTag));
+                assert_eq!(ours_o.open_in_place(seq, &mut bad3, &bad_tag), Err(BadTag));
                 assert!(theirs_o.open_in_place(seq, &mut bad2, &bad_tag).is_err());
                 let mut wrong_seq = a.clone();
                 let other = seq.wrapping_add(1);
-                assert_eq!(ours_o.open_in_place(other, &mut wrong_seq, &tag_a), Err(BadTag));
+                assert_eq!(ours_o.open_wide(other, &mut wrong_seq, &tag_a), Err(BadTag));
             }
         }
     }
@@ -328,7 +387,7 @@ mod tests {
         let seq = 0x0102_0304u32;
         let mut pkt = [0u8; LEN_LEN + 64];
         let mut tag = [0u8; TAG_LEN];
-        sealing_key(&key).unwrap().seal_in_place(seq, &mut pkt, &mut tag);
+        sealing_key(&key).unwrap().seal_wide(seq, &mut pkt, &mut tag);
         // Length: K_1 (second half) from block 0; body: K_2 (first half) from block 1.
         let k2 = chacha20::Key::from_slice(&key[..32]);
         let k1 = chacha20::Key::from_slice(&key[32..]);
