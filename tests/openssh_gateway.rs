@@ -116,6 +116,40 @@ fn ssh_w_carries_one_mebibyte_byte_for_byte() {
     assert!(back == data, "bytes differ");
 }
 
+/// Bulk data with each AEAD forced on the client (`-c`), across rekeys: packets of every size
+/// up to 32 KiB and past it, so the chacha20-poly1305 body path (eight blocks at a time) and
+/// its tail both meet OpenSSH's implementation in both directions.
+#[test]
+fn ssh_w_with_each_aead_cipher_forced() {
+    let f = Fixture::new();
+    let echo = EchoServer::start();
+    let server = f.server(&["--permit-open", &format!("127.0.0.1:{}", echo.port)]);
+    let data = random_bytes(3 << 20, 4);
+    for cipher in ["chacha20-poly1305@openssh.com", "aes128-gcm@openssh.com"] {
+        let opts = ["-c", cipher, "-o", "RekeyLimit=1M", "-v"];
+        let input = f.path("w-input");
+        std::fs::write(&input, &data).unwrap();
+        let mut cmd = f.ssh(&server);
+        cmd.args(opts).arg("-W").arg(format!("127.0.0.1:{}", echo.port)).arg(dest());
+        let out = run(cmd, Some(&input), LIMIT);
+        assert!(out.status.success(), "{}", explain(cipher, &out, &server));
+        let log = String::from_utf8_lossy(&out.stderr);
+        for dir in ["server->client", "client->server"] {
+            assert!(
+                log.contains(&format!("kex: {dir} cipher: {cipher} ")),
+                "{cipher}: not negotiated {dir}\n{}",
+                tail(&log)
+            );
+        }
+        assert!(
+            out.stdout == data,
+            "{cipher}: bytes differ ({} of {})",
+            out.stdout.len(),
+            data.len()
+        );
+    }
+}
+
 #[test]
 fn ssh_w_across_several_rekeys_and_with_compression() {
     let f = Fixture::new();

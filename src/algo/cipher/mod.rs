@@ -104,7 +104,7 @@ impl std::fmt::Display for KeyLenError {
 /// Inbound keyed cipher state.
 pub enum OpeningCipher {
     None,
-    ChaCha(ring::aead::chacha20_poly1305_openssh::OpeningKey),
+    ChaCha(chacha20_poly1305::OpeningKey),
     /// Boxed (as is `Ctr`): the expanded AES key is large, and an idle connection's memory is
     /// its state. Allocated once per NEWKEYS, not per packet.
     Gcm(Box<AesGcm>),
@@ -114,7 +114,7 @@ pub enum OpeningCipher {
 /// Outbound keyed cipher state.
 pub enum SealingCipher {
     None,
-    ChaCha(ring::aead::chacha20_poly1305_openssh::SealingKey),
+    ChaCha(chacha20_poly1305::SealingKey),
     /// Boxed (as is `Ctr`): the expanded AES key is large, and an idle connection's memory is
     /// its state. Allocated once per NEWKEYS, not per packet.
     Gcm(Box<AesGcm>),
