@@ -28,6 +28,16 @@ if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null
 fi
 
+# Dropbear's and PuTTY's clients log in under the crypto policies (tests/ssh_audit.rs).
+for pkg in dropbear-bin:dbclient putty-tools:plink; do
+    if ! command -v "${pkg#*:}" >/dev/null 2>&1; then
+        log "installing ${pkg%%:*}"
+        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+        $SUDO apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${pkg%%:*}" >/dev/null
+    fi
+done
+
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"
@@ -40,6 +50,12 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/de
     fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check paramiko
 fi
+# tests/ssh_audit.rs rates the crypto policies with ssh-audit (PyPI).
+if [ ! -x "$VENV/bin/ssh-audit" ]; then
+    log "installing ssh-audit into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check ssh-audit
+fi
+export SSHFRONT_TEST_SSH_AUDIT="$PWD/$VENV/bin/ssh-audit"
 # Tests that drive paramiko find the interpreter here.
 export SSHFRONT_TEST_PYTHON="$PWD/$VENV/bin/python"
 

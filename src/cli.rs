@@ -53,6 +53,19 @@ pub enum LogLevel {
     Trace,
 }
 
+/// Named starting points for the algorithm lists (`--crypto-policy`); see config::policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CryptoPolicy {
+    /// Post-quantum key exchange, no NIST curves, no SHA-1, EtM MACs: zero ssh-audit findings.
+    Modern,
+    /// Everything implemented except SHA-1 key exchange and ssh-rsa (OpenSSH's default offer).
+    Compat,
+}
+
+/// Which policy applies without `--crypto-policy`: compat, so no existing client breaks on
+/// upgrade (README, "Crypto policies").
+pub const DEFAULT_CRYPTO_POLICY: CryptoPolicy = CryptoPolicy::Compat;
+
 /// sshfront: a fast, robust SSH front end.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sshfront", version, about, long_about = None)]
@@ -82,6 +95,12 @@ pub struct Args {
     /// with DISCONNECT 12.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
     pub crypto_queue: usize,
+
+    /// Default algorithm lists: modern (post-quantum kex, EtM MACs, ed25519/rsa-sha2 host keys;
+    /// no ssh-audit findings) or compat (also NIST curves, classic DH, SHA-1 MACs). --kex,
+    /// --ciphers, --macs, --host-key-algorithms and --compression apply on top.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = DEFAULT_CRYPTO_POLICY)]
+    pub crypto_policy: CryptoPolicy,
 
     /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
     /// appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first.
