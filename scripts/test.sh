@@ -38,6 +38,14 @@ for pkg in dropbear-bin:dbclient putty-tools:plink; do
     fi
 done
 
+# tests/systemd.rs checks the shipped unit files with systemd-analyze verify.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    log "installing systemd (for systemd-analyze)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >/dev/null
+fi
+
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"
