@@ -70,6 +70,16 @@ pub const DEFAULT_CRYPTO_POLICY: CryptoPolicy = CryptoPolicy::Compat;
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sshfront", version, about, long_about = None)]
 pub struct Args {
+    /// TOML file with defaults for any flag: each key is a long flag name ("max-auth-tries = 3",
+    /// arrays for repeatable flags, true/false for switches). Flags given here win. Re-read on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The command line as given, kept to re-read it with the config file on SIGHUP.
+    #[arg(skip)]
+    pub argv: Vec<std::ffi::OsString>,
+
     /// Address to listen on (repeatable). Port 0 picks a free port; see --port-file.
     #[arg(long = "listen", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: Vec<SocketAddr>,
@@ -281,6 +291,9 @@ pub enum Command {
         #[arg(long = "password-file", value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
+    /// Validate the configuration (--config FILE and the flags after it) without starting;
+    /// print the effective configuration. Exit 0 when valid, 2 naming each error.
+    CheckConfig,
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -371,7 +384,7 @@ mod tests {
                 assert_eq!(user, "alice");
                 assert_eq!(password_file, Some(PathBuf::from("/p")));
             }
-            None => panic!("no subcommand"),
+            _ => panic!("no passwd subcommand"),
         }
     }
 

@@ -6,6 +6,7 @@
 //! touching the file system.
 
 pub mod algorithms;
+pub mod file;
 pub mod fleet;
 pub mod host_keys;
 pub mod passwd;

@@ -371,8 +371,18 @@ impl Acceptor {
         if let Some(n) = &self.notify {
             n.reloading();
         }
-        match Config::from_args(&self.args) {
-            Ok(cfg) => {
+        // With the original command line the config file is read again; tests that build
+        // Args in code have none.
+        let result = if self.args.argv.is_empty() {
+            Config::from_args(&self.args)
+                .map(|c| (self.args.clone(), c))
+                .map_err(|e| vec![e.to_string()])
+        } else {
+            crate::config::file::reload(&self.args.argv)
+        };
+        match result {
+            Ok((args, cfg)) => {
+                self.args = args;
                 let n = cfg.server.transport.host_keys.len();
                 for w in &self.workers {
                     if w.tx.try_send(Control::NewConfig(cfg.server.clone())).is_err() {
@@ -382,7 +392,16 @@ impl Acceptor {
                 }
                 log::info!("SIGHUP: configuration reloaded ({n} host keys) for new connections");
             }
-            Err(e) => log::error!("SIGHUP: reload failed, keeping the old configuration: {e}"),
+            Err(errors) => {
+                for e in &errors {
+                    log::error!("SIGHUP: {e}");
+                }
+                self.fleet.count_reload_failure();
+                log::error!(
+                    "SIGHUP: reload failed ({} errors), keeping the old configuration",
+                    errors.len()
+                );
+            }
         }
         if let Some(n) = &self.notify {
             n.ready(&self.status_line(false));
