@@ -53,6 +53,15 @@ pub enum LogLevel {
     Trace,
 }
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per record.
+    Text,
+    /// One JSON object per line with stable field names (README, "Log events").
+    Json,
+}
+
 /// Named starting points for the algorithm lists (`--crypto-policy`); see config::policy.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 pub enum CryptoPolicy {
@@ -160,6 +169,11 @@ pub struct Args {
     /// Log verbosity.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+
+    /// Log line format on stderr: text, or json (one object per line: ts, level, worker, conn,
+    /// peer, user, event, code, reason, bytes_in, bytes_out, duration_ms, kex, cipher, msg).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Seconds between one-line statistics summaries on stderr; 0 = off.
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]

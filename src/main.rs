@@ -71,7 +71,7 @@ fn main() -> ExitCode {
             }
         };
     }
-    sshfront::runtime::log::init(args.log_level);
+    sshfront::runtime::log::init_with_format(args.log_level, args.log_format);
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {

@@ -189,7 +189,7 @@ impl Acceptor {
         }
         self.drain_reports(&mut st);
         log::info!("{}", merged(&st.latest).full_summary().trim_end());
-        log::info!("shutdown complete");
+        log::info!(event = "shutdown"; "shutdown complete");
         Ok(())
     }
 
@@ -292,7 +292,8 @@ impl Acceptor {
                 None => {
                     // Dropping the socket closes it before any SSH byte, as sshd's
                     // PerSourceMaxStartups does.
-                    log::warn!("{peer}: --max-per-source {} reached, closing", limits.max());
+                    log::warn!(event = "refused_per_source", peer:% = peer;
+                        "{peer}: --max-per-source {} reached, closing", limits.max());
                     return;
                 }
             },
@@ -319,7 +320,8 @@ impl Acceptor {
                 }
             }
         }
-        log::warn!("all workers busy: dropping connection from {peer}");
+        log::warn!(event = "refused_busy", peer:% = peer;
+            "all workers busy: dropping connection from {peer}");
     }
 
     fn set_listening(&mut self, st: &mut State, on: bool) {
@@ -390,14 +392,16 @@ impl Acceptor {
                     }
                     let _ = w.waker.wake();
                 }
-                log::info!("SIGHUP: configuration reloaded ({n} host keys) for new connections");
+                log::info!(event = "config_reloaded";
+                    "SIGHUP: configuration reloaded ({n} host keys) for new connections");
             }
             Err(errors) => {
                 for e in &errors {
-                    log::error!("SIGHUP: {e}");
+                    log::error!(event = "config_error", reason = e.as_str(); "SIGHUP: {e}");
                 }
                 self.fleet.count_reload_failure();
                 log::error!(
+                    event = "config_reload_failed";
                     "SIGHUP: reload failed ({} errors), keeping the old configuration",
                     errors.len()
                 );
@@ -411,6 +415,7 @@ impl Acceptor {
     /// Stops accepting and tells the workers to drain (SIGTERM, after any --drain-delay).
     fn start_drain(&mut self, st: &mut State, now: Instant) {
         log::info!(
+            event = "draining";
             "stop accepting, closing unauthenticated connections, draining the rest for up to {:?}",
             self.drain_timeout
         );

@@ -15,6 +15,7 @@ pub mod crypto_pool;
 pub mod fleet;
 pub mod forward_listen;
 pub mod log;
+pub mod log_format;
 pub mod metrics_http;
 pub mod proxy;
 pub mod resolve;
@@ -66,7 +67,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     for (i, l) in listeners.iter_mut().enumerate() {
         acceptor_poll.registry().register(l, Token(i), Interest::READABLE)?;
         let local = l.local_addr()?;
-        ::log::info!("listening on {local}");
+        ::log::info!(event = "listening"; "listening on {local}");
         bound.push(local);
     }
     if let Some(path) = &settings.port_file {
@@ -111,6 +112,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     }
     let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone())?;
     ::log::info!(
+        event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
         env!("CARGO_PKG_VERSION"),
         settings.workers,
