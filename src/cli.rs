@@ -308,6 +308,12 @@ pub enum Command {
     /// Validate the configuration (--config FILE and the flags after it) without starting;
     /// print the effective configuration. Exit 0 when valid, 2 naming each error.
     CheckConfig,
+    /// Write the man page (man/sshfront.8) and bash, zsh and fish completions
+    /// (completions/) under DIR, generated from these definitions.
+    GenerateDocs {
+        /// Output directory (the repository keeps them in packaging/).
+        dir: PathBuf,
+    },
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {

@@ -54,6 +54,20 @@ fn main() -> ExitCode {
             }
         };
     }
+    if let Some(Command::GenerateDocs { dir }) = &loaded.args.command {
+        return match sshfront::docs::generate(dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sshfront: generate-docs: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
     let args = loaded.args.clone();
     if let Some(Command::Passwd { user, password_file }) = &args.command {
         let path = password_file
