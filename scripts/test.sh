@@ -7,6 +7,8 @@
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
 # (apt), HAProxy (apt) and a Python venv at .venv-test with paramiko (pip), used by the
 # real-client and fleet tests.
+# Also, only if absent: dropbear-bin and putty-tools (apt; Dropbear and PuTTY clients), systemd
+# (apt; systemd-analyze for the unit files) and ssh-audit (pip, into .venv-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
