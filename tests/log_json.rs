@@ -50,6 +50,7 @@ assert auth, events.get("authenticated")
 closed = [r for r in events["closed"] if r["user"] == "alice"]
 assert closed and closed[0]["bytes_in"] > 0 and closed[0]["duration_ms"] is not None, closed
 assert isinstance(closed[0]["code"], int) and closed[0]["reason"], closed
+assert closed[0]["kex"] == kex["kex"] and closed[0]["cipher"], closed
 notes = [r for r in events.get("note", []) if "authentication failed" in r["reason"]]
 assert any('ev\\"il\\nuser\\u{1b}' in r["reason"] for r in notes), notes
 for e in ["listening", "started", "accepted", "exec_started"]:

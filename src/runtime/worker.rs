@@ -608,6 +608,7 @@ impl State {
                         record(&mut self.metrics.handshake, now.saturating_duration_since(t));
                     }
                 }
+                conn.algs = Some((s.kex, s.cipher_out));
                 log::info!(
                     event = if s.first { "kex_done" } else { "rekey_done" }, worker = id,
                     conn = key, peer:% = conn.peer, user = conn.user.as_deref(), kex = s.kex,
@@ -831,6 +832,7 @@ impl State {
         log::info!(
             event = "closed", worker = self.id, conn = key, peer:% = conn.peer,
             user = conn.user.as_deref(), code = code, reason = reason.as_str(),
+            kex = conn.algs.map(|a| a.0), cipher = conn.algs.map(|a| a.1),
             by = if by_peer { "peer" } else { "us" }, bytes_in = conn.bytes_in,
             bytes_out = conn.bytes_out, duration_ms = lived.as_millis() as u64;
             "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \
