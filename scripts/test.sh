@@ -7,6 +7,8 @@
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
 # (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt) and a Python venv at
 # .venv-test with paramiko (pip), used by the real-client and fleet tests.
+# Also, only if absent: systemd (apt; systemd-analyze for the unit files) and ssh-audit
+# (pip, into .venv-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +40,14 @@ for tool_pkg in dbclient:dropbear-bin plink:putty-tools puttygen:putty-tools; do
     fi
 done
 
+# tests/systemd.rs checks the shipped unit files with systemd-analyze verify.
+if ! command -v systemd-analyze >/dev/null 2>&1; then
+    log "installing systemd (for systemd-analyze)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >/dev/null
+fi
+
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"
@@ -50,6 +60,12 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/de
     fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check paramiko
 fi
+# tests/ssh_audit.rs rates the crypto policies with ssh-audit (PyPI).
+if [ ! -x "$VENV/bin/ssh-audit" ]; then
+    log "installing ssh-audit into $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check ssh-audit
+fi
+export SSHFRONT_TEST_SSH_AUDIT="$PWD/$VENV/bin/ssh-audit"
 # Tests that drive paramiko find the interpreter here.
 export SSHFRONT_TEST_PYTHON="$PWD/$VENV/bin/python"
 

@@ -53,10 +53,42 @@ pub enum LogLevel {
     Trace,
 }
 
+/// Log line format.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum LogFormat {
+    /// One human-readable line per record.
+    Text,
+    /// One JSON object per line with stable field names (README, "Log events").
+    Json,
+}
+
+/// Named starting points for the algorithm lists (`--crypto-policy`); see config::policy.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+pub enum CryptoPolicy {
+    /// Post-quantum key exchange, no NIST curves, no SHA-1, EtM MACs: zero ssh-audit findings.
+    Modern,
+    /// Everything implemented except SHA-1 key exchange and ssh-rsa (OpenSSH's default offer).
+    Compat,
+}
+
+/// Which policy applies without `--crypto-policy`: compat, so no existing client breaks on
+/// upgrade (README, "Crypto policies").
+pub const DEFAULT_CRYPTO_POLICY: CryptoPolicy = CryptoPolicy::Compat;
+
 /// sshfront: a fast, robust SSH front end.
 #[derive(Debug, Clone, Parser)]
 #[command(name = "sshfront", version, about, long_about = None)]
 pub struct Args {
+    /// TOML file with defaults for any flag: each key is a long flag name ("max-auth-tries = 3",
+    /// arrays for repeatable flags, true/false for switches). Flags given here win. Re-read on
+    /// SIGHUP.
+    #[arg(long, value_name = "FILE")]
+    pub config: Option<PathBuf>,
+
+    /// The command line as given, kept to re-read it with the config file on SIGHUP.
+    #[arg(skip)]
+    pub argv: Vec<std::ffi::OsString>,
+
     /// Address to listen on (repeatable). Port 0 picks a free port; see --port-file.
     #[arg(long = "listen", value_name = "ADDR", default_value = DEFAULT_LISTEN)]
     pub listen: Vec<SocketAddr>,
@@ -82,6 +114,12 @@ pub struct Args {
     /// with DISCONNECT 12.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
     pub crypto_queue: usize,
+
+    /// Default algorithm lists: modern (post-quantum kex, EtM MACs, ed25519/rsa-sha2 host keys;
+    /// no ssh-audit findings) or compat (also NIST curves, classic DH, SHA-1 MACs). --kex,
+    /// --ciphers, --macs, --host-key-algorithms and --compression apply on top.
+    #[arg(long, value_name = "POLICY", value_enum, default_value_t = DEFAULT_CRYPTO_POLICY)]
+    pub crypto_policy: CryptoPolicy,
 
     /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
     /// appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first.
@@ -136,6 +174,11 @@ pub struct Args {
     /// Log verbosity.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,
+
+    /// Log line format on stderr: text, or json (one object per line: ts, level, worker, conn,
+    /// peer, user, event, code, reason, bytes_in, bytes_out, duration_ms, kex, cipher, msg).
+    #[arg(long, value_name = "FORMAT", value_enum, default_value_t = LogFormat::Text)]
+    pub log_format: LogFormat,
 
     /// Seconds between one-line statistics summaries on stderr; 0 = off.
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]
@@ -267,6 +310,15 @@ pub enum Command {
         #[arg(long = "password-file", value_name = "FILE")]
         password_file: Option<PathBuf>,
     },
+    /// Validate the configuration (--config FILE and the flags after it) without starting;
+    /// print the effective configuration. Exit 0 when valid, 2 naming each error.
+    CheckConfig,
+    /// Write the man page (man/sshfront.8) and bash, zsh and fish completions
+    /// (completions/) under DIR, generated from these definitions.
+    GenerateDocs {
+        /// Output directory (the repository keeps them in packaging/).
+        dir: PathBuf,
+    },
 }
 
 fn parse_positive(s: &str) -> Result<usize, String> {
@@ -357,7 +409,7 @@ mod tests {
                 assert_eq!(user, "alice");
                 assert_eq!(password_file, Some(PathBuf::from("/p")));
             }
-            None => panic!("no subcommand"),
+            _ => panic!("no passwd subcommand"),
         }
     }
 

@@ -23,6 +23,7 @@ pub mod cli;
 pub mod client;
 pub mod config;
 pub mod connection;
+pub mod docs;
 #[doc(hidden)]
 pub mod fuzz_entry;
 pub mod metrics;

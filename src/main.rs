@@ -1,17 +1,33 @@
 //! `sshfront`: parse the command line, validate it into a `Config`, run the server.
 //!
 //! Exit codes: 0 after a clean shutdown, 2 for a bad flag value (one line naming the flag, like
-//! clap's own parse errors), 1 for a runtime failure (e.g. the address is in use).
+//! clap's own parse errors) or a bad config file (one line per error, with FILE:LINE), 1 for a
+//! runtime failure (e.g. the address is in use).
 
-use clap::Parser;
-use sshfront::cli::{Args, Command, DEFAULT_PASSWORD_FILE};
+use sshfront::cli::{Command, DEFAULT_PASSWORD_FILE};
+use sshfront::config::file::{self, LoadError};
 use sshfront::config::Config;
+use std::ffi::OsString;
 use std::process::ExitCode;
 
 fn main() -> ExitCode {
-    let args = match Args::try_parse() {
-        Ok(a) => a,
-        Err(e) => {
+    let mut argv: Vec<OsString> = std::env::args_os().collect();
+    // `sshfront check-config [flags]`: the flags are the server's own, so take the word out and
+    // parse the rest as a server command line.
+    let mut check = false;
+    if argv.get(1).is_some_and(|a| a == "check-config") {
+        argv.remove(1);
+        check = true;
+    }
+    let loaded = match file::load(&argv) {
+        Ok(l) => l,
+        Err(LoadError::File(errors)) => {
+            for e in &errors {
+                eprintln!("sshfront: {e}");
+            }
+            return ExitCode::from(2);
+        }
+        Err(LoadError::Cli(e)) => {
             use clap::error::ErrorKind;
             if matches!(e.kind(), ErrorKind::DisplayHelp | ErrorKind::DisplayVersion) {
                 e.exit();
@@ -24,6 +40,35 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
+    if check || matches!(loaded.args.command, Some(Command::CheckConfig)) {
+        return match file::check(&loaded) {
+            Ok(text) => {
+                print!("{text}");
+                ExitCode::SUCCESS
+            }
+            Err(errors) => {
+                for e in &errors {
+                    eprintln!("sshfront: {e}");
+                }
+                ExitCode::from(2)
+            }
+        };
+    }
+    if let Some(Command::GenerateDocs { dir }) = &loaded.args.command {
+        return match sshfront::docs::generate(dir) {
+            Ok(files) => {
+                for f in files {
+                    println!("{}", f.display());
+                }
+                ExitCode::SUCCESS
+            }
+            Err(e) => {
+                eprintln!("sshfront: generate-docs: {e}");
+                ExitCode::from(1)
+            }
+        };
+    }
+    let args = loaded.args.clone();
     if let Some(Command::Passwd { user, password_file }) = &args.command {
         let path = password_file
             .clone()
@@ -40,11 +85,11 @@ fn main() -> ExitCode {
             }
         };
     }
-    sshfront::runtime::log::init(args.log_level);
+    sshfront::runtime::log::init_with_format(args.log_level, args.log_format);
     let config = match Config::from_args(&args) {
         Ok(c) => c,
         Err(e) => {
-            eprintln!("sshfront: error: {e}");
+            eprintln!("sshfront: error: {}", loaded.describe(&e));
             return ExitCode::from(2);
         }
     };

@@ -6,9 +6,11 @@
 //! touching the file system.
 
 pub mod algorithms;
+pub mod file;
 pub mod fleet;
 pub mod host_keys;
 pub mod passwd;
+pub mod policy;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -293,19 +295,23 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
     })
 }
 
-/// Groups for group exchange: the built-in RFC 3526 ones, or those of `--moduli FILE`.
-fn gex_groups(args: &Args) -> Result<GexGroups, ConfigError> {
+/// Groups for group exchange: the built-in RFC 3526 ones, or those of `--moduli FILE`, at
+/// least `min_bits` long (the crypto policy's floor).
+fn gex_groups(args: &Args, min_bits: usize) -> Result<GexGroups, ConfigError> {
     let Some(path) = &args.moduli else {
-        return Ok(GexGroups::builtin());
+        let mut g = GexGroups::builtin();
+        g.groups.retain(|g| g.bits >= min_bits);
+        return Ok(g);
     };
     let err = |message: String| ConfigError { flag: "--moduli", message };
     let text =
         std::fs::read_to_string(path).map_err(|e| err(format!("{}: {e}", path.display())))?;
-    let groups =
+    let mut groups =
         GexGroups::from_moduli(&text).map_err(|e| err(format!("{}: {e}", path.display())))?;
+    groups.groups.retain(|g| g.bits >= min_bits);
     if groups.groups.is_empty() {
         return Err(err(format!(
-            "{}: no usable group (safe primes of 2048-8192 bits)",
+            "{}: no usable group (safe primes of {min_bits}-8192 bits)",
             path.display()
         )));
     }
@@ -315,33 +321,35 @@ fn gex_groups(args: &Args) -> Result<GexGroups, ConfigError> {
 fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
     use crate::algo::{cipher, kex, mac};
 
+    let defaults = policy::PolicyLists::for_policy(args.crypto_policy);
     let kex_all: Vec<&'static str> = kex::ALL.iter().map(|k| k.name).collect();
-    let kex_default: Vec<&'static str> =
-        kex_all.iter().copied().filter(|n| !kex::OFF_BY_DEFAULT.contains(n)).collect();
-    let kex_names = algorithms::apply_list("--kex", args.kex.as_deref(), &kex_all, &kex_default)?;
+    let kex_names = algorithms::apply_list("--kex", args.kex.as_deref(), &kex_all, &defaults.kex)?;
 
     let cipher_all: Vec<&'static str> = cipher::ALL.iter().map(|c| c.name).collect();
-    let cipher_names =
-        algorithms::apply_list("--ciphers", args.ciphers.as_deref(), &cipher_all, &cipher_all)?;
+    let cipher_names = algorithms::apply_list(
+        "--ciphers",
+        args.ciphers.as_deref(),
+        &cipher_all,
+        &defaults.ciphers,
+    )?;
 
     let mac_all: Vec<&'static str> = mac::ALL.iter().map(|m| m.name).collect();
-    let mac_names = algorithms::apply_list("--macs", args.macs.as_deref(), &mac_all, &mac_all)?;
+    let mac_names =
+        algorithms::apply_list("--macs", args.macs.as_deref(), &mac_all, &defaults.macs)?;
 
     let hk_all: Vec<&'static str> = HostKeyAlg::ALL.iter().map(|a| a.name()).collect();
-    let hk_default: Vec<&'static str> =
-        HostKeyAlg::ALL.iter().filter(|a| **a != HostKeyAlg::SshRsa).map(|a| a.name()).collect();
     let hk_names = algorithms::apply_list(
         "--host-key-algorithms",
         args.host_key_algorithms.as_deref(),
         &hk_all,
-        &hk_default,
+        &defaults.host_key_algs,
     )?;
 
     let compression = algorithms::apply_list(
         "--compression",
         args.compression.as_deref(),
         COMPRESSION_ALL,
-        DEFAULT_COMPRESSION,
+        &defaults.compression,
     )?;
 
     let rekey = match &args.rekey_limit {
@@ -359,7 +367,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         macs: mac_names.iter().filter_map(|n| mac::by_name(n)).collect(),
         compression,
         host_keys: Vec::new(),
-        gex_groups: Arc::new(gex_groups(args)?),
+        gex_groups: Arc::new(gex_groups(args, defaults.gex_min_bits)?),
         rekey_bytes: rekey.bytes,
         rekey_interval: rekey.interval,
         kex_timeout: DEFAULT_KEX_TIMEOUT,
@@ -590,5 +598,27 @@ mod tests {
         assert_eq!(t.host_key_algs.last(), Some(&HostKeyAlg::SshRsa));
         let t = transport_config(&args(&["--compression", "^zlib"])).unwrap();
         assert_eq!(t.compression, ["zlib", "none", "zlib@openssh.com"]);
+    }
+
+    #[test]
+    fn crypto_policy_modern_with_lists_on_top() {
+        let t = transport_config(&args(&["--crypto-policy", "modern"])).unwrap();
+        assert_eq!(t.kex.first().map(|k| k.name), Some("mlkem768x25519-sha256"));
+        assert!(t.macs.iter().all(|m| m.etm));
+        assert!(!t.host_key_algs.contains(&HostKeyAlg::EcdsaP256));
+        assert!(t.gex_groups.groups.iter().all(|g| g.bits >= policy::MODERN_GEX_MIN_BITS));
+        let t = transport_config(&args(&[
+            "--crypto-policy",
+            "modern",
+            "--kex",
+            "+curve25519-sha256",
+            "--macs",
+            "-hmac-sha2-512*",
+        ]))
+        .unwrap();
+        assert_eq!(t.kex.last().map(|k| k.name), Some("curve25519-sha256"));
+        assert_eq!(t.macs.len(), 1);
+        let c = transport_config(&args(&[])).unwrap();
+        assert!(c.kex.iter().any(|k| k.name == "ecdh-sha2-nistp256"), "compat is the default");
     }
 }

@@ -33,6 +33,8 @@ pub struct Extra {
     pub proxy: Vec<(&'static str, u64)>,
     /// Seconds since the process started.
     pub uptime_seconds: f64,
+    /// SIGHUP reloads refused because the configuration did not validate.
+    pub config_reload_failures: u64,
 }
 
 /// The whole exposition.
@@ -46,6 +48,13 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     sample(&mut o, "sshfront_ready", &[], u64::from(extra.ready));
     family(&mut o, "sshfront_uptime_seconds", "gauge", "Seconds since the process started.");
     let _ = writeln!(o, "sshfront_uptime_seconds {}", extra.uptime_seconds);
+    family(
+        &mut o,
+        "sshfront_config_reload_failures_total",
+        "counter",
+        "SIGHUP reloads that failed validation; the running configuration stayed.",
+    );
+    sample(&mut o, "sshfront_config_reload_failures_total", &[], extra.config_reload_failures);
 
     family(
         &mut o,
@@ -348,9 +357,11 @@ mod tests {
             crypto_bound: 256,
             proxy: vec![("ok", 5), ("untrusted", 1)],
             uptime_seconds: 1.5,
+            config_reload_failures: 2,
         };
         let t = render(&m, &extra);
         assert_eq!(value_of(&t, "sshfront_ready"), "0");
+        assert_eq!(value_of(&t, "sshfront_config_reload_failures_total"), "2");
         assert_eq!(value_of(&t, "sshfront_connections{state=\"open\"}"), "6");
         // 3 key exchanges done, 1 of those closed: 2 past KEX, 1 of them authenticated.
         assert_eq!(value_of(&t, "sshfront_connections{state=\"handshaking\"}"), "4");

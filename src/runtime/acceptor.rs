@@ -63,7 +63,12 @@ pub struct Acceptor {
     pub fleet: super::fleet::Fleet,
     /// `--max-per-source`, when set.
     pub source_limits: Option<std::sync::Arc<super::source_limit::SourceLimits>>,
+    /// systemd's `$NOTIFY_SOCKET`, when run as a Type=notify service.
+    pub notify: Option<super::systemd::Notifier>,
 }
+
+/// How often systemd's STATUS= line is refreshed (only when the counts changed).
+const NOTIFY_STATUS_INTERVAL: Duration = Duration::from_secs(5);
 
 struct State {
     listening: bool,
@@ -75,6 +80,9 @@ struct State {
     awaiting_line: usize,
     awaiting_full: usize,
     next_stats: Option<Instant>,
+    /// Next STATUS= refresh for systemd and the count last reported.
+    next_notify: Option<Instant>,
+    notified_open: usize,
 }
 
 impl State {
@@ -90,6 +98,8 @@ impl State {
             awaiting_line: 0,
             awaiting_full: 0,
             next_stats,
+            next_notify: None,
+            notified_open: 0,
         }
     }
 }
@@ -99,6 +109,10 @@ impl Acceptor {
     pub fn run(mut self) -> io::Result<()> {
         let n = self.workers.len();
         let mut st = State::new(n, self.stats_interval.map(|i| Instant::now() + i));
+        if let Some(notify) = &self.notify {
+            notify.ready(&self.status_line(false));
+            st.next_notify = Some(Instant::now() + NOTIFY_STATUS_INTERVAL);
+        }
         let mut events = Events::with_capacity(256);
         loop {
             let timeout = self.timeout(&st);
@@ -160,6 +174,7 @@ impl Acceptor {
             if accept && st.listening {
                 self.accept_all(&mut st, now);
             }
+            self.refresh_notify_status(&mut st, now);
             if let (Some(t), Some(i)) = (st.next_stats, self.stats_interval) {
                 if now >= t {
                     st.next_stats = Some(now + i);
@@ -174,7 +189,7 @@ impl Acceptor {
         }
         self.drain_reports(&mut st);
         log::info!("{}", merged(&st.latest).full_summary().trim_end());
-        log::info!("shutdown complete");
+        log::info!(event = "shutdown"; "shutdown complete");
         Ok(())
     }
 
@@ -188,10 +203,36 @@ impl Acceptor {
         if let Some(n) = st.next_stats {
             at_most(n.saturating_duration_since(now));
         }
+        if let Some(n) = st.next_notify {
+            at_most(n.saturating_duration_since(now));
+        }
         if let Some(n) = self.fleet.next_deadline() {
             at_most(n.saturating_duration_since(now));
         }
         t
+    }
+
+    /// systemd's STATUS= text: connection counts.
+    fn status_line(&self, draining: bool) -> String {
+        let open = self.open();
+        let state = if draining { "draining" } else { "accepting" };
+        format!("{open} connections open, {} workers, {state}", self.workers.len())
+    }
+
+    /// Refreshes STATUS= when due and the count changed.
+    fn refresh_notify_status(&self, st: &mut State, now: Instant) {
+        let (Some(notify), Some(at)) = (&self.notify, st.next_notify) else {
+            return;
+        };
+        if now < at {
+            return;
+        }
+        st.next_notify = Some(now + NOTIFY_STATUS_INTERVAL);
+        let open = self.open();
+        if open != st.notified_open {
+            st.notified_open = open;
+            notify.status(&self.status_line(st.draining));
+        }
     }
 
     fn open(&self) -> usize {
@@ -251,7 +292,8 @@ impl Acceptor {
                 None => {
                     // Dropping the socket closes it before any SSH byte, as sshd's
                     // PerSourceMaxStartups does.
-                    log::warn!("{peer}: --max-per-source {} reached, closing", limits.max());
+                    log::warn!(event = "refused_per_source", peer:% = peer;
+                        "{peer}: --max-per-source {} reached, closing", limits.max());
                     return;
                 }
             },
@@ -278,7 +320,8 @@ impl Acceptor {
                 }
             }
         }
-        log::warn!("all workers busy: dropping connection from {peer}");
+        log::warn!(event = "refused_busy", peer:% = peer;
+            "all workers busy: dropping connection from {peer}");
     }
 
     fn set_listening(&mut self, st: &mut State, on: bool) {
@@ -310,6 +353,9 @@ impl Acceptor {
                 std::process::exit(1);
             }
             Sig::Term | Sig::Int => {
+                if let Some(n) = &self.notify {
+                    n.stopping(&self.status_line(true));
+                }
                 if self.fleet.begin_drain(now) {
                     log::info!("{sig:?}: /readyz now 503; still accepting for --drain-delay");
                 } else {
@@ -317,28 +363,59 @@ impl Acceptor {
                     self.start_drain(st, now);
                 }
             }
-            Sig::Hup => match Config::from_args(&self.args) {
-                Ok(cfg) => {
-                    let n = cfg.server.transport.host_keys.len();
-                    for w in &self.workers {
-                        if w.tx.try_send(Control::NewConfig(cfg.server.clone())).is_err() {
-                            log::warn!("a worker's queue is full; it keeps the old configuration");
-                        }
-                        let _ = w.waker.wake();
-                    }
-                    log::info!(
-                        "SIGHUP: configuration reloaded ({n} host keys) for new connections"
-                    );
-                }
-                Err(e) => log::error!("SIGHUP: reload failed, keeping the old configuration: {e}"),
-            },
+            Sig::Hup => self.reload(),
             Sig::Usr1 => st.awaiting_full = self.request_stats(true),
+        }
+    }
+
+    /// SIGHUP: a new config for new connections, bracketed by RELOADING=1 / READY=1.
+    fn reload(&mut self) {
+        if let Some(n) = &self.notify {
+            n.reloading();
+        }
+        // With the original command line the config file is read again; tests that build
+        // Args in code have none.
+        let result = if self.args.argv.is_empty() {
+            Config::from_args(&self.args)
+                .map(|c| (self.args.clone(), c))
+                .map_err(|e| vec![e.to_string()])
+        } else {
+            crate::config::file::reload(&self.args.argv)
+        };
+        match result {
+            Ok((args, cfg)) => {
+                self.args = args;
+                let n = cfg.server.transport.host_keys.len();
+                for w in &self.workers {
+                    if w.tx.try_send(Control::NewConfig(cfg.server.clone())).is_err() {
+                        log::warn!("a worker's queue is full; it keeps the old configuration");
+                    }
+                    let _ = w.waker.wake();
+                }
+                log::info!(event = "config_reloaded";
+                    "SIGHUP: configuration reloaded ({n} host keys) for new connections");
+            }
+            Err(errors) => {
+                for e in &errors {
+                    log::error!(event = "config_error", reason = e.as_str(); "SIGHUP: {e}");
+                }
+                self.fleet.count_reload_failure();
+                log::error!(
+                    event = "config_reload_failed";
+                    "SIGHUP: reload failed ({} errors), keeping the old configuration",
+                    errors.len()
+                );
+            }
+        }
+        if let Some(n) = &self.notify {
+            n.ready(&self.status_line(false));
         }
     }
 
     /// Stops accepting and tells the workers to drain (SIGTERM, after any --drain-delay).
     fn start_drain(&mut self, st: &mut State, now: Instant) {
         log::info!(
+            event = "draining";
             "stop accepting, closing unauthenticated connections, draining the rest for up to {:?}",
             self.drain_timeout
         );
@@ -455,6 +532,7 @@ mod tests {
             drain_timeout: Duration::from_secs(1),
             fleet: crate::runtime::fleet::Fleet::disabled(),
             source_limits: None,
+            notify: None,
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

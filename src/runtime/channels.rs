@@ -270,7 +270,9 @@ impl State {
     fn fail_backend<C: Core>(&mut self, conn: &mut Conn<C>, ekey: usize, text: &str, now: Instant) {
         if let Some(EndpointKind::Backend(b)) = self.endpoints.slab.get(ekey).map(|e| &e.kind) {
             let ch = b.channel;
-            log::info!("[w{}] {}: backend connect failed: {text}", self.id, conn.peer);
+            log::info!(event = "backend_connect_failed", worker = self.id, peer:% = conn.peer,
+                user = conn.user.as_deref(), reason = text;
+                "[w{}] {}: backend connect failed: {text}", self.id, conn.peer);
             conn.core.backend_failed(ch, OPEN_CONNECT_FAILED, text);
             conn.unlink(Link::Channel(ch));
         }
@@ -290,6 +292,8 @@ impl State {
             Ok(x) => x,
             Err(e) => {
                 log::info!(
+                    event = "forward_listen_failed", worker = self.id, conn = key,
+                    peer:% = conn.peer, reason:% = e;
                     "[w{}#{key}] {}: tcpip-forward {addr}:{port} failed: {e}",
                     self.id,
                     conn.peer
@@ -317,7 +321,8 @@ impl State {
             conn.core.listen_result(listener, Err(()));
             return;
         }
-        log::info!("[w{}#{key}] {}: listening on {addr}:{port} (-R)", self.id, conn.peer);
+        log::info!(event = "forward_listen", worker = self.id, conn = key, peer:% = conn.peer;
+            "[w{}#{key}] {}: listening on {addr}:{port} (-R)", self.id, conn.peer);
         conn.links.push((Link::Listener(listener), ekey));
         conn.core.listen_result(listener, Ok(port));
         conn.pump_again = true;
@@ -369,6 +374,8 @@ impl State {
             }
         };
         log::info!(
+            event = "exec_started", worker = self.id, conn = key, peer:% = conn.peer,
+            user = user.as_str(), pid = proc.child.id();
             "[w{}#{key}] {}: started pid {} for user={user:?}",
             self.id,
             conn.peer,

@@ -125,6 +125,8 @@ pub struct Conn<C = ServerConnection> {
     pub close_reason: Option<(u32, String, bool)>,
     /// The first key exchange completed (for the metrics' connections-by-state gauges).
     pub kex_done: bool,
+    /// Key exchange method and server-to-client cipher of the last key exchange (for the log).
+    pub algs: Option<(&'static str, &'static str)>,
     /// The authenticated user (for session commands' environment).
     pub user: Option<String>,
     /// Backends, listeners and children of this connection: (what, endpoint slab key). Short
@@ -169,6 +171,7 @@ impl<C> Conn<C> {
             stall_since: None,
             close_reason: None,
             kex_done: false,
+            algs: None,
             user: None,
             links: Vec::new(),
             pump_again: false,

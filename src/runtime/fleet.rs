@@ -69,6 +69,13 @@ impl Fleet {
         Ok(Fleet { proxy, health, drain_delay: s.drain_delay, drain_at: None, next_refresh })
     }
 
+    /// A configuration reload failed: counted in the metrics when they are served.
+    pub fn count_reload_failure(&self) {
+        if let Some(h) = &self.health {
+            h.count_reload_failure();
+        }
+    }
+
     /// A socket just accepted: straight on (no PROXY protocol), or through the gate.
     pub fn admit(
         &mut self,

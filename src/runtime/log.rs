@@ -3,13 +3,22 @@
 //! One `eprintln!`-style write per line (stderr is unbuffered and each line is written with one
 //! call, so lines from different threads do not interleave).
 
-use crate::cli::LogLevel;
+use crate::cli::{LogFormat, LogLevel};
 use std::io::Write;
+use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::{SystemTime, UNIX_EPOCH};
 
 struct StderrLogger;
 
 static LOGGER: StderrLogger = StderrLogger;
+/// `--log-format json`; set once at startup, before any thread logs.
+static JSON: AtomicBool = AtomicBool::new(false);
+
+/// Installs the logger with the level from `--log-level`. Calling it twice is harmless.
+pub fn init_with_format(level: LogLevel, format: LogFormat) {
+    JSON.store(format == LogFormat::Json, Ordering::Relaxed);
+    init(level);
+}
 
 /// Installs the logger with the level from `--log-level`. Calling it twice is harmless.
 pub fn init(level: LogLevel) {
@@ -33,8 +42,8 @@ impl log::Log for StderrLogger {
         if !self.enabled(record.metadata()) {
             return;
         }
-        let line =
-            format!("{} {:<5} {}\n", timestamp(SystemTime::now()), record.level(), record.args());
+        let format = if JSON.load(Ordering::Relaxed) { LogFormat::Json } else { LogFormat::Text };
+        let line = super::log_format::format(format, &timestamp(SystemTime::now()), record);
         let _ = std::io::stderr().write_all(line.as_bytes());
     }
 

@@ -41,6 +41,8 @@ pub struct Health {
     snapshot: Mutex<Snapshot>,
     crypto: JobBudget,
     started: Instant,
+    /// SIGHUP reloads that failed validation (the old configuration stayed).
+    reload_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Health {
@@ -50,11 +52,16 @@ impl Health {
             snapshot: Mutex::new((Arc::new(Metrics::default()), Vec::new())),
             crypto,
             started: Instant::now(),
+            reload_failures: std::sync::atomic::AtomicU64::new(0),
         })
     }
 
     pub fn set_ready(&self, ready: bool) {
         self.ready.store(ready, Ordering::Release);
+    }
+
+    pub fn count_reload_failure(&self) {
+        self.reload_failures.fetch_add(1, Ordering::Relaxed);
     }
 
     pub fn is_ready(&self) -> bool {
@@ -81,6 +88,7 @@ impl Health {
             crypto_bound: self.crypto.bound(),
             proxy,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
+            config_reload_failures: self.reload_failures.load(Ordering::Relaxed),
         };
         prometheus::render(&m, &extra)
     }

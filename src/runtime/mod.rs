@@ -15,11 +15,13 @@ pub mod crypto_pool;
 pub mod fleet;
 pub mod forward_listen;
 pub mod log;
+pub mod log_format;
 pub mod metrics_http;
 pub mod proxy;
 pub mod resolve;
 pub mod signals;
 pub mod source_limit;
+pub mod systemd;
 pub mod timers;
 pub mod worker;
 
@@ -39,19 +41,34 @@ const REPORTS_PER_WORKER: usize = 8;
 pub fn run(args: Args, config: Config) -> io::Result<()> {
     let settings = config.runtime;
     let args_max_per_source = args.max_per_source;
+    // Before any thread starts: it edits the environment.
+    let systemd_env = systemd::SystemdEnv::take()?;
     let acceptor_poll = Poll::new()?;
     let acceptor_waker = Arc::new(Waker::new(acceptor_poll.registry(), acceptor::WAKER_TOKEN)?);
 
     let mut listeners = Vec::with_capacity(settings.listen.len());
     let mut bound: Vec<SocketAddr> = Vec::new();
-    for (i, addr) in settings.listen.iter().enumerate() {
-        let mut l = fleet::bind(*addr, settings.fleet.reuse_port)
-            .map_err(|e| io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
-        acceptor_poll.registry().register(&mut l, Token(i), Interest::READABLE)?;
+    if systemd_env.listeners.is_empty() {
+        for addr in &settings.listen {
+            let l = fleet::bind(*addr, settings.fleet.reuse_port)
+                .map_err(|e| io::Error::new(e.kind(), format!("--listen {addr}: {e}")))?;
+            listeners.push(l);
+        }
+    } else {
+        ::log::info!(
+            "socket activation: {} inherited sockets, --listen ignored",
+            systemd_env.listeners.len()
+        );
+        for (l, name) in systemd_env.listeners {
+            ::log::info!("inherited socket {name:?}");
+            listeners.push(l);
+        }
+    }
+    for (i, l) in listeners.iter_mut().enumerate() {
+        acceptor_poll.registry().register(l, Token(i), Interest::READABLE)?;
         let local = l.local_addr()?;
-        ::log::info!("listening on {local}");
+        ::log::info!(event = "listening"; "listening on {local}");
         bound.push(local);
-        listeners.push(l);
     }
     if let Some(path) = &settings.port_file {
         let text: String = bound.iter().map(|a| format!("{a}\n")).collect();
@@ -95,6 +112,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     }
     let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone())?;
     ::log::info!(
+        event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
         env!("CARGO_PKG_VERSION"),
         settings.workers,
@@ -114,6 +132,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         fleet,
         source_limits: (args_max_per_source > 0)
             .then(|| source_limit::SourceLimits::new(args_max_per_source)),
+        notify: systemd_env.notify,
     }
     .run()
 }

@@ -398,7 +398,8 @@ impl State {
         }
         entry.insert(Conn::new(stream, peer, core, generation, accepted_at));
         self.metrics.accepted += 1;
-        log::info!("[w{}#{key}] accepted {peer}", self.id);
+        log::info!(event = "accepted", worker = self.id, conn = key, peer:% = peer;
+            "[w{}#{key}] accepted {peer}", self.id);
         Some(key)
     }
 
@@ -607,7 +608,11 @@ impl State {
                         record(&mut self.metrics.handshake, now.saturating_duration_since(t));
                     }
                 }
+                conn.algs = Some((s.kex, s.cipher_out));
                 log::info!(
+                    event = if s.first { "kex_done" } else { "rekey_done" }, worker = id,
+                    conn = key, peer:% = conn.peer, user = conn.user.as_deref(), kex = s.kex,
+                    cipher = s.cipher_out, duration_ms = s.duration.as_millis() as u64;
                     "[w{id}#{key}] {} kex done{}: kex={} hostkey={} cipher={}/{} mac={}/{} \
                      compression={}/{} in {:?}",
                     conn.peer,
@@ -629,6 +634,8 @@ impl State {
             Event::Authenticated { user, method } => {
                 self.metrics.record_auth(method, now.saturating_duration_since(conn.accepted_at));
                 log::info!(
+                    event = "authenticated", worker = id, conn = key, peer:% = conn.peer,
+                    user = user.as_str(), method:% = method;
                     "[w{id}#{key}] {} authenticated user={user:?} method={method}",
                     conn.peer
                 );
@@ -639,7 +646,10 @@ impl State {
                 *self.metrics.disconnects.entry(code).or_insert(0) += 1;
                 conn.close_reason = Some((code, reason, by_peer));
             }
-            Event::Log(text) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
+            Event::Log(text) => log::info!(
+                event = "note", worker = id, conn = key, peer:% = conn.peer,
+                user = conn.user.as_deref(), reason = text.as_str();
+                "[w{id}#{key}] {}: {text}", conn.peer),
             other => self.channel_event(conn, key, other, now),
         }
     }
@@ -663,7 +673,8 @@ impl State {
             return;
         }
         self.metrics.crypto_refused += 1;
-        log::warn!("[w{}#{key}] {}: crypto queue full, refusing", self.id, conn.peer);
+        log::warn!(event = "crypto_queue_full", worker = self.id, conn = key, peer:% = conn.peer;
+            "[w{}#{key}] {}: crypto queue full, refusing", self.id, conn.peer);
         conn.core.close(DisconnectReason::TooManyConnections, "too many connections", now);
     }
 
@@ -817,7 +828,13 @@ impl State {
             "connection lost".into(),
             true,
         ));
+        let lived = Instant::now().saturating_duration_since(conn.accepted_at);
         log::info!(
+            event = "closed", worker = self.id, conn = key, peer:% = conn.peer,
+            user = conn.user.as_deref(), code = code, reason = reason.as_str(),
+            kex = conn.algs.map(|a| a.0), cipher = conn.algs.map(|a| a.1),
+            by = if by_peer { "peer" } else { "us" }, bytes_in = conn.bytes_in,
+            bytes_out = conn.bytes_out, duration_ms = lived.as_millis() as u64;
             "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \
              after {:?}",
             self.id,
@@ -825,7 +842,7 @@ impl State {
             if by_peer { "peer" } else { "us" },
             conn.bytes_in,
             conn.bytes_out,
-            Instant::now().saturating_duration_since(conn.accepted_at),
+            lived,
         );
     }
 }
