@@ -28,8 +28,10 @@ pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
 pub const DEFAULT_MAX_BUFFER_MEMORY: &str = "512M";
 /// Failed authentication attempts per connection before DISCONNECT 14 (OpenSSH's MaxAuthTries).
 pub const DEFAULT_MAX_AUTH_TRIES: u32 = crate::auth::policy::DEFAULT_MAX_AUTH_TRIES;
-/// Channels open at once per connection (OpenSSH's MaxSessions).
-pub const DEFAULT_MAX_SESSIONS: usize = crate::connection::DEFAULT_MAX_CHANNELS;
+/// Session channels open at once per connection (OpenSSH's MaxSessions).
+pub const DEFAULT_MAX_SESSIONS: usize = crate::connection::DEFAULT_MAX_SESSIONS;
+/// Channels of any kind (sessions and forwards) open at once per connection.
+pub const DEFAULT_MAX_CHANNELS: usize = crate::connection::DEFAULT_MAX_CHANNELS;
 /// `env` requests accepted for these names (wildcards allowed): locale only, as OpenSSH's
 /// default AcceptEnv in most distributions; never PATH or LD_*.
 pub const DEFAULT_ENV_ALLOW: &str = "LANG,LC_*";
@@ -213,9 +215,14 @@ pub struct Args {
     #[arg(long = "permit-listen", value_name = "[HOST:]PORT")]
     pub permit_listen: Vec<String>,
 
-    /// Channels (sessions and forwards) open at once per connection.
+    /// Session channels (shell, exec, subsystem) open at once per connection, as sshd's
+    /// MaxSessions; forwarded connections do not count.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = parse_positive)]
     pub max_sessions: usize,
+
+    /// Channels of any kind (sessions and forwarded connections) open at once per connection.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_CHANNELS, value_parser = parse_positive)]
+    pub max_channels: usize,
 
     /// Command run (through /bin/sh -c) for every exec, shell or subsystem request, with the
     /// client's request in SSH_ORIGINAL_COMMAND and SSH_USER, SSH_CLIENT set.

