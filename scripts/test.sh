@@ -40,6 +40,19 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/de
     fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check paramiko
 fi
+# Twisted Conch's `conch` client signs with SHA-1 ssh-rsa (tests/openssh_parity.rs).
+if ! "$VENV/bin/python" -c 'import twisted.conch' >/dev/null 2>&1; then
+    log "installing twisted in $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check twisted cryptography
+fi
+
+# sftp-server for --subsystem tests; sk-dummy.so (openssh-tests) for security-key tests.
+if [ ! -x /usr/lib/openssh/sftp-server ] || ! dpkg -s openssh-tests >/dev/null 2>&1; then
+    log "installing openssh-sftp-server openssh-tests"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-sftp-server openssh-tests >/dev/null
+fi
 # Tests that drive paramiko find the interpreter here.
 export SSHFRONT_TEST_PYTHON="$PWD/$VENV/bin/python"
 

@@ -197,6 +197,12 @@ pub struct Args {
     #[arg(long, value_name = "LIST")]
     pub auth_methods: Option<String>,
 
+    /// Signature algorithms accepted for publickey authentication, OpenSSH list syntax (see
+    /// --kex), as sshd's PubkeyAcceptedAlgorithms; also announced as server-sig-algs
+    /// [default: all but SHA-1 ssh-rsa].
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub pubkey_accepted_algorithms: Option<String>,
+
     /// Failed authentication attempts per connection before it is disconnected.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_TRIES, value_parser = parse_positive_u32)]
     pub max_auth_tries: u32,

@@ -209,3 +209,79 @@ fn ssh_connection_names_both_ends_and_the_real_client_behind_proxy() {
         format!("127.0.0.3 {} 127.0.0.1 {}", client.port(), proxied.addr.port())
     );
 }
+
+/// Twisted Conch's `conch`, from the test venv (scripts/test.sh installs twisted there).
+fn conch_bin() -> std::path::PathBuf {
+    let venv_bin = match std::env::var_os("SSHFRONT_TEST_PYTHON") {
+        Some(py) => std::path::PathBuf::from(py).parent().map(|p| p.to_path_buf()),
+        None => None,
+    }
+    .unwrap_or_else(|| std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin"));
+    let conch = venv_bin.join("conch");
+    assert!(
+        conch.exists(),
+        "{} missing: run scripts/test.sh (installs twisted in the test venv)",
+        conch.display()
+    );
+    conch
+}
+
+/// `conch` logging in with an RSA key (it signs with SHA-1 `ssh-rsa`) and running a command
+/// that exits 42; bounded, killed by PID. Returns its exit code.
+fn conch_rsa_login(f: &Fixture, server: &Server) -> Option<i32> {
+    let host_pub = std::process::Command::new("ssh-keygen")
+        .arg("-y")
+        .arg("-f")
+        .arg(server.key_dir().join("ssh_host_ed25519_key"))
+        .output()
+        .expect("ssh-keygen -y");
+    let host_pub = String::from_utf8_lossy(&host_pub.stdout).trim().to_string();
+    let kh = f.path("conch_known_hosts");
+    std::fs::write(&kh, format!("127.0.0.1 {host_pub}\n")).expect("known hosts");
+    let mut cmd = std::process::Command::new(conch_bin());
+    cmd.args(["-l", USER, "-p"])
+        .arg(server.addr.port().to_string())
+        .arg("-i")
+        .arg(f.path("id_rsa"))
+        .arg(format!("--known-hosts={}", kh.display()))
+        .args(["--host-key-algorithms=ssh-ed25519", "--user-authentications=publickey", "-T"])
+        .arg("127.0.0.1")
+        .arg("echo conch-ran >&2; exit 42");
+    // conch keeps waiting after its only method failed: the bound ends it.
+    let out = run(cmd, None, Duration::from_secs(20));
+    out.status.code()
+}
+
+#[test]
+fn sha1_rsa_signatures_only_with_pubkey_accepted_algorithms_plus_ssh_rsa() {
+    let f = Fixture::new();
+    let server = f.server(&["--allow-exec"]);
+    assert_ne!(conch_rsa_login(&f, &server), Some(42), "ssh-rsa (SHA-1) accepted by default");
+    let log = server.stderr();
+    assert!(log.contains("authentication failed"), "{log}");
+    assert!(!log.contains("authenticated user"), "{log}");
+
+    let server = f.server(&["--allow-exec", "--pubkey-accepted-algorithms", "+ssh-rsa"]);
+    assert_eq!(conch_rsa_login(&f, &server), Some(42), "{}", server.stderr());
+    assert!(server.stderr().contains("authenticated user=\"alice\" method=publickey"));
+}
+
+#[test]
+fn server_sig_algs_follow_pubkey_accepted_algorithms() {
+    let f = Fixture::new();
+    for (flags, expect) in [
+        (&[][..], "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256"),
+        (&["--pubkey-accepted-algorithms", "ssh-ed25519,ssh-rsa"][..], "ssh-ed25519,ssh-rsa"),
+    ] {
+        let mut all = vec!["--allow-exec"];
+        all.extend_from_slice(flags);
+        let server = f.server(&all);
+        let mut cmd = f.ssh(&server);
+        cmd.arg("-vv").arg(dest()).arg("true");
+        let out = run(cmd, None, LIMIT);
+        assert!(out.status.success(), "{}", explain("ssh -vv", &out, &server));
+        let err = String::from_utf8_lossy(&out.stderr);
+        let line = format!("server-sig-algs=<{expect}>");
+        assert!(err.contains(&line), "{flags:?}: no {line:?} in\n{err}");
+    }
+}

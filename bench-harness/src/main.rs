@@ -75,6 +75,7 @@ fn transport_config(a: &Common) -> Result<TransportConfig, String> {
         kex_timeout: c::DEFAULT_KEX_TIMEOUT,
         max_held_bytes: c::DEFAULT_MAX_HELD_BYTES,
         accept_1_99: false,
+        server_sig_algs: sshfront::transport::config::default_server_sig_algs(),
     })
 }
 

@@ -231,7 +231,7 @@ impl Auth {
             MethodRequest::PublicKey { alg, key, signature }
                 if next.contains(&Method::PublicKey) =>
             {
-                if publickey::signature_alg(alg, key, cx.policy.allow_ssh_rsa_sha1).is_none() {
+                if publickey::signature_alg(alg, key, &cx.policy.pubkey_algs).is_none() {
                     return self.failure(cx, out);
                 }
                 let pending = PendingPk {
@@ -335,8 +335,7 @@ impl Auth {
         out: &mut dyn Outbound,
         pk: PendingPk,
     ) -> Result<AuthOutcome, ServiceError> {
-        let Some(alg) = publickey::signature_alg(&pk.alg, &pk.key, cx.policy.allow_ssh_rsa_sha1)
-        else {
+        let Some(alg) = publickey::signature_alg(&pk.alg, &pk.key, &cx.policy.pubkey_algs) else {
             return self.failure(cx, out);
         };
         let keys = self.keys.as_deref().unwrap_or(&[]);

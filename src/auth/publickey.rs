@@ -24,15 +24,41 @@ pub fn real_verify(
     crate::algo::host_key::verify(alg, key, data, sig)
 }
 
-/// The signature algorithm for a request naming `alg` with key blob `key`, or why not.
-/// RSA keys (`ssh-rsa` blobs) sign with rsa-sha2-256/512 (RFC 8332 §3) and with SHA-1 `ssh-rsa`
-/// only when allowed; other key types sign with the algorithm of their own name.
-pub fn signature_alg(alg: &str, key: &[u8], allow_sha1: bool) -> Option<HostKeyAlg> {
+/// Every publickey signature algorithm we can verify, in default preference order (the names
+/// `--pubkey-accepted-algorithms` knows).
+pub const PUBKEY_ALGS_ALL: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+];
+
+/// Accepted by default: all but SHA-1 `ssh-rsa` (as OpenSSH since 8.8).
+pub const DEFAULT_PUBKEY_ALGS: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+];
+
+/// The signature algorithm for a request naming `alg` with key blob `key`, or why not: `alg`
+/// must be in `accepted`. RSA keys (`ssh-rsa` blobs) sign with rsa-sha2-256/512 (RFC 8332 §3)
+/// or SHA-1 `ssh-rsa`; other key types sign with the algorithm of their own name.
+pub fn signature_alg(alg: &str, key: &[u8], accepted: &[&str]) -> Option<HostKeyAlg> {
+    if !accepted.contains(&alg) {
+        return None;
+    }
     let sig_alg = HostKeyAlg::from_name(alg)?;
     let key_type = Reader::new(key).string_max("key type", 64).ok()?;
     let ok = match sig_alg {
-        HostKeyAlg::SshRsa => allow_sha1 && key_type == b"ssh-rsa",
-        HostKeyAlg::RsaSha256 | HostKeyAlg::RsaSha512 => key_type == b"ssh-rsa",
+        HostKeyAlg::SshRsa | HostKeyAlg::RsaSha256 | HostKeyAlg::RsaSha512 => {
+            key_type == b"ssh-rsa"
+        }
         other => key_type == other.name().as_bytes(),
     };
     ok.then_some(sig_alg)
@@ -88,18 +114,20 @@ mod tests {
     #[test]
     fn rsa_algorithms() {
         let rsa = blob("ssh-rsa");
-        assert_eq!(signature_alg("rsa-sha2-256", &rsa, false), Some(HostKeyAlg::RsaSha256));
-        assert_eq!(signature_alg("rsa-sha2-512", &rsa, false), Some(HostKeyAlg::RsaSha512));
-        assert_eq!(signature_alg("ssh-rsa", &rsa, false), None, "SHA-1 off by default");
-        assert_eq!(signature_alg("ssh-rsa", &rsa, true), Some(HostKeyAlg::SshRsa));
-        assert_eq!(signature_alg("ssh-ed25519", &rsa, true), None, "type mismatch");
+        let (d, all) = (DEFAULT_PUBKEY_ALGS, PUBKEY_ALGS_ALL);
+        assert_eq!(signature_alg("rsa-sha2-256", &rsa, d), Some(HostKeyAlg::RsaSha256));
+        assert_eq!(signature_alg("rsa-sha2-512", &rsa, d), Some(HostKeyAlg::RsaSha512));
+        assert_eq!(signature_alg("ssh-rsa", &rsa, d), None, "SHA-1 off by default");
+        assert_eq!(signature_alg("ssh-rsa", &rsa, all), Some(HostKeyAlg::SshRsa));
+        assert_eq!(signature_alg("ssh-ed25519", &rsa, all), None, "type mismatch");
         assert_eq!(
-            signature_alg("ssh-ed25519", &blob("ssh-ed25519"), false),
+            signature_alg("ssh-ed25519", &blob("ssh-ed25519"), d),
             Some(HostKeyAlg::Ed25519)
         );
-        assert_eq!(signature_alg("rsa-sha2-256", &blob("ssh-ed25519"), false), None);
-        assert_eq!(signature_alg("ssh-dss", &blob("ssh-dss"), true), None);
-        assert_eq!(signature_alg("ssh-ed25519", b"\xff\xff", false), None);
+        assert_eq!(signature_alg("ssh-ed25519", &blob("ssh-ed25519"), &["rsa-sha2-256"]), None);
+        assert_eq!(signature_alg("rsa-sha2-256", &blob("ssh-ed25519"), d), None);
+        assert_eq!(signature_alg("ssh-dss", &blob("ssh-dss"), &["ssh-dss"]), None);
+        assert_eq!(signature_alg("ssh-ed25519", b"\xff\xff", d), None);
     }
 
     #[test]

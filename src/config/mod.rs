@@ -131,10 +131,14 @@ pub const MAX_BANNER_LEN: u64 = 16 * 1024;
 /// first half of [`Config::from_args`]. Reads the password and banner files if given.
 pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
     runtime_settings(args)?;
+    let mut transport = transport_config(args)?;
+    let auth = auth_policy(args)?;
+    // EXT_INFO announces exactly what publickey authentication accepts.
+    transport.server_sig_algs = auth.pubkey_algs.join(",");
     Ok(ServerConfig {
-        transport: transport_config(args)?,
+        transport,
         login_grace_time: Duration::from_secs(args.login_grace_time),
-        auth: auth_policy(args)?,
+        auth,
         connection: connection_policy(args)?,
         gateway: GatewayConfig {
             session_command: args.session_command.clone(),
@@ -145,7 +149,15 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
 }
 
 fn auth_policy(args: &Args) -> Result<AuthPolicy, ConfigError> {
-    let mut p = AuthPolicy { max_auth_tries: args.max_auth_tries, ..AuthPolicy::default() };
+    use crate::auth::publickey::{DEFAULT_PUBKEY_ALGS, PUBKEY_ALGS_ALL};
+    let pubkey_algs = algorithms::apply_list(
+        "--pubkey-accepted-algorithms",
+        args.pubkey_accepted_algorithms.as_deref(),
+        PUBKEY_ALGS_ALL,
+        DEFAULT_PUBKEY_ALGS,
+    )?;
+    let mut p =
+        AuthPolicy { max_auth_tries: args.max_auth_tries, pubkey_algs, ..AuthPolicy::default() };
     if let Some(t) = &args.authorized_keys {
         if t.trim().is_empty() {
             return Err(ConfigError::new("--authorized-keys", "empty path"));
@@ -366,6 +378,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         kex_timeout: DEFAULT_KEX_TIMEOUT,
         max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         accept_1_99: true,
+        server_sig_algs: crate::transport::config::default_server_sig_algs(),
     })
 }
 
@@ -526,6 +539,7 @@ mod tests {
             (&["--password-file", "/nonexistent/sshfront-pw"], "--password-file"),
             (&["--banner", "/nonexistent/sshfront-banner"], "--banner"),
             (&["--env-allow", "A=B"], "--env-allow"),
+            (&["--pubkey-accepted-algorithms", "+ssh-dss"], "--pubkey-accepted-algorithms"),
             (&["--keepalive-interval", "99999999999"], "--keepalive-interval"),
         ];
         for (extra, flag) in cases {
@@ -565,6 +579,24 @@ mod tests {
         let d = server_config_without_host_keys(&args(&[])).unwrap();
         assert!(d.connection.permit_open.is_empty(), "no forwarding unless asked");
         assert!(d.connection.keepalive_interval.is_none());
+    }
+
+    #[test]
+    fn pubkey_accepted_algorithms_and_server_sig_algs() {
+        let d = server_config_without_host_keys(&args(&[])).unwrap();
+        assert!(!d.auth.pubkey_algs.contains(&"ssh-rsa"));
+        assert_eq!(d.transport.server_sig_algs, d.auth.pubkey_algs.join(","));
+        let c =
+            server_config_without_host_keys(&args(&["--pubkey-accepted-algorithms", "+ssh-rsa"]))
+                .unwrap();
+        assert_eq!(c.auth.pubkey_algs.last(), Some(&"ssh-rsa"));
+        assert!(c.transport.server_sig_algs.ends_with(",ssh-rsa"));
+        let c = server_config_without_host_keys(&args(&[
+            "--pubkey-accepted-algorithms",
+            "-ecdsa*,rsa*",
+        ]))
+        .unwrap();
+        assert_eq!(c.transport.server_sig_algs, "ssh-ed25519");
     }
 
     #[test]

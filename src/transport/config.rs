@@ -52,6 +52,14 @@ pub struct TransportConfig {
     pub max_held_bytes: usize,
     /// Accept `SSH-1.99-` as 2.0 (RFC 4253 §5.1). Other versions are always refused.
     pub accept_1_99: bool,
+    /// Server role: the `server-sig-algs` value of EXT_INFO (RFC 8308 §3.1), the publickey
+    /// algorithms authentication accepts.
+    pub server_sig_algs: String,
+}
+
+/// `server-sig-algs` when nothing else is configured: the default publickey algorithms.
+pub fn default_server_sig_algs() -> String {
+    crate::auth::publickey::DEFAULT_PUBKEY_ALGS.join(",")
 }
 
 impl TransportConfig {
@@ -76,6 +84,7 @@ impl TransportConfig {
             kex_timeout: DEFAULT_KEX_TIMEOUT,
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             accept_1_99: true,
+            server_sig_algs: default_server_sig_algs(),
         }
     }
 }
