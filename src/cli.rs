@@ -240,6 +240,17 @@ pub struct Args {
     #[arg(long)]
     pub allow_exec: bool,
 
+    /// A subsystem sessions may start (repeatable), as sshd's Subsystem: e.g.
+    /// sftp=/usr/lib/openssh/sftp-server. COMMAND runs through /bin/sh -c like
+    /// --session-command children. Other subsystem requests are refused.
+    #[arg(long = "subsystem", value_name = "NAME=COMMAND")]
+    pub subsystem: Vec<String>,
+
+    /// Environment variable set for every command (repeatable), as sshd's SetEnv; wins over
+    /// the client's `env` request for the same name.
+    #[arg(long = "set-env", value_name = "NAME=VALUE")]
+    pub set_env: Vec<String>,
+
     /// Environment variable names accepted from `env` requests, comma-separated, wildcards
     /// allowed; "" accepts none.
     #[arg(long, value_name = "NAMES", default_value = DEFAULT_ENV_ALLOW)]

@@ -285,3 +285,105 @@ fn server_sig_algs_follow_pubkey_accepted_algorithms() {
         assert!(err.contains(&line), "{flags:?}: no {line:?} in\n{err}");
     }
 }
+
+const SFTP_SERVER: &str = "/usr/lib/openssh/sftp-server";
+
+fn sftp_server() -> &'static str {
+    assert!(
+        std::path::Path::new(SFTP_SERVER).exists(),
+        "{SFTP_SERVER} missing: run scripts/test.sh (installs openssh-sftp-server)"
+    );
+    SFTP_SERVER
+}
+
+#[test]
+fn sftp_and_scp_put_and_get_twenty_megabytes_through_the_subsystem() {
+    let f = Fixture::new();
+    let sub = format!("sftp={}", sftp_server());
+    let server = f.server(&["--subsystem", &sub]);
+    let data = random_bytes(20 << 20, 7);
+    let local = f.path("local.bin");
+    std::fs::write(&local, &data).unwrap();
+    let remote = f.path("remote-sftp.bin");
+    let back = f.path("back-sftp.bin");
+    let batch = f.path("batch");
+    std::fs::write(
+        &batch,
+        format!(
+            "put {} {}\nget {} {}\n",
+            local.display(),
+            remote.display(),
+            remote.display(),
+            back.display()
+        ),
+    )
+    .unwrap();
+    let mut cmd = std::process::Command::new("sftp");
+    cmd.arg("-F")
+        .arg(f.path("ssh_config"))
+        .args(["-o", "BatchMode=yes", "-P"])
+        .arg(server.addr.port().to_string())
+        .arg("-b")
+        .arg(&batch)
+        .arg(dest());
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("sftp", &out, &server));
+    assert!(std::fs::read(&remote).unwrap() == data, "sftp put: bytes differ");
+    assert!(std::fs::read(&back).unwrap() == data, "sftp get: bytes differ");
+
+    // scp speaks SFTP since OpenSSH 9.0.
+    let remote = f.path("remote-scp.bin");
+    let back = f.path("back-scp.bin");
+    for (from, to) in [
+        (local.display().to_string(), format!("{}:{}", dest(), remote.display())),
+        (format!("{}:{}", dest(), remote.display()), back.display().to_string()),
+    ] {
+        let mut cmd = std::process::Command::new("scp");
+        cmd.arg("-F")
+            .arg(f.path("ssh_config"))
+            .args(["-o", "BatchMode=yes", "-P"])
+            .arg(server.addr.port().to_string())
+            .arg(&from)
+            .arg(&to);
+        let out = run(cmd, None, LIMIT);
+        assert!(out.status.success(), "{}", explain("scp", &out, &server));
+    }
+    assert!(std::fs::read(&remote).unwrap() == data, "scp put: bytes differ");
+    assert!(std::fs::read(&back).unwrap() == data, "scp get: bytes differ");
+}
+
+#[test]
+fn an_unconfigured_subsystem_is_refused_with_channel_failure() {
+    let f = Fixture::new();
+    let sub = format!("sftp={}", sftp_server());
+    // Even with --session-command (sshd's ForceCommand), the subsystem must be configured.
+    let server = f.server(&["--subsystem", &sub, "--session-command", "echo ran"]);
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-o", "LogLevel=INFO", "-s"]).arg(dest()).arg("nosuch");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("unknown subsystem", &out, &server));
+    assert!(out.stdout.is_empty(), "{}", explain("unknown subsystem", &out, &server));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("subsystem request failed"), "{}", explain("refusal", &out, &server));
+    assert!(!server.stderr().contains("started pid"), "{}", server.stderr());
+}
+
+#[test]
+fn set_env_wins_over_the_clients_env_request() {
+    let f = Fixture::new();
+    let server = f.server(&[
+        "--allow-exec",
+        "--set-env",
+        "LANG=server.UTF-8",
+        "--set-env",
+        "DEPLOY_ENV=prod=1",
+    ]);
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-o", "SetEnv=LANG=client.UTF-8 LC_PAPER=client"])
+        .arg(dest())
+        .arg("echo \"$LANG|$LC_PAPER|$DEPLOY_ENV\" >&2");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("set-env", &out, &server));
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("server.UTF-8|client|prod=1"), "{}", explain("set-env", &out, &server));
+}

@@ -112,6 +112,8 @@ pub struct GatewayConfig {
     pub allow_exec: bool,
     /// `--connect-timeout`: backend connect, name lookup included.
     pub connect_timeout: Duration,
+    /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
+    pub set_env: Vec<(String, String)>,
 }
 
 impl Default for GatewayConfig {
@@ -120,6 +122,7 @@ impl Default for GatewayConfig {
             session_command: None,
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
+            set_env: Vec::new(),
         }
     }
 }
@@ -144,6 +147,7 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
             session_command: args.session_command.clone(),
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
+            set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
         },
     })
 }
@@ -224,7 +228,17 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
     if let Some(bad) = env_allow.iter().find(|n| n.contains(['=', '\0', ' '])) {
         return Err(ConfigError::new("--env-allow", format!("{bad:?} is not a variable name")));
     }
+    let subsystems = parse_assignments("--subsystem", &args.subsystem, |n| {
+        if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{n:?} is not a subsystem name"));
+        }
+        Ok(())
+    })?;
+    if let Some((n, _)) = subsystems.iter().find(|(_, c)| c.trim().is_empty()) {
+        return Err(ConfigError::new("--subsystem", format!("{n:?}: empty command")));
+    }
     Ok(ConnectionPolicy {
+        subsystems,
         max_sessions: args.max_sessions,
         max_channels: args.max_channels,
         permit_open: args.permit_open.clone(),
@@ -235,6 +249,36 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
         keepalive_count_max: args.keepalive_count_max,
         ..ConnectionPolicy::default()
     })
+}
+
+/// `NAME=VALUE` flags (`--set-env`, `--subsystem`): split at the first `=`, NAME checked by
+/// `check`; a later one with the same NAME replaces the earlier.
+fn parse_assignments(
+    flag: &'static str,
+    items: &[String],
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(ConfigError::new(flag, format!("{item:?}: expected NAME=VALUE")));
+        };
+        check(name).map_err(|e| ConfigError::new(flag, e))?;
+        if value.contains('\0') {
+            return Err(ConfigError::new(flag, format!("{item:?}: NUL in the value")));
+        }
+        out.retain(|(n, _)| n != name);
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// An environment variable name: not empty, no `=`, NUL or whitespace.
+fn check_env_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.contains(|c: char| c == '=' || c == '\0' || c.is_whitespace()) {
+        return Err(format!("{n:?} is not a variable name"));
+    }
+    Ok(())
 }
 
 /// `HOST:PORT` (HOST may be `[v6]` and use wildcards; PORT a number or `*`), `any` or `none`.
@@ -540,6 +584,11 @@ mod tests {
             (&["--banner", "/nonexistent/sshfront-banner"], "--banner"),
             (&["--env-allow", "A=B"], "--env-allow"),
             (&["--pubkey-accepted-algorithms", "+ssh-dss"], "--pubkey-accepted-algorithms"),
+            (&["--subsystem", "sftp"], "--subsystem"),
+            (&["--subsystem", "sftp="], "--subsystem"),
+            (&["--subsystem", "=cmd"], "--subsystem"),
+            (&["--set-env", "NOEQUALS"], "--set-env"),
+            (&["--set-env", "=v"], "--set-env"),
             (&["--keepalive-interval", "99999999999"], "--keepalive-interval"),
         ];
         for (extra, flag) in cases {
@@ -597,6 +646,29 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.transport.server_sig_algs, "ssh-ed25519");
+    }
+
+    #[test]
+    fn subsystems_and_set_env() {
+        let c = server_config_without_host_keys(&args(&[
+            "--subsystem",
+            "sftp=/usr/lib/openssh/sftp-server -l INFO",
+            "--set-env",
+            "A=1=2",
+            "--set-env",
+            "B=",
+            "--set-env",
+            "A=3",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.connection.subsystems,
+            [("sftp".to_string(), "/usr/lib/openssh/sftp-server -l INFO".to_string())]
+        );
+        assert_eq!(
+            c.gateway.set_env,
+            [("B".to_string(), String::new()), ("A".to_string(), "3".to_string())]
+        );
     }
 
     #[test]

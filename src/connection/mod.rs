@@ -84,6 +84,8 @@ pub struct ConnectionPolicy {
     pub permit_listen: Vec<String>,
     /// `env` names accepted (wildcards allowed).
     pub env_allow: Vec<String>,
+    /// `--subsystem NAME=COMMAND`: the subsystems a session may start (sshd's Subsystem).
+    pub subsystems: Vec<(String, String)>,
     pub max_listeners: usize,
     /// `--keepalive-interval`; None: no server keepalives.
     pub keepalive_interval: Option<Duration>,
@@ -101,6 +103,7 @@ impl Default for ConnectionPolicy {
             permit_open: Vec::new(),
             permit_listen: Vec::new(),
             env_allow: vec!["LANG".into(), "LC_*".into()],
+            subsystems: Vec::new(),
             max_listeners: DEFAULT_MAX_LISTENERS,
             keepalive_interval: None,
             keepalive_count_max: DEFAULT_KEEPALIVE_COUNT_MAX,
@@ -589,6 +592,7 @@ impl Connection {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
         let forced_command = self.restrictions.command.clone();
         let env_allow = &self.policy.env_allow;
+        let subsystems = &self.policy.subsystems;
         let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
             return Err(ServiceError::protocol("request for an unknown channel"));
         };
@@ -598,7 +602,7 @@ impl Connection {
         let peer = ch.peer_id;
         let closing = ch.close_sent;
         let action = match &mut ch.kind {
-            Kind::Session(s) if !closing => s.request(name, r, env_allow)?,
+            Kind::Session(s) if !closing => s.request(name, r, env_allow, subsystems)?,
             _ => SessionAction::Refuse,
         };
         let ok = !matches!(action, SessionAction::Refuse);

@@ -325,6 +325,9 @@ impl State {
 
     /// exec / shell / subsystem: the key's `command=`, else `--session-command`, else with
     /// `--allow-exec` the request itself; with none of them, a message on stderr and status 1.
+    /// A subsystem (already checked against `--subsystem` by the core) runs its configured
+    /// command, unless `command=` or `--session-command` replaces it, as sshd's ForceCommand
+    /// does (with the subsystem's command in SSH_ORIGINAL_COMMAND).
     fn exec<C: Core>(
         &mut self,
         conn: &mut Conn<C>,
@@ -333,11 +336,11 @@ impl State {
         req: ExecRequest,
         now: Instant,
     ) {
-        let requested = req.command.clone().or_else(|| req.subsystem.clone());
         let configured =
             req.forced_command.clone().or_else(|| conn.gateway.session_command.clone());
         let (command, original) = match configured {
-            Some(c) => (Some(c), requested),
+            Some(c) => (Some(c), req.command.clone()),
+            None if req.subsystem.is_some() => (req.command.clone(), None),
             None if !conn.gateway.allow_exec => {
                 return refuse_exec(
                     conn,
@@ -345,9 +348,6 @@ impl State {
                     "sshfront: this server runs no commands (no --session-command or --allow-exec)\n",
                     now,
                 );
-            }
-            None if req.subsystem.is_some() => {
-                return refuse_exec(conn, channel, "sshfront: no subsystems are configured\n", now);
             }
             None => (req.command.clone(), None),
         };
@@ -361,6 +361,7 @@ impl State {
             peer: conn.peer,
             local,
             env: &req.env,
+            set_env: &conn.gateway.set_env,
         };
         let proc = match child::spawn(channel, &spec) {
             Ok(p) => p,

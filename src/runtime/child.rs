@@ -36,6 +36,8 @@ pub struct ExecSpec<'a> {
     pub local: SocketAddr,
     /// Allow-listed `env` requests.
     pub env: &'a [(String, String)],
+    /// `--set-env NAME=VALUE` (sshd's SetEnv): set after the client's, so they win.
+    pub set_env: &'a [(String, String)],
 }
 
 /// A running (or exited, not yet reported) session command.
@@ -74,7 +76,7 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
     if std::env::var_os("PATH").is_none() {
         cmd.env("PATH", "/usr/bin:/bin");
     }
-    for (k, v) in spec.env {
+    for (k, v) in spec.env.iter().chain(spec.set_env) {
         cmd.env(k, v);
     }
     cmd.env("SSH_USER", spec.user)
