@@ -221,6 +221,16 @@ pub struct Args {
     #[arg(long = "permit-listen", value_name = "[HOST:]PORT")]
     pub permit_listen: Vec<String>,
 
+    /// Allow direct-streamlocal (ssh -L PORT:/path.sock) to Unix sockets matching GLOB
+    /// (repeatable; * and ? wildcards). Without it, no Unix-socket forwarding to backends.
+    #[arg(long = "permit-open-path", value_name = "GLOB")]
+    pub permit_open_path: Vec<String>,
+
+    /// Allow streamlocal-forward (ssh -R /path.sock:HOST:PORT) listening on Unix socket paths
+    /// matching GLOB (repeatable). Sockets are created mode 0600 and removed on close.
+    #[arg(long = "permit-listen-path", value_name = "GLOB")]
+    pub permit_listen_path: Vec<String>,
+
     /// Session channels (shell, exec, subsystem) open at once per connection, as sshd's
     /// MaxSessions; forwarded connections do not count.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = parse_positive)]

@@ -387,3 +387,132 @@ fn set_env_wins_over_the_clients_env_request() {
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("server.UTF-8|client|prod=1"), "{}", explain("set-env", &out, &server));
 }
+
+/// A Unix-socket echo server on its own thread (bounded: 600 s, non-blocking accept).
+fn unix_echo(path: &std::path::Path) -> std::thread::JoinHandle<()> {
+    let l = std::os::unix::net::UnixListener::bind(path).expect("bind unix echo");
+    l.set_nonblocking(true).expect("nonblocking");
+    std::thread::spawn(move || {
+        let deadline = std::time::Instant::now() + Duration::from_secs(600);
+        while std::time::Instant::now() < deadline {
+            match l.accept() {
+                Ok((mut c, _)) => {
+                    std::thread::spawn(move || {
+                        let _ = c.set_nonblocking(false);
+                        let _ = c.set_read_timeout(Some(Duration::from_secs(60)));
+                        let mut buf = vec![0u8; 64 * 1024];
+                        while let Ok(n) = c.read(&mut buf) {
+                            if n == 0 || c.write_all(&buf[..n]).is_err() {
+                                break;
+                            }
+                        }
+                        let _ = c.shutdown(Shutdown::Write);
+                    });
+                }
+                Err(_) => std::thread::sleep(Duration::from_millis(5)),
+            }
+        }
+    })
+}
+
+/// Sends `data` over a Unix socket, half-closes, reads everything back.
+fn unix_round_trip(path: &std::path::Path, data: &[u8]) -> Vec<u8> {
+    let mut s = std::os::unix::net::UnixStream::connect(path).expect("connect unix");
+    s.set_read_timeout(Some(Duration::from_secs(30))).expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let d = data.to_vec();
+    let writer = std::thread::spawn(move || {
+        let _ = w.write_all(&d);
+        let _ = w.shutdown(Shutdown::Write);
+    });
+    let mut back = Vec::new();
+    let _ = s.read_to_end(&mut back);
+    let _ = writer.join();
+    back
+}
+
+fn wait_until(limit: Duration, mut f: impl FnMut() -> bool) -> bool {
+    let deadline = std::time::Instant::now() + limit;
+    while std::time::Instant::now() < deadline {
+        if f() {
+            return true;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    f()
+}
+
+#[test]
+fn unix_socket_forwarding_both_ways_behind_the_path_allow_lists() {
+    use std::os::unix::fs::PermissionsExt;
+    let f = Fixture::new();
+    let echo_sock = f.path("backend.sock");
+    let _echo = unix_echo(&echo_sock);
+    let tcp_echo = EchoServer::start();
+    let listen_sock = f.path("listen.sock");
+    let open_glob = format!("{}/*.sock", f.dir.path().display());
+    let server = f.server(&[
+        "--permit-open-path",
+        &open_glob,
+        "--permit-listen-path",
+        listen_sock.to_str().unwrap(),
+    ]);
+
+    // ssh -L PORT:/path.sock (direct-streamlocal@openssh.com).
+    let (local, refused) = (free_port(), free_port());
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-N", "-o", "ExitOnForwardFailure=yes", "-L"])
+        .arg(format!("127.0.0.1:{local}:{}", echo_sock.display()))
+        .arg("-L")
+        .arg(format!("127.0.0.1:{refused}:/tmp/sshfront-not-allowed.sock"))
+        .arg("-R")
+        .arg(format!("{}:127.0.0.1:{}", listen_sock.display(), tcp_echo.port))
+        .arg(dest())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let ssh = Killer(cmd.spawn().expect("ssh -L -R"));
+    let data = random_bytes(1 << 20, 11);
+    let s = connect_retry(local, Duration::from_secs(20));
+    let back = common::gateway::round_trip(s, &data);
+    assert!(
+        back == data,
+        "-L to a Unix socket: bytes differ ({} of {})\n{}",
+        back.len(),
+        data.len(),
+        server.stderr()
+    );
+    // A path outside --permit-open-path: the channel is refused, the local connection closes.
+    let s = connect_retry(refused, Duration::from_secs(5));
+    assert!(common::gateway::round_trip(s, b"nothing").is_empty());
+    assert!(server.stderr().contains("listening on"), "{}", server.stderr());
+
+    // ssh -R /path.sock:HOST:PORT (streamlocal-forward@openssh.com): the server listens.
+    assert!(
+        wait_until(Duration::from_secs(20), || listen_sock.exists()),
+        "no listening socket\n{}",
+        server.stderr()
+    );
+    let mode = std::fs::metadata(&listen_sock).unwrap().permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600, "listening socket mode");
+    let data = random_bytes(1 << 20, 12);
+    let back = unix_round_trip(&listen_sock, &data);
+    assert!(back == data, "-R from a Unix socket: bytes differ ({} of {})", back.len(), data.len());
+    drop(ssh);
+    assert!(
+        wait_until(Duration::from_secs(20), || !listen_sock.exists()),
+        "socket not removed when the connection closed\n{}",
+        server.stderr()
+    );
+
+    // Outside the allow-lists: refused.
+    let other = std::path::Path::new("/tmp")
+        .join(format!("sshfront-not-allowed-{}.sock", std::process::id()));
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-o", "LogLevel=INFO", "-o", "ExitOnForwardFailure=yes", "-N", "-R"])
+        .arg(format!("{}:127.0.0.1:{}", other.display(), tcp_echo.port))
+        .arg(dest());
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("-R outside the list", &out, &server));
+    assert!(!other.exists());
+}

@@ -217,6 +217,14 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
     for p in &args.permit_listen {
         check_permit_listen(p).map_err(|e| ConfigError::new("--permit-listen", e))?;
     }
+    for (flag, globs) in [
+        ("--permit-open-path", &args.permit_open_path),
+        ("--permit-listen-path", &args.permit_listen_path),
+    ] {
+        if let Some(g) = globs.iter().find(|g| !g.starts_with('/') && g.as_str() != "*") {
+            return Err(ConfigError::new(flag, format!("{g:?}: expected an absolute path glob")));
+        }
+    }
     check_seconds("--keepalive-interval", args.keepalive_interval)?;
     let env_allow: Vec<String> = args
         .env_allow
@@ -239,6 +247,8 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
     }
     Ok(ConnectionPolicy {
         subsystems,
+        permit_open_path: args.permit_open_path.clone(),
+        permit_listen_path: args.permit_listen_path.clone(),
         max_sessions: args.max_sessions,
         max_channels: args.max_channels,
         permit_open: args.permit_open.clone(),
@@ -589,6 +599,8 @@ mod tests {
             (&["--subsystem", "=cmd"], "--subsystem"),
             (&["--set-env", "NOEQUALS"], "--set-env"),
             (&["--set-env", "=v"], "--set-env"),
+            (&["--permit-open-path", "relative.sock"], "--permit-open-path"),
+            (&["--permit-listen-path", "x/*.sock"], "--permit-listen-path"),
             (&["--keepalive-interval", "99999999999"], "--keepalive-interval"),
         ];
         for (extra, flag) in cases {

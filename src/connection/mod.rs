@@ -82,6 +82,10 @@ pub struct ConnectionPolicy {
     pub permit_open: Vec<String>,
     /// `--permit-listen [HOST:]PORT` patterns; empty: no tcpip-forward.
     pub permit_listen: Vec<String>,
+    /// `--permit-open-path GLOB`: Unix sockets direct-streamlocal may reach; empty: none.
+    pub permit_open_path: Vec<String>,
+    /// `--permit-listen-path GLOB`: where streamlocal-forward may listen; empty: nowhere.
+    pub permit_listen_path: Vec<String>,
     /// `env` names accepted (wildcards allowed).
     pub env_allow: Vec<String>,
     /// `--subsystem NAME=COMMAND`: the subsystems a session may start (sshd's Subsystem).
@@ -102,6 +106,8 @@ impl Default for ConnectionPolicy {
             max_packet: DEFAULT_MAX_PACKET,
             permit_open: Vec::new(),
             permit_listen: Vec::new(),
+            permit_open_path: Vec::new(),
+            permit_listen_path: Vec::new(),
             env_allow: vec!["LANG".into(), "LC_*".into()],
             subsystems: Vec::new(),
             max_listeners: DEFAULT_MAX_LISTENERS,
@@ -123,8 +129,14 @@ pub enum Event {
         originator: String,
         originator_port: u16,
     },
+    /// direct-streamlocal@openssh.com allowed: connect to the Unix socket `path` (without
+    /// blocking), then `backend_connected` or `backend_failed`.
+    OpenUnixBackend { channel: ChannelId, path: String },
     /// tcpip-forward allowed: listen on `addr:port` (port 0: any), then call `listen_result`.
     Listen { listener: ListenerId, addr: String, port: u16 },
+    /// streamlocal-forward@openssh.com allowed: listen on the Unix socket `path` (mode 0600,
+    /// removed when the listener goes), then call `listen_result` (the port is ignored).
+    ListenUnix { listener: ListenerId, path: String },
     /// Stop listening (cancel-tcpip-forward).
     Unlisten { listener: ListenerId },
     /// exec / shell / subsystem on a session: start the command; `forced_command` is the key's
@@ -179,8 +191,10 @@ struct Listener {
     addr: String,
     /// As requested (0: any).
     requested_port: u16,
-    /// As bound, once active.
+    /// As bound, once active (0 for a Unix socket).
     bound_port: Option<u16>,
+    /// A streamlocal-forward: `addr` is the socket path.
+    unix: bool,
     /// The slot of its reply in `replies`, when the client wants one.
     reply: Option<u64>,
 }
@@ -305,16 +319,60 @@ impl Connection {
                     addr: addr.to_string(),
                     requested_port: port,
                     bound_port: None,
+                    unix: false,
                     reply,
                 });
                 self.events.push_back(Event::Listen { listener: id, addr: addr.to_string(), port });
                 Ok(())
             }
+            b"streamlocal-forward@openssh.com" => {
+                let path = msgs::socket_path(&mut r, "socket path")?;
+                r.finish("streamlocal-forward")?;
+                let allowed = msgs::socket_path_usable(path)
+                    && forward::may_listen_path(
+                        &self.policy.permit_listen_path,
+                        &self.restrictions,
+                        path,
+                    )
+                    && self.listeners.len() < self.policy.max_listeners
+                    && !self.listeners.iter().any(|l| l.unix && l.addr == path);
+                if !allowed {
+                    return self.reply(out, want_reply, Reply::Failure);
+                }
+                let reply = if want_reply { Some(self.push_reply(Reply::Pending)?) } else { None };
+                let id = ListenerId(self.next_listener);
+                self.next_listener = self.next_listener.wrapping_add(1);
+                self.listeners.push(Listener {
+                    id,
+                    addr: path.to_string(),
+                    requested_port: 0,
+                    bound_port: None,
+                    unix: true,
+                    reply,
+                });
+                self.events.push_back(Event::ListenUnix { listener: id, path: path.to_string() });
+                Ok(())
+            }
+            b"cancel-streamlocal-forward@openssh.com" => {
+                let path = msgs::socket_path(&mut r, "socket path")?;
+                r.finish("cancel-streamlocal-forward")?;
+                let found = self.listeners.iter().position(|l| {
+                    l.unix && l.addr == path && l.bound_port.is_some() && l.reply.is_none()
+                });
+                match found {
+                    Some(i) => {
+                        let l = self.listeners.remove(i);
+                        self.events.push_back(Event::Unlisten { listener: l.id });
+                        self.reply(out, want_reply, Reply::Success(None))
+                    }
+                    None => self.reply(out, want_reply, Reply::Failure),
+                }
+            }
             b"cancel-tcpip-forward" => {
                 let (addr, port) = msgs::host_port(&mut r, "address to bind")?;
                 r.finish("cancel-tcpip-forward")?;
                 let found = self.listeners.iter().position(|l| {
-                    l.addr == addr && l.bound_port == Some(port) && l.reply.is_none()
+                    !l.unix && l.addr == addr && l.bound_port == Some(port) && l.reply.is_none()
                 });
                 match found {
                     Some(i) => {
@@ -435,6 +493,33 @@ impl Connection {
                     originator: orig.to_string(),
                     originator_port: orig_port,
                 });
+                Ok(())
+            }
+            b"direct-streamlocal@openssh.com" => {
+                let path = msgs::parse_direct_streamlocal(open.rest)?;
+                let allowed = msgs::socket_path_usable(path)
+                    && forward::may_open_path(
+                        &self.policy.permit_open_path,
+                        &self.restrictions,
+                        path,
+                    );
+                if !allowed {
+                    return refuse(
+                        out,
+                        msgs::OPEN_ADMINISTRATIVELY_PROHIBITED,
+                        "administratively prohibited",
+                    );
+                }
+                let Some(id) = self.free_slot() else {
+                    return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
+                };
+                let window = self.new_window();
+                let mut ch = Channel::new(Kind::DirectTcpip, Phase::OpeningBackend, sender, window);
+                ch.peer_window = open.window;
+                ch.peer_max_packet = open.max_packet;
+                self.insert(id, ch);
+                self.events
+                    .push_back(Event::OpenUnixBackend { channel: id, path: path.to_string() });
                 Ok(())
             }
             _ => refuse(out, msgs::OPEN_UNKNOWN_CHANNEL_TYPE, "unknown channel type"),
@@ -864,9 +949,11 @@ impl Connection {
                 let mut reply = None;
                 if let Some(l) = l {
                     l.bound_port = Some(port);
-                    reply = l.reply.take().map(|slot| {
-                        (slot, Reply::Success((l.requested_port == 0).then_some(u32::from(port))))
-                    });
+                    let with_port = l.requested_port == 0 && !l.unix;
+                    reply = l
+                        .reply
+                        .take()
+                        .map(|slot| (slot, Reply::Success(with_port.then_some(u32::from(port)))));
                 }
                 reply
             }
@@ -899,7 +986,7 @@ impl Connection {
         let Some(port) = l.bound_port else {
             return Ok(Err(ForwardError::NoListener));
         };
-        let addr = l.addr.clone();
+        let (addr, unix) = (l.addr.clone(), l.unix);
         let Some(id) = self.free_slot() else {
             return Ok(Err(ForwardError::TooManyChannels));
         };
@@ -907,6 +994,10 @@ impl Connection {
         let ch = Channel::new(Kind::ForwardedTcpip(listener), Phase::OpeningByUs, 0, window);
         self.insert(id, ch);
         let (w, m) = (window, self.policy.max_packet);
+        if unix {
+            out.send_with(&mut |o| msgs::encode_open_forwarded_streamlocal(o, id.0, w, m, &addr))?;
+            return Ok(Ok(id));
+        }
         out.send_with(&mut |o| {
             msgs::encode_open_forwarded(o, id.0, w, m, (&addr, port), (originator, originator_port))
         })?;

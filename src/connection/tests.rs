@@ -708,3 +708,71 @@ fn channel_numbers_are_not_reused_for_a_new_channel() {
     c.handle_message(&mut out, &data(new_id, b"x")).unwrap();
     assert_eq!(c.inbound(ChannelId(new_id)), b"x");
 }
+
+#[test]
+fn streamlocal_open_listen_forward_and_cancel() {
+    let mut c = Connection::new(ConnectionPolicy {
+        permit_open_path: vec!["/run/app/*.sock".into()],
+        permit_listen_path: vec!["/tmp/fwd-*.sock".into()],
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    let open = |peer: u32, path: &str| {
+        msg(|w| {
+            w.u8(msg_no::CHANNEL_OPEN)
+                .string(b"direct-streamlocal@openssh.com")
+                .u32(peer)
+                .u32(5000)
+                .u32(50)
+                .string(path.as_bytes())
+                .string(b"")
+                .u32(0);
+        })
+    };
+    c.handle_message(&mut out, &open(1, "/run/other/x.sock")).unwrap();
+    assert_eq!(u32_at(&out.msgs[0], 5), msgs::OPEN_ADMINISTRATIVELY_PROHIBITED);
+    out.take();
+    c.handle_message(&mut out, &open(2, "/run/app/db.sock")).unwrap();
+    assert!(out.msgs.is_empty(), "confirmed once the backend connects");
+    assert_eq!(
+        events(&mut c),
+        [Event::OpenUnixBackend { channel: ChannelId(0), path: "/run/app/db.sock".into() }]
+    );
+
+    let listen = |name: &str, path: &str| {
+        global(name, true, |w| {
+            w.string(path.as_bytes());
+        })
+    };
+    c.handle_message(&mut out, &listen("streamlocal-forward@openssh.com", "/etc/x.sock")).unwrap();
+    assert_eq!(out.numbers(), [msg_no::REQUEST_FAILURE]);
+    out.take();
+    c.handle_message(&mut out, &listen("streamlocal-forward@openssh.com", "/tmp/fwd-a.sock"))
+        .unwrap();
+    let ev = events(&mut c);
+    let Some(Event::ListenUnix { listener, path }) = ev.first() else { panic!("{ev:?}") };
+    assert_eq!(path, "/tmp/fwd-a.sock");
+    c.listen_result(&mut out, *listener, Ok(0)).unwrap();
+    assert_eq!(out.msgs, [vec![msg_no::REQUEST_SUCCESS]], "no port in the reply");
+    out.take();
+    // A connection on it opens forwarded-streamlocal@openssh.com naming the path.
+    let id = c.forwarded_connection(&mut out, *listener, "", 0).unwrap().unwrap();
+    let m = &out.msgs[0];
+    let mut r = Reader::new(m);
+    r.u8("n").unwrap();
+    assert_eq!(r.string("type").unwrap(), b"forwarded-streamlocal@openssh.com");
+    assert_eq!(r.u32("sender").unwrap(), id.0);
+    r.u32("w").unwrap();
+    r.u32("m").unwrap();
+    assert_eq!(r.string("path").unwrap(), b"/tmp/fwd-a.sock");
+    r.string("reserved").unwrap();
+    r.finish("open").unwrap();
+    out.take();
+    c.handle_message(
+        &mut out,
+        &listen("cancel-streamlocal-forward@openssh.com", "/tmp/fwd-a.sock"),
+    )
+    .unwrap();
+    assert_eq!(out.numbers(), [msg_no::REQUEST_SUCCESS]);
+    assert!(events(&mut c).contains(&Event::Unlisten { listener: *listener }));
+}
