@@ -270,7 +270,7 @@ fn sha1_rsa_signatures_only_with_pubkey_accepted_algorithms_plus_ssh_rsa() {
 fn server_sig_algs_follow_pubkey_accepted_algorithms() {
     let f = Fixture::new();
     for (flags, expect) in [
-        (&[][..], "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256"),
+        (&[][..], "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256,sk-ssh-ed25519@openssh.com,sk-ecdsa-sha2-nistp256@openssh.com"),
         (&["--pubkey-accepted-algorithms", "ssh-ed25519,ssh-rsa"][..], "ssh-ed25519,ssh-rsa"),
     ] {
         let mut all = vec!["--allow-exec"];
@@ -515,4 +515,71 @@ fn unix_socket_forwarding_both_ways_behind_the_path_allow_lists() {
     let out = run(cmd, None, LIMIT);
     assert_ne!(out.status.code(), Some(0), "{}", explain("-R outside the list", &out, &server));
     assert!(!other.exists());
+}
+
+/// OpenSSH's dummy security-key provider (Debian's openssh-tests; scripts/test.sh installs it).
+const SK_DUMMY: &str = "/usr/lib/openssh/regress/misc/sk-dummy/sk-dummy.so";
+
+fn sk_dummy() -> &'static str {
+    assert!(
+        std::path::Path::new(SK_DUMMY).exists(),
+        "{SK_DUMMY} missing: run scripts/test.sh (installs openssh-tests)"
+    );
+    SK_DUMMY
+}
+
+/// `ssh-keygen -t TYPE -w sk-dummy.so` with extra `-O` options; returns the private key path
+/// and the public line.
+fn sk_key(f: &Fixture, name: &str, key_type: &str, opts: &[&str]) -> (std::path::PathBuf, String) {
+    let path = f.path(name);
+    let mut cmd = std::process::Command::new("ssh-keygen");
+    cmd.args(["-q", "-t", key_type, "-w", sk_dummy(), "-N", "", "-C", name]);
+    for o in opts {
+        cmd.args(["-O", o]);
+    }
+    cmd.arg("-f").arg(&path);
+    let out = run(cmd, None, LIMIT);
+    assert!(
+        out.status.success(),
+        "ssh-keygen {key_type}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let public = std::fs::read_to_string(path.with_extension("pub")).expect("sk public key");
+    (path, public.trim().to_string())
+}
+
+/// Logs in with a security key through the dummy provider; true if the command ran.
+fn sk_login(f: &Fixture, server: &Server, key: &std::path::Path) -> bool {
+    let mut cmd = f.ssh(server);
+    cmd.args(["-o", &format!("SecurityKeyProvider={}", sk_dummy()), "-i"])
+        .arg(key)
+        .arg(dest())
+        .arg("echo sk-ok");
+    let out = run(cmd, None, LIMIT);
+    out.status.success() && out.stdout == b"sk-ok\n"
+}
+
+#[test]
+fn security_keys_log_in_with_presence_and_key_options_as_sshd() {
+    let f = Fixture::new();
+    let (ed, ed_pub) = sk_key(&f, "id_ed25519_sk", "ed25519-sk", &[]);
+    let (ec, ec_pub) = sk_key(&f, "id_ecdsa_sk", "ecdsa-sk", &[]);
+    let (nt, nt_pub) = sk_key(&f, "id_notouch_sk", "ed25519-sk", &["no-touch-required"]);
+    let keys = f.path(&format!("{USER}.keys"));
+    let server = f.server(&["--allow-exec"]);
+    let set = |lines: &[String]| std::fs::write(&keys, lines.join("\n") + "\n").unwrap();
+
+    set(&[ed_pub.clone(), ec_pub.clone(), nt_pub.clone()]);
+    assert!(sk_login(&f, &server, &ed), "sk-ssh-ed25519\n{}", tail(&server.stderr()));
+    assert!(sk_login(&f, &server, &ec), "sk-ecdsa-sha2-nistp256\n{}", tail(&server.stderr()));
+    // A key made with -O no-touch-required signs without user presence: refused unless its
+    // authorized_keys line says no-touch-required.
+    assert!(!sk_login(&f, &server, &nt), "presence is required by default");
+    set(&[format!("no-touch-required {nt_pub}")]);
+    assert!(sk_login(&f, &server, &nt), "no-touch-required\n{}", tail(&server.stderr()));
+    // verify-required: the dummy provider never reports user verification (no PIN).
+    set(&[format!("verify-required {ec_pub}")]);
+    assert!(!sk_login(&f, &server, &ec), "verify-required needs a verified user");
+    let log = server.stderr();
+    assert_eq!(log.matches("authenticated user=\"alice\" method=publickey").count(), 3, "{log}");
 }

@@ -11,6 +11,7 @@ pub mod msgs;
 pub mod password;
 pub mod policy;
 pub mod publickey;
+pub mod sk;
 
 use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
 use crate::service::{Outbound, ServiceError};
@@ -351,7 +352,9 @@ impl Auth {
         let user = self.user.as_deref().unwrap_or("");
         let signed =
             msgs::publickey_signed_data(cx.session_id, user, CONNECTION_SERVICE, &pk.alg, &pk.key);
-        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature).is_err() {
+        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature, &options)
+            .is_err()
+        {
             return self.failure(cx, out);
         }
         // The key that verified is the key that is authorised, with its own options.
