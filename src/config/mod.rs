@@ -654,7 +654,7 @@ mod tests {
         assert!(c.transport.server_sig_algs.ends_with(",ssh-rsa"));
         let c = server_config_without_host_keys(&args(&[
             "--pubkey-accepted-algorithms",
-            "-ecdsa*,rsa*",
+            "-ecdsa*,rsa*,sk-*",
         ]))
         .unwrap();
         assert_eq!(c.transport.server_sig_algs, "ssh-ed25519");
