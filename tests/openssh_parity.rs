@@ -583,3 +583,32 @@ fn security_keys_log_in_with_presence_and_key_options_as_sshd() {
     let log = server.stderr();
     assert_eq!(log.matches("authenticated user=\"alice\" method=publickey").count(), 3, "{log}");
 }
+
+#[test]
+fn new_flags_are_in_help_and_bad_values_name_the_flag() {
+    let out = common::run(&["--help"]);
+    let help = String::from_utf8_lossy(&out.stdout);
+    for flag in [
+        "--max-sessions",
+        "--max-channels",
+        "--pubkey-accepted-algorithms",
+        "--subsystem",
+        "--set-env",
+        "--permit-open-path",
+        "--permit-listen-path",
+    ] {
+        assert!(help.contains(flag), "--help does not mention {flag}");
+    }
+    for (args, flag) in [
+        (&["--subsystem", "sftp"][..], "--subsystem"),
+        (&["--set-env", "NOVALUE"][..], "--set-env"),
+        (&["--pubkey-accepted-algorithms", "+ssh-dss"][..], "--pubkey-accepted-algorithms"),
+        (&["--permit-open-path", "relative"][..], "--permit-open-path"),
+        (&["--max-channels", "0"][..], "--max-channels"),
+    ] {
+        let out = common::run(args);
+        assert_eq!(out.status.code(), Some(2), "{args:?}");
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert!(err.contains(flag), "{args:?}: {err}");
+    }
+}

@@ -197,9 +197,14 @@ pub fn socket_path<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<&'a st
     Ok(p)
 }
 
-/// Whether a socket path may be used at all: absolute, short enough, no NUL.
+/// Whether a socket path may be used at all: absolute, short enough, no NUL, and normalised
+/// (no `.` or `..` component, no empty one), so a glob like `/run/app/*.sock` cannot be
+/// escaped with `/run/app/../../var/run/docker.sock`.
 pub fn socket_path_usable(p: &str) -> bool {
-    p.starts_with('/') && p.len() <= MAX_SOCKET_PATH && !p.contains('\0')
+    p.starts_with('/')
+        && p.len() <= MAX_SOCKET_PATH
+        && !p.contains('\0')
+        && p.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..")
 }
 
 /// direct-streamlocal@openssh.com: socket path, reserved string, reserved uint32.
@@ -233,6 +238,17 @@ pub fn encode_open_forwarded_streamlocal(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_paths_must_be_normalised() {
+        assert!(socket_path_usable("/run/app/db.sock"));
+        assert!(!socket_path_usable("run/app/db.sock"), "relative");
+        assert!(!socket_path_usable("/run/app/../../var/run/docker.sock"));
+        assert!(!socket_path_usable("/run/app/./db.sock"));
+        assert!(!socket_path_usable("/run//db.sock"));
+        assert!(!socket_path_usable("/run/app/"));
+        assert!(!socket_path_usable(&format!("/{}", "a".repeat(MAX_SOCKET_PATH))));
+    }
 
     #[test]
     fn direct_tcpip_port_must_fit() {
