@@ -5,7 +5,8 @@
 #   scripts/test.sh
 #
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
-# (apt), HAProxy (apt) and a Python venv at .venv-test with paramiko (pip), used by the
+# (apt), HAProxy (apt), openssh-sftp-server and openssh-tests (apt, for sftp-server and
+# sk-dummy.so) and a Python venv at .venv-test with paramiko and twisted (pip), used by the
 # real-client and fleet tests.
 set -euo pipefail
 cd "$(dirname "$0")/.."
