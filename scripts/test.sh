@@ -5,8 +5,9 @@
 #   scripts/test.sh
 #
 # Needs: a Rust toolchain with rustfmt and clippy. Installs, only if absent: the OpenSSH client
-# (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt) and a Python venv at
-# .venv-test with paramiko (pip), used by the real-client and fleet tests.
+# (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt), openssh-sftp-server and
+# openssh-tests (apt, for sftp-server and sk-dummy.so) and a Python venv at .venv-test with
+# paramiko and twisted (pip), used by the real-client and fleet tests.
 # Also, only if absent: systemd (apt; systemd-analyze for the unit files) and ssh-audit
 # (pip, into .venv-test).
 set -euo pipefail
@@ -60,6 +61,20 @@ if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/de
     fi
     "$VENV/bin/pip" install --quiet --disable-pip-version-check paramiko
 fi
+# Twisted Conch's `conch` client signs with SHA-1 ssh-rsa (tests/openssh_parity.rs).
+if ! "$VENV/bin/python" -c 'import twisted.conch' >/dev/null 2>&1; then
+    log "installing twisted in $VENV"
+    "$VENV/bin/pip" install --quiet --disable-pip-version-check twisted cryptography
+fi
+
+# sftp-server for --subsystem tests; sk-dummy.so (openssh-tests) for security-key tests.
+if [ ! -x /usr/lib/openssh/sftp-server ] || ! dpkg -s openssh-tests >/dev/null 2>&1; then
+    log "installing openssh-sftp-server openssh-tests"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-sftp-server openssh-tests >/dev/null
+fi
+
 # tests/ssh_audit.rs rates the crypto policies with ssh-audit (PyPI).
 if [ ! -x "$VENV/bin/ssh-audit" ]; then
     log "installing ssh-audit into $VENV"

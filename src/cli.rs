@@ -28,8 +28,10 @@ pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
 pub const DEFAULT_MAX_BUFFER_MEMORY: &str = "512M";
 /// Failed authentication attempts per connection before DISCONNECT 14 (OpenSSH's MaxAuthTries).
 pub const DEFAULT_MAX_AUTH_TRIES: u32 = crate::auth::policy::DEFAULT_MAX_AUTH_TRIES;
-/// Channels open at once per connection (OpenSSH's MaxSessions).
-pub const DEFAULT_MAX_SESSIONS: usize = crate::connection::DEFAULT_MAX_CHANNELS;
+/// Session channels open at once per connection (OpenSSH's MaxSessions).
+pub const DEFAULT_MAX_SESSIONS: usize = crate::connection::DEFAULT_MAX_SESSIONS;
+/// Channels of any kind (sessions and forwards) open at once per connection.
+pub const DEFAULT_MAX_CHANNELS: usize = crate::connection::DEFAULT_MAX_CHANNELS;
 /// `env` requests accepted for these names (wildcards allowed): locale only, as OpenSSH's
 /// default AcceptEnv in most distributions; never PATH or LD_*.
 pub const DEFAULT_ENV_ALLOW: &str = "LANG,LC_*";
@@ -243,6 +245,12 @@ pub struct Args {
     #[arg(long, value_name = "LIST")]
     pub auth_methods: Option<String>,
 
+    /// Signature algorithms accepted for publickey authentication, OpenSSH list syntax (see
+    /// --kex), as sshd's PubkeyAcceptedAlgorithms; also announced as server-sig-algs
+    /// [default: all but SHA-1 ssh-rsa].
+    #[arg(long, value_name = "LIST", allow_hyphen_values = true)]
+    pub pubkey_accepted_algorithms: Option<String>,
+
     /// Failed authentication attempts per connection before it is disconnected.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_AUTH_TRIES, value_parser = parse_positive_u32)]
     pub max_auth_tries: u32,
@@ -261,9 +269,24 @@ pub struct Args {
     #[arg(long = "permit-listen", value_name = "[HOST:]PORT")]
     pub permit_listen: Vec<String>,
 
-    /// Channels (sessions and forwards) open at once per connection.
+    /// Allow direct-streamlocal (ssh -L PORT:/path.sock) to Unix sockets matching GLOB
+    /// (repeatable; * and ? wildcards). Without it, no Unix-socket forwarding to backends.
+    #[arg(long = "permit-open-path", value_name = "GLOB")]
+    pub permit_open_path: Vec<String>,
+
+    /// Allow streamlocal-forward (ssh -R /path.sock:HOST:PORT) listening on Unix socket paths
+    /// matching GLOB (repeatable). Sockets are created mode 0600 and removed on close.
+    #[arg(long = "permit-listen-path", value_name = "GLOB")]
+    pub permit_listen_path: Vec<String>,
+
+    /// Session channels (shell, exec, subsystem) open at once per connection, as sshd's
+    /// MaxSessions; forwarded connections do not count.
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_SESSIONS, value_parser = parse_positive)]
     pub max_sessions: usize,
+
+    /// Channels of any kind (sessions and forwarded connections) open at once per connection.
+    #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_MAX_CHANNELS, value_parser = parse_positive)]
+    pub max_channels: usize,
 
     /// Command run (through /bin/sh -c) for every exec, shell or subsystem request, with the
     /// client's request in SSH_ORIGINAL_COMMAND and SSH_USER, SSH_CLIENT set.
@@ -274,6 +297,17 @@ pub struct Args {
     /// --session-command or key command= applies). Off by default.
     #[arg(long)]
     pub allow_exec: bool,
+
+    /// A subsystem sessions may start (repeatable), as sshd's Subsystem: e.g.
+    /// sftp=/usr/lib/openssh/sftp-server. COMMAND runs through /bin/sh -c like
+    /// --session-command children. Other subsystem requests are refused.
+    #[arg(long = "subsystem", value_name = "NAME=COMMAND")]
+    pub subsystem: Vec<String>,
+
+    /// Environment variable set for every command (repeatable), as sshd's SetEnv; wins over
+    /// the client's `env` request for the same name.
+    #[arg(long = "set-env", value_name = "NAME=VALUE")]
+    pub set_env: Vec<String>,
 
     /// Environment variable names accepted from `env` requests, comma-separated, wildcards
     /// allowed; "" accepts none.

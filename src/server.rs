@@ -85,8 +85,14 @@ pub enum Event {
         originator: String,
         originator_port: u16,
     },
+    /// direct-streamlocal@openssh.com allowed: connect to the Unix socket `path`, then
+    /// `backend_connected` / `backend_failed`.
+    OpenUnixBackend { channel: ChannelId, path: String },
     /// tcpip-forward allowed: listen on `addr:port` (0: any port), then `listen_result`.
     Listen { listener: ListenerId, addr: String, port: u16 },
+    /// streamlocal-forward@openssh.com allowed: listen on the Unix socket `path`, then
+    /// `listen_result`.
+    ListenUnix { listener: ListenerId, path: String },
     /// cancel-tcpip-forward: close that listener.
     Unlisten { listener: ListenerId },
     /// exec / shell / subsystem on a session channel: start the command (or `forced_command`,
@@ -127,6 +133,8 @@ impl Event {
             Event::Log(..) => "Log",
             Event::OpenBackend { .. } => "OpenBackend",
             Event::Listen { .. } => "Listen",
+            Event::OpenUnixBackend { .. } => "OpenUnixBackend",
+            Event::ListenUnix { .. } => "ListenUnix",
             Event::Unlisten { .. } => "Unlisten",
             Event::Exec { .. } => "Exec",
             Event::ChannelReadable { .. } => "ChannelReadable",
@@ -147,6 +155,8 @@ impl From<conn::Event> for Event {
                 Event::OpenBackend { channel, host, port, originator, originator_port }
             }
             C::Listen { listener, addr, port } => Event::Listen { listener, addr, port },
+            C::OpenUnixBackend { channel, path } => Event::OpenUnixBackend { channel, path },
+            C::ListenUnix { listener, path } => Event::ListenUnix { listener, path },
             C::Unlisten { listener } => Event::Unlisten { listener },
             C::Exec { channel, command, subsystem, env, forced_command } => {
                 Event::Exec { channel, command, subsystem, env, forced_command }

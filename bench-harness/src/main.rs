@@ -76,6 +76,7 @@ fn transport_config(a: &Common) -> Result<TransportConfig, String> {
         max_held_bytes: c::DEFAULT_MAX_HELD_BYTES,
         accept_1_99: false,
         kexguess2: true,
+        server_sig_algs: sshfront::transport::config::default_server_sig_algs(),
     })
 }
 

@@ -537,7 +537,7 @@ pub fn verify(
 }
 
 /// Turns the ECDSA `string(mpint r, mpint s)` contents into ring's fixed-width r || s.
-fn ecdsa_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>, VerifyError> {
+pub(crate) fn ecdsa_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>, VerifyError> {
     let mut r = Reader::new(sig);
     let bad = |_| VerifyError::BadSignatureFormat;
     let rr = r.mpint_positive("ecdsa r").map_err(bad)?;

@@ -11,6 +11,7 @@ pub mod msgs;
 pub mod password;
 pub mod policy;
 pub mod publickey;
+pub mod sk;
 
 use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
 use crate::service::{Outbound, ServiceError};
@@ -231,7 +232,7 @@ impl Auth {
             MethodRequest::PublicKey { alg, key, signature }
                 if next.contains(&Method::PublicKey) =>
             {
-                if publickey::signature_alg(alg, key, cx.policy.allow_ssh_rsa_sha1).is_none() {
+                if publickey::signature_alg(alg, key, &cx.policy.pubkey_algs).is_none() {
                     return self.failure(cx, out);
                 }
                 let pending = PendingPk {
@@ -335,8 +336,7 @@ impl Auth {
         out: &mut dyn Outbound,
         pk: PendingPk,
     ) -> Result<AuthOutcome, ServiceError> {
-        let Some(alg) = publickey::signature_alg(&pk.alg, &pk.key, cx.policy.allow_ssh_rsa_sha1)
-        else {
+        let Some(alg) = publickey::signature_alg(&pk.alg, &pk.key, &cx.policy.pubkey_algs) else {
             return self.failure(cx, out);
         };
         let keys = self.keys.as_deref().unwrap_or(&[]);
@@ -352,7 +352,9 @@ impl Auth {
         let user = self.user.as_deref().unwrap_or("");
         let signed =
             msgs::publickey_signed_data(cx.session_id, user, CONNECTION_SERVICE, &pk.alg, &pk.key);
-        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature).is_err() {
+        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature, &options)
+            .is_err()
+        {
             return self.failure(cx, out);
         }
         // The key that verified is the key that is authorised, with its own options.

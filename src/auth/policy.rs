@@ -58,8 +58,10 @@ pub struct AuthPolicy {
     pub max_auth_tries: u32,
     /// Sent once, as USERAUTH_BANNER before the first FAILURE or SUCCESS (RFC 4252 §5.4).
     pub banner: Option<String>,
-    /// Accept `ssh-rsa` (SHA-1) signatures in publickey auth. Off by default.
-    pub allow_ssh_rsa_sha1: bool,
+    /// Signature algorithms accepted in publickey auth (`--pubkey-accepted-algorithms`, sshd's
+    /// PubkeyAcceptedAlgorithms), in preference order; announced as `server-sig-algs`. SHA-1
+    /// `ssh-rsa` is not in the default list.
+    pub pubkey_algs: Vec<&'static str>,
     /// `--authorized-keys PATH` with `%u`; None: publickey is never offered.
     pub authorized_keys: Option<String>,
     pub passwords: PasswordSource,
@@ -75,7 +77,7 @@ impl Default for AuthPolicy {
             ],
             max_auth_tries: DEFAULT_MAX_AUTH_TRIES,
             banner: None,
-            allow_ssh_rsa_sha1: false,
+            pubkey_algs: super::publickey::DEFAULT_PUBKEY_ALGS.to_vec(),
             authorized_keys: None,
             passwords: PasswordSource::None,
         }

@@ -5,8 +5,9 @@
 //! that moment with its own options: nothing is remembered from an earlier query (Go's
 //! CVE-2024-45337, where a key from a PK_OK query was later taken as the authenticated one).
 
+use super::sk::{self, SkAlg};
 use crate::algo::host_key::{HostKeyAlg, VerifyError};
-use crate::config::users::AuthorizedKey;
+use crate::config::users::{AuthorizedKey, KeyOptions};
 use crate::wire::Reader;
 use std::net::IpAddr;
 
@@ -24,18 +25,68 @@ pub fn real_verify(
     crate::algo::host_key::verify(alg, key, data, sig)
 }
 
-/// The signature algorithm for a request naming `alg` with key blob `key`, or why not.
-/// RSA keys (`ssh-rsa` blobs) sign with rsa-sha2-256/512 (RFC 8332 §3) and with SHA-1 `ssh-rsa`
-/// only when allowed; other key types sign with the algorithm of their own name.
-pub fn signature_alg(alg: &str, key: &[u8], allow_sha1: bool) -> Option<HostKeyAlg> {
-    let sig_alg = HostKeyAlg::from_name(alg)?;
+/// Every publickey signature algorithm we can verify, in default preference order (the names
+/// `--pubkey-accepted-algorithms` knows).
+pub const PUBKEY_ALGS_ALL: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "ssh-rsa",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// Accepted by default: all but SHA-1 `ssh-rsa` (as OpenSSH since 8.8).
+pub const DEFAULT_PUBKEY_ALGS: &[&str] = &[
+    "ssh-ed25519",
+    "ecdsa-sha2-nistp256",
+    "ecdsa-sha2-nistp384",
+    "ecdsa-sha2-nistp521",
+    "rsa-sha2-512",
+    "rsa-sha2-256",
+    "sk-ssh-ed25519@openssh.com",
+    "sk-ecdsa-sha2-nistp256@openssh.com",
+];
+
+/// A publickey signature algorithm: one we also know as a host-key algorithm, or a security
+/// key's (PROTOCOL.u2f).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum UserSigAlg {
+    Plain(HostKeyAlg),
+    Sk(SkAlg),
+}
+
+impl UserSigAlg {
+    pub fn name(self) -> &'static str {
+        match self {
+            UserSigAlg::Plain(a) => a.name(),
+            UserSigAlg::Sk(a) => a.name(),
+        }
+    }
+}
+
+/// The signature algorithm for a request naming `alg` with key blob `key`, or why not: `alg`
+/// must be in `accepted`. RSA keys (`ssh-rsa` blobs) sign with rsa-sha2-256/512 (RFC 8332 §3)
+/// or SHA-1 `ssh-rsa`; other key types sign with the algorithm of their own name.
+pub fn signature_alg(alg: &str, key: &[u8], accepted: &[&str]) -> Option<UserSigAlg> {
+    if !accepted.contains(&alg) {
+        return None;
+    }
     let key_type = Reader::new(key).string_max("key type", 64).ok()?;
+    if let Some(sk) = SkAlg::from_name(alg) {
+        return (key_type == sk.name().as_bytes()).then_some(UserSigAlg::Sk(sk));
+    }
+    let sig_alg = HostKeyAlg::from_name(alg)?;
     let ok = match sig_alg {
-        HostKeyAlg::SshRsa => allow_sha1 && key_type == b"ssh-rsa",
-        HostKeyAlg::RsaSha256 | HostKeyAlg::RsaSha512 => key_type == b"ssh-rsa",
+        HostKeyAlg::SshRsa | HostKeyAlg::RsaSha256 | HostKeyAlg::RsaSha512 => {
+            key_type == b"ssh-rsa"
+        }
         other => key_type == other.name().as_bytes(),
     };
-    ok.then_some(sig_alg)
+    ok.then_some(UserSigAlg::Plain(sig_alg))
 }
 
 /// The authorized entry for this exact key blob, if it is valid from `peer` (`from=`) and was
@@ -56,13 +107,16 @@ pub fn find_key<'k>(
 }
 
 /// Checks the signature blob names the same algorithm as the request (RFC 4252 §7) before the
-/// verifier sees it, then verifies over `signed`.
+/// verifier sees it, then verifies over `signed`. A security key's signature must also carry
+/// the flags the key's options ask for (`options`: presence unless `no-touch-required`,
+/// verification with `verify-required`), as sshd.
 pub fn check_signature(
     verify: VerifyFn,
-    alg: HostKeyAlg,
+    alg: UserSigAlg,
     key: &[u8],
     signed: &[u8],
     signature: &[u8],
+    options: &KeyOptions,
 ) -> Result<(), VerifyError> {
     let named = Reader::new(signature)
         .string_max("signature algorithm", 64)
@@ -70,13 +124,22 @@ pub fn check_signature(
     if named != alg.name().as_bytes() {
         return Err(VerifyError::BadSignatureFormat);
     }
-    verify(alg, key, signed, signature)
+    match alg {
+        UserSigAlg::Plain(a) => verify(a, key, signed, signature),
+        UserSigAlg::Sk(a) => {
+            let got = sk::verify(a, key, signed, signature)?;
+            if sk::flags_acceptable(got.flags, options.no_touch_required, options.verify_required) {
+                Ok(())
+            } else {
+                Err(VerifyError::Mismatch)
+            }
+        }
+    }
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::config::users::KeyOptions;
     use crate::wire::Writer;
 
     fn blob(t: &str) -> Vec<u8> {
@@ -88,18 +151,28 @@ mod tests {
     #[test]
     fn rsa_algorithms() {
         let rsa = blob("ssh-rsa");
-        assert_eq!(signature_alg("rsa-sha2-256", &rsa, false), Some(HostKeyAlg::RsaSha256));
-        assert_eq!(signature_alg("rsa-sha2-512", &rsa, false), Some(HostKeyAlg::RsaSha512));
-        assert_eq!(signature_alg("ssh-rsa", &rsa, false), None, "SHA-1 off by default");
-        assert_eq!(signature_alg("ssh-rsa", &rsa, true), Some(HostKeyAlg::SshRsa));
-        assert_eq!(signature_alg("ssh-ed25519", &rsa, true), None, "type mismatch");
+        let (d, all) = (DEFAULT_PUBKEY_ALGS, PUBKEY_ALGS_ALL);
+        let plain = |a| Some(UserSigAlg::Plain(a));
+        assert_eq!(signature_alg("rsa-sha2-256", &rsa, d), plain(HostKeyAlg::RsaSha256));
+        assert_eq!(signature_alg("rsa-sha2-512", &rsa, d), plain(HostKeyAlg::RsaSha512));
+        assert_eq!(signature_alg("ssh-rsa", &rsa, d), None, "SHA-1 off by default");
+        assert_eq!(signature_alg("ssh-rsa", &rsa, all), plain(HostKeyAlg::SshRsa));
+        assert_eq!(signature_alg("ssh-ed25519", &rsa, all), None, "type mismatch");
         assert_eq!(
-            signature_alg("ssh-ed25519", &blob("ssh-ed25519"), false),
-            Some(HostKeyAlg::Ed25519)
+            signature_alg("ssh-ed25519", &blob("ssh-ed25519"), d),
+            plain(HostKeyAlg::Ed25519)
         );
-        assert_eq!(signature_alg("rsa-sha2-256", &blob("ssh-ed25519"), false), None);
-        assert_eq!(signature_alg("ssh-dss", &blob("ssh-dss"), true), None);
-        assert_eq!(signature_alg("ssh-ed25519", b"\xff\xff", false), None);
+        let sk = blob("sk-ssh-ed25519@openssh.com");
+        assert_eq!(
+            signature_alg("sk-ssh-ed25519@openssh.com", &sk, d),
+            Some(UserSigAlg::Sk(SkAlg::Ed25519))
+        );
+        assert_eq!(signature_alg("ssh-ed25519", &sk, d), None, "type mismatch");
+        assert_eq!(signature_alg("sk-ecdsa-sha2-nistp256@openssh.com", &sk, d), None);
+        assert_eq!(signature_alg("ssh-ed25519", &blob("ssh-ed25519"), &["rsa-sha2-256"]), None);
+        assert_eq!(signature_alg("rsa-sha2-256", &blob("ssh-ed25519"), d), None);
+        assert_eq!(signature_alg("ssh-dss", &blob("ssh-dss"), &["ssh-dss"]), None);
+        assert_eq!(signature_alg("ssh-ed25519", b"\xff\xff", d), None);
     }
 
     #[test]
@@ -126,9 +199,11 @@ mod tests {
         }
         let mut sig = Vec::new();
         Writer::new(&mut sig).string(b"rsa-sha2-512").string(b"s");
-        assert!(check_signature(ok, HostKeyAlg::RsaSha512, b"k", b"d", &sig).is_ok());
+        let o = KeyOptions::default();
+        let alg = |a| UserSigAlg::Plain(a);
+        assert!(check_signature(ok, alg(HostKeyAlg::RsaSha512), b"k", b"d", &sig, &o).is_ok());
         assert_eq!(
-            check_signature(ok, HostKeyAlg::RsaSha256, b"k", b"d", &sig),
+            check_signature(ok, alg(HostKeyAlg::RsaSha256), b"k", b"d", &sig, &o),
             Err(VerifyError::BadSignatureFormat)
         );
     }

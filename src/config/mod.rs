@@ -114,6 +114,8 @@ pub struct GatewayConfig {
     pub allow_exec: bool,
     /// `--connect-timeout`: backend connect, name lookup included.
     pub connect_timeout: Duration,
+    /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
+    pub set_env: Vec<(String, String)>,
 }
 
 impl Default for GatewayConfig {
@@ -122,6 +124,7 @@ impl Default for GatewayConfig {
             session_command: None,
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
+            set_env: Vec::new(),
         }
     }
 }
@@ -133,21 +136,34 @@ pub const MAX_BANNER_LEN: u64 = 16 * 1024;
 /// first half of [`Config::from_args`]. Reads the password and banner files if given.
 pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
     runtime_settings(args)?;
+    let mut transport = transport_config(args)?;
+    let auth = auth_policy(args)?;
+    // EXT_INFO announces exactly what publickey authentication accepts.
+    transport.server_sig_algs = auth.pubkey_algs.join(",");
     Ok(ServerConfig {
-        transport: transport_config(args)?,
+        transport,
         login_grace_time: Duration::from_secs(args.login_grace_time),
-        auth: auth_policy(args)?,
+        auth,
         connection: connection_policy(args)?,
         gateway: GatewayConfig {
             session_command: args.session_command.clone(),
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
+            set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
         },
     })
 }
 
 fn auth_policy(args: &Args) -> Result<AuthPolicy, ConfigError> {
-    let mut p = AuthPolicy { max_auth_tries: args.max_auth_tries, ..AuthPolicy::default() };
+    use crate::auth::publickey::{DEFAULT_PUBKEY_ALGS, PUBKEY_ALGS_ALL};
+    let pubkey_algs = algorithms::apply_list(
+        "--pubkey-accepted-algorithms",
+        args.pubkey_accepted_algorithms.as_deref(),
+        PUBKEY_ALGS_ALL,
+        DEFAULT_PUBKEY_ALGS,
+    )?;
+    let mut p =
+        AuthPolicy { max_auth_tries: args.max_auth_tries, pubkey_algs, ..AuthPolicy::default() };
     if let Some(t) = &args.authorized_keys {
         if t.trim().is_empty() {
             return Err(ConfigError::new("--authorized-keys", "empty path"));
@@ -203,6 +219,14 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
     for p in &args.permit_listen {
         check_permit_listen(p).map_err(|e| ConfigError::new("--permit-listen", e))?;
     }
+    for (flag, globs) in [
+        ("--permit-open-path", &args.permit_open_path),
+        ("--permit-listen-path", &args.permit_listen_path),
+    ] {
+        if let Some(g) = globs.iter().find(|g| !g.starts_with('/') && g.as_str() != "*") {
+            return Err(ConfigError::new(flag, format!("{g:?}: expected an absolute path glob")));
+        }
+    }
     check_seconds("--keepalive-interval", args.keepalive_interval)?;
     let env_allow: Vec<String> = args
         .env_allow
@@ -214,8 +238,21 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
     if let Some(bad) = env_allow.iter().find(|n| n.contains(['=', '\0', ' '])) {
         return Err(ConfigError::new("--env-allow", format!("{bad:?} is not a variable name")));
     }
+    let subsystems = parse_assignments("--subsystem", &args.subsystem, |n| {
+        if n.is_empty() || n.contains(|c: char| c.is_whitespace() || c.is_control()) {
+            return Err(format!("{n:?} is not a subsystem name"));
+        }
+        Ok(())
+    })?;
+    if let Some((n, _)) = subsystems.iter().find(|(_, c)| c.trim().is_empty()) {
+        return Err(ConfigError::new("--subsystem", format!("{n:?}: empty command")));
+    }
     Ok(ConnectionPolicy {
-        max_channels: args.max_sessions,
+        subsystems,
+        permit_open_path: args.permit_open_path.clone(),
+        permit_listen_path: args.permit_listen_path.clone(),
+        max_sessions: args.max_sessions,
+        max_channels: args.max_channels,
         permit_open: args.permit_open.clone(),
         permit_listen: args.permit_listen.clone(),
         env_allow,
@@ -224,6 +261,36 @@ fn connection_policy(args: &Args) -> Result<ConnectionPolicy, ConfigError> {
         keepalive_count_max: args.keepalive_count_max,
         ..ConnectionPolicy::default()
     })
+}
+
+/// `NAME=VALUE` flags (`--set-env`, `--subsystem`): split at the first `=`, NAME checked by
+/// `check`; a later one with the same NAME replaces the earlier.
+fn parse_assignments(
+    flag: &'static str,
+    items: &[String],
+    check: impl Fn(&str) -> Result<(), String>,
+) -> Result<Vec<(String, String)>, ConfigError> {
+    let mut out: Vec<(String, String)> = Vec::new();
+    for item in items {
+        let Some((name, value)) = item.split_once('=') else {
+            return Err(ConfigError::new(flag, format!("{item:?}: expected NAME=VALUE")));
+        };
+        check(name).map_err(|e| ConfigError::new(flag, e))?;
+        if value.contains('\0') {
+            return Err(ConfigError::new(flag, format!("{item:?}: NUL in the value")));
+        }
+        out.retain(|(n, _)| n != name);
+        out.push((name.to_string(), value.to_string()));
+    }
+    Ok(out)
+}
+
+/// An environment variable name: not empty, no `=`, NUL or whitespace.
+fn check_env_name(n: &str) -> Result<(), String> {
+    if n.is_empty() || n.contains(|c: char| c == '=' || c == '\0' || c.is_whitespace()) {
+        return Err(format!("{n:?} is not a variable name"));
+    }
+    Ok(())
 }
 
 /// `HOST:PORT` (HOST may be `[v6]` and use wildcards; PORT a number or `*`), `any` or `none`.
@@ -374,6 +441,7 @@ fn transport_config(args: &Args) -> Result<TransportConfig, ConfigError> {
         max_held_bytes: DEFAULT_MAX_HELD_BYTES,
         accept_1_99: true,
         kexguess2: !args.no_kexguess2,
+        server_sig_algs: crate::transport::config::default_server_sig_algs(),
     })
 }
 
@@ -534,6 +602,14 @@ mod tests {
             (&["--password-file", "/nonexistent/sshfront-pw"], "--password-file"),
             (&["--banner", "/nonexistent/sshfront-banner"], "--banner"),
             (&["--env-allow", "A=B"], "--env-allow"),
+            (&["--pubkey-accepted-algorithms", "+ssh-dss"], "--pubkey-accepted-algorithms"),
+            (&["--subsystem", "sftp"], "--subsystem"),
+            (&["--subsystem", "sftp="], "--subsystem"),
+            (&["--subsystem", "=cmd"], "--subsystem"),
+            (&["--set-env", "NOEQUALS"], "--set-env"),
+            (&["--set-env", "=v"], "--set-env"),
+            (&["--permit-open-path", "relative.sock"], "--permit-open-path"),
+            (&["--permit-listen-path", "x/*.sock"], "--permit-listen-path"),
             (&["--keepalive-interval", "99999999999"], "--keepalive-interval"),
         ];
         for (extra, flag) in cases {
@@ -569,7 +645,8 @@ mod tests {
         ]))
         .unwrap();
         assert_eq!(c.connection.permit_open, ["db:5432"]);
-        assert_eq!(c.connection.max_channels, 3);
+        assert_eq!(c.connection.max_sessions, 3);
+        assert_eq!(c.connection.max_channels, crate::connection::DEFAULT_MAX_CHANNELS);
         assert_eq!(c.connection.env_allow, ["LANG", "TZ"]);
         assert_eq!(c.connection.keepalive_interval, Some(Duration::from_secs(15)));
         assert_eq!(c.auth.sequences, vec![vec![Method::PublicKey]]);
@@ -578,6 +655,47 @@ mod tests {
         let d = server_config_without_host_keys(&args(&[])).unwrap();
         assert!(d.connection.permit_open.is_empty(), "no forwarding unless asked");
         assert!(d.connection.keepalive_interval.is_none());
+    }
+
+    #[test]
+    fn pubkey_accepted_algorithms_and_server_sig_algs() {
+        let d = server_config_without_host_keys(&args(&[])).unwrap();
+        assert!(!d.auth.pubkey_algs.contains(&"ssh-rsa"));
+        assert_eq!(d.transport.server_sig_algs, d.auth.pubkey_algs.join(","));
+        let c =
+            server_config_without_host_keys(&args(&["--pubkey-accepted-algorithms", "+ssh-rsa"]))
+                .unwrap();
+        assert_eq!(c.auth.pubkey_algs.last(), Some(&"ssh-rsa"));
+        assert!(c.transport.server_sig_algs.ends_with(",ssh-rsa"));
+        let c = server_config_without_host_keys(&args(&[
+            "--pubkey-accepted-algorithms",
+            "-ecdsa*,rsa*,sk-*",
+        ]))
+        .unwrap();
+        assert_eq!(c.transport.server_sig_algs, "ssh-ed25519");
+    }
+
+    #[test]
+    fn subsystems_and_set_env() {
+        let c = server_config_without_host_keys(&args(&[
+            "--subsystem",
+            "sftp=/usr/lib/openssh/sftp-server -l INFO",
+            "--set-env",
+            "A=1=2",
+            "--set-env",
+            "B=",
+            "--set-env",
+            "A=3",
+        ]))
+        .unwrap();
+        assert_eq!(
+            c.connection.subsystems,
+            [("sftp".to_string(), "/usr/lib/openssh/sftp-server -l INFO".to_string())]
+        );
+        assert_eq!(
+            c.gateway.set_env,
+            [("B".to_string(), String::new()), ("A".to_string(), "3".to_string())]
+        );
     }
 
     #[test]

@@ -62,6 +62,10 @@ pub struct KeyOptions {
     pub command: Option<String>,
     /// `no-port-forwarding`, or `restrict` without a later `port-forwarding`.
     pub no_port_forwarding: bool,
+    /// `no-touch-required`: a security key's signature needs no user presence.
+    pub no_touch_required: bool,
+    /// `verify-required`: a security key's signature must carry user verification (PIN).
+    pub verify_required: bool,
 }
 
 impl KeyOptions {
@@ -79,6 +83,8 @@ impl KeyOptions {
             permit_listen: both(&self.permit_listen, &other.permit_listen),
             command: self.command.clone().or_else(|| other.command.clone()),
             no_port_forwarding: self.no_port_forwarding || other.no_port_forwarding,
+            no_touch_required: self.no_touch_required && other.no_touch_required,
+            verify_required: self.verify_required || other.verify_required,
         }
     }
 }
@@ -139,7 +145,7 @@ pub fn expand_user_path(template: &str, user: &str) -> Option<PathBuf> {
 }
 
 /// Parses authorized_keys text. Lines that do not parse, or carry an option sshfront cannot
-/// honour (`cert-authority`, `principals=`, `expiry-time=`, `verify-required`, unknown ones),
+/// honour (`cert-authority`, `principals=`, `expiry-time=`, unknown ones),
 /// are skipped: fail closed, as sshd does for bad lines.
 pub fn parse_authorized_keys(text: &str) -> Vec<AuthorizedKey> {
     text.lines().filter_map(parse_authorized_line).take(MAX_KEYS).collect()
@@ -189,6 +195,8 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
         };
         match (name.as_str(), value) {
             ("restrict", None) => o.no_port_forwarding = true,
+            ("no-touch-required", None) => o.no_touch_required = true,
+            ("verify-required", None) => o.verify_required = true,
             ("no-port-forwarding", None) => o.no_port_forwarding = true,
             ("port-forwarding", None) => o.no_port_forwarding = false,
             ("from", Some(v)) => {
@@ -214,8 +222,7 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
                 | "no-x11-forwarding"
                 | "x11-forwarding"
                 | "no-user-rc"
-                | "user-rc"
-                | "no-touch-required",
+                | "user-rc",
                 None,
             ) => {}
             ("environment" | "tunnel", Some(_)) => {}
@@ -414,6 +421,26 @@ mod tests {
         assert!(!k.options.no_port_forwarding);
         let k = parse_authorized_line(&format!("no-port-forwarding,no-pty {ED}")).unwrap();
         assert!(k.options.no_port_forwarding);
+    }
+
+    #[test]
+    fn security_key_lines_and_their_options() {
+        // Made by `ssh-keygen -t ed25519-sk` / `-t ecdsa-sk` with OpenSSH's sk-dummy provider.
+        let ed = "sk-ssh-ed25519@openssh.com AAAAGnNrLXNzaC1lZDI1NTE5QG9wZW5zc2guY29tAAAAIHbHv3o1WWICNzhunw3VusTmHhcYLVm2Sy18Cb8rndu3AAAABHNzaDo= u@h";
+        let ec = "sk-ecdsa-sha2-nistp256@openssh.com AAAAInNrLWVjZHNhLXNoYTItbmlzdHAyNTZAb3BlbnNzaC5jb20AAAAIbmlzdHAyNTYAAABBBO/mWf9R2KcD2Z02LOSt7eDks1Ok3XZ/iMpW9pKrowuRZ0rvvBrx/BfgTdF6fSbSJGSPkcLhR4mpELaSEzDUx9QAAAAEc3NoOg== u@h";
+        let k = parse_authorized_line(ed).expect("sk-ed25519 line");
+        assert_eq!(k.algorithm, "sk-ssh-ed25519@openssh.com");
+        assert!(!k.options.no_touch_required && !k.options.verify_required);
+        let k = parse_authorized_line(&format!("no-touch-required {ec}")).expect("sk-ecdsa");
+        assert_eq!(k.algorithm, "sk-ecdsa-sha2-nistp256@openssh.com");
+        assert!(k.options.no_touch_required);
+        let k = parse_authorized_line(&format!("verify-required,restrict {ed}")).unwrap();
+        assert!(k.options.verify_required && k.options.no_port_forwarding);
+        // The blob is the wire form: type, key, application "ssh:".
+        let mut r = crate::wire::Reader::new(&k.blob);
+        assert_eq!(r.string("t").unwrap(), b"sk-ssh-ed25519@openssh.com");
+        assert_eq!(r.string("k").unwrap().len(), 32);
+        assert_eq!(r.string("app").unwrap(), b"ssh:");
     }
 
     #[test]

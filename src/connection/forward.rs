@@ -58,6 +58,17 @@ pub fn may_listen(policy: &[String], key: &KeyOptions, addr: &str, port: u16) ->
         && key.permit_listen.as_ref().map_or(true, |k| permit_listen_allows(k, addr, port))
 }
 
+/// Whether a direct-streamlocal to the Unix socket `path` may be opened: `--permit-open-path`
+/// globs (none by default), and not a `no-port-forwarding` key (as sshd).
+pub fn may_open_path(patterns: &[String], key: &KeyOptions, path: &str) -> bool {
+    !key.no_port_forwarding && patterns.iter().any(|p| wildcard_match(p, path))
+}
+
+/// Whether a streamlocal-forward may listen on `path`: `--permit-listen-path` globs.
+pub fn may_listen_path(patterns: &[String], key: &KeyOptions, path: &str) -> bool {
+    !key.no_port_forwarding && patterns.iter().any(|p| wildcard_match(p, path))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -94,6 +105,20 @@ mod tests {
         assert!(!permit_listen_allows(&p, "0.0.0.0", 9000));
         assert!(permit_listen_allows(&p, "127.0.0.1", 0), "port 0 only with *");
         assert!(!permit_listen_allows(&p, "localhost", 0));
+    }
+
+    #[test]
+    fn socket_path_globs() {
+        let p = pats(&["/run/app/*.sock", "/tmp/exact.sock"]);
+        let key = KeyOptions::default();
+        assert!(may_open_path(&p, &key, "/run/app/db.sock"));
+        assert!(may_open_path(&p, &key, "/tmp/exact.sock"));
+        assert!(!may_open_path(&p, &key, "/run/other/db.sock"));
+        assert!(!may_open_path(&[], &key, "/tmp/exact.sock"), "off by default");
+        assert!(may_listen_path(&p, &key, "/run/app/x.sock"));
+        let key = KeyOptions { no_port_forwarding: true, ..KeyOptions::default() };
+        assert!(!may_open_path(&p, &key, "/tmp/exact.sock"));
+        assert!(!may_listen_path(&p, &key, "/tmp/exact.sock"));
     }
 
     #[test]

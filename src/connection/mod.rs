@@ -30,8 +30,19 @@ use session::{Session, SessionAction};
 use std::collections::VecDeque;
 use std::time::Duration;
 
-/// Default bound on channels per connection (`--max-sessions`; OpenSSH's MaxSessions).
-pub const DEFAULT_MAX_CHANNELS: usize = 10;
+/// Default bound on session channels per connection (`--max-sessions`; OpenSSH's MaxSessions,
+/// which counts shell/exec/subsystem sessions only, not forwarded connections).
+pub const DEFAULT_MAX_SESSIONS: usize = 10;
+/// Default bound on channels of any kind per connection (`--max-channels`): room for a jump
+/// host carrying many `-L`/`-R`/`-D` forwards. Memory stays bounded by
+/// [`DEFAULT_WINDOW_BUDGET`], not by this count.
+pub const DEFAULT_MAX_CHANNELS: usize = 1024;
+/// Sum of the receive windows we grant over all channels of one connection: what a client can
+/// make us buffer (data sent within the window that the backend has not taken yet) is bounded
+/// by it. Once the channels in the table hold this much window, a new channel gets only one
+/// maximum packet of window, so the worst case per connection is
+/// `window_budget + max_channels * max_packet` (32 MiB + 1024 * 32 KiB = 64 MiB by default).
+pub const DEFAULT_WINDOW_BUDGET: usize = 32 * 1024 * 1024;
 /// Our default window per channel (RFC 4254 §5.2): 2 MiB.
 pub const DEFAULT_WINDOW: u32 = 2 * 1024 * 1024;
 /// Our default maximum data per CHANNEL_DATA message: 32 KiB.
@@ -59,16 +70,26 @@ pub struct ListenerId(pub u32);
 /// The ssh-connection side of the server's configuration.
 #[derive(Debug, Clone)]
 pub struct ConnectionPolicy {
-    /// Channels of any kind open or opening at once (`--max-sessions`).
+    /// Session channels open at once (`--max-sessions`).
+    pub max_sessions: usize,
+    /// Channels of any kind open or opening at once (`--max-channels`).
     pub max_channels: usize,
+    /// Bound on the sum of the receive windows of all channels (see [`DEFAULT_WINDOW_BUDGET`]).
+    pub window_budget: usize,
     pub window: u32,
     pub max_packet: u32,
     /// `--permit-open HOST:PORT` patterns; empty: no direct-tcpip.
     pub permit_open: Vec<String>,
     /// `--permit-listen [HOST:]PORT` patterns; empty: no tcpip-forward.
     pub permit_listen: Vec<String>,
+    /// `--permit-open-path GLOB`: Unix sockets direct-streamlocal may reach; empty: none.
+    pub permit_open_path: Vec<String>,
+    /// `--permit-listen-path GLOB`: where streamlocal-forward may listen; empty: nowhere.
+    pub permit_listen_path: Vec<String>,
     /// `env` names accepted (wildcards allowed).
     pub env_allow: Vec<String>,
+    /// `--subsystem NAME=COMMAND`: the subsystems a session may start (sshd's Subsystem).
+    pub subsystems: Vec<(String, String)>,
     pub max_listeners: usize,
     /// `--keepalive-interval`; None: no server keepalives.
     pub keepalive_interval: Option<Duration>,
@@ -78,12 +99,17 @@ pub struct ConnectionPolicy {
 impl Default for ConnectionPolicy {
     fn default() -> Self {
         ConnectionPolicy {
+            max_sessions: DEFAULT_MAX_SESSIONS,
             max_channels: DEFAULT_MAX_CHANNELS,
+            window_budget: DEFAULT_WINDOW_BUDGET,
             window: DEFAULT_WINDOW,
             max_packet: DEFAULT_MAX_PACKET,
             permit_open: Vec::new(),
             permit_listen: Vec::new(),
+            permit_open_path: Vec::new(),
+            permit_listen_path: Vec::new(),
             env_allow: vec!["LANG".into(), "LC_*".into()],
+            subsystems: Vec::new(),
             max_listeners: DEFAULT_MAX_LISTENERS,
             keepalive_interval: None,
             keepalive_count_max: DEFAULT_KEEPALIVE_COUNT_MAX,
@@ -103,8 +129,14 @@ pub enum Event {
         originator: String,
         originator_port: u16,
     },
+    /// direct-streamlocal@openssh.com allowed: connect to the Unix socket `path` (without
+    /// blocking), then `backend_connected` or `backend_failed`.
+    OpenUnixBackend { channel: ChannelId, path: String },
     /// tcpip-forward allowed: listen on `addr:port` (port 0: any), then call `listen_result`.
     Listen { listener: ListenerId, addr: String, port: u16 },
+    /// streamlocal-forward@openssh.com allowed: listen on the Unix socket `path` (mode 0600,
+    /// removed when the listener goes), then call `listen_result` (the port is ignored).
+    ListenUnix { listener: ListenerId, path: String },
     /// Stop listening (cancel-tcpip-forward).
     Unlisten { listener: ListenerId },
     /// exec / shell / subsystem on a session: start the command; `forced_command` is the key's
@@ -159,8 +191,10 @@ struct Listener {
     addr: String,
     /// As requested (0: any).
     requested_port: u16,
-    /// As bound, once active.
+    /// As bound, once active (0 for a Unix socket).
     bound_port: Option<u16>,
+    /// A streamlocal-forward: `addr` is the socket path.
+    unix: bool,
     /// The slot of its reply in `replies`, when the client wants one.
     reply: Option<u64>,
 }
@@ -285,16 +319,60 @@ impl Connection {
                     addr: addr.to_string(),
                     requested_port: port,
                     bound_port: None,
+                    unix: false,
                     reply,
                 });
                 self.events.push_back(Event::Listen { listener: id, addr: addr.to_string(), port });
                 Ok(())
             }
+            b"streamlocal-forward@openssh.com" => {
+                let path = msgs::socket_path(&mut r, "socket path")?;
+                r.finish("streamlocal-forward")?;
+                let allowed = msgs::socket_path_usable(path)
+                    && forward::may_listen_path(
+                        &self.policy.permit_listen_path,
+                        &self.restrictions,
+                        path,
+                    )
+                    && self.listeners.len() < self.policy.max_listeners
+                    && !self.listeners.iter().any(|l| l.unix && l.addr == path);
+                if !allowed {
+                    return self.reply(out, want_reply, Reply::Failure);
+                }
+                let reply = if want_reply { Some(self.push_reply(Reply::Pending)?) } else { None };
+                let id = ListenerId(self.next_listener);
+                self.next_listener = self.next_listener.wrapping_add(1);
+                self.listeners.push(Listener {
+                    id,
+                    addr: path.to_string(),
+                    requested_port: 0,
+                    bound_port: None,
+                    unix: true,
+                    reply,
+                });
+                self.events.push_back(Event::ListenUnix { listener: id, path: path.to_string() });
+                Ok(())
+            }
+            b"cancel-streamlocal-forward@openssh.com" => {
+                let path = msgs::socket_path(&mut r, "socket path")?;
+                r.finish("cancel-streamlocal-forward")?;
+                let found = self.listeners.iter().position(|l| {
+                    l.unix && l.addr == path && l.bound_port.is_some() && l.reply.is_none()
+                });
+                match found {
+                    Some(i) => {
+                        let l = self.listeners.remove(i);
+                        self.events.push_back(Event::Unlisten { listener: l.id });
+                        self.reply(out, want_reply, Reply::Success(None))
+                    }
+                    None => self.reply(out, want_reply, Reply::Failure),
+                }
+            }
             b"cancel-tcpip-forward" => {
                 let (addr, port) = msgs::host_port(&mut r, "address to bind")?;
                 r.finish("cancel-tcpip-forward")?;
                 let found = self.listeners.iter().position(|l| {
-                    l.addr == addr && l.bound_port == Some(port) && l.reply.is_none()
+                    !l.unix && l.addr == addr && l.bound_port == Some(port) && l.reply.is_none()
                 });
                 match found {
                     Some(i) => {
@@ -375,19 +453,19 @@ impl Connection {
                 if self.no_more_sessions {
                     return refuse(out, msgs::OPEN_ADMINISTRATIVELY_PROHIBITED, "no more sessions");
                 }
+                if self.session_count() >= self.policy.max_sessions {
+                    return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many sessions");
+                }
                 let Some(id) = self.free_slot() else {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
-                let mut ch = Channel::new(
-                    Kind::Session(Session::default()),
-                    Phase::Open,
-                    sender,
-                    self.policy.window,
-                );
+                let window = self.new_window();
+                let mut ch =
+                    Channel::new(Kind::Session(Session::default()), Phase::Open, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
-                let (w, m) = (self.policy.window, self.policy.max_packet);
+                let (w, m) = (window, self.policy.max_packet);
                 out.send_with(&mut |o| msgs::encode_open_confirmation(o, sender, id.0, w, m))?;
                 Ok(())
             }
@@ -403,12 +481,8 @@ impl Connection {
                 let Some(id) = self.free_slot() else {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
-                let mut ch = Channel::new(
-                    Kind::DirectTcpip,
-                    Phase::OpeningBackend,
-                    sender,
-                    self.policy.window,
-                );
+                let window = self.new_window();
+                let mut ch = Channel::new(Kind::DirectTcpip, Phase::OpeningBackend, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
@@ -419,6 +493,33 @@ impl Connection {
                     originator: orig.to_string(),
                     originator_port: orig_port,
                 });
+                Ok(())
+            }
+            b"direct-streamlocal@openssh.com" => {
+                let path = msgs::parse_direct_streamlocal(open.rest)?;
+                let allowed = msgs::socket_path_usable(path)
+                    && forward::may_open_path(
+                        &self.policy.permit_open_path,
+                        &self.restrictions,
+                        path,
+                    );
+                if !allowed {
+                    return refuse(
+                        out,
+                        msgs::OPEN_ADMINISTRATIVELY_PROHIBITED,
+                        "administratively prohibited",
+                    );
+                }
+                let Some(id) = self.free_slot() else {
+                    return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
+                };
+                let window = self.new_window();
+                let mut ch = Channel::new(Kind::DirectTcpip, Phase::OpeningBackend, sender, window);
+                ch.peer_window = open.window;
+                ch.peer_max_packet = open.max_packet;
+                self.insert(id, ch);
+                self.events
+                    .push_back(Event::OpenUnixBackend { channel: id, path: path.to_string() });
                 Ok(())
             }
             _ => refuse(out, msgs::OPEN_UNKNOWN_CHANNEL_TYPE, "unknown channel type"),
@@ -576,6 +677,7 @@ impl Connection {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
         let forced_command = self.restrictions.command.clone();
         let env_allow = &self.policy.env_allow;
+        let subsystems = &self.policy.subsystems;
         let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
             return Err(ServiceError::protocol("request for an unknown channel"));
         };
@@ -585,7 +687,7 @@ impl Connection {
         let peer = ch.peer_id;
         let closing = ch.close_sent;
         let action = match &mut ch.kind {
-            Kind::Session(s) if !closing => s.request(name, r, env_allow)?,
+            Kind::Session(s) if !closing => s.request(name, r, env_allow, subsystems)?,
             _ => SessionAction::Refuse,
         };
         let ok = !matches!(action, SessionAction::Refuse);
@@ -617,7 +719,7 @@ impl Connection {
         out: &mut dyn Outbound,
         channel: ChannelId,
     ) -> Result<(), ServiceError> {
-        let (w, m) = (self.policy.window, self.policy.max_packet);
+        let m = self.policy.max_packet;
         let Some(ch) = self.get_mut(channel) else {
             return Ok(());
         };
@@ -625,6 +727,7 @@ impl Connection {
             return Ok(());
         }
         ch.phase = Phase::Open;
+        let w = ch.initial_window;
         let peer = ch.peer_id;
         out.send_with(&mut |o| msgs::encode_open_confirmation(o, peer, channel.0, w, m))?;
         Ok(())
@@ -846,9 +949,11 @@ impl Connection {
                 let mut reply = None;
                 if let Some(l) = l {
                     l.bound_port = Some(port);
-                    reply = l.reply.take().map(|slot| {
-                        (slot, Reply::Success((l.requested_port == 0).then_some(u32::from(port))))
-                    });
+                    let with_port = l.requested_port == 0 && !l.unix;
+                    reply = l
+                        .reply
+                        .take()
+                        .map(|slot| (slot, Reply::Success(with_port.then_some(u32::from(port)))));
                 }
                 reply
             }
@@ -881,14 +986,18 @@ impl Connection {
         let Some(port) = l.bound_port else {
             return Ok(Err(ForwardError::NoListener));
         };
-        let addr = l.addr.clone();
+        let (addr, unix) = (l.addr.clone(), l.unix);
         let Some(id) = self.free_slot() else {
             return Ok(Err(ForwardError::TooManyChannels));
         };
-        let ch =
-            Channel::new(Kind::ForwardedTcpip(listener), Phase::OpeningByUs, 0, self.policy.window);
+        let window = self.new_window();
+        let ch = Channel::new(Kind::ForwardedTcpip(listener), Phase::OpeningByUs, 0, window);
         self.insert(id, ch);
-        let (w, m) = (self.policy.window, self.policy.max_packet);
+        let (w, m) = (window, self.policy.max_packet);
+        if unix {
+            out.send_with(&mut |o| msgs::encode_open_forwarded_streamlocal(o, id.0, w, m, &addr))?;
+            return Ok(Ok(id));
+        }
         out.send_with(&mut |o| {
             msgs::encode_open_forwarded(o, id.0, w, m, (&addr, port), (originator, originator_port))
         })?;
@@ -928,6 +1037,21 @@ impl Connection {
     }
 
     // ---- table ---------------------------------------------------------------------------
+
+    /// Session channels in the table (what `--max-sessions` bounds).
+    fn session_count(&self) -> usize {
+        self.channels.iter().flatten().filter(|c| matches!(c.kind, Kind::Session(_))).count()
+    }
+
+    /// The receive window for a new channel: the configured one while the connection's
+    /// window budget has room, else one maximum packet (a trickle that still works).
+    fn new_window(&self) -> u32 {
+        let granted: usize =
+            self.channels.iter().flatten().map(|c| c.initial_window as usize).sum();
+        let room = self.policy.window_budget.saturating_sub(granted);
+        let room = u32::try_from(room).unwrap_or(u32::MAX);
+        self.policy.window.min(room.max(self.policy.max_packet))
+    }
 
     fn free_slot(&mut self) -> Option<ChannelId> {
         if let Some(i) = self.channels.iter().position(Option::is_none) {

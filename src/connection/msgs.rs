@@ -186,9 +186,69 @@ pub fn encode_open_forwarded(
         .u32(u32::from(originator.1));
 }
 
+/// Longest Unix socket path we accept (Linux's `sun_path` holds 108 bytes with the NUL).
+pub const MAX_SOCKET_PATH: usize = 107;
+
+/// A Unix socket path from direct-streamlocal / streamlocal-forward (openssh PROTOCOL §2.4):
+/// UTF-8, absolute, no NUL, within `sun_path`.
+pub fn socket_path<'a>(r: &mut Reader<'a>, field: &'static str) -> Result<&'a str, DecodeError> {
+    let p = r.string_max(field, MAX_HOST_LEN)?;
+    let p = std::str::from_utf8(p).map_err(|_| DecodeError::Invalid { field })?;
+    Ok(p)
+}
+
+/// Whether a socket path may be used at all: absolute, short enough, no NUL, and normalised
+/// (no `.` or `..` component, no empty one), so a glob like `/run/app/*.sock` cannot be
+/// escaped with `/run/app/../../var/run/docker.sock`.
+pub fn socket_path_usable(p: &str) -> bool {
+    p.starts_with('/')
+        && p.len() <= MAX_SOCKET_PATH
+        && !p.contains('\0')
+        && p.split('/').skip(1).all(|c| !c.is_empty() && c != "." && c != "..")
+}
+
+/// direct-streamlocal@openssh.com: socket path, reserved string, reserved uint32.
+pub fn parse_direct_streamlocal(mut r: Reader<'_>) -> Result<&str, DecodeError> {
+    let path = socket_path(&mut r, "socket path")?;
+    r.string_max("reserved", MAX_HOST_LEN)?;
+    r.u32("reserved")?;
+    r.finish("direct-streamlocal")?;
+    Ok(path)
+}
+
+/// CHANNEL_OPEN "forwarded-streamlocal@openssh.com" (openssh PROTOCOL §2.4): the listening
+/// socket's path and a reserved string.
+pub fn encode_open_forwarded_streamlocal(
+    out: &mut Vec<u8>,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
+    path: &str,
+) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"forwarded-streamlocal@openssh.com")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet)
+        .string(path.as_bytes())
+        .string(b"");
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn socket_paths_must_be_normalised() {
+        assert!(socket_path_usable("/run/app/db.sock"));
+        assert!(!socket_path_usable("run/app/db.sock"), "relative");
+        assert!(!socket_path_usable("/run/app/../../var/run/docker.sock"));
+        assert!(!socket_path_usable("/run/app/./db.sock"));
+        assert!(!socket_path_usable("/run//db.sock"));
+        assert!(!socket_path_usable("/run/app/"));
+        assert!(!socket_path_usable(&format!("/{}", "a".repeat(MAX_SOCKET_PATH))));
+    }
 
     #[test]
     fn direct_tcpip_port_must_fit() {

@@ -38,17 +38,21 @@ pub(crate) enum SessionAction {
     Accept,
     /// Reply failure (if asked).
     Refuse,
-    /// Start the command: reply success and emit `Exec`.
+    /// Start the command: reply success and emit `Exec`. For a subsystem, `command` is the
+    /// configured `--subsystem` command and `subsystem` its name.
     Start { command: Option<String>, subsystem: Option<String> },
 }
 
 impl Session {
-    /// One CHANNEL_REQUEST on this session; `r` is positioned after `want reply`.
+    /// One CHANNEL_REQUEST on this session; `r` is positioned after `want reply`. A subsystem
+    /// must be one of `subsystems` (name, command), as sshd's `Subsystem`; any other is refused
+    /// with CHANNEL_FAILURE.
     pub fn request(
         &mut self,
         name: &[u8],
         mut r: Reader<'_>,
         env_allow: &[String],
+        subsystems: &[(String, String)],
     ) -> Result<SessionAction, DecodeError> {
         match name {
             b"env" => {
@@ -82,12 +86,22 @@ impl Session {
                 let Ok(arg) = arg.map(std::str::from_utf8).transpose() else {
                     return Ok(SessionAction::Refuse);
                 };
+                let action = match (name, arg) {
+                    (b"subsystem", Some(sub)) => {
+                        let Some((n, cmd)) = subsystems.iter().find(|(n, _)| n == sub) else {
+                            return Ok(SessionAction::Refuse);
+                        };
+                        SessionAction::Start {
+                            command: Some(cmd.clone()),
+                            subsystem: Some(n.clone()),
+                        }
+                    }
+                    (_, arg) => {
+                        SessionAction::Start { command: arg.map(str::to_string), subsystem: None }
+                    }
+                };
                 self.started = true;
-                let arg = arg.map(str::to_string);
-                Ok(match name {
-                    b"subsystem" => SessionAction::Start { command: None, subsystem: arg },
-                    _ => SessionAction::Start { command: arg, subsystem: None },
-                })
+                Ok(action)
             }
             // No PTYs, X11, agent forwarding; signals and window changes have nothing to act
             // on: a clean refusal, never a disconnect.
@@ -117,15 +131,24 @@ mod tests {
         let b = body(|w| {
             w.string(b"LANG").string(b"C.UTF-8");
         });
-        assert_eq!(s.request(b"env", Reader::new(&b), &allow()).unwrap(), SessionAction::Accept);
+        assert_eq!(
+            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            SessionAction::Accept
+        );
         let b = body(|w| {
             w.string(b"LC_ALL").string(b"C");
         });
-        assert_eq!(s.request(b"env", Reader::new(&b), &allow()).unwrap(), SessionAction::Accept);
+        assert_eq!(
+            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            SessionAction::Accept
+        );
         let b = body(|w| {
             w.string(b"LD_PRELOAD").string(b"/evil.so");
         });
-        assert_eq!(s.request(b"env", Reader::new(&b), &allow()).unwrap(), SessionAction::Refuse);
+        assert_eq!(
+            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            SessionAction::Refuse
+        );
         assert_eq!(s.env, vec![("LANG".into(), "C.UTF-8".into()), ("LC_ALL".into(), "C".into())]);
     }
 
@@ -133,24 +156,37 @@ mod tests {
     fn one_command_per_session_and_pty_refused() {
         let mut s = Session::default();
         assert_eq!(
-            s.request(b"pty-req", Reader::new(b"anything"), &allow()).unwrap(),
+            s.request(b"pty-req", Reader::new(b"anything"), &allow(), &[]).unwrap(),
             SessionAction::Refuse
         );
         let b = body(|w| {
             w.string(b"uname -a");
         });
         assert_eq!(
-            s.request(b"exec", Reader::new(&b), &allow()).unwrap(),
+            s.request(b"exec", Reader::new(&b), &allow(), &[]).unwrap(),
             SessionAction::Start { command: Some("uname -a".into()), subsystem: None }
         );
-        assert_eq!(s.request(b"shell", Reader::new(&[]), &allow()).unwrap(), SessionAction::Refuse);
+        assert_eq!(
+            s.request(b"shell", Reader::new(&[]), &allow(), &[]).unwrap(),
+            SessionAction::Refuse
+        );
         let mut s = Session::default();
         let b = body(|w| {
             w.string(b"sftp");
         });
         assert_eq!(
-            s.request(b"subsystem", Reader::new(&b), &allow()).unwrap(),
-            SessionAction::Start { command: None, subsystem: Some("sftp".into()) }
+            s.request(b"subsystem", Reader::new(&b), &allow(), &[]).unwrap(),
+            SessionAction::Refuse,
+            "not configured"
+        );
+        assert!(!s.started, "a refused subsystem leaves the session free");
+        let subs = [("sftp".to_string(), "/usr/lib/openssh/sftp-server".to_string())];
+        assert_eq!(
+            s.request(b"subsystem", Reader::new(&b), &allow(), &subs).unwrap(),
+            SessionAction::Start {
+                command: Some("/usr/lib/openssh/sftp-server".into()),
+                subsystem: Some("sftp".into())
+            }
         );
     }
 }

@@ -388,6 +388,56 @@ fn channel_table_is_bounded_and_unknown_types_refused() {
 }
 
 #[test]
+fn max_sessions_counts_sessions_only_and_max_channels_all() {
+    let mut c = Connection::new(ConnectionPolicy {
+        max_sessions: 2,
+        max_channels: 5,
+        permit_open: vec!["any".into()],
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    for i in 0..3 {
+        c.handle_message(&mut out, &open_session(i, 10, 10)).unwrap();
+    }
+    assert_eq!(out.numbers()[2], msg_no::CHANNEL_OPEN_FAILURE, "third session refused");
+    out.take();
+    // Forwards do not count against --max-sessions, only against --max-channels.
+    for i in 10..14 {
+        c.handle_message(&mut out, &open_direct(i, "db", 1)).unwrap();
+    }
+    assert_eq!(c.channel_count(), 5);
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_OPEN_FAILURE], "sixth channel refused");
+    assert_eq!(u32_at(&out.msgs[0], 5), msgs::OPEN_RESOURCE_SHORTAGE);
+}
+
+#[test]
+fn window_budget_bounds_what_all_channels_can_buffer() {
+    // Budget of 2.5 windows: two channels get the full window, the third what is left, the
+    // rest one maximum packet each.
+    let mut c = Connection::new(ConnectionPolicy {
+        max_sessions: 10,
+        max_channels: 10,
+        window_budget: 2500,
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    for i in 0..5 {
+        c.handle_message(&mut out, &open_session(i, 10, 10)).unwrap();
+    }
+    let windows: Vec<u32> = out.msgs.iter().map(|m| u32_at(m, 9)).collect();
+    assert_eq!(windows, [1000, 1000, 500, 100, 100]);
+    // What the peer can make us hold over all channels (data past a window is refused with
+    // an error, which ends the connection, and leaves nothing behind).
+    let mut total = 0usize;
+    for ch in 0..5u32 {
+        while c.handle_message(&mut out, &data(ch, &[0; 100])).is_ok() {
+            total += 100;
+        }
+    }
+    assert_eq!(total, 2700, "window budget plus one packet per channel past it");
+}
+
+#[test]
 fn no_more_sessions_is_honoured() {
     let mut c = Connection::new(policy());
     let mut out = VecOutbound::default();
@@ -657,4 +707,72 @@ fn channel_numbers_are_not_reused_for_a_new_channel() {
     assert!(c.handle_message(&mut out, &data(0, b"x")).is_err(), "old number is unknown");
     c.handle_message(&mut out, &data(new_id, b"x")).unwrap();
     assert_eq!(c.inbound(ChannelId(new_id)), b"x");
+}
+
+#[test]
+fn streamlocal_open_listen_forward_and_cancel() {
+    let mut c = Connection::new(ConnectionPolicy {
+        permit_open_path: vec!["/run/app/*.sock".into()],
+        permit_listen_path: vec!["/tmp/fwd-*.sock".into()],
+        ..policy()
+    });
+    let mut out = VecOutbound::default();
+    let open = |peer: u32, path: &str| {
+        msg(|w| {
+            w.u8(msg_no::CHANNEL_OPEN)
+                .string(b"direct-streamlocal@openssh.com")
+                .u32(peer)
+                .u32(5000)
+                .u32(50)
+                .string(path.as_bytes())
+                .string(b"")
+                .u32(0);
+        })
+    };
+    c.handle_message(&mut out, &open(1, "/run/other/x.sock")).unwrap();
+    assert_eq!(u32_at(&out.msgs[0], 5), msgs::OPEN_ADMINISTRATIVELY_PROHIBITED);
+    out.take();
+    c.handle_message(&mut out, &open(2, "/run/app/db.sock")).unwrap();
+    assert!(out.msgs.is_empty(), "confirmed once the backend connects");
+    assert_eq!(
+        events(&mut c),
+        [Event::OpenUnixBackend { channel: ChannelId(0), path: "/run/app/db.sock".into() }]
+    );
+
+    let listen = |name: &str, path: &str| {
+        global(name, true, |w| {
+            w.string(path.as_bytes());
+        })
+    };
+    c.handle_message(&mut out, &listen("streamlocal-forward@openssh.com", "/etc/x.sock")).unwrap();
+    assert_eq!(out.numbers(), [msg_no::REQUEST_FAILURE]);
+    out.take();
+    c.handle_message(&mut out, &listen("streamlocal-forward@openssh.com", "/tmp/fwd-a.sock"))
+        .unwrap();
+    let ev = events(&mut c);
+    let Some(Event::ListenUnix { listener, path }) = ev.first() else { panic!("{ev:?}") };
+    assert_eq!(path, "/tmp/fwd-a.sock");
+    c.listen_result(&mut out, *listener, Ok(0)).unwrap();
+    assert_eq!(out.msgs, [vec![msg_no::REQUEST_SUCCESS]], "no port in the reply");
+    out.take();
+    // A connection on it opens forwarded-streamlocal@openssh.com naming the path.
+    let id = c.forwarded_connection(&mut out, *listener, "", 0).unwrap().unwrap();
+    let m = &out.msgs[0];
+    let mut r = Reader::new(m);
+    r.u8("n").unwrap();
+    assert_eq!(r.string("type").unwrap(), b"forwarded-streamlocal@openssh.com");
+    assert_eq!(r.u32("sender").unwrap(), id.0);
+    r.u32("w").unwrap();
+    r.u32("m").unwrap();
+    assert_eq!(r.string("path").unwrap(), b"/tmp/fwd-a.sock");
+    r.string("reserved").unwrap();
+    r.finish("open").unwrap();
+    out.take();
+    c.handle_message(
+        &mut out,
+        &listen("cancel-streamlocal-forward@openssh.com", "/tmp/fwd-a.sock"),
+    )
+    .unwrap();
+    assert_eq!(out.numbers(), [msg_no::REQUEST_SUCCESS]);
+    assert!(events(&mut c).contains(&Event::Unlisten { listener: *listener }));
 }

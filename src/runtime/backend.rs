@@ -7,10 +7,85 @@
 //! because the sockets are edge-triggered.
 
 use crate::connection::ChannelId;
-use mio::net::TcpStream;
+use mio::event::Source;
+use mio::net::{TcpStream, UnixStream};
+use mio::{Interest, Registry, Token};
 use std::io::{self, Read, Write};
 use std::net::{Shutdown, SocketAddr};
 use std::time::Instant;
+
+/// A relayed socket: TCP (direct-tcpip, forwarded-tcpip) or Unix (direct-streamlocal,
+/// forwarded-streamlocal). Both are non-blocking mio sockets registered in the worker's poll.
+pub enum Stream {
+    Tcp(TcpStream),
+    Unix(UnixStream),
+}
+
+impl Stream {
+    fn take_error(&self) -> io::Result<Option<io::Error>> {
+        match self {
+            Stream::Tcp(s) => s.take_error(),
+            Stream::Unix(s) => s.take_error(),
+        }
+    }
+
+    /// Connected yet? (`NotConnected` while a non-blocking connect is in progress.)
+    fn peer_known(&self) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.peer_addr().map(|_| ()),
+            Stream::Unix(s) => s.peer_addr().map(|_| ()),
+        }
+    }
+
+    fn shutdown(&self, how: Shutdown) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.shutdown(how),
+            Stream::Unix(s) => s.shutdown(how),
+        }
+    }
+}
+
+impl Read for Stream {
+    fn read(&mut self, buf: &mut [u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.read(buf),
+            Stream::Unix(s) => s.read(buf),
+        }
+    }
+}
+
+impl Write for Stream {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        match self {
+            Stream::Tcp(s) => s.write(buf),
+            Stream::Unix(s) => s.write(buf),
+        }
+    }
+    fn flush(&mut self) -> io::Result<()> {
+        Ok(())
+    }
+}
+
+impl Source for Stream {
+    fn register(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.register(r, t, i),
+            Stream::Unix(s) => s.register(r, t, i),
+        }
+    }
+    fn reregister(&mut self, r: &Registry, t: Token, i: Interest) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.reregister(r, t, i),
+            Stream::Unix(s) => s.reregister(r, t, i),
+        }
+    }
+    fn deregister(&mut self, r: &Registry) -> io::Result<()> {
+        match self {
+            Stream::Tcp(s) => s.deregister(r),
+            Stream::Unix(s) => s.deregister(r),
+        }
+    }
+}
 
 /// Where the socket is in its life.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -28,7 +103,7 @@ pub enum Phase {
 pub struct Backend {
     pub channel: ChannelId,
     pub phase: Phase,
-    pub stream: Option<TcpStream>,
+    pub stream: Option<Stream>,
     /// Addresses still to try if the current connect fails (a name with several addresses).
     pub more_addrs: Vec<SocketAddr>,
     /// Resolve + connect must finish by then (`--connect-timeout`).
@@ -45,7 +120,7 @@ pub struct Backend {
 }
 
 impl Backend {
-    pub fn new(channel: ChannelId, phase: Phase, stream: Option<TcpStream>) -> Self {
+    pub fn new(channel: ChannelId, phase: Phase, stream: Option<Stream>) -> Self {
         Backend {
             channel,
             phase,
@@ -70,8 +145,8 @@ impl Backend {
         if let Some(e) = s.take_error()? {
             return Err(e);
         }
-        match s.peer_addr() {
-            Ok(_) => Ok(true),
+        match s.peer_known() {
+            Ok(()) => Ok(true),
             Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
             Err(e) => Err(e),
         }

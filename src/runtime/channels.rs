@@ -19,7 +19,7 @@
 use super::{Conn, Core, State};
 use crate::connection::msgs::OPEN_CONNECT_FAILED;
 use crate::connection::{ChannelId, DataSink, ExitStatus};
-use crate::runtime::backend::{ip_literal, Backend, Phase};
+use crate::runtime::backend::{ip_literal, Backend, Phase, Stream};
 use crate::runtime::child::{self, ChildProc, Dying, ExecSpec, REAP_MAX};
 use crate::runtime::conn::{token_of, Link, SocketKind};
 use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
@@ -29,9 +29,11 @@ mod relay;
 use crate::runtime::resolve::{Resolver, Ticket};
 use crate::runtime::timers::TimerHeap;
 use crate::server::Event;
-use mio::net::TcpStream;
 use mio::Interest;
-use relay::{accept_forwarded, close_pipes, connect_next, pump_backend, pump_child, Fate, Relay};
+use relay::{
+    accept_forwarded, close_pipes, connect_next, connect_unix, pump_backend, pump_child, Fate,
+    Relay,
+};
 use slab::Slab;
 use std::net::SocketAddr;
 use std::time::{Duration, Instant};
@@ -174,7 +176,11 @@ impl State {
             Event::OpenBackend { channel, host, port, .. } => {
                 self.open_backend(conn, key, channel, &host, port, now)
             }
+            Event::OpenUnixBackend { channel, path } => {
+                self.open_unix_backend(conn, key, channel, &path, now)
+            }
             Event::Listen { listener, addr, port } => self.listen(conn, key, listener, &addr, port),
+            Event::ListenUnix { listener, path } => self.listen_unix(conn, key, listener, &path),
             Event::Unlisten { listener } => {
                 if let Some(ekey) = conn.unlink(Link::Listener(listener)) {
                     self.remove_endpoint(ekey, now);
@@ -251,6 +257,58 @@ impl State {
         }
     }
 
+    /// direct-streamlocal: a non-blocking connect to the Unix socket, bounded by
+    /// `--connect-timeout` like a TCP backend.
+    fn open_unix_backend<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        channel: ChannelId,
+        path: &str,
+        now: Instant,
+    ) {
+        let deadline = now + conn.gateway.connect_timeout;
+        let mut b = Backend::new(channel, Phase::Connecting, None);
+        b.deadline = Some(deadline);
+        let (ekey, generation) =
+            self.endpoints.insert((key, conn.generation), EndpointKind::Backend(b));
+        conn.links.push((Link::Channel(channel), ekey));
+        self.endpoints.timers.push(deadline, ekey, generation);
+        let registry = self.poll.registry();
+        let started = match self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind) {
+            Some(EndpointKind::Backend(b)) => {
+                connect_unix(registry, ekey, generation, b, std::path::Path::new(path))
+            }
+            _ => Err("gone".into()),
+        };
+        if let Err(text) = started {
+            self.fail_backend(conn, ekey, &text, now);
+        }
+    }
+
+    /// streamlocal-forward: a Unix listener at `path`, mode 0600, removed when it goes.
+    fn listen_unix<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        listener: crate::connection::ListenerId,
+        path: &str,
+    ) {
+        let l = match ForwardListener::bind_path(listener, path) {
+            Ok(l) => l,
+            Err(e) => {
+                log::info!(
+                    "[w{}#{key}] {}: streamlocal-forward {path} failed: {e}",
+                    self.id,
+                    conn.peer
+                );
+                conn.core.listen_result(listener, Err(()));
+                return;
+            }
+        };
+        self.add_listener(conn, key, l, path);
+    }
+
     /// Starts a non-blocking connect to the first address that accepts one; the others are
     /// kept for when it fails.
     fn connect_addrs(&mut self, ekey: usize, mut addrs: Vec<SocketAddr>) -> Result<(), String> {
@@ -302,6 +360,19 @@ impl State {
                 return;
             }
         };
+        self.add_listener(conn, key, l, &format!("{addr}:{port}"));
+    }
+
+    /// Registers a bound forward listener and reports success to the core.
+    fn add_listener<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        l: ForwardListener,
+        what: &str,
+    ) {
+        let listener = l.id;
+        let port = l.port().unwrap_or(0);
         let (ekey, generation) =
             self.endpoints.insert((key, conn.generation), EndpointKind::Listener(l));
         let registered = match self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind) {
@@ -322,7 +393,7 @@ impl State {
             return;
         }
         log::info!(event = "forward_listen", worker = self.id, conn = key, peer:% = conn.peer;
-            "[w{}#{key}] {}: listening on {addr}:{port} (-R)", self.id, conn.peer);
+            "[w{}#{key}] {}: listening on {what} (-R)", self.id, conn.peer);
         conn.links.push((Link::Listener(listener), ekey));
         conn.core.listen_result(listener, Ok(port));
         conn.pump_again = true;
@@ -330,6 +401,9 @@ impl State {
 
     /// exec / shell / subsystem: the key's `command=`, else `--session-command`, else with
     /// `--allow-exec` the request itself; with none of them, a message on stderr and status 1.
+    /// A subsystem (already checked against `--subsystem` by the core) runs its configured
+    /// command, unless `command=` or `--session-command` replaces it, as sshd's ForceCommand
+    /// does (with the subsystem's command in SSH_ORIGINAL_COMMAND).
     fn exec<C: Core>(
         &mut self,
         conn: &mut Conn<C>,
@@ -338,11 +412,11 @@ impl State {
         req: ExecRequest,
         now: Instant,
     ) {
-        let requested = req.command.clone().or_else(|| req.subsystem.clone());
         let configured =
             req.forced_command.clone().or_else(|| conn.gateway.session_command.clone());
         let (command, original) = match configured {
-            Some(c) => (Some(c), requested),
+            Some(c) => (Some(c), req.command.clone()),
+            None if req.subsystem.is_some() => (req.command.clone(), None),
             None if !conn.gateway.allow_exec => {
                 return refuse_exec(
                     conn,
@@ -351,20 +425,19 @@ impl State {
                     now,
                 );
             }
-            None if req.subsystem.is_some() => {
-                return refuse_exec(conn, channel, "sshfront: no subsystems are configured\n", now);
-            }
             None => (req.command.clone(), None),
         };
-        let local_port = conn.socket.local_addr().map(|a| a.port()).unwrap_or(0);
+        let local =
+            conn.socket.local_addr().unwrap_or_else(|_| SocketAddr::from(([0, 0, 0, 0], 0)));
         let user = conn.user.clone().unwrap_or_default();
         let spec = ExecSpec {
             command: command.as_deref(),
             original_command: original.as_deref(),
             user: &user,
             peer: conn.peer,
-            local_port,
+            local,
             env: &req.env,
+            set_env: &conn.gateway.set_env,
         };
         let proc = match child::spawn(channel, &spec) {
             Ok(p) => p,
@@ -425,7 +498,7 @@ impl State {
         let mut progress = false;
         let mut more = false;
         let mut failed: Vec<(usize, Fate)> = Vec::new();
-        let mut accepted: Vec<(ChannelId, TcpStream)> = Vec::new();
+        let mut accepted: Vec<(ChannelId, Stream)> = Vec::new();
         let registry = self.poll.registry();
         let eps = &mut self.endpoints;
         let mut i = 0;
@@ -487,7 +560,7 @@ impl State {
         conn: &mut Conn<C>,
         key: usize,
         ch: ChannelId,
-        stream: TcpStream,
+        stream: Stream,
         now: Instant,
     ) {
         let mut b = Backend::new(ch, Phase::AwaitingOpen, Some(stream));

@@ -29,10 +29,15 @@ pub struct ExecSpec<'a> {
     /// The client's request, when a configured command runs instead of it.
     pub original_command: Option<&'a str>,
     pub user: &'a str,
+    /// The client: the real one from the PROXY header when there is one.
     pub peer: SocketAddr,
-    pub local_port: u16,
+    /// Our end of the accepted socket (behind a proxy: the address the proxy connected to,
+    /// as sshd behind a plain TCP proxy reports its own socket's address).
+    pub local: SocketAddr,
     /// Allow-listed `env` requests.
     pub env: &'a [(String, String)],
+    /// `--set-env NAME=VALUE` (sshd's SetEnv): set after the client's, so they win.
+    pub set_env: &'a [(String, String)],
 }
 
 /// A running (or exited, not yet reported) session command.
@@ -60,6 +65,7 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
     if let Some(c) = spec.command {
         cmd.arg("-c").arg(c);
     }
+    let peer_ip = spec.peer.ip().to_canonical();
     // A fresh environment (as sshd): only what the session is meant to see.
     cmd.env_clear();
     for var in ["PATH", "HOME", "TZ"] {
@@ -70,13 +76,14 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
     if std::env::var_os("PATH").is_none() {
         cmd.env("PATH", "/usr/bin:/bin");
     }
-    for (k, v) in spec.env {
+    for (k, v) in spec.env.iter().chain(spec.set_env) {
         cmd.env(k, v);
     }
     cmd.env("SSH_USER", spec.user)
         .env("USER", spec.user)
         .env("LOGNAME", spec.user)
-        .env("SSH_CLIENT", format!("{} {} {}", spec.peer.ip(), spec.peer.port(), spec.local_port));
+        .env("SSH_CLIENT", format!("{} {} {}", peer_ip, spec.peer.port(), spec.local.port()))
+        .env("SSH_CONNECTION", ssh_connection(spec.peer, spec.local));
     if let Some(o) = spec.original_command {
         cmd.env("SSH_ORIGINAL_COMMAND", o);
     }
@@ -116,6 +123,18 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
         reap_step: REAP_FIRST,
         reported: false,
     })
+}
+
+/// sshd's `SSH_CONNECTION`: "client_ip client_port server_ip server_port", IPv4-mapped IPv6
+/// addresses written as IPv4 (as sshd does for a dual-stack listener).
+pub fn ssh_connection(peer: SocketAddr, local: SocketAddr) -> String {
+    format!(
+        "{} {} {} {}",
+        peer.ip().to_canonical(),
+        peer.port(),
+        local.ip().to_canonical(),
+        local.port()
+    )
 }
 
 /// Which output pipe.
@@ -258,5 +277,21 @@ fn signal_group(child: &Child, sig: i32) {
     unsafe {
         libc::kill(-pid, sig);
         libc::kill(pid, sig);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn ssh_connection_format() {
+        let v = ssh_connection("192.0.2.7:51234".parse().unwrap(), "10.0.0.1:22".parse().unwrap());
+        assert_eq!(v, "192.0.2.7 51234 10.0.0.1 22");
+        let v = ssh_connection(
+            "[::ffff:192.0.2.7]:4000".parse().unwrap(),
+            "[2001:db8::1]:2222".parse().unwrap(),
+        );
+        assert_eq!(v, "192.0.2.7 4000 2001:db8::1 2222");
     }
 }

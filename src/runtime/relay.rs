@@ -4,7 +4,7 @@
 //! over one endpoint and the connection, so `channels.rs` keeps the bookkeeping.
 
 use crate::connection::ChannelId;
-use crate::runtime::backend::{Backend, Phase};
+use crate::runtime::backend::{Backend, Phase, Stream};
 use crate::runtime::child::{ChildProc, Out};
 use crate::runtime::conn::{token_of, Conn, SocketKind};
 use crate::runtime::core::Core;
@@ -12,6 +12,7 @@ use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
 use crate::runtime::worker::WRITE_HIGH_WATER;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
+use std::path::Path;
 use std::time::Instant;
 
 /// What to do with an endpoint after its pump.
@@ -65,7 +66,7 @@ pub(super) fn connect_next(
                     continue;
                 }
                 let _ = s.set_nodelay(true);
-                b.stream = Some(s);
+                b.stream = Some(Stream::Tcp(s));
                 b.phase = Phase::Connecting;
                 b.readable = false;
                 b.writable = false;
@@ -75,6 +76,28 @@ pub(super) fn connect_next(
         }
     }
     Err(last)
+}
+
+/// Starts a non-blocking connect to a Unix socket (direct-streamlocal); `Err` at once when
+/// the path cannot be connected (missing, refused, permission).
+pub(super) fn connect_unix(
+    registry: &Registry,
+    ekey: usize,
+    generation: u32,
+    b: &mut Backend,
+    path: &Path,
+) -> Result<(), String> {
+    let mut s =
+        mio::net::UnixStream::connect(path).map_err(|e| format!("{}: {e}", path.display()))?;
+    let t = token_of(SocketKind::Backend, ekey, generation);
+    registry
+        .register(&mut s, t, Interest::READABLE | Interest::WRITABLE)
+        .map_err(|e| e.to_string())?;
+    b.stream = Some(Stream::Unix(s));
+    b.phase = Phase::Connecting;
+    b.readable = false;
+    b.writable = false;
+    Ok(())
 }
 
 pub(super) fn pump_backend<C: Core>(
@@ -274,17 +297,19 @@ pub(super) fn pump_child<C: Core>(
 pub(super) fn accept_forwarded<C: Core>(
     conn: &mut Conn<C>,
     l: &mut ForwardListener,
-    accepted: &mut Vec<(ChannelId, TcpStream)>,
+    accepted: &mut Vec<(ChannelId, Stream)>,
 ) -> usize {
     let mut n = 0;
     while l.readable && n < ACCEPTS_PER_TURN {
         match l.accept() {
             Ok(Some((stream, peer))) => {
                 n += 1;
-                let ip = peer.ip().to_string();
-                match conn.core.forwarded_connection(l.id, &ip, peer.port()) {
+                // A Unix listener's peers have no address: the core sends the path instead.
+                let (ip, port) =
+                    peer.map_or((String::new(), 0), |p| (p.ip().to_string(), p.port()));
+                match conn.core.forwarded_connection(l.id, &ip, port) {
                     Ok(ch) => accepted.push((ch, stream)),
-                    Err(e) => log::debug!("forwarded connection from {peer} refused: {e:?}"),
+                    Err(e) => log::debug!("forwarded connection from {peer:?} refused: {e:?}"),
                 }
             }
             Ok(None) => break,

@@ -54,6 +54,14 @@ pub struct TransportConfig {
     pub accept_1_99: bool,
     /// List `kexguess2@matt.ucc.asn.au` (Dropbear's guess rule, see `kex::guess_is_right`).
     pub kexguess2: bool,
+    /// Server role: the `server-sig-algs` value of EXT_INFO (RFC 8308 §3.1), the publickey
+    /// algorithms authentication accepts.
+    pub server_sig_algs: String,
+}
+
+/// `server-sig-algs` when nothing else is configured: the default publickey algorithms.
+pub fn default_server_sig_algs() -> String {
+    crate::auth::publickey::DEFAULT_PUBKEY_ALGS.join(",")
 }
 
 impl TransportConfig {
@@ -79,6 +87,7 @@ impl TransportConfig {
             max_held_bytes: DEFAULT_MAX_HELD_BYTES,
             accept_1_99: true,
             kexguess2: true,
+            server_sig_algs: default_server_sig_algs(),
         }
     }
 }

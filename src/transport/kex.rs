@@ -607,7 +607,8 @@ impl Transport {
         }
         let _ = comp_in;
         if first && self.role == Role::Server && self.peer_ext_info {
-            self.send_with(Transport::ext_info_payload)?;
+            let config = self.config.clone();
+            self.send_with(|out| Transport::ext_info_payload(out, &config.server_sig_algs))?;
         }
         self.flush_held()?;
         if self.kex.as_ref().is_some_and(|k| k.pending_in.is_none()) {

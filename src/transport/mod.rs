@@ -90,10 +90,6 @@ pub enum Read {
     Closed,
 }
 
-/// Extensions we announce in EXT_INFO (RFC 8308 §3.1, openssh PROTOCOL §1.9).
-const SERVER_SIG_ALGS: &str =
-    "ssh-ed25519,ecdsa-sha2-nistp256,ecdsa-sha2-nistp384,ecdsa-sha2-nistp521,rsa-sha2-512,rsa-sha2-256";
-
 /// One connection's transport state.
 pub struct Transport {
     role: Role,
@@ -709,10 +705,11 @@ impl Transport {
         self.maybe_rekey(now);
     }
 
-    fn ext_info_payload(out: &mut Vec<u8>) {
+    /// Extensions we announce in EXT_INFO (RFC 8308 §3.1, openssh PROTOCOL §1.9).
+    fn ext_info_payload(out: &mut Vec<u8>, server_sig_algs: &str) {
         msgs::encode_ext_info(
             out,
-            &[("server-sig-algs", SERVER_SIG_ALGS.as_bytes()), ("ping@openssh.com", b"0")],
+            &[("server-sig-algs", server_sig_algs.as_bytes()), ("ping@openssh.com", b"0")],
         );
     }
 
