@@ -33,6 +33,10 @@ pub struct Extra {
     pub proxy: Vec<(&'static str, u64)>,
     /// Seconds since the process started.
     pub uptime_seconds: f64,
+    /// Log lines dropped at the logger's queue bound, and peer-triggered lines held back by
+    /// the rate limits.
+    pub log_dropped: u64,
+    pub log_suppressed: u64,
 }
 
 /// The whole exposition.
@@ -92,14 +96,17 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     sample(&mut o, "sshfront_bytes_total", &[("direction", "out")], m.bytes_out);
 
     family(&mut o, "sshfront_disconnects_total", "counter", "Disconnects by reason code.");
+    // Codes come from a fixed set: 1–15 and "other" (Metrics::record_disconnect buckets them).
+    let mut disconnects: Vec<(&str, &str, u64)> = Vec::new();
     for (code, n) in &m.disconnects {
-        let code_s = code.to_string();
-        sample(
-            &mut o,
-            "sshfront_disconnects_total",
-            &[("code", &code_s), ("reason", reason_name(*code))],
-            *n,
-        );
+        let (label, reason) = (super::code_label(*code), reason_name(*code));
+        match disconnects.iter_mut().find(|(l, _, _)| *l == label) {
+            Some(d) => d.2 += n,
+            None => disconnects.push((label, reason, *n)),
+        }
+    }
+    for (code, reason, n) in disconnects {
+        sample(&mut o, "sshfront_disconnects_total", &[("code", code), ("reason", reason)], n);
     }
 
     family(
@@ -122,6 +129,19 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         "sshfront_resource_closed_total",
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,
+    );
+
+    counter(
+        &mut o,
+        "sshfront_log_dropped_total",
+        "Log lines dropped because the logger's queue was full.",
+        extra.log_dropped,
+    );
+    counter(
+        &mut o,
+        "sshfront_log_suppressed_total",
+        "Peer-triggered log lines held back by the per-connection and global rate limits.",
+        extra.log_suppressed,
     );
 
     if !extra.proxy.is_empty() {
@@ -348,6 +368,7 @@ mod tests {
             crypto_bound: 256,
             proxy: vec![("ok", 5), ("untrusted", 1)],
             uptime_seconds: 1.5,
+            ..Extra::default()
         };
         let t = render(&m, &extra);
         assert_eq!(value_of(&t, "sshfront_ready"), "0");
@@ -399,6 +420,31 @@ mod tests {
             let (_, v) = l.rsplit_once(' ').unwrap();
             assert!(v.parse::<f64>().is_ok(), "{l}");
         }
+    }
+
+    #[test]
+    fn series_count_does_not_grow_with_peer_chosen_codes() {
+        let series = |m: &Metrics| {
+            render(m, &Extra::default()).lines().filter(|l| !l.starts_with('#')).count()
+        };
+        let mut m = Metrics::default();
+        for code in 1..=15 {
+            m.record_disconnect(code);
+        }
+        m.record_disconnect(0);
+        let before = series(&m);
+        for code in 16..5000 {
+            m.record_disconnect(code);
+        }
+        m.record_disconnect(u32::MAX);
+        // A disconnects map built by hand (e.g. merged from an old snapshot) folds the same way.
+        m.disconnects.insert(77, 3);
+        let t = render(&m, &Extra::default());
+        assert_eq!(series(&m), before);
+        assert_eq!(
+            value_of(&t, "sshfront_disconnects_total{code=\"other\",reason=\"OTHER\"}"),
+            (1 + 4984 + 1 + 3).to_string()
+        );
     }
 
     #[test]

@@ -136,6 +136,8 @@ pub struct Conn<C = ServerConnection> {
     pub gateway: GatewayConfig,
     /// Its `--max-per-source` slot, given back when the connection is dropped.
     pub source: Option<super::source_limit::SourceGuard>,
+    /// Per-connection limit on peer-triggered log lines (DEBUG, UNIMPLEMENTED, auth failures).
+    pub notes: super::log::NoteLimiter,
 }
 
 impl<C> Conn<C> {
@@ -173,6 +175,7 @@ impl<C> Conn<C> {
             links: Vec::new(),
             pump_again: false,
             gateway: GatewayConfig::default(),
+            notes: super::log::NoteLimiter::default(),
             source: None,
         }
     }

@@ -81,6 +81,8 @@ impl Health {
             crypto_bound: self.crypto.bound(),
             proxy,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
+            log_dropped: super::log::dropped(),
+            log_suppressed: super::log::suppressed(),
         };
         prometheus::render(&m, &extra)
     }

@@ -629,17 +629,27 @@ impl State {
             Event::Authenticated { user, method } => {
                 self.metrics.record_auth(method, now.saturating_duration_since(conn.accepted_at));
                 log::info!(
-                    "[w{id}#{key}] {} authenticated user={user:?} method={method}",
-                    conn.peer
+                    "[w{id}#{key}] {} authenticated user={:?} method={method}",
+                    conn.peer,
+                    super::log::peer_str(&user)
                 );
                 conn.user = Some(user);
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
-                *self.metrics.disconnects.entry(code).or_insert(0) += 1;
+                self.metrics.record_disconnect(code);
                 conn.close_reason = Some((code, reason, by_peer));
             }
-            Event::Log(text) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
+            // Every core log line is peer-triggered (DEBUG, UNIMPLEMENTED, failed logins, …):
+            // rate-limited per connection and globally.
+            Event::Log(text) => match conn.notes.admit(now) {
+                Some(0) => log::info!("[w{id}#{key}] {}: {text}", conn.peer),
+                Some(held) => log::info!(
+                    "[w{id}#{key}] {}: {text} ({held} similar line(s) suppressed before)",
+                    conn.peer
+                ),
+                None => {}
+            },
             other => self.channel_event(conn, key, other, now),
         }
     }
@@ -817,15 +827,17 @@ impl State {
             "connection lost".into(),
             true,
         ));
+        let suppressed = conn.notes.total_suppressed;
         log::info!(
             "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \
-             after {:?}",
+             after {:?}{}",
             self.id,
             conn.peer,
             if by_peer { "peer" } else { "us" },
             conn.bytes_in,
             conn.bytes_out,
             Instant::now().saturating_duration_since(conn.accepted_at),
+            if suppressed > 0 { format!(" suppressed_lines={suppressed}") } else { String::new() },
         );
     }
 }
