@@ -83,6 +83,11 @@ pub struct Args {
     #[arg(long, allow_negative_numbers = true, value_name = "N", default_value_t = DEFAULT_CRYPTO_QUEUE, value_parser = parse_positive)]
     pub crypto_queue: usize,
 
+    /// Crypto threads that may hash passwords at once, so key exchanges and publickey logins
+    /// keep moving during a password spray [default: half of --crypto-threads, at least 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
+    pub password_concurrency: Option<usize>,
+
     /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
     /// appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first.
     #[arg(long, value_name = "LIST", allow_hyphen_values = true)]

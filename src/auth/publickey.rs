@@ -73,6 +73,28 @@ pub fn check_signature(
     verify(alg, key, signed, signature)
 }
 
+/// A signature to verify on the pool (see [`check_signature`]).
+pub struct SignatureCheck {
+    pub verify: VerifyFn,
+    pub alg: HostKeyAlg,
+    pub key: Vec<u8>,
+    pub signed: Vec<u8>,
+    pub signature: Vec<u8>,
+}
+
+impl std::fmt::Debug for SignatureCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCheck").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl SignatureCheck {
+    /// Runs the check (on a pool thread).
+    pub fn run(self) -> bool {
+        check_signature(self.verify, self.alg, &self.key, &self.signed, &self.signature).is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -68,6 +68,8 @@ pub struct RuntimeSettings {
     pub workers: usize,
     pub crypto_threads: usize,
     pub crypto_queue: usize,
+    /// Pool threads that may hash passwords at once (`--password-concurrency`).
+    pub password_concurrency: usize,
     pub max_connections: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
@@ -278,11 +280,16 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
     }
     let max_buffer_memory = usize::try_from(max_buffer_memory)
         .map_err(|_| ConfigError::new("--max-buffer-memory", "too large for this machine"))?;
+    let crypto_threads = args.crypto_threads.unwrap_or_else(available_cores);
     Ok(RuntimeSettings {
         listen: args.listen.clone(),
         workers: args.workers.unwrap_or_else(available_cores),
-        crypto_threads: args.crypto_threads.unwrap_or_else(available_cores),
+        crypto_threads,
         crypto_queue: args.crypto_queue,
+        password_concurrency: args
+            .password_concurrency
+            .unwrap_or(crypto_threads / 2)
+            .clamp(1, crypto_threads.max(1)),
         max_connections: args.max_connections,
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
         drain_timeout: Duration::from_secs(args.drain_timeout),

@@ -61,8 +61,11 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     let signals =
         signals::Signals::register(acceptor_poll.registry(), acceptor::SIGNAL_TOKEN_BASE)?;
 
-    let crypto =
-        Arc::new(crypto_pool::CryptoPool::new(settings.crypto_threads, settings.crypto_queue)?);
+    let crypto = Arc::new(crypto_pool::CryptoPool::new(
+        settings.crypto_threads,
+        settings.crypto_queue,
+        settings.password_concurrency,
+    )?);
     let buffer_used = Arc::new(AtomicUsize::new(0));
     let (reports_tx, reports_rx) = bounded(settings.workers * REPORTS_PER_WORKER);
     let mut workers = Vec::with_capacity(settings.workers);
@@ -70,8 +73,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), conn::WAKER_TOKEN)?);
         let (tx, control) = bounded(worker::CONTROL_QUEUE);
-        // Sized to the pool's bound: results never outnumber jobs in flight (crypto_pool.rs).
-        let (results_tx, results) = bounded(settings.crypto_queue);
+        // Sized to the pool's bounds: results never outnumber jobs in flight (crypto_pool.rs).
+        let (results_tx, results) = bounded(crypto.result_capacity());
         let load = Arc::new(AtomicUsize::new(0));
         let parts = worker::WorkerParts {
             id,

@@ -99,8 +99,9 @@ struct State {
     pool: BufferPool,
     timers: TimerHeap,
     metrics: Metrics,
-    /// Jobs waiting for room in the crypto pool: (key, generation, job, label).
-    wait_queue: VecDeque<(usize, u32, CryptoJob, &'static str)>,
+    /// Jobs waiting for room in the crypto pool, one queue per job class so a full password
+    /// class never holds up key exchanges: (key, generation, job, label).
+    wait_queue: [VecDeque<(usize, u32, CryptoJob, &'static str)>; 4],
     /// Connections to service again next turn (budget used), deduplicated by `Conn::queued`.
     ready: Vec<(usize, u32)>,
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
@@ -144,7 +145,7 @@ pub fn run_with<C: Core>(
         pool: BufferPool::new(buffer_used, buffer_budget),
         timers: TimerHeap::new(),
         metrics: Metrics::default(),
-        wait_queue: VecDeque::new(),
+        wait_queue: Default::default(),
         ready: Vec::new(),
         starved: Vec::new(),
         scratch: Vec::with_capacity(64 * 1024),
@@ -256,7 +257,7 @@ pub fn run_with<C: Core>(
 
         // Finished crypto jobs (wake-ups coalesce, so take all).
         while let Ok(r) = results.try_recv() {
-            st.crypto.budget.release();
+            st.crypto.release(r.class);
             st.metrics.record_job(r.label, r.queue_wait, r.compute);
             let Some(conn) = conns.get_mut(r.ticket.key) else {
                 continue;
@@ -362,7 +363,7 @@ impl State {
         if let Some(d) = self.endpoints.next_timeout(now) {
             at_most(d);
         }
-        if !self.wait_queue.is_empty() || !self.starved.is_empty() {
+        if self.wait_queue.iter().any(|q| !q.is_empty()) || !self.starved.is_empty() {
             at_most(RETRY_INTERVAL);
         }
         t
@@ -658,7 +659,8 @@ impl State {
     /// connection (DISCONNECT 12) when the wait queue is full too.
     fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
         let label = job.label();
-        let job = if self.wait_queue.is_empty() {
+        let class = job.class().index();
+        let job = if self.wait_queue[class].is_empty() {
             let ticket =
                 JobTicket { worker: self.id, key, generation: conn.generation, submitted: now };
             match self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker) {
@@ -668,8 +670,8 @@ impl State {
         } else {
             job // keep FIFO order behind those already waiting
         };
-        if self.wait_queue.len() < JOB_WAIT_QUEUE {
-            self.wait_queue.push_back((key, conn.generation, job, label));
+        if self.wait_queue[class].len() < JOB_WAIT_QUEUE {
+            self.wait_queue[class].push_back((key, conn.generation, job, label));
             return;
         }
         self.metrics.crypto_refused += 1;
@@ -679,16 +681,18 @@ impl State {
 
     /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
     fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
-        while let Some((key, generation, job, label)) = self.wait_queue.pop_front() {
-            if !conns.get(key).is_some_and(|c| c.generation == generation) {
-                continue;
-            }
-            let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
-            if let Err(job) =
-                self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
-            {
-                self.wait_queue.push_front((key, generation, job, label));
-                break;
+        for queue in &mut self.wait_queue {
+            while let Some((key, generation, job, label)) = queue.pop_front() {
+                if !conns.get(key).is_some_and(|c| c.generation == generation) {
+                    continue;
+                }
+                let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
+                if let Err(job) =
+                    self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
+                {
+                    queue.push_front((key, generation, job, label));
+                    break;
+                }
             }
         }
     }

@@ -111,7 +111,7 @@ impl Harness {
             load: load.clone(),
             buffer_used: Arc::new(AtomicUsize::new(0)),
             buffer_budget,
-            crypto: Arc::new(CryptoPool::new(1, 4).unwrap()),
+            crypto: Arc::new(CryptoPool::new(1, 4, 1).unwrap()),
         };
         let thread = std::thread::spawn(move || run_with(parts, |_, _, _| Echo::default()));
         let listener = StdListener::bind("127.0.0.1:0").unwrap();

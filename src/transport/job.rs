@@ -15,6 +15,39 @@ use crate::algo::kex::{self, ClientEphemeral, KexMethod};
 use crate::algo::HashAlg;
 use std::sync::Arc;
 
+/// Which of the pool's queues a job waits in: each is bounded on its own and drained in turn,
+/// so a flood of one kind (a password spray) cannot starve the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobClass {
+    /// Key exchange and host-key signing.
+    Kex,
+    /// A user's publickey signature.
+    Verify,
+    /// Password hashing (slow on purpose; at most a share of the pool's threads).
+    Password,
+    /// File reads (authorized_keys): on a reader thread, never where KEX runs.
+    Read,
+}
+
+impl JobClass {
+    pub const ALL: [JobClass; 4] =
+        [JobClass::Kex, JobClass::Verify, JobClass::Password, JobClass::Read];
+
+    /// Position in [`JobClass::ALL`], for per-class arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobClass::Kex => "kex",
+            JobClass::Verify => "verify",
+            JobClass::Password => "password",
+            JobClass::Read => "read",
+        }
+    }
+}
+
 /// A unit of work for the crypto pool.
 pub struct CryptoJob {
     label: &'static str,
@@ -108,6 +141,16 @@ impl CryptoJob {
     /// A job for the service layers (authentication).
     pub(crate) fn auth(job: crate::auth::AuthJob) -> Self {
         CryptoJob { label: job.label(), kind: JobKind::Auth(job) }
+    }
+
+    /// The queue this job waits in.
+    pub fn class(&self) -> JobClass {
+        match &self.kind {
+            JobKind::ServerKex(_) | JobKind::ClientGenerate { .. } | JobKind::ClientFinish(_) => {
+                JobClass::Kex
+            }
+            JobKind::Auth(j) => j.class(),
+        }
     }
 
     /// The KEX method name (for per-method histograms), e.g. `curve25519-sha256`.
