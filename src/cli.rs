@@ -133,6 +133,21 @@ pub struct Args {
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_per_source: usize,
 
+    /// Per-source penalties in OpenSSH's PerSourcePenalties syntax, e.g. "authfail:5s noauth:1s
+    /// grace-exceeded:10s max:10m min:15s max-sources4:65536 overflow:permissive", or "yes"
+    /// (OpenSSH's defaults) or "no". A source whose penalty exceeds min is refused at accept.
+    /// [default: no]
+    #[arg(long, value_name = "SPEC")]
+    pub per_source_penalties: Option<String>,
+
+    /// Sources never penalised (CIDR or address); repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub per_source_penalty_exempt: Vec<String>,
+
+    /// Prefix lengths penalties group sources by, IPv4[:IPv6] [default: 32:64].
+    #[arg(long, value_name = "V4[:V6]")]
+    pub per_source_netblock: Option<String>,
+
     /// Log verbosity.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]
     pub log_level: LogLevel,

@@ -163,6 +163,30 @@ impl From<conn::Event> for Event {
     }
 }
 
+/// Why a connection's source deserves a penalty when it ends (OpenSSH's PerSourcePenalties
+/// kinds); the runtime adds the configured duration to the source's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PenaltyKind {
+    AuthFail,
+    NoAuth,
+    GraceExceeded,
+    InvalidUser,
+    RefuseConnection,
+}
+
+impl PenaltyKind {
+    /// The reason in log lines and for refused connections.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PenaltyKind::AuthFail => "penalty: failed authentication",
+            PenaltyKind::NoAuth => "penalty: connections without attempting authentication",
+            PenaltyKind::GraceExceeded => "penalty: exceeded login grace time",
+            PenaltyKind::InvalidUser => "penalty: attempted authentication by invalid user",
+            PenaltyKind::RefuseConnection => "penalty: connection refused",
+        }
+    }
+}
+
 /// One client connection's protocol state.
 pub struct ServerConnection {
     transport: Transport,
@@ -487,6 +511,22 @@ impl ServerConnection {
 
     pub fn is_authenticated(&self) -> bool {
         self.transport.is_authenticated()
+    }
+
+    /// The penalty this connection earned its source, judged as it ends at `now`: none once
+    /// authenticated; grace exceeded past the login deadline; failed authentication after a
+    /// counted failure; otherwise no authentication attempted. (Unknown users take the same
+    /// path as wrong credentials on purpose, so "invalid user" is never reported here.)
+    pub fn penalty(&self, now: Instant) -> Option<PenaltyKind> {
+        if self.is_authenticated() {
+            None
+        } else if now >= self.login_deadline {
+            Some(PenaltyKind::GraceExceeded)
+        } else if self.auth.failures() > 0 {
+            Some(PenaltyKind::AuthFail)
+        } else {
+            Some(PenaltyKind::NoAuth)
+        }
     }
 
     /// Whether a key exchange is running (e.g. for the runtime's drain decisions).

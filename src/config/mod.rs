@@ -9,6 +9,7 @@ pub mod algorithms;
 pub mod fleet;
 pub mod host_keys;
 pub mod passwd;
+pub mod penalties;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -78,6 +79,8 @@ pub struct RuntimeSettings {
     pub log_level: LogLevel,
     /// PROXY protocol, SO_REUSEPORT, metrics endpoint, drain delay (issue 6).
     pub fleet: fleet::FleetSettings,
+    /// `--per-source-penalties` (None = off).
+    pub penalties: Option<penalties::PenaltySettings>,
 }
 
 /// Everything the process needs.
@@ -297,6 +300,11 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
         port_file: args.port_file.clone(),
         log_level: args.log_level,
         fleet: fleet::settings(args)?,
+        penalties: penalties::parse(
+            args.per_source_penalties.as_deref(),
+            &args.per_source_penalty_exempt,
+            args.per_source_netblock.as_deref(),
+        )?,
     })
 }
 

@@ -37,6 +37,9 @@ pub struct Extra {
     /// the rate limits.
     pub log_dropped: u64,
     pub log_suppressed: u64,
+    /// Sources (blocks) with an active penalty, and connections refused for one.
+    pub penalised_sources: u64,
+    pub penalty_refused: u64,
 }
 
 /// The whole exposition.
@@ -142,6 +145,20 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         "sshfront_log_suppressed_total",
         "Peer-triggered log lines held back by the per-connection and global rate limits.",
         extra.log_suppressed,
+    );
+
+    family(
+        &mut o,
+        "sshfront_penalised_sources",
+        "gauge",
+        "Source blocks refused at accept for an active per-source penalty.",
+    );
+    sample(&mut o, "sshfront_penalised_sources", &[], extra.penalised_sources);
+    counter(
+        &mut o,
+        "sshfront_penalty_refused_total",
+        "Connections refused at accept because their source was penalised.",
+        extra.penalty_refused,
     );
 
     if !extra.proxy.is_empty() {

@@ -63,6 +63,8 @@ pub struct Acceptor {
     pub fleet: super::fleet::Fleet,
     /// `--max-per-source`, when set.
     pub source_limits: Option<std::sync::Arc<super::source_limit::SourceLimits>>,
+    /// `--per-source-penalties`, when on.
+    pub penalties: Option<super::penalty::PenaltyTable>,
 }
 
 struct State {
@@ -244,6 +246,15 @@ impl Acceptor {
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
+        // A penalised source is refused before any SSH byte: dropping the socket closes it.
+        if let Some(table) = &mut self.penalties {
+            if let Err(reason) = table.check(peer.ip(), now) {
+                if super::log::peer_line_allowed(now) {
+                    log::info!("{peer}: refused at accept ({reason})");
+                }
+                return;
+            }
+        }
         let source = match &self.source_limits {
             None => None,
             Some(limits) => match limits.acquire(peer.ip()) {
@@ -251,7 +262,10 @@ impl Acceptor {
                 None => {
                     // Dropping the socket closes it before any SSH byte, as sshd's
                     // PerSourceMaxStartups does.
-                    log::warn!("{peer}: --max-per-source {} reached, closing", limits.max());
+                    if super::log::peer_line_allowed(now) {
+                        log::warn!("{peer}: --max-per-source {} reached, closing", limits.max());
+                    }
+                    self.penalise(peer.ip(), crate::server::PenaltyKind::RefuseConnection, now);
                     return;
                 }
             },
@@ -279,6 +293,22 @@ impl Acceptor {
             }
         }
         log::warn!("all workers busy: dropping connection from {peer}");
+    }
+
+    /// Records a penalty for `ip`'s source; logs (rate-limited) when it becomes active.
+    fn penalise(&mut self, ip: std::net::IpAddr, kind: crate::server::PenaltyKind, now: Instant) {
+        let Some(table) = &mut self.penalties else { return };
+        if let super::penalty::Penalised::Activated { block, remaining } =
+            table.penalise(ip, kind, now)
+        {
+            if super::log::peer_line_allowed(now) {
+                log::info!(
+                    "{block}: refusing connections for {:.0}s ({})",
+                    remaining.as_secs_f64(),
+                    kind.reason()
+                );
+            }
+        }
     }
 
     fn set_listening(&mut self, st: &mut State, on: bool) {
@@ -371,8 +401,13 @@ impl Acceptor {
     fn drain_reports(&mut self, st: &mut State) -> bool {
         let mut any = false;
         while let Ok(r) = self.reports.try_recv() {
+            if let Report::Penalty { ip, kind } = r {
+                self.penalise(ip, kind, Instant::now());
+                continue;
+            }
             any = true;
             match r {
+                Report::Penalty { .. } => {}
                 Report::Stats { worker, metrics, full } => {
                     if let Some(slot) = st.latest.get_mut(worker) {
                         *slot = Some(*metrics);
@@ -455,6 +490,7 @@ mod tests {
             drain_timeout: Duration::from_secs(1),
             fleet: crate::runtime::fleet::Fleet::disabled(),
             source_limits: None,
+            penalties: None,
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

@@ -30,6 +30,11 @@ pub trait Core {
     fn wants_input(&self) -> bool;
     fn is_closed(&self) -> bool;
     fn is_authenticated(&self) -> bool;
+    /// The penalty the connection's source earned, judged as it ends (see
+    /// `ServerConnection::penalty`); test cores earn none.
+    fn penalty(&self, _now: Instant) -> Option<crate::server::PenaltyKind> {
+        None
+    }
     /// The peer closed its end (EOF) without a DISCONNECT.
     fn peer_closed(&mut self, now: Instant) {
         self.close(DisconnectReason::ConnectionLost, "connection closed by peer", now);
@@ -106,6 +111,9 @@ impl Core for ServerConnection {
     }
     fn is_authenticated(&self) -> bool {
         ServerConnection::is_authenticated(self)
+    }
+    fn penalty(&self, now: Instant) -> Option<crate::server::PenaltyKind> {
+        ServerConnection::penalty(self, now)
     }
     fn peer_closed(&mut self, _now: Instant) {
         ServerConnection::peer_closed(self)

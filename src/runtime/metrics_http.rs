@@ -83,6 +83,8 @@ impl Health {
             uptime_seconds: self.started.elapsed().as_secs_f64(),
             log_dropped: super::log::dropped(),
             log_suppressed: super::log::suppressed(),
+            penalised_sources: super::penalty::PENALISED_SOURCES.load(Ordering::Relaxed) as u64,
+            penalty_refused: super::penalty::PENALTY_REFUSED.load(Ordering::Relaxed),
         };
         prometheus::render(&m, &extra)
     }

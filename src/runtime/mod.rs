@@ -16,6 +16,7 @@ pub mod fleet;
 pub mod forward_listen;
 pub mod log;
 pub mod metrics_http;
+pub mod penalty;
 pub mod proxy;
 pub mod resolve;
 pub mod signals;
@@ -33,7 +34,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// Reports queued from workers to the acceptor, per worker.
-const REPORTS_PER_WORKER: usize = 8;
+/// (Statistics, exits and penalty events: a burst of failed logins may close many at once.)
+const REPORTS_PER_WORKER: usize = 1024;
 
 /// Runs the server until it has shut down. `args` is kept to rebuild the config on SIGHUP.
 pub fn run(args: Args, config: Config) -> io::Result<()> {
@@ -117,6 +119,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         fleet,
         source_limits: (args_max_per_source > 0)
             .then(|| source_limit::SourceLimits::new(args_max_per_source)),
+        penalties: settings.penalties.clone().map(penalty::PenaltyTable::new),
     }
     .run()
 }

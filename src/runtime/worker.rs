@@ -67,8 +67,20 @@ pub enum Control {
 
 /// Messages to the acceptor.
 pub enum Report {
-    Stats { worker: usize, metrics: Box<Metrics>, full: bool },
-    Exited { worker: usize, metrics: Box<Metrics> },
+    Stats {
+        worker: usize,
+        metrics: Box<Metrics>,
+        full: bool,
+    },
+    Exited {
+        worker: usize,
+        metrics: Box<Metrics>,
+    },
+    /// A connection from `ip` ended in a way that earns its source a penalty.
+    Penalty {
+        ip: std::net::IpAddr,
+        kind: crate::server::PenaltyKind,
+    },
 }
 
 /// What the worker shares with the rest of the process.
@@ -109,6 +121,10 @@ struct State {
     scratch: Vec<u8>,
     /// Backend sockets, forward listeners and session children of all connections.
     endpoints: channels::Endpoints,
+    /// Where penalty events go (the acceptor); off while draining, when we end connections.
+    reports: Sender<Report>,
+    acceptor_waker: Arc<Waker>,
+    report_penalties: bool,
 }
 
 /// Runs a worker driving `ServerConnection`s until it has drained.
@@ -150,6 +166,9 @@ pub fn run_with<C: Core>(
         starved: Vec::new(),
         scratch: Vec::with_capacity(64 * 1024),
         endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
+        reports: reports.clone(),
+        acceptor_waker: acceptor_waker.clone(),
+        report_penalties: true,
     };
     let mut conns: Slab<Conn<C>> = Slab::new();
     let mut next_generation: u32 = 1;
@@ -230,6 +249,7 @@ pub fn run_with<C: Core>(
                         log::info!("worker {id}: draining {} connection(s)", conns.len());
                     }
                     draining = Some(deadline);
+                    st.report_penalties = false;
                     for (key, conn) in conns.iter_mut() {
                         if !conn.core.is_closed() && !conn.core.is_authenticated() {
                             conn.core.close(
@@ -831,6 +851,16 @@ impl State {
             "connection lost".into(),
             true,
         ));
+        // Our own refusals (crypto queue full) and shutdown do not count against the source.
+        let ours = !by_peer && code == DisconnectReason::TooManyConnections.code();
+        if self.report_penalties && !ours {
+            if let Some(kind) = conn.core.penalty(Instant::now()) {
+                let ip = conn.peer.ip();
+                if self.reports.try_send(Report::Penalty { ip, kind }).is_ok() {
+                    let _ = self.acceptor_waker.wake();
+                }
+            }
+        }
         let suppressed = conn.notes.total_suppressed;
         log::info!(
             "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \

@@ -150,7 +150,7 @@ impl Harness {
         loop {
             match self.reports.recv_timeout(Duration::from_secs(5)).unwrap() {
                 Report::Exited { metrics, .. } => return *metrics,
-                Report::Stats { .. } => {}
+                Report::Stats { .. } | Report::Penalty { .. } => {}
             }
         }
     }
