@@ -15,6 +15,10 @@ pub const DEFAULT_DATA_DIR: &str = "./sshfront-data";
 /// Jobs queued or running on the crypto pool, all workers together; past it handshakes wait in a
 /// small per-worker queue and then get DISCONNECT 12, instead of latency growing without limit.
 pub const DEFAULT_CRYPTO_QUEUE: usize = 1024;
+/// MaxStartups for a front end rather than sshd's 10:30:100: thousands of concurrent handshakes
+/// are normal here; early drop starts at 4000 unauthenticated connections, all are dropped at
+/// 10000 (the default --max-connections).
+pub const DEFAULT_MAX_STARTUPS: &str = "4000:30:10000";
 /// Seconds from accept until authentication must have succeeded (OpenSSH's LoginGraceTime).
 pub const DEFAULT_LOGIN_GRACE_TIME: u64 = 120;
 /// Open connections across all workers; at the bound the acceptor stops accepting and the
@@ -132,6 +136,16 @@ pub struct Args {
     /// with --proxy-protocol); past it new ones are closed before any SSH byte. 0 = no limit.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_per_source: usize,
+
+    /// Random early drop of unauthenticated connections, as OpenSSH's MaxStartups: from START
+    /// of them on, new ones are dropped at accept with probability RATE% rising to 100% at FULL.
+    #[arg(long, value_name = "START:RATE:FULL", default_value = DEFAULT_MAX_STARTUPS)]
+    pub max_startups: String,
+
+    /// Unauthenticated connections per source (IPv4 address, IPv6 /64); past it new ones are
+    /// dropped at accept. 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub per_source_max_startups: usize,
 
     /// Per-source penalties in OpenSSH's PerSourcePenalties syntax, e.g. "authfail:5s noauth:1s
     /// grace-exceeded:10s max:10m min:15s max-sources4:65536 overflow:permissive", or "yes"

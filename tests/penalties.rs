@@ -111,7 +111,59 @@ fn a_spraying_source_is_refused_at_accept_while_others_log_in() {
     c.conn.send(&password_request(USER, PASSWORD)).unwrap();
     let m = next_reply(&mut c, Duration::from_secs(30)).expect("reply");
     assert_eq!(m.first(), Some(&msg_no::USERAUTH_SUCCESS));
-    let log = server.stderr();
+    let log = wait_for_log(&server, "refused at accept (penalty: failed authentication)");
     assert!(log.contains("127.0.0.2: refusing connections for"), "{log}");
     assert!(log.contains("refused at accept (penalty: failed authentication)"), "{log}");
+}
+
+/// The server's log once it contains `needle` (bounded wait: lines go through a logger thread).
+fn wait_for_log(server: &common::Server, needle: &str) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let log = server.stderr();
+        if log.contains(needle) || Instant::now() > deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// Reads the server's version line (true) or sees the connection closed first (false).
+fn gets_version_line(mut s: TcpStream) -> bool {
+    s.set_read_timeout(Some(Duration::from_secs(10))).unwrap();
+    let mut b = [0u8; 64];
+    matches!(s.read(&mut b), Ok(n) if n > 0 && b.starts_with(b"SSH-2.0-"))
+}
+
+/// Opens a connection and waits until the server has served it (its version line arrived),
+/// so it counts as an unauthenticated connection.
+fn idle_startup(from: &str, to: SocketAddr) -> TcpStream {
+    let s = connect_from(from, to);
+    assert!(gets_version_line(s.try_clone().unwrap()), "a startup below the bound is served");
+    s
+}
+
+#[test]
+fn max_startups_and_per_source_max_startups_drop_at_accept() {
+    let server = common::Server::start(&["--max-startups", "3", "--per-source-max-startups", "2"]);
+    // Two from 127.0.0.2 fill its per-source allowance; a third is dropped at accept.
+    let a1 = idle_startup("127.0.0.2", server.addr);
+    let _a2 = idle_startup("127.0.0.2", server.addr);
+    assert!(!gets_version_line(connect_from("127.0.0.2", server.addr)));
+    // 127.0.0.1 takes the third global slot; the fourth connection is dropped, from anyone.
+    let _b1 = idle_startup("127.0.0.1", server.addr);
+    assert!(!gets_version_line(connect_from("127.0.0.3", server.addr)));
+    // A startup that ends frees its slot.
+    drop(a1);
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if gets_version_line(connect_from("127.0.0.3", server.addr)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "slot never freed:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = wait_for_log(&server, "dropped at accept (--max-startups");
+    assert!(log.contains("dropped at accept (--per-source-max-startups"), "{log}");
+    assert!(log.contains("dropped at accept (--max-startups"), "{log}");
 }

@@ -81,6 +81,9 @@ pub struct RuntimeSettings {
     pub fleet: fleet::FleetSettings,
     /// `--per-source-penalties` (None = off).
     pub penalties: Option<penalties::PenaltySettings>,
+    /// `--max-startups`, `--per-source-max-startups` (0 = off).
+    pub max_startups: crate::runtime::startups::MaxStartups,
+    pub per_source_max_startups: usize,
 }
 
 /// Everything the process needs.
@@ -300,6 +303,9 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
         port_file: args.port_file.clone(),
         log_level: args.log_level,
         fleet: fleet::settings(args)?,
+        max_startups: crate::runtime::startups::MaxStartups::parse(&args.max_startups)
+            .map_err(|e| ConfigError::new("--max-startups", e))?,
+        per_source_max_startups: args.per_source_max_startups,
         penalties: penalties::parse(
             args.per_source_penalties.as_deref(),
             &args.per_source_penalty_exempt,

@@ -65,6 +65,9 @@ pub struct Acceptor {
     pub source_limits: Option<std::sync::Arc<super::source_limit::SourceLimits>>,
     /// `--per-source-penalties`, when on.
     pub penalties: Option<super::penalty::PenaltyTable>,
+    /// `--max-startups`, `--per-source-max-startups` and KEX-queue-aware shedding.
+    pub startups: super::startups::Startups,
+    pub drop_rng: super::startups::DropRng,
 }
 
 struct State {
@@ -255,6 +258,18 @@ impl Acceptor {
                 return;
             }
         }
+        let startup = match self.startups.admit(peer.ip(), self.drop_rng.percent()) {
+            Ok(g) => Some(g),
+            Err(why) => {
+                if super::log::peer_line_allowed(now) {
+                    log::info!(
+                        "{peer}: dropped at accept ({why}; {} unauthenticated)",
+                        self.startups.current()
+                    );
+                }
+                return;
+            }
+        };
         let source = match &self.source_limits {
             None => None,
             Some(limits) => match limits.acquire(peer.ip()) {
@@ -273,7 +288,7 @@ impl Acceptor {
         let loads: Vec<usize> =
             self.workers.iter().map(|w| w.load.load(Ordering::Acquire)).collect();
         st.rr = st.rr.wrapping_add(1);
-        let mut msg = Control::NewConn { stream, peer, accepted_at: now, source };
+        let mut msg = Control::NewConn { stream, peer, accepted_at: now, source, startup };
         let order = worker_order(&loads, st.rr % loads.len().max(1));
         for i in order {
             let Some(w) = self.workers.get(i) else {
@@ -491,6 +506,12 @@ mod tests {
             fleet: crate::runtime::fleet::Fleet::disabled(),
             source_limits: None,
             penalties: None,
+            startups: super::super::startups::Startups::new(
+                super::super::startups::MaxStartups::parse("10000").unwrap(),
+                0,
+                super::super::crypto_pool::JobBudget::new(64),
+            ),
+            drop_rng: super::super::startups::DropRng::new(),
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

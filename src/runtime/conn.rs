@@ -138,6 +138,8 @@ pub struct Conn<C = ServerConnection> {
     pub source: Option<super::source_limit::SourceGuard>,
     /// Per-connection limit on peer-triggered log lines (DEBUG, UNIMPLEMENTED, auth failures).
     pub notes: super::log::NoteLimiter,
+    /// Its `--max-startups` slot until it authenticates.
+    pub startup: Option<super::startups::StartupGuard>,
 }
 
 impl<C> Conn<C> {
@@ -176,6 +178,7 @@ impl<C> Conn<C> {
             pump_again: false,
             gateway: GatewayConfig::default(),
             notes: super::log::NoteLimiter::default(),
+            startup: None,
             source: None,
         }
     }

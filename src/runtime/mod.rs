@@ -21,6 +21,7 @@ pub mod proxy;
 pub mod resolve;
 pub mod signals;
 pub mod source_limit;
+pub mod startups;
 pub mod timers;
 pub mod worker;
 
@@ -120,6 +121,12 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         source_limits: (args_max_per_source > 0)
             .then(|| source_limit::SourceLimits::new(args_max_per_source)),
         penalties: settings.penalties.clone().map(penalty::PenaltyTable::new),
+        startups: startups::Startups::new(
+            settings.max_startups,
+            settings.per_source_max_startups,
+            crypto.budget.clone(),
+        ),
+        drop_rng: startups::DropRng::new(),
     }
     .run()
 }

@@ -56,6 +56,8 @@ pub enum Control {
         accepted_at: Instant,
         /// The `--max-per-source` slot, kept in the connection and released when it drops.
         source: Option<super::source_limit::SourceGuard>,
+        /// The `--max-startups` slot, released when the connection authenticates or drops.
+        startup: Option<super::startups::StartupGuard>,
     },
     /// Used by connections accepted from now on (SIGHUP).
     NewConfig(Arc<ServerConfig>),
@@ -219,7 +221,7 @@ pub fn run_with<C: Core>(
         // Control messages: drained fully, bounded by the channel's capacity.
         loop {
             match control.try_recv() {
-                Ok(Control::NewConn { stream, peer, accepted_at, source }) => {
+                Ok(Control::NewConn { stream, peer, accepted_at, source, startup }) => {
                     if draining.is_some() {
                         load.fetch_sub(1, Ordering::AcqRel);
                         continue;
@@ -237,6 +239,7 @@ pub fn run_with<C: Core>(
                         if let Some(c) = conns.get_mut(key) {
                             c.gateway = config.gateway.clone();
                             c.source = source;
+                            c.startup = startup;
                         }
                         touched.push((key, generation));
                     } else {
@@ -655,6 +658,7 @@ impl State {
                     super::log::peer_str(&user)
                 );
                 conn.user = Some(user);
+                conn.startup = None;
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;

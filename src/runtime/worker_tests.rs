@@ -126,7 +126,8 @@ impl Harness {
         server.set_nonblocking(true).unwrap();
         self.load.fetch_add(1, Ordering::AcqRel);
         let stream = TcpStream::from_std(server);
-        self.send(Control::NewConn { stream, peer, accepted_at: Instant::now(), source: None });
+        let accepted_at = Instant::now();
+        self.send(Control::NewConn { stream, peer, accepted_at, source: None, startup: None });
         client
     }
 
