@@ -7,15 +7,16 @@
 //! and only [`AuthOutcome::Success`] makes the owner mark the transport authenticated; a
 //! client-sent SUCCESS never reaches here (the transport's state table refuses it).
 
+pub mod authorized_key;
 pub mod msgs;
 pub mod password;
 pub mod policy;
 pub mod publickey;
 
-use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
 use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
 use crate::wire::{msg_no, DecodeError};
+pub use authorized_key::{AuthorizedKey, KeyOptions};
 use msgs::{MethodRequest, UserauthRequest};
 pub use password::PasswordCheck;
 pub use policy::{AuthPolicy, Method, PasswordSource};
@@ -25,7 +26,8 @@ use std::net::IpAddr;
 /// The service a successful login gives access to (RFC 4252 §5).
 pub const CONNECTION_SERVICE: &[u8] = b"ssh-connection";
 
-/// Work for the crypto pool on behalf of authentication.
+/// Work for the runtime on behalf of authentication: this module decides what to check; the
+/// runtime reads the files and runs the checks (`runtime::auth_jobs`), off the worker.
 #[derive(Debug)]
 pub enum AuthJob {
     /// Read and parse the user's authorized_keys (`config::users::load_authorized_keys`).
@@ -46,27 +48,6 @@ pub enum AuthJobResult {
 }
 
 impl AuthJob {
-    /// Runs the job (on a pool thread: file IO and password hashing).
-    pub fn run(self) -> AuthJobResult {
-        match self {
-            AuthJob::LoadKeys { template, user } => AuthJobResult::Keys(
-                load_authorized_keys(&template, &user).map_err(|e| e.to_string()),
-            ),
-            AuthJob::CheckPassword(c) => AuthJobResult::Password(c.run()),
-            AuthJob::VerifySignature(c) => AuthJobResult::Signature(c.run()),
-        }
-    }
-
-    /// The pool queue it waits in.
-    pub fn class(&self) -> crate::transport::JobClass {
-        use crate::transport::JobClass;
-        match self {
-            AuthJob::LoadKeys { .. } => JobClass::Read,
-            AuthJob::CheckPassword(_) => JobClass::Password,
-            AuthJob::VerifySignature(_) => JobClass::Verify,
-        }
-    }
-
     /// For per-kind histograms.
     pub fn label(&self) -> &'static str {
         match self {

@@ -5,8 +5,8 @@
 //! protocol.
 
 use crate::connection::{ChannelId, DataSink, ExitStatus, ForwardError, ListenerId};
-use crate::server::{Event, ServerConnection};
-use crate::transport::{DisconnectReason, JobDone};
+use crate::server::{Event, ServerConnection, ServerJobDone};
+use crate::transport::DisconnectReason;
 use std::time::Instant;
 
 pub trait Core {
@@ -21,7 +21,7 @@ pub trait Core {
     ) -> usize {
         self.handle_input(input, now)
     }
-    fn handle_job_done(&mut self, done: JobDone, now: Instant);
+    fn handle_job_done(&mut self, done: ServerJobDone, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self, out: &mut Vec<u8>);
     fn poll_event(&mut self) -> Option<Event>;
@@ -85,7 +85,7 @@ impl Core for ServerConnection {
     ) -> usize {
         ServerConnection::handle_input_with(self, input, now, sink)
     }
-    fn handle_job_done(&mut self, done: JobDone, now: Instant) {
+    fn handle_job_done(&mut self, done: ServerJobDone, now: Instant) {
         ServerConnection::handle_job_done(self, done, now)
     }
     fn handle_timeout(&mut self, now: Instant) {

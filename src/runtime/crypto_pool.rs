@@ -16,7 +16,7 @@
 //! back as a result without `done`, and the worker closes that connection; rayon's default
 //! would abort the whole process.
 
-use crate::transport::{CryptoJob, JobClass, JobDone};
+use crate::server::{JobClass, ServerJob, ServerJobDone};
 use crossbeam_channel::Sender;
 use mio::Waker;
 use std::collections::VecDeque;
@@ -47,7 +47,7 @@ pub struct Completed<T> {
 }
 
 /// A finished crypto job.
-pub type JobResult = Completed<JobDone>;
+pub type JobResult = Completed<ServerJobDone>;
 
 /// The counter of queued + running + undelivered jobs of one class, shared by all workers.
 #[derive(Clone)]
@@ -180,17 +180,24 @@ impl CryptoPool {
     /// or refuses). The result goes to `results` and the worker is woken with `waker`.
     pub fn try_submit(
         &self,
-        job: CryptoJob,
+        job: ServerJob,
         label: &'static str,
         ticket: JobTicket,
         results: &Sender<JobResult>,
         waker: &Arc<Waker>,
-    ) -> Result<(), CryptoJob> {
+    ) -> Result<(), ServerJob> {
         let class = job.class();
         if !self.budgets[class.index()].try_acquire() {
             return Err(job);
         }
-        self.spawn_acquired(move || job.run(), label, class, ticket, results, waker);
+        self.spawn_acquired(
+            move || super::auth_jobs::run(job),
+            label,
+            class,
+            ticket,
+            results,
+            waker,
+        );
         Ok(())
     }
 

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod acceptor;
+pub mod auth_jobs;
 pub mod backend;
 pub mod buffers;
 pub mod child;

@@ -18,8 +18,8 @@ use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
-use crate::server::{Event, ServerConfig, ServerConnection};
-use crate::transport::{CryptoJob, DisconnectReason};
+use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
+use crate::transport::DisconnectReason;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Waker};
@@ -115,7 +115,7 @@ struct State {
     metrics: Metrics,
     /// Jobs waiting for room in the crypto pool, one queue per job class so a full password
     /// class never holds up key exchanges: (key, generation, job, label).
-    wait_queue: [VecDeque<(usize, u32, CryptoJob, &'static str)>; 4],
+    wait_queue: [VecDeque<(usize, u32, ServerJob, &'static str)>; 4],
     /// Connections to service again next turn (budget used), deduplicated by `Conn::queued`.
     ready: Vec<(usize, u32)>,
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
@@ -681,7 +681,7 @@ impl State {
 
     /// Sends a job to the pool, or queues it while the pool is at its bound, or refuses the
     /// connection (DISCONNECT 12) when the wait queue is full too.
-    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
+    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: ServerJob, now: Instant) {
         let label = job.label();
         let class = job.class().index();
         let job = if self.wait_queue[class].is_empty() {

@@ -4,7 +4,7 @@
 use super::*;
 use crate::cli::Args;
 use crate::config::server_config_without_host_keys;
-use crate::transport::JobDone;
+use crate::server::ServerJobDone;
 use clap::Parser;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
@@ -40,7 +40,7 @@ impl Core for Echo {
         }
         used
     }
-    fn handle_job_done(&mut self, _done: JobDone, _now: Instant) {}
+    fn handle_job_done(&mut self, _done: ServerJobDone, _now: Instant) {}
     fn handle_timeout(&mut self, _now: Instant) {
         self.deadline = None;
         self.out.extend_from_slice(b"tick\n");

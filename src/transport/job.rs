@@ -15,39 +15,6 @@ use crate::algo::kex::{self, ClientEphemeral, KexMethod};
 use crate::algo::HashAlg;
 use std::sync::Arc;
 
-/// Which of the pool's queues a job waits in: each is bounded on its own and drained in turn,
-/// so a flood of one kind (a password spray) cannot starve the others.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
-pub enum JobClass {
-    /// Key exchange and host-key signing.
-    Kex,
-    /// A user's publickey signature.
-    Verify,
-    /// Password hashing (slow on purpose; at most a share of the pool's threads).
-    Password,
-    /// File reads (authorized_keys): on a reader thread, never where KEX runs.
-    Read,
-}
-
-impl JobClass {
-    pub const ALL: [JobClass; 4] =
-        [JobClass::Kex, JobClass::Verify, JobClass::Password, JobClass::Read];
-
-    /// Position in [`JobClass::ALL`], for per-class arrays.
-    pub fn index(self) -> usize {
-        self as usize
-    }
-
-    pub fn name(self) -> &'static str {
-        match self {
-            JobClass::Kex => "kex",
-            JobClass::Verify => "verify",
-            JobClass::Password => "password",
-            JobClass::Read => "read",
-        }
-    }
-}
-
 /// A unit of work for the crypto pool.
 pub struct CryptoJob {
     label: &'static str,
@@ -61,9 +28,6 @@ pub(crate) enum JobKind {
     ClientGenerate { method: KexMethod, group: Option<DhGroup> },
     /// Client: agree on K with the server's value, hash, verify the server's signature.
     ClientFinish(Box<ClientFinishJob>),
-    /// User authentication work (authorized_keys read, password hash check); opaque to the
-    /// runtime, routed back to `auth` by `ServerConnection::handle_job_done`.
-    Auth(crate::auth::AuthJob),
 }
 
 /// Inputs shared by both roles' hash computations.
@@ -117,7 +81,6 @@ pub(crate) enum JobResult {
     ServerKex(Result<ServerKexOut, Error>),
     ClientGenerated(Result<ClientEphemeral, Error>),
     ClientFinished(Result<ClientKexOut, Error>),
-    Auth(crate::auth::AuthJobResult),
 }
 
 impl CryptoJob {
@@ -133,24 +96,8 @@ impl CryptoJob {
                 ClientEphemeral::generate(method, group.as_ref()).map_err(Error::Kex),
             ),
             JobKind::ClientFinish(j) => JobResult::ClientFinished(run_client(*j)),
-            JobKind::Auth(j) => JobResult::Auth(j.run()),
         };
         JobDone { label: self.label, result }
-    }
-
-    /// A job for the service layers (authentication).
-    pub(crate) fn auth(job: crate::auth::AuthJob) -> Self {
-        CryptoJob { label: job.label(), kind: JobKind::Auth(job) }
-    }
-
-    /// The queue this job waits in.
-    pub fn class(&self) -> JobClass {
-        match &self.kind {
-            JobKind::ServerKex(_) | JobKind::ClientGenerate { .. } | JobKind::ClientFinish(_) => {
-                JobClass::Kex
-            }
-            JobKind::Auth(j) => j.class(),
-        }
     }
 
     /// The KEX method name (for per-method histograms), e.g. `curve25519-sha256`.

@@ -24,7 +24,7 @@ pub mod version;
 pub use config::TransportConfig;
 pub use disconnect::DisconnectReason;
 pub use error::Error;
-pub use job::{CryptoJob, JobClass, JobDone};
+pub use job::{CryptoJob, JobDone};
 
 use crate::algo::host_key::HostKeyAlg;
 use crate::algo::Rng;
