@@ -120,6 +120,12 @@ impl ServerJob {
         match self {
             ServerJob::Kex(_) => JobClass::Kex,
             ServerJob::Auth(AuthJob::LoadKeys { .. }) => JobClass::Read,
+            // A password file read at each check is file IO: never where KEX runs.
+            ServerJob::Auth(AuthJob::CheckPassword(c))
+                if matches!(c.source, crate::auth::PasswordSource::File(_)) =>
+            {
+                JobClass::Read
+            }
             ServerJob::Auth(AuthJob::CheckPassword(_)) => JobClass::Password,
             ServerJob::Auth(AuthJob::VerifySignature(_)) => JobClass::Verify,
         }
