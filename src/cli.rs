@@ -15,6 +15,10 @@ pub const DEFAULT_DATA_DIR: &str = "./sshfront-data";
 /// Jobs queued or running on the crypto pool, all workers together; past it handshakes wait in a
 /// small per-worker queue and then get DISCONNECT 12, instead of latency growing without limit.
 pub const DEFAULT_CRYPTO_QUEUE: usize = 1024;
+/// MaxStartups for a front end rather than sshd's 10:30:100: thousands of concurrent handshakes
+/// are normal here; early drop starts at 4000 unauthenticated connections, all are dropped at
+/// 10000 (the default --max-connections).
+pub const DEFAULT_MAX_STARTUPS: &str = "4000:30:10000";
 /// Seconds from accept until authentication must have succeeded (OpenSSH's LoginGraceTime).
 pub const DEFAULT_LOGIN_GRACE_TIME: u64 = 120;
 /// Open connections across all workers; at the bound the acceptor stops accepting and the
@@ -122,6 +126,10 @@ pub struct Args {
     /// --ciphers, --macs, --host-key-algorithms and --compression apply on top.
     #[arg(long, value_name = "POLICY", value_enum, default_value_t = DEFAULT_CRYPTO_POLICY)]
     pub crypto_policy: CryptoPolicy,
+    /// Crypto threads that may hash passwords at once, so key exchanges and publickey logins
+    /// keep moving during a password spray [default: half of --crypto-threads, at least 1].
+    #[arg(long, allow_negative_numbers = true, value_name = "N", value_parser = parse_positive)]
+    pub password_concurrency: Option<usize>,
 
     /// Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b"
     /// appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first.
@@ -172,6 +180,31 @@ pub struct Args {
     /// with --proxy-protocol); past it new ones are closed before any SSH byte. 0 = no limit.
     #[arg(long, value_name = "N", default_value_t = 0)]
     pub max_per_source: usize,
+
+    /// Random early drop of unauthenticated connections, as OpenSSH's MaxStartups: from START
+    /// of them on, new ones are dropped at accept with probability RATE% rising to 100% at FULL.
+    #[arg(long, value_name = "START:RATE:FULL", default_value = DEFAULT_MAX_STARTUPS)]
+    pub max_startups: String,
+
+    /// Unauthenticated connections per source (IPv4 address, IPv6 /64); past it new ones are
+    /// dropped at accept. 0 = no limit.
+    #[arg(long, value_name = "N", default_value_t = 0)]
+    pub per_source_max_startups: usize,
+
+    /// Per-source penalties in OpenSSH's PerSourcePenalties syntax, e.g. "authfail:5s noauth:1s
+    /// grace-exceeded:10s max:10m min:15s max-sources4:65536 overflow:permissive", or "yes"
+    /// (OpenSSH's defaults) or "no". A source whose penalty exceeds min is refused at accept.
+    /// [default: no]
+    #[arg(long, value_name = "SPEC")]
+    pub per_source_penalties: Option<String>,
+
+    /// Sources never penalised (CIDR or address); repeatable.
+    #[arg(long, value_name = "CIDR")]
+    pub per_source_penalty_exempt: Vec<String>,
+
+    /// Prefix lengths penalties group sources by, IPv4[:IPv6] [default: 32:64].
+    #[arg(long, value_name = "V4[:V6]")]
+    pub per_source_netblock: Option<String>,
 
     /// Log verbosity.
     #[arg(long, value_name = "LEVEL", value_enum, default_value_t = LogLevel::Info)]

@@ -93,7 +93,10 @@ fn main() -> ExitCode {
             return ExitCode::from(2);
         }
     };
-    match sshfront::runtime::run(args, config) {
+    let result = sshfront::runtime::run(args, config);
+    // Lines still queued for the logger thread go out before the process exits.
+    log::logger().flush();
+    match result {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
             eprintln!("sshfront: error: {e}");

@@ -6,7 +6,7 @@
 //!    It stops early when `wants_input()` turns false (a KEX or authentication job is out,
 //!    output is backed up): stop reading the socket until it is true again, then present the
 //!    rest again.
-//! 2. `handle_job_done(done, now)` for each finished [`CryptoJob`] (KEX and auth alike).
+//! 2. `handle_job_done(done, now)` for each finished [`ServerJob`] (KEX and auth alike).
 //! 3. The mutators for what happened elsewhere: `backend_connected` / `backend_failed`,
 //!    `backend_consumed` after writing `inbound(channel)` to a backend, `send_data` /
 //!    `send_stderr` with what a backend produced (at most `send_capacity`), `backend_eof`,
@@ -20,7 +20,7 @@
 //! socket, child and listener of the connection.
 
 use crate::algo::{Rng, SystemRng};
-use crate::auth::{Auth, AuthContext, AuthOutcome, AuthPolicy};
+use crate::auth::{Auth, AuthContext, AuthJob, AuthJobResult, AuthOutcome, AuthPolicy};
 use crate::config::users::KeyOptions;
 use crate::connection::{
     self as conn, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
@@ -28,7 +28,6 @@ use crate::connection::{
 };
 use crate::packet::PayloadAt;
 use crate::service::ServiceError;
-use crate::transport::job::JobResult;
 use crate::transport::{
     self, CryptoJob, DisconnectReason, JobDone, Read, Transport, TransportConfig,
 };
@@ -61,10 +60,83 @@ pub struct ServerConfig {
     pub gateway: crate::config::GatewayConfig,
 }
 
+/// Which of the pool's queues a job waits in: each is bounded on its own and drained in turn,
+/// so a flood of one kind (a password spray) cannot starve the others.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum JobClass {
+    /// Key exchange and host-key signing.
+    Kex,
+    /// A user's publickey signature.
+    Verify,
+    /// Password hashing (slow on purpose; at most a share of the pool's threads).
+    Password,
+    /// File reads (authorized_keys): on a reader thread, never where KEX runs.
+    Read,
+}
+
+impl JobClass {
+    pub const ALL: [JobClass; 4] =
+        [JobClass::Kex, JobClass::Verify, JobClass::Password, JobClass::Read];
+
+    /// Position in [`JobClass::ALL`], for per-class arrays.
+    pub fn index(self) -> usize {
+        self as usize
+    }
+
+    pub fn name(self) -> &'static str {
+        match self {
+            JobClass::Kex => "kex",
+            JobClass::Verify => "verify",
+            JobClass::Password => "password",
+            JobClass::Read => "read",
+        }
+    }
+}
+
+/// Work a server connection hands to the runtime: the transport's key exchange, or the
+/// authentication layer's checks. Transport knows nothing of the latter.
+pub enum ServerJob {
+    Kex(CryptoJob),
+    Auth(AuthJob),
+}
+
+/// A finished [`ServerJob`], fed back with `handle_job_done`.
+pub enum ServerJobDone {
+    Kex(JobDone),
+    Auth(AuthJobResult),
+}
+
+impl ServerJob {
+    /// For per-kind histograms: the KEX method, or `auth-…`.
+    pub fn label(&self) -> &'static str {
+        match self {
+            ServerJob::Kex(j) => j.label(),
+            ServerJob::Auth(j) => j.label(),
+        }
+    }
+
+    /// The queue this job waits in.
+    pub fn class(&self) -> JobClass {
+        match self {
+            ServerJob::Kex(_) => JobClass::Kex,
+            ServerJob::Auth(AuthJob::LoadKeys { .. }) => JobClass::Read,
+            // A password file read at each check is file IO: never where KEX runs.
+            ServerJob::Auth(AuthJob::CheckPassword(c))
+                if matches!(c.source, crate::auth::PasswordSource::File(_)) =>
+            {
+                JobClass::Read
+            }
+            ServerJob::Auth(AuthJob::CheckPassword(_)) => JobClass::Password,
+            ServerJob::Auth(AuthJob::VerifySignature(_)) => JobClass::Verify,
+        }
+    }
+}
+
 /// What happened, for the runtime to act on or log.
 pub enum Event {
-    /// Run this on the crypto pool and feed the result to `handle_job_done`.
-    Job(CryptoJob),
+    /// Run this off the worker (crypto pool or reader thread) and feed the result to
+    /// `handle_job_done`.
+    Job(ServerJob),
     /// A key exchange finished (first or rekey); algorithms as negotiated.
     KexDone(KexSummary),
     /// The peer asked for and we accepted a service (`ssh-userauth`).
@@ -169,6 +241,30 @@ impl From<conn::Event> for Event {
             C::ChannelOpenFailed { channel, code, text } => {
                 Event::ChannelOpenFailed { channel, code, text }
             }
+        }
+    }
+}
+
+/// Why a connection's source deserves a penalty when it ends (OpenSSH's PerSourcePenalties
+/// kinds); the runtime adds the configured duration to the source's entry.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum PenaltyKind {
+    AuthFail,
+    NoAuth,
+    GraceExceeded,
+    InvalidUser,
+    RefuseConnection,
+}
+
+impl PenaltyKind {
+    /// The reason in log lines and for refused connections.
+    pub fn reason(self) -> &'static str {
+        match self {
+            PenaltyKind::AuthFail => "penalty: failed authentication",
+            PenaltyKind::NoAuth => "penalty: connections without attempting authentication",
+            PenaltyKind::GraceExceeded => "penalty: exceeded login grace time",
+            PenaltyKind::InvalidUser => "penalty: attempted authentication by invalid user",
+            PenaltyKind::RefuseConnection => "penalty: connection refused",
         }
     }
 }
@@ -332,7 +428,7 @@ impl ServerConnection {
         match r {
             Ok(AuthOutcome::Continue) => {}
             Ok(AuthOutcome::Log(s)) => self.events.push_back(Event::Log(s)),
-            Ok(AuthOutcome::Job(job)) => self.events.push_back(Event::Job(CryptoJob::auth(job))),
+            Ok(AuthOutcome::Job(job)) => self.events.push_back(Event::Job(ServerJob::Auth(job))),
             Ok(AuthOutcome::Success { user, method }) => {
                 // The one place that authenticates: USERAUTH_SUCCESS was just staged by auth.
                 self.transport.set_authenticated();
@@ -360,13 +456,10 @@ impl ServerConnection {
     }
 
     /// A finished crypto job: KEX jobs go to the transport, authentication jobs to `auth`.
-    pub fn handle_job_done(&mut self, done: JobDone, now: Instant) {
-        if !matches!(done.result, JobResult::Auth(_)) {
-            self.transport.handle_job_done(done, now);
-            return;
-        }
-        let JobDone { result: JobResult::Auth(result), .. } = done else {
-            return;
+    pub fn handle_job_done(&mut self, done: ServerJobDone, now: Instant) {
+        let result = match done {
+            ServerJobDone::Kex(done) => return self.transport.handle_job_done(done, now),
+            ServerJobDone::Auth(result) => result,
         };
         if self.transport.is_closed() {
             return;
@@ -437,7 +530,7 @@ impl ServerConnection {
             return Some(e);
         }
         self.transport.poll_event().map(|e| match e {
-            transport::Event::Job(j) => Event::Job(j),
+            transport::Event::Job(j) => Event::Job(ServerJob::Kex(j)),
             transport::Event::KexDone(s) => {
                 // Held-back output was flushed with NEWKEYS: producers may resume.
                 if self.transport.is_authenticated() {
@@ -497,6 +590,22 @@ impl ServerConnection {
 
     pub fn is_authenticated(&self) -> bool {
         self.transport.is_authenticated()
+    }
+
+    /// The penalty this connection earned its source, judged as it ends at `now`: none once
+    /// authenticated; grace exceeded past the login deadline; failed authentication after a
+    /// counted failure; otherwise no authentication attempted. (Unknown users take the same
+    /// path as wrong credentials on purpose, so "invalid user" is never reported here.)
+    pub fn penalty(&self, now: Instant) -> Option<PenaltyKind> {
+        if self.is_authenticated() {
+            None
+        } else if now >= self.login_deadline {
+            Some(PenaltyKind::GraceExceeded)
+        } else if self.auth.failures() > 0 {
+            Some(PenaltyKind::AuthFail)
+        } else {
+            Some(PenaltyKind::NoAuth)
+        }
     }
 
     /// Whether a key exchange is running (e.g. for the runtime's drain decisions).

@@ -346,12 +346,7 @@ fn sigterm_drains_open_sessions_then_ends_their_commands() {
         }
     });
     let first = rx.recv_timeout(Duration::from_secs(30));
-    let pid: Option<i32> = server
-        .stderr()
-        .lines()
-        .find_map(|l| l.split("started pid ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok());
+    let pid = logged_pid(&server);
     let mut server = server;
     server.signal(libc::SIGTERM);
     std::thread::sleep(Duration::from_millis(1000));
@@ -404,13 +399,8 @@ fn a_lost_connection_ends_its_command() {
     let _ = ssh.kill();
     let _ = ssh.wait();
     assert_eq!(first.ok().as_deref(), Some("started"));
-    let pid: i32 = server
-        .stderr()
-        .lines()
-        .find_map(|l| l.split("started pid ").nth(1))
-        .and_then(|rest| rest.split_whitespace().next())
-        .and_then(|p| p.parse().ok())
-        .unwrap_or_else(|| panic!("no pid logged\n{}", server.stderr()));
+    let pid: i32 =
+        logged_pid(&server).unwrap_or_else(|| panic!("no pid logged\n{}", server.stderr()));
     let gone = (0..200).any(|_| {
         // SAFETY: signal 0 only checks whether the process group still exists.
         let alive = unsafe { libc::kill(-pid, 0) } == 0;
@@ -485,4 +475,22 @@ fn keyboard_interactive_and_a_two_step_auth_methods_sequence() {
     let out = run(cmd, None, LIMIT);
     assert_eq!(out.status.code(), Some(255), "a key alone is not enough");
     assert!(out.stdout.is_empty());
+}
+
+/// The pid in the server's "started pid N" line; waits (bounded) since log lines go through the
+/// logger thread and may land a moment after the command's first output.
+fn logged_pid(server: &Server) -> Option<i32> {
+    let deadline = Instant::now() + Duration::from_secs(10);
+    loop {
+        let pid = server
+            .stderr()
+            .lines()
+            .find_map(|l| l.split("started pid ").nth(1))
+            .and_then(|rest| rest.split_whitespace().next())
+            .and_then(|p| p.parse().ok());
+        if pid.is_some() || Instant::now() > deadline {
+            return pid;
+        }
+        std::thread::sleep(Duration::from_millis(50));
+    }
 }

@@ -7,16 +7,17 @@
 //! and only [`AuthOutcome::Success`] makes the owner mark the transport authenticated; a
 //! client-sent SUCCESS never reaches here (the transport's state table refuses it).
 
+pub mod authorized_key;
 pub mod msgs;
 pub mod password;
 pub mod policy;
 pub mod publickey;
 pub mod sk;
 
-use crate::config::users::{load_authorized_keys, AuthorizedKey, KeyOptions};
 use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
 use crate::wire::{msg_no, DecodeError};
+pub use authorized_key::{AuthorizedKey, KeyOptions};
 use msgs::{MethodRequest, UserauthRequest};
 pub use password::PasswordCheck;
 pub use policy::{AuthPolicy, Method, PasswordSource};
@@ -26,13 +27,16 @@ use std::net::IpAddr;
 /// The service a successful login gives access to (RFC 4252 §5).
 pub const CONNECTION_SERVICE: &[u8] = b"ssh-connection";
 
-/// Work for the crypto pool on behalf of authentication.
+/// Work for the runtime on behalf of authentication: this module decides what to check; the
+/// runtime reads the files and runs the checks (`runtime::auth_jobs`), off the worker.
 #[derive(Debug)]
 pub enum AuthJob {
     /// Read and parse the user's authorized_keys (`config::users::load_authorized_keys`).
     LoadKeys { template: String, user: String },
     /// Check a password against the password file.
     CheckPassword(PasswordCheck),
+    /// Verify a publickey signature (off the worker: RSA verification costs ~0.1 ms).
+    VerifySignature(publickey::SignatureCheck),
 }
 
 /// What an [`AuthJob`] produced.
@@ -41,24 +45,16 @@ pub enum AuthJobResult {
     /// The user's keys; an error text when the file could not be read (treated as no keys).
     Keys(Result<Vec<AuthorizedKey>, String>),
     Password(bool),
+    Signature(bool),
 }
 
 impl AuthJob {
-    /// Runs the job (on a pool thread: file IO and password hashing).
-    pub fn run(self) -> AuthJobResult {
-        match self {
-            AuthJob::LoadKeys { template, user } => AuthJobResult::Keys(
-                load_authorized_keys(&template, &user).map_err(|e| e.to_string()),
-            ),
-            AuthJob::CheckPassword(c) => AuthJobResult::Password(c.run()),
-        }
-    }
-
     /// For per-kind histograms.
     pub fn label(&self) -> &'static str {
         match self {
             AuthJob::LoadKeys { .. } => "auth-load-keys",
             AuthJob::CheckPassword(_) => "auth-password",
+            AuthJob::VerifySignature(_) => "auth-verify",
         }
     }
 }
@@ -100,6 +96,8 @@ enum State {
     Idle,
     WaitingKeys(PendingPk),
     WaitingPassword(Method),
+    /// A signature is being verified: the key blob and the options of its entry.
+    WaitingSignature(Vec<u8>, KeyOptions),
     /// INFO_REQUEST sent; the next INFO_RESPONSE carries the password.
     KbdPrompted,
     Done,
@@ -148,7 +146,10 @@ impl Auth {
 
     /// A job is out: do not feed more messages until its result is in.
     pub fn is_waiting(&self) -> bool {
-        matches!(self.state, State::WaitingKeys(_) | State::WaitingPassword(_))
+        matches!(
+            self.state,
+            State::WaitingKeys(_) | State::WaitingPassword(_) | State::WaitingSignature(..)
+        )
     }
 
     pub fn is_done(&self) -> bool {
@@ -314,6 +315,14 @@ impl Auth {
                     (o, _) => Ok(o),
                 }
             }
+            (State::WaitingSignature(key, options), AuthJobResult::Signature(ok)) => {
+                if !ok {
+                    return self.failure(cx, out);
+                }
+                // The key that verified is the key that is authorised, with its own options.
+                self.used_keys.push(key);
+                self.method_succeeded(cx, out, Method::PublicKey, Some(options))
+            }
             (State::WaitingPassword(method), AuthJobResult::Password(ok)) => {
                 if ok {
                     self.method_succeeded(cx, out, method, None)
@@ -352,14 +361,17 @@ impl Auth {
         let user = self.user.as_deref().unwrap_or("");
         let signed =
             msgs::publickey_signed_data(cx.session_id, user, CONNECTION_SERVICE, &pk.alg, &pk.key);
-        if publickey::check_signature(self.verify, alg, &pk.key, &signed, &signature, &options)
-            .is_err()
-        {
-            return self.failure(cx, out);
-        }
-        // The key that verified is the key that is authorised, with its own options.
-        self.used_keys.push(pk.key);
-        self.method_succeeded(cx, out, Method::PublicKey, Some(options))
+        let check = publickey::SignatureCheck {
+            verify: self.verify,
+            alg,
+            key: pk.key.clone(),
+            signed,
+            signature,
+            no_touch_required: options.no_touch_required,
+            verify_required: options.verify_required,
+        };
+        self.state = State::WaitingSignature(pk.key, options);
+        Ok(AuthOutcome::Job(AuthJob::VerifySignature(check)))
     }
 
     fn method_succeeded(

@@ -137,6 +137,37 @@ pub fn check_signature(
     }
 }
 
+/// A signature to verify on the pool (see [`check_signature`]).
+pub struct SignatureCheck {
+    pub verify: VerifyFn,
+    pub alg: UserSigAlg,
+    pub key: Vec<u8>,
+    pub signed: Vec<u8>,
+    pub signature: Vec<u8>,
+    /// The key's `no-touch-required` / `verify-required` options (security keys only).
+    pub no_touch_required: bool,
+    pub verify_required: bool,
+}
+
+impl std::fmt::Debug for SignatureCheck {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SignatureCheck").field("alg", &self.alg).finish_non_exhaustive()
+    }
+}
+
+impl SignatureCheck {
+    /// Runs the check (on a pool thread).
+    pub fn run(self) -> bool {
+        let options = KeyOptions {
+            no_touch_required: self.no_touch_required,
+            verify_required: self.verify_required,
+            ..KeyOptions::default()
+        };
+        check_signature(self.verify, self.alg, &self.key, &self.signed, &self.signature, &options)
+            .is_ok()
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

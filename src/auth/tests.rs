@@ -76,6 +76,22 @@ fn failure_of(msg: &[u8]) -> (String, bool) {
     (list, r.bool("p").unwrap())
 }
 
+/// Runs a signature-verification job inline (the pool's part) and feeds its result back.
+fn verified(
+    a: &mut Auth,
+    p: &AuthPolicy,
+    out: &mut VecOutbound,
+    r: Result<AuthOutcome, ServiceError>,
+) -> Result<AuthOutcome, ServiceError> {
+    match r? {
+        AuthOutcome::Job(AuthJob::VerifySignature(check)) => {
+            assert!(a.is_waiting(), "no input while a signature is checked");
+            a.handle_job_result(cx(p), out, AuthJobResult::Signature(check.run()))
+        }
+        other => Ok(other),
+    }
+}
+
 fn authorized(blob: &[u8], options: KeyOptions) -> AuthorizedKey {
     AuthorizedKey { algorithm: "ssh-ed25519".into(), blob: blob.to_vec(), options }
 }
@@ -202,13 +218,13 @@ fn publickey_query_then_signature() {
     // Signature over exactly the RFC 4252 §7 data (fake_verify compares it byte for byte).
     let signed = msgs::publickey_signed_data(SID, "bob", b"ssh-connection", "ssh-ed25519", &key);
     let bad = sig_blob("ssh-ed25519", b"something else");
-    a.handle_message(cx(&p), &mut out, &pk_req("bob", "ssh-ed25519", &key, Some(&bad))).unwrap();
+    let r = a.handle_message(cx(&p), &mut out, &pk_req("bob", "ssh-ed25519", &key, Some(&bad)));
+    verified(&mut a, &p, &mut out, r).unwrap();
     assert_eq!(out.numbers(), [msg_no::USERAUTH_FAILURE]);
     out.take();
     let good = sig_blob("ssh-ed25519", &signed);
-    let r = a
-        .handle_message(cx(&p), &mut out, &pk_req("bob", "ssh-ed25519", &key, Some(&good)))
-        .unwrap();
+    let r = a.handle_message(cx(&p), &mut out, &pk_req("bob", "ssh-ed25519", &key, Some(&good)));
+    let r = verified(&mut a, &p, &mut out, r).unwrap();
     assert!(matches!(r, AuthOutcome::Success { method: "publickey", .. }));
     assert_eq!(out.numbers(), [msg_no::USERAUTH_SUCCESS]);
     assert_eq!(a.restrictions(), &opts, "the key's options travel with the login");
@@ -270,7 +286,8 @@ fn from_option_and_sha1_and_type_mismatch_fail() {
     };
     let mut b = Auth::with_verifier("192.0.2.9".parse().unwrap(), accept_all);
     b.handle_message(cx(&p), &mut out, &pk_req("bob", "rsa-sha2-512", &rsa, Some(&sig))).unwrap();
-    let r = b.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(vec![keys_rsa]))).unwrap();
+    let r = b.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(vec![keys_rsa])));
+    let r = verified(&mut b, &p, &mut out, r).unwrap();
     assert!(matches!(r, AuthOutcome::Success { .. }));
 }
 
@@ -290,6 +307,7 @@ fn partial_success_sequence_publickey_then_password() {
         &mut out,
         AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())])),
     );
+    let r = verified(&mut a, &p, &mut out, r);
     assert!(matches!(r.unwrap(), AuthOutcome::Continue));
     assert_eq!(failure_of(&out.take()[0]), ("password".into(), true), "partial success");
     let r = a.handle_message(cx(&p), &mut out, &pw_req("bob", b"pw")).unwrap();
@@ -382,6 +400,7 @@ fn signed_login(verify: VerifyFn, blob: &[u8], sig: &[u8]) -> (AuthOutcome, VecO
     a.handle_message(cx(&p), &mut out, &req).unwrap();
     let keys = vec![authorized(blob, KeyOptions::default())];
     let r = a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys)));
+    let r = verified(&mut a, &p, &mut out, r);
     (r.unwrap(), out)
 }
 

@@ -11,6 +11,7 @@ pub mod fleet;
 pub mod host_keys;
 pub mod passwd;
 pub mod policy;
+pub mod penalties;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -70,6 +71,8 @@ pub struct RuntimeSettings {
     pub workers: usize,
     pub crypto_threads: usize,
     pub crypto_queue: usize,
+    /// Pool threads that may hash passwords at once (`--password-concurrency`).
+    pub password_concurrency: usize,
     pub max_connections: usize,
     pub stats_interval: Option<Duration>,
     pub drain_timeout: Duration,
@@ -78,6 +81,11 @@ pub struct RuntimeSettings {
     pub log_level: LogLevel,
     /// PROXY protocol, SO_REUSEPORT, metrics endpoint, drain delay (issue 6).
     pub fleet: fleet::FleetSettings,
+    /// `--per-source-penalties` (None = off).
+    pub penalties: Option<penalties::PenaltySettings>,
+    /// `--max-startups`, `--per-source-max-startups` (0 = off).
+    pub max_startups: crate::runtime::startups::MaxStartups,
+    pub per_source_max_startups: usize,
 }
 
 /// Everything the process needs.
@@ -347,11 +355,16 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
     }
     let max_buffer_memory = usize::try_from(max_buffer_memory)
         .map_err(|_| ConfigError::new("--max-buffer-memory", "too large for this machine"))?;
+    let crypto_threads = args.crypto_threads.unwrap_or_else(available_cores);
     Ok(RuntimeSettings {
         listen: args.listen.clone(),
         workers: args.workers.unwrap_or_else(available_cores),
-        crypto_threads: args.crypto_threads.unwrap_or_else(available_cores),
+        crypto_threads,
         crypto_queue: args.crypto_queue,
+        password_concurrency: args
+            .password_concurrency
+            .unwrap_or(crypto_threads / 2)
+            .clamp(1, crypto_threads.max(1)),
         max_connections: args.max_connections,
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
@@ -359,6 +372,14 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
         port_file: args.port_file.clone(),
         log_level: args.log_level,
         fleet: fleet::settings(args)?,
+        max_startups: crate::runtime::startups::MaxStartups::parse(&args.max_startups)
+            .map_err(|e| ConfigError::new("--max-startups", e))?,
+        per_source_max_startups: args.per_source_max_startups,
+        penalties: penalties::parse(
+            args.per_source_penalties.as_deref(),
+            &args.per_source_penalty_exempt,
+            args.per_source_netblock.as_deref(),
+        )?,
     })
 }
 

@@ -54,7 +54,8 @@ pub struct Metrics {
     pub crypto_refused: u64,
     /// Connections closed for lack of buffer memory or other local resource limits.
     pub resource_closed: u64,
-    /// Disconnects by reason code.
+    /// Disconnects by reason code: 1–15 (RFC 4253 §11.1), anything else (peer-chosen) under
+    /// [`OTHER_CODE`], so the map has at most 16 entries.
     pub disconnects: BTreeMap<u32, u64>,
     /// Accept → authentication succeeded (the whole login, as a client sees it).
     pub auth: Histogram<u64>,
@@ -97,7 +98,16 @@ impl Default for Metrics {
     }
 }
 
+/// The key under which disconnect codes outside RFC 4253's 1–15 are counted.
+pub const OTHER_CODE: u32 = 0;
+
 impl Metrics {
+    /// Counts one disconnect; codes a peer invents share one bucket.
+    pub fn record_disconnect(&mut self, code: u32) {
+        let code = if (1..=15).contains(&code) { code } else { OTHER_CODE };
+        *self.disconnects.entry(code).or_insert(0) += 1;
+    }
+
     /// Records one finished crypto job.
     pub fn record_job(&mut self, label: &'static str, wait: Duration, compute: Duration) {
         record(self.crypto_wait.entry(label).or_insert_with(new_histogram), wait);
@@ -208,7 +218,7 @@ impl Metrics {
             self.resource_closed,
         );
         let codes: Vec<String> =
-            self.disconnects.iter().map(|(code, n)| format!("{code}={n}")).collect();
+            self.disconnects.iter().map(|(code, n)| format!("{}={n}", code_label(*code))).collect();
         let _ = writeln!(
             s,
             "  disconnects by code: {}",
@@ -235,6 +245,13 @@ impl Metrics {
         }
         v
     }
+}
+
+/// A disconnect code as a label value: `1`…`15`, or `other`.
+pub fn code_label(code: u32) -> &'static str {
+    const NAMES: [&str; 16] =
+        ["other", "1", "2", "3", "4", "5", "6", "7", "8", "9", "10", "11", "12", "13", "14", "15"];
+    usize::try_from(code).ok().and_then(|i| NAMES.get(i)).copied().unwrap_or("other")
 }
 
 fn add(into: &mut Histogram<u64>, from: &Histogram<u64>) {

@@ -35,6 +35,13 @@ pub struct Extra {
     pub uptime_seconds: f64,
     /// SIGHUP reloads refused because the configuration did not validate.
     pub config_reload_failures: u64,
+    /// Log lines dropped at the logger's queue bound, and peer-triggered lines held back by
+    /// the rate limits.
+    pub log_dropped: u64,
+    pub log_suppressed: u64,
+    /// Sources (blocks) with an active penalty, and connections refused for one.
+    pub penalised_sources: u64,
+    pub penalty_refused: u64,
 }
 
 /// The whole exposition.
@@ -101,14 +108,17 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     sample(&mut o, "sshfront_bytes_total", &[("direction", "out")], m.bytes_out);
 
     family(&mut o, "sshfront_disconnects_total", "counter", "Disconnects by reason code.");
+    // Codes come from a fixed set: 1–15 and "other" (Metrics::record_disconnect buckets them).
+    let mut disconnects: Vec<(&str, &str, u64)> = Vec::new();
     for (code, n) in &m.disconnects {
-        let code_s = code.to_string();
-        sample(
-            &mut o,
-            "sshfront_disconnects_total",
-            &[("code", &code_s), ("reason", reason_name(*code))],
-            *n,
-        );
+        let (label, reason) = (super::code_label(*code), reason_name(*code));
+        match disconnects.iter_mut().find(|(l, _, _)| *l == label) {
+            Some(d) => d.2 += n,
+            None => disconnects.push((label, reason, *n)),
+        }
+    }
+    for (code, reason, n) in disconnects {
+        sample(&mut o, "sshfront_disconnects_total", &[("code", code), ("reason", reason)], n);
     }
 
     family(
@@ -131,6 +141,33 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         "sshfront_resource_closed_total",
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,
+    );
+
+    counter(
+        &mut o,
+        "sshfront_log_dropped_total",
+        "Log lines dropped because the logger's queue was full.",
+        extra.log_dropped,
+    );
+    counter(
+        &mut o,
+        "sshfront_log_suppressed_total",
+        "Peer-triggered log lines held back by the per-connection and global rate limits.",
+        extra.log_suppressed,
+    );
+
+    family(
+        &mut o,
+        "sshfront_penalised_sources",
+        "gauge",
+        "Source blocks refused at accept for an active per-source penalty.",
+    );
+    sample(&mut o, "sshfront_penalised_sources", &[], extra.penalised_sources);
+    counter(
+        &mut o,
+        "sshfront_penalty_refused_total",
+        "Connections refused at accept because their source was penalised.",
+        extra.penalty_refused,
     );
 
     if !extra.proxy.is_empty() {
@@ -358,6 +395,7 @@ mod tests {
             proxy: vec![("ok", 5), ("untrusted", 1)],
             uptime_seconds: 1.5,
             config_reload_failures: 2,
+            ..Extra::default()
         };
         let t = render(&m, &extra);
         assert_eq!(value_of(&t, "sshfront_ready"), "0");
@@ -410,6 +448,31 @@ mod tests {
             let (_, v) = l.rsplit_once(' ').unwrap();
             assert!(v.parse::<f64>().is_ok(), "{l}");
         }
+    }
+
+    #[test]
+    fn series_count_does_not_grow_with_peer_chosen_codes() {
+        let series = |m: &Metrics| {
+            render(m, &Extra::default()).lines().filter(|l| !l.starts_with('#')).count()
+        };
+        let mut m = Metrics::default();
+        for code in 1..=15 {
+            m.record_disconnect(code);
+        }
+        m.record_disconnect(0);
+        let before = series(&m);
+        for code in 16..5000 {
+            m.record_disconnect(code);
+        }
+        m.record_disconnect(u32::MAX);
+        // A disconnects map built by hand (e.g. merged from an old snapshot) folds the same way.
+        m.disconnects.insert(77, 3);
+        let t = render(&m, &Extra::default());
+        assert_eq!(series(&m), before);
+        assert_eq!(
+            value_of(&t, "sshfront_disconnects_total{code=\"other\",reason=\"OTHER\"}"),
+            (1 + 4984 + 1 + 3).to_string()
+        );
     }
 
     #[test]

@@ -65,6 +65,11 @@ pub struct Acceptor {
     pub source_limits: Option<std::sync::Arc<super::source_limit::SourceLimits>>,
     /// systemd's `$NOTIFY_SOCKET`, when run as a Type=notify service.
     pub notify: Option<super::systemd::Notifier>,
+    /// `--per-source-penalties`, when on.
+    pub penalties: Option<super::penalty::PenaltyTable>,
+    /// `--max-startups`, `--per-source-max-startups` and KEX-queue-aware shedding.
+    pub startups: super::startups::Startups,
+    pub drop_rng: super::startups::DropRng,
 }
 
 /// How often systemd's STATUS= line is refreshed (only when the counts changed).
@@ -285,6 +290,27 @@ impl Acceptor {
         peer: std::net::SocketAddr,
         now: Instant,
     ) {
+        // A penalised source is refused before any SSH byte: dropping the socket closes it.
+        if let Some(table) = &mut self.penalties {
+            if let Err(reason) = table.check(peer.ip(), now) {
+                if super::log::peer_line_allowed(now) {
+                    log::info!("{peer}: refused at accept ({reason})");
+                }
+                return;
+            }
+        }
+        let startup = match self.startups.admit(peer.ip(), self.drop_rng.percent()) {
+            Ok(g) => Some(g),
+            Err(why) => {
+                if super::log::peer_line_allowed(now) {
+                    log::info!(
+                        "{peer}: dropped at accept ({why}; {} unauthenticated)",
+                        self.startups.current()
+                    );
+                }
+                return;
+            }
+        };
         let source = match &self.source_limits {
             None => None,
             Some(limits) => match limits.acquire(peer.ip()) {
@@ -292,8 +318,11 @@ impl Acceptor {
                 None => {
                     // Dropping the socket closes it before any SSH byte, as sshd's
                     // PerSourceMaxStartups does.
-                    log::warn!(event = "refused_per_source", peer:% = peer;
-                        "{peer}: --max-per-source {} reached, closing", limits.max());
+                    if super::log::peer_line_allowed(now) {
+                        log::warn!(event = "refused_per_source", peer:% = peer;
+                            "{peer}: --max-per-source {} reached, closing", limits.max());
+                    }
+                    self.penalise(peer.ip(), crate::server::PenaltyKind::RefuseConnection, now);
                     return;
                 }
             },
@@ -301,7 +330,7 @@ impl Acceptor {
         let loads: Vec<usize> =
             self.workers.iter().map(|w| w.load.load(Ordering::Acquire)).collect();
         st.rr = st.rr.wrapping_add(1);
-        let mut msg = Control::NewConn { stream, peer, accepted_at: now, source };
+        let mut msg = Control::NewConn { stream, peer, accepted_at: now, source, startup };
         let order = worker_order(&loads, st.rr % loads.len().max(1));
         for i in order {
             let Some(w) = self.workers.get(i) else {
@@ -322,6 +351,22 @@ impl Acceptor {
         }
         log::warn!(event = "refused_busy", peer:% = peer;
             "all workers busy: dropping connection from {peer}");
+    }
+
+    /// Records a penalty for `ip`'s source; logs (rate-limited) when it becomes active.
+    fn penalise(&mut self, ip: std::net::IpAddr, kind: crate::server::PenaltyKind, now: Instant) {
+        let Some(table) = &mut self.penalties else { return };
+        if let super::penalty::Penalised::Activated { block, remaining } =
+            table.penalise(ip, kind, now)
+        {
+            if super::log::peer_line_allowed(now) {
+                log::info!(
+                    "{block}: refusing connections for {:.0}s ({})",
+                    remaining.as_secs_f64(),
+                    kind.reason()
+                );
+            }
+        }
     }
 
     fn set_listening(&mut self, st: &mut State, on: bool) {
@@ -448,8 +493,13 @@ impl Acceptor {
     fn drain_reports(&mut self, st: &mut State) -> bool {
         let mut any = false;
         while let Ok(r) = self.reports.try_recv() {
+            if let Report::Penalty { ip, kind } = r {
+                self.penalise(ip, kind, Instant::now());
+                continue;
+            }
             any = true;
             match r {
+                Report::Penalty { .. } => {}
                 Report::Stats { worker, metrics, full } => {
                     if let Some(slot) = st.latest.get_mut(worker) {
                         *slot = Some(*metrics);
@@ -533,6 +583,13 @@ mod tests {
             fleet: crate::runtime::fleet::Fleet::disabled(),
             source_limits: None,
             notify: None,
+            penalties: None,
+            startups: super::super::startups::Startups::new(
+                super::super::startups::MaxStartups::parse("10000").unwrap(),
+                0,
+                super::super::crypto_pool::JobBudget::new(64),
+            ),
+            drop_rng: super::super::startups::DropRng::new(),
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

@@ -138,6 +138,10 @@ pub struct Conn<C = ServerConnection> {
     pub gateway: GatewayConfig,
     /// Its `--max-per-source` slot, given back when the connection is dropped.
     pub source: Option<super::source_limit::SourceGuard>,
+    /// Per-connection limit on peer-triggered log lines (DEBUG, UNIMPLEMENTED, auth failures).
+    pub notes: super::log::NoteLimiter,
+    /// Its `--max-startups` slot until it authenticates.
+    pub startup: Option<super::startups::StartupGuard>,
 }
 
 impl<C> Conn<C> {
@@ -176,6 +180,8 @@ impl<C> Conn<C> {
             links: Vec::new(),
             pump_again: false,
             gateway: GatewayConfig::default(),
+            notes: super::log::NoteLimiter::default(),
+            startup: None,
             source: None,
         }
     }

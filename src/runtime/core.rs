@@ -5,8 +5,8 @@
 //! protocol.
 
 use crate::connection::{ChannelId, DataSink, ExitStatus, ForwardError, ListenerId};
-use crate::server::{Event, ServerConnection};
-use crate::transport::{DisconnectReason, JobDone};
+use crate::server::{Event, ServerConnection, ServerJobDone};
+use crate::transport::DisconnectReason;
 use std::time::Instant;
 
 pub trait Core {
@@ -21,7 +21,7 @@ pub trait Core {
     ) -> usize {
         self.handle_input(input, now)
     }
-    fn handle_job_done(&mut self, done: JobDone, now: Instant);
+    fn handle_job_done(&mut self, done: ServerJobDone, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
     fn poll_transmit(&mut self, out: &mut Vec<u8>);
     fn poll_event(&mut self) -> Option<Event>;
@@ -30,6 +30,11 @@ pub trait Core {
     fn wants_input(&self) -> bool;
     fn is_closed(&self) -> bool;
     fn is_authenticated(&self) -> bool;
+    /// The penalty the connection's source earned, judged as it ends (see
+    /// `ServerConnection::penalty`); test cores earn none.
+    fn penalty(&self, _now: Instant) -> Option<crate::server::PenaltyKind> {
+        None
+    }
     /// The peer closed its end (EOF) without a DISCONNECT.
     fn peer_closed(&mut self, now: Instant) {
         self.close(DisconnectReason::ConnectionLost, "connection closed by peer", now);
@@ -80,7 +85,7 @@ impl Core for ServerConnection {
     ) -> usize {
         ServerConnection::handle_input_with(self, input, now, sink)
     }
-    fn handle_job_done(&mut self, done: JobDone, now: Instant) {
+    fn handle_job_done(&mut self, done: ServerJobDone, now: Instant) {
         ServerConnection::handle_job_done(self, done, now)
     }
     fn handle_timeout(&mut self, now: Instant) {
@@ -106,6 +111,9 @@ impl Core for ServerConnection {
     }
     fn is_authenticated(&self) -> bool {
         ServerConnection::is_authenticated(self)
+    }
+    fn penalty(&self, now: Instant) -> Option<crate::server::PenaltyKind> {
+        ServerConnection::penalty(self, now)
     }
     fn peer_closed(&mut self, _now: Instant) {
         ServerConnection::peer_closed(self)

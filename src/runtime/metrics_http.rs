@@ -89,6 +89,10 @@ impl Health {
             proxy,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
             config_reload_failures: self.reload_failures.load(Ordering::Relaxed),
+            log_dropped: super::log::dropped(),
+            log_suppressed: super::log::suppressed(),
+            penalised_sources: super::penalty::PENALISED_SOURCES.load(Ordering::Relaxed) as u64,
+            penalty_refused: super::penalty::PENALTY_REFUSED.load(Ordering::Relaxed),
         };
         prometheus::render(&m, &extra)
     }

@@ -6,6 +6,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod acceptor;
+pub mod auth_jobs;
 pub mod backend;
 pub mod buffers;
 pub mod child;
@@ -17,11 +18,13 @@ pub mod forward_listen;
 pub mod log;
 pub mod log_format;
 pub mod metrics_http;
+pub mod penalty;
 pub mod proxy;
 pub mod resolve;
 pub mod signals;
 pub mod source_limit;
 pub mod systemd;
+pub mod startups;
 pub mod timers;
 pub mod worker;
 
@@ -35,7 +38,8 @@ use std::sync::atomic::AtomicUsize;
 use std::sync::Arc;
 
 /// Reports queued from workers to the acceptor, per worker.
-const REPORTS_PER_WORKER: usize = 8;
+/// (Statistics, exits and penalty events: a burst of failed logins may close many at once.)
+const REPORTS_PER_WORKER: usize = 1024;
 
 /// Runs the server until it has shut down. `args` is kept to rebuild the config on SIGHUP.
 pub fn run(args: Args, config: Config) -> io::Result<()> {
@@ -78,8 +82,11 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     let signals =
         signals::Signals::register(acceptor_poll.registry(), acceptor::SIGNAL_TOKEN_BASE)?;
 
-    let crypto =
-        Arc::new(crypto_pool::CryptoPool::new(settings.crypto_threads, settings.crypto_queue)?);
+    let crypto = Arc::new(crypto_pool::CryptoPool::new(
+        settings.crypto_threads,
+        settings.crypto_queue,
+        settings.password_concurrency,
+    )?);
     let buffer_used = Arc::new(AtomicUsize::new(0));
     let (reports_tx, reports_rx) = bounded(settings.workers * REPORTS_PER_WORKER);
     let mut workers = Vec::with_capacity(settings.workers);
@@ -87,8 +94,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         let poll = Poll::new()?;
         let waker = Arc::new(Waker::new(poll.registry(), conn::WAKER_TOKEN)?);
         let (tx, control) = bounded(worker::CONTROL_QUEUE);
-        // Sized to the pool's bound: results never outnumber jobs in flight (crypto_pool.rs).
-        let (results_tx, results) = bounded(settings.crypto_queue);
+        // Sized to the pool's bounds: results never outnumber jobs in flight (crypto_pool.rs).
+        let (results_tx, results) = bounded(crypto.result_capacity());
         let load = Arc::new(AtomicUsize::new(0));
         let parts = worker::WorkerParts {
             id,
@@ -133,6 +140,13 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         source_limits: (args_max_per_source > 0)
             .then(|| source_limit::SourceLimits::new(args_max_per_source)),
         notify: systemd_env.notify,
+        penalties: settings.penalties.clone().map(penalty::PenaltyTable::new),
+        startups: startups::Startups::new(
+            settings.max_startups,
+            settings.per_source_max_startups,
+            crypto.budget.clone(),
+        ),
+        drop_rng: startups::DropRng::new(),
     }
     .run()
 }

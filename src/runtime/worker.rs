@@ -18,8 +18,8 @@ use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
-use crate::server::{Event, ServerConfig, ServerConnection};
-use crate::transport::{CryptoJob, DisconnectReason};
+use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
+use crate::transport::DisconnectReason;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Waker};
@@ -56,6 +56,8 @@ pub enum Control {
         accepted_at: Instant,
         /// The `--max-per-source` slot, kept in the connection and released when it drops.
         source: Option<super::source_limit::SourceGuard>,
+        /// The `--max-startups` slot, released when the connection authenticates or drops.
+        startup: Option<super::startups::StartupGuard>,
     },
     /// Used by connections accepted from now on (SIGHUP).
     NewConfig(Arc<ServerConfig>),
@@ -67,8 +69,20 @@ pub enum Control {
 
 /// Messages to the acceptor.
 pub enum Report {
-    Stats { worker: usize, metrics: Box<Metrics>, full: bool },
-    Exited { worker: usize, metrics: Box<Metrics> },
+    Stats {
+        worker: usize,
+        metrics: Box<Metrics>,
+        full: bool,
+    },
+    Exited {
+        worker: usize,
+        metrics: Box<Metrics>,
+    },
+    /// A connection from `ip` ended in a way that earns its source a penalty.
+    Penalty {
+        ip: std::net::IpAddr,
+        kind: crate::server::PenaltyKind,
+    },
 }
 
 /// What the worker shares with the rest of the process.
@@ -99,8 +113,9 @@ struct State {
     pool: BufferPool,
     timers: TimerHeap,
     metrics: Metrics,
-    /// Jobs waiting for room in the crypto pool: (key, generation, job, label).
-    wait_queue: VecDeque<(usize, u32, CryptoJob, &'static str)>,
+    /// Jobs waiting for room in the crypto pool, one queue per job class so a full password
+    /// class never holds up key exchanges: (key, generation, job, label).
+    wait_queue: [VecDeque<(usize, u32, ServerJob, &'static str)>; 4],
     /// Connections to service again next turn (budget used), deduplicated by `Conn::queued`.
     ready: Vec<(usize, u32)>,
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
@@ -108,6 +123,10 @@ struct State {
     scratch: Vec<u8>,
     /// Backend sockets, forward listeners and session children of all connections.
     endpoints: channels::Endpoints,
+    /// Where penalty events go (the acceptor); off while draining, when we end connections.
+    reports: Sender<Report>,
+    acceptor_waker: Arc<Waker>,
+    report_penalties: bool,
 }
 
 /// Runs a worker driving `ServerConnection`s until it has drained.
@@ -144,11 +163,14 @@ pub fn run_with<C: Core>(
         pool: BufferPool::new(buffer_used, buffer_budget),
         timers: TimerHeap::new(),
         metrics: Metrics::default(),
-        wait_queue: VecDeque::new(),
+        wait_queue: Default::default(),
         ready: Vec::new(),
         starved: Vec::new(),
         scratch: Vec::with_capacity(64 * 1024),
         endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
+        reports: reports.clone(),
+        acceptor_waker: acceptor_waker.clone(),
+        report_penalties: true,
     };
     let mut conns: Slab<Conn<C>> = Slab::new();
     let mut next_generation: u32 = 1;
@@ -199,7 +221,7 @@ pub fn run_with<C: Core>(
         // Control messages: drained fully, bounded by the channel's capacity.
         loop {
             match control.try_recv() {
-                Ok(Control::NewConn { stream, peer, accepted_at, source }) => {
+                Ok(Control::NewConn { stream, peer, accepted_at, source, startup }) => {
                     if draining.is_some() {
                         load.fetch_sub(1, Ordering::AcqRel);
                         continue;
@@ -217,6 +239,7 @@ pub fn run_with<C: Core>(
                         if let Some(c) = conns.get_mut(key) {
                             c.gateway = config.gateway.clone();
                             c.source = source;
+                            c.startup = startup;
                         }
                         touched.push((key, generation));
                     } else {
@@ -229,6 +252,7 @@ pub fn run_with<C: Core>(
                         log::info!("worker {id}: draining {} connection(s)", conns.len());
                     }
                     draining = Some(deadline);
+                    st.report_penalties = false;
                     for (key, conn) in conns.iter_mut() {
                         if !conn.core.is_closed() && !conn.core.is_authenticated() {
                             conn.core.close(
@@ -256,7 +280,7 @@ pub fn run_with<C: Core>(
 
         // Finished crypto jobs (wake-ups coalesce, so take all).
         while let Ok(r) = results.try_recv() {
-            st.crypto.budget.release();
+            st.crypto.release(r.class);
             st.metrics.record_job(r.label, r.queue_wait, r.compute);
             let Some(conn) = conns.get_mut(r.ticket.key) else {
                 continue;
@@ -362,7 +386,7 @@ impl State {
         if let Some(d) = self.endpoints.next_timeout(now) {
             at_most(d);
         }
-        if !self.wait_queue.is_empty() || !self.starved.is_empty() {
+        if self.wait_queue.iter().any(|q| !q.is_empty()) || !self.starved.is_empty() {
             at_most(RETRY_INTERVAL);
         }
         t
@@ -636,29 +660,43 @@ impl State {
                 log::info!(
                     event = "authenticated", worker = id, conn = key, peer:% = conn.peer,
                     user = user.as_str(), method:% = method;
-                    "[w{id}#{key}] {} authenticated user={user:?} method={method}",
-                    conn.peer
+                    "[w{id}#{key}] {} authenticated user={:?} method={method}",
+                    conn.peer,
+                    super::log::peer_str(&user)
                 );
                 conn.user = Some(user);
+                conn.startup = None;
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
-                *self.metrics.disconnects.entry(code).or_insert(0) += 1;
+                self.metrics.record_disconnect(code);
                 conn.close_reason = Some((code, reason, by_peer));
             }
-            Event::Log(text) => log::info!(
-                event = "note", worker = id, conn = key, peer:% = conn.peer,
-                user = conn.user.as_deref(), reason = text.as_str();
-                "[w{id}#{key}] {}: {text}", conn.peer),
+            // Every core log line is peer-triggered (DEBUG, UNIMPLEMENTED, failed logins, …):
+            // rate-limited per connection and globally.
+            Event::Log(text) => match conn.notes.admit(now) {
+                Some(0) => log::info!(
+                    event = "note", worker = id, conn = key, peer:% = conn.peer,
+                    user = conn.user.as_deref(), reason = text.as_str();
+                    "[w{id}#{key}] {}: {text}", conn.peer),
+                Some(held) => log::info!(
+                    event = "note", worker = id, conn = key, peer:% = conn.peer,
+                    user = conn.user.as_deref(), reason = text.as_str();
+                    "[w{id}#{key}] {}: {text} ({held} similar line(s) suppressed before)",
+                    conn.peer
+                ),
+                None => {}
+            },
             other => self.channel_event(conn, key, other, now),
         }
     }
 
     /// Sends a job to the pool, or queues it while the pool is at its bound, or refuses the
     /// connection (DISCONNECT 12) when the wait queue is full too.
-    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: CryptoJob, now: Instant) {
+    fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: ServerJob, now: Instant) {
         let label = job.label();
-        let job = if self.wait_queue.is_empty() {
+        let class = job.class().index();
+        let job = if self.wait_queue[class].is_empty() {
             let ticket =
                 JobTicket { worker: self.id, key, generation: conn.generation, submitted: now };
             match self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker) {
@@ -668,8 +706,8 @@ impl State {
         } else {
             job // keep FIFO order behind those already waiting
         };
-        if self.wait_queue.len() < JOB_WAIT_QUEUE {
-            self.wait_queue.push_back((key, conn.generation, job, label));
+        if self.wait_queue[class].len() < JOB_WAIT_QUEUE {
+            self.wait_queue[class].push_back((key, conn.generation, job, label));
             return;
         }
         self.metrics.crypto_refused += 1;
@@ -680,16 +718,18 @@ impl State {
 
     /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
     fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
-        while let Some((key, generation, job, label)) = self.wait_queue.pop_front() {
-            if !conns.get(key).is_some_and(|c| c.generation == generation) {
-                continue;
-            }
-            let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
-            if let Err(job) =
-                self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
-            {
-                self.wait_queue.push_front((key, generation, job, label));
-                break;
+        for queue in &mut self.wait_queue {
+            while let Some((key, generation, job, label)) = queue.pop_front() {
+                if !conns.get(key).is_some_and(|c| c.generation == generation) {
+                    continue;
+                }
+                let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
+                if let Err(job) =
+                    self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
+                {
+                    queue.push_front((key, generation, job, label));
+                    break;
+                }
             }
         }
     }
@@ -828,6 +868,17 @@ impl State {
             "connection lost".into(),
             true,
         ));
+        // Our own refusals (crypto queue full) and shutdown do not count against the source.
+        let ours = !by_peer && code == DisconnectReason::TooManyConnections.code();
+        if self.report_penalties && !ours {
+            if let Some(kind) = conn.core.penalty(Instant::now()) {
+                let ip = conn.peer.ip();
+                if self.reports.try_send(Report::Penalty { ip, kind }).is_ok() {
+                    let _ = self.acceptor_waker.wake();
+                }
+            }
+        }
+        let suppressed = conn.notes.total_suppressed;
         let lived = Instant::now().saturating_duration_since(conn.accepted_at);
         log::info!(
             event = "closed", worker = self.id, conn = key, peer:% = conn.peer,
@@ -836,13 +887,14 @@ impl State {
             by = if by_peer { "peer" } else { "us" }, bytes_in = conn.bytes_in,
             bytes_out = conn.bytes_out, duration_ms = lived.as_millis() as u64;
             "[w{}#{key}] {} closed: code={code} reason={reason:?} by_{} bytes_in={} bytes_out={} \
-             after {:?}",
+             after {:?}{}",
             self.id,
             conn.peer,
             if by_peer { "peer" } else { "us" },
             conn.bytes_in,
             conn.bytes_out,
             lived,
+            if suppressed > 0 { format!(" suppressed_lines={suppressed}") } else { String::new() },
         );
     }
 }

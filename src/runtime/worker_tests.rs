@@ -4,7 +4,7 @@
 use super::*;
 use crate::cli::Args;
 use crate::config::server_config_without_host_keys;
-use crate::transport::JobDone;
+use crate::server::ServerJobDone;
 use clap::Parser;
 use std::io::{BufRead, BufReader};
 use std::net::{TcpListener as StdListener, TcpStream as StdStream};
@@ -40,7 +40,7 @@ impl Core for Echo {
         }
         used
     }
-    fn handle_job_done(&mut self, _done: JobDone, _now: Instant) {}
+    fn handle_job_done(&mut self, _done: ServerJobDone, _now: Instant) {}
     fn handle_timeout(&mut self, _now: Instant) {
         self.deadline = None;
         self.out.extend_from_slice(b"tick\n");
@@ -111,7 +111,7 @@ impl Harness {
             load: load.clone(),
             buffer_used: Arc::new(AtomicUsize::new(0)),
             buffer_budget,
-            crypto: Arc::new(CryptoPool::new(1, 4).unwrap()),
+            crypto: Arc::new(CryptoPool::new(1, 4, 1).unwrap()),
         };
         let thread = std::thread::spawn(move || run_with(parts, |_, _, _| Echo::default()));
         let listener = StdListener::bind("127.0.0.1:0").unwrap();
@@ -126,7 +126,8 @@ impl Harness {
         server.set_nonblocking(true).unwrap();
         self.load.fetch_add(1, Ordering::AcqRel);
         let stream = TcpStream::from_std(server);
-        self.send(Control::NewConn { stream, peer, accepted_at: Instant::now(), source: None });
+        let accepted_at = Instant::now();
+        self.send(Control::NewConn { stream, peer, accepted_at, source: None, startup: None });
         client
     }
 
@@ -150,7 +151,7 @@ impl Harness {
         loop {
             match self.reports.recv_timeout(Duration::from_secs(5)).unwrap() {
                 Report::Exited { metrics, .. } => return *metrics,
-                Report::Stats { .. } => {}
+                Report::Stats { .. } | Report::Penalty { .. } => {}
             }
         }
     }

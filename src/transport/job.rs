@@ -28,9 +28,6 @@ pub(crate) enum JobKind {
     ClientGenerate { method: KexMethod, group: Option<DhGroup> },
     /// Client: agree on K with the server's value, hash, verify the server's signature.
     ClientFinish(Box<ClientFinishJob>),
-    /// User authentication work (authorized_keys read, password hash check); opaque to the
-    /// runtime, routed back to `auth` by `ServerConnection::handle_job_done`.
-    Auth(crate::auth::AuthJob),
 }
 
 /// Inputs shared by both roles' hash computations.
@@ -84,7 +81,6 @@ pub(crate) enum JobResult {
     ServerKex(Result<ServerKexOut, Error>),
     ClientGenerated(Result<ClientEphemeral, Error>),
     ClientFinished(Result<ClientKexOut, Error>),
-    Auth(crate::auth::AuthJobResult),
 }
 
 impl CryptoJob {
@@ -100,14 +96,8 @@ impl CryptoJob {
                 ClientEphemeral::generate(method, group.as_ref()).map_err(Error::Kex),
             ),
             JobKind::ClientFinish(j) => JobResult::ClientFinished(run_client(*j)),
-            JobKind::Auth(j) => JobResult::Auth(j.run()),
         };
         JobDone { label: self.label, result }
-    }
-
-    /// A job for the service layers (authentication).
-    pub(crate) fn auth(job: crate::auth::AuthJob) -> Self {
-        CryptoJob { label: job.label(), kind: JobKind::Auth(job) }
     }
 
     /// The KEX method name (for per-method histograms), e.g. `curve25519-sha256`.

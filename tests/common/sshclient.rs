@@ -50,6 +50,15 @@ impl TestClient {
         host_key: Option<Arc<[u8]>>,
     ) -> std::io::Result<TestClient> {
         let sock = TcpStream::connect(addr)?;
+        Self::from_stream(sock, cfg, host_key)
+    }
+
+    /// A client on an already connected socket (e.g. one bound to 127.0.0.2 first).
+    pub fn from_stream(
+        sock: TcpStream,
+        cfg: Arc<TransportConfig>,
+        host_key: Option<Arc<[u8]>>,
+    ) -> std::io::Result<TestClient> {
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
         let conn = ClientConnection::new(cfg, Box::new(SystemRng), host_key, Instant::now());

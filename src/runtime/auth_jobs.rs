@@ -1,0 +1,42 @@
+//! Runs what authentication asked for: the core decides, the runtime reads files and checks.
+//!
+//! authorized_keys reads run on the crypto pool's reader thread (`JobClass::Read`), password
+//! hashing and signature verification on pool threads in their own queues.
+
+use crate::auth::{AuthJob, AuthJobResult, PasswordSource};
+use crate::config::users::{load_authorized_keys, load_password_file, PasswordDb};
+use crate::server::{ServerJob, ServerJobDone};
+
+/// Runs a server connection's job (on a pool or reader thread).
+pub fn run(job: ServerJob) -> ServerJobDone {
+    match job {
+        ServerJob::Kex(j) => ServerJobDone::Kex(j.run()),
+        ServerJob::Auth(j) => ServerJobDone::Auth(run_auth(j)),
+    }
+}
+
+fn run_auth(job: AuthJob) -> AuthJobResult {
+    match job {
+        AuthJob::LoadKeys { template, user } => {
+            AuthJobResult::Keys(load_authorized_keys(&template, &user).map_err(|e| e.to_string()))
+        }
+        AuthJob::CheckPassword(mut c) => {
+            // An unknown user, a missing file and a wrong password all take the hashing path,
+            // so the time does not tell them apart.
+            let ok = match &c.source {
+                PasswordSource::None => {
+                    let _ = PasswordDb::default().verify(&c.user, &c.password);
+                    false
+                }
+                PasswordSource::Db(db) => db.verify(&c.user, &c.password),
+                PasswordSource::File(path) => {
+                    load_password_file(path).unwrap_or_default().verify(&c.user, &c.password)
+                }
+            };
+            // Best effort: do not leave the password in freed memory longer than needed.
+            c.password.iter_mut().for_each(|b| *b = 0);
+            AuthJobResult::Password(ok)
+        }
+        AuthJob::VerifySignature(c) => AuthJobResult::Signature(c.run()),
+    }
+}
