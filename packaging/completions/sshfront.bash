@@ -47,7 +47,7 @@ _sshfront() {
 
     case "${cmd}" in
         sshfront)
-            opts="-h -V --config --listen --data-dir --host-key --workers --crypto-threads --crypto-queue --crypto-policy --kex --ciphers --macs --host-key-algorithms --compression --moduli --rekey-limit --login-grace-time --max-connections --max-per-source --log-level --log-format --stats-interval --drain-timeout --max-buffer-memory --port-file --proxy-protocol --proxy-from --proxy-timeout --reuse-port --metrics-listen --drain-delay --authorized-keys --password-file --auth-methods --max-auth-tries --banner --permit-open --permit-listen --max-sessions --session-command --allow-exec --env-allow --keepalive-interval --keepalive-count-max --connect-timeout --help --version passwd check-config generate-docs help"
+            opts="-h -V --config --listen --data-dir --host-key --workers --crypto-threads --crypto-queue --crypto-policy --password-concurrency --kex --ciphers --macs --host-key-algorithms --compression --moduli --rekey-limit --no-kexguess2 --login-grace-time --max-connections --max-per-source --max-startups --per-source-max-startups --per-source-penalties --per-source-penalty-exempt --per-source-netblock --log-level --log-format --stats-interval --drain-timeout --max-buffer-memory --port-file --proxy-protocol --proxy-from --proxy-timeout --reuse-port --metrics-listen --drain-delay --authorized-keys --password-file --auth-methods --pubkey-accepted-algorithms --max-auth-tries --banner --permit-open --permit-listen --permit-open-path --permit-listen-path --max-sessions --max-channels --session-command --allow-exec --subsystem --set-env --env-allow --keepalive-interval --keepalive-count-max --connect-timeout --help --version passwd check-config generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -83,6 +83,10 @@ _sshfront() {
                     ;;
                 --crypto-policy)
                     COMPREPLY=($(compgen -W "modern compat" -- "${cur}"))
+                    return 0
+                    ;;
+                --password-concurrency)
+                    COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
                 --kex)
@@ -122,6 +126,26 @@ _sshfront() {
                     return 0
                     ;;
                 --max-per-source)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --max-startups)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-source-max-startups)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-source-penalties)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-source-penalty-exempt)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --per-source-netblock)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
@@ -177,6 +201,10 @@ _sshfront() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --pubkey-accepted-algorithms)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-auth-tries)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
@@ -193,11 +221,31 @@ _sshfront() {
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --permit-open-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --permit-listen-path)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --max-sessions)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;
+                --max-channels)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
                 --session-command)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --subsystem)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --set-env)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

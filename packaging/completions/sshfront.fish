@@ -1,6 +1,6 @@
 # Print an optspec for argparse to handle cmd's options that are independent of any subcommand.
 function __fish_sshfront_global_optspecs
-    string join \n config= listen= data-dir= host-key= workers= crypto-threads= crypto-queue= crypto-policy= kex= ciphers= macs= host-key-algorithms= compression= moduli= rekey-limit= login-grace-time= max-connections= max-per-source= log-level= log-format= stats-interval= drain-timeout= max-buffer-memory= port-file= proxy-protocol proxy-from= proxy-timeout= reuse-port metrics-listen= drain-delay= authorized-keys= password-file= auth-methods= max-auth-tries= banner= permit-open= permit-listen= max-sessions= session-command= allow-exec env-allow= keepalive-interval= keepalive-count-max= connect-timeout= h/help V/version
+    string join \n config= listen= data-dir= host-key= workers= crypto-threads= crypto-queue= crypto-policy= password-concurrency= kex= ciphers= macs= host-key-algorithms= compression= moduli= rekey-limit= no-kexguess2 login-grace-time= max-connections= max-per-source= max-startups= per-source-max-startups= per-source-penalties= per-source-penalty-exempt= per-source-netblock= log-level= log-format= stats-interval= drain-timeout= max-buffer-memory= port-file= proxy-protocol proxy-from= proxy-timeout= reuse-port metrics-listen= drain-delay= authorized-keys= password-file= auth-methods= pubkey-accepted-algorithms= max-auth-tries= banner= permit-open= permit-listen= permit-open-path= permit-listen-path= max-sessions= max-channels= session-command= allow-exec subsystem= set-env= env-allow= keepalive-interval= keepalive-count-max= connect-timeout= h/help V/version
 end
 
 function __fish_sshfront_needs_command
@@ -33,6 +33,7 @@ complete -c sshfront -n "__fish_sshfront_needs_command" -l crypto-threads -d 'Th
 complete -c sshfront -n "__fish_sshfront_needs_command" -l crypto-queue -d 'Bound on crypto jobs queued or running; past it handshakes wait briefly, then are refused with DISCONNECT 12' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l crypto-policy -d 'Default algorithm lists: modern (post-quantum kex, EtM MACs, ed25519/rsa-sha2 host keys; no ssh-audit findings) or compat (also NIST curves, classic DH, SHA-1 MACs). --kex, --ciphers, --macs, --host-key-algorithms and --compression apply on top' -r -f -a "modern\t'Post-quantum key exchange, no NIST curves, no SHA-1, EtM MACs: zero ssh-audit findings'
 compat\t'Everything implemented except SHA-1 key exchange and ssh-rsa (OpenSSH\'s default offer)'"
+complete -c sshfront -n "__fish_sshfront_needs_command" -l password-concurrency -d 'Crypto threads that may hash passwords at once, so key exchanges and publickey logins keep moving during a password spray [default: half of --crypto-threads, at least 1]' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l kex -d 'Key exchange methods, OpenSSH list syntax: "a,b" replaces the default list, "+a,b" appends, "-a,b" removes (wildcards * and ? allowed), "^a,b" puts them first' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l ciphers -d 'Ciphers, OpenSSH list syntax (see --kex)' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l macs -d 'MACs, OpenSSH list syntax (see --kex)' -r
@@ -43,6 +44,11 @@ complete -c sshfront -n "__fish_sshfront_needs_command" -l rekey-limit -d 'Rekey
 complete -c sshfront -n "__fish_sshfront_needs_command" -l login-grace-time -d 'Seconds from accept until authentication must have succeeded (at least 1)' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l max-connections -d 'Open connections at most; at the bound new ones wait in the kernel backlog' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l max-per-source -d 'Open connections allowed per client address (IPv4 address, IPv6 /64; the PROXY header\'s with --proxy-protocol); past it new ones are closed before any SSH byte. 0 = no limit' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l max-startups -d 'Random early drop of unauthenticated connections, as OpenSSH\'s MaxStartups: from START of them on, new ones are dropped at accept with probability RATE% rising to 100% at FULL' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l per-source-max-startups -d 'Unauthenticated connections per source (IPv4 address, IPv6 /64); past it new ones are dropped at accept. 0 = no limit' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l per-source-penalties -d 'Per-source penalties in OpenSSH\'s PerSourcePenalties syntax, e.g. "authfail:5s noauth:1s grace-exceeded:10s max:10m min:15s max-sources4:65536 overflow:permissive", or "yes" (OpenSSH\'s defaults) or "no". A source whose penalty exceeds min is refused at accept. [default: no]' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l per-source-penalty-exempt -d 'Sources never penalised (CIDR or address); repeatable' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l per-source-netblock -d 'Prefix lengths penalties group sources by, IPv4[:IPv6] [default: 32:64]' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l log-level -d 'Log verbosity' -r -f -a "error\t''
 warn\t''
 info\t''
@@ -61,16 +67,23 @@ complete -c sshfront -n "__fish_sshfront_needs_command" -l drain-delay -d 'Secon
 complete -c sshfront -n "__fish_sshfront_needs_command" -l authorized-keys -d 'OpenSSH authorized_keys file per user; %u is the user name, %% a literal %. Read at each login. Without it, publickey authentication is not offered' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l password-file -d 'Password file, one user:hash line each (argon2id or bcrypt; see `sshfront passwd`). Re-read on SIGHUP. Without it, password and keyboard-interactive are not offered' -r -F
 complete -c sshfront -n "__fish_sshfront_needs_command" -l auth-methods -d 'Accepted authentication method sequences, as OpenSSH\'s AuthenticationMethods: sequences separated by spaces, methods in one by commas ("publickey,password publickey") [default: publickey password keyboard-interactive]' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l pubkey-accepted-algorithms -d 'Signature algorithms accepted for publickey authentication, OpenSSH list syntax (see --kex), as sshd\'s PubkeyAcceptedAlgorithms; also announced as server-sig-algs [default: all but SHA-1 ssh-rsa]' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l max-auth-tries -d 'Failed authentication attempts per connection before it is disconnected' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l banner -d 'Text file sent to clients before authentication (USERAUTH_BANNER), at most 16 KiB' -r -F
 complete -c sshfront -n "__fish_sshfront_needs_command" -l permit-open -d 'Allow direct-tcpip (ssh -W, -L, -J) to HOST:PORT (repeatable; * and ? wildcards in HOST, * as PORT; "any" allows all). Without it, no forwarding to backends' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l permit-listen -d 'Allow remote forwarding (ssh -R) listening on [HOST:]PORT (repeatable; * wildcards; port * also allows port 0). Without it, no listening' -r
-complete -c sshfront -n "__fish_sshfront_needs_command" -l max-sessions -d 'Channels (sessions and forwards) open at once per connection' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l permit-open-path -d 'Allow direct-streamlocal (ssh -L PORT:/path.sock) to Unix sockets matching GLOB (repeatable; * and ? wildcards). Without it, no Unix-socket forwarding to backends' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l permit-listen-path -d 'Allow streamlocal-forward (ssh -R /path.sock:HOST:PORT) listening on Unix socket paths matching GLOB (repeatable). Sockets are created mode 0600 and removed on close' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l max-sessions -d 'Session channels (shell, exec, subsystem) open at once per connection, as sshd\'s MaxSessions; forwarded connections do not count' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l max-channels -d 'Channels of any kind (sessions and forwarded connections) open at once per connection' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l session-command -d 'Command run (through /bin/sh -c) for every exec, shell or subsystem request, with the client\'s request in SSH_ORIGINAL_COMMAND and SSH_USER, SSH_CLIENT set' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l subsystem -d 'A subsystem sessions may start (repeatable), as sshd\'s Subsystem: e.g. sftp=/usr/lib/openssh/sftp-server. COMMAND runs through /bin/sh -c like --session-command children. Other subsystem requests are refused' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l set-env -d 'Environment variable set for every command (repeatable), as sshd\'s SetEnv; wins over the client\'s `env` request for the same name' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l env-allow -d 'Environment variable names accepted from `env` requests, comma-separated, wildcards allowed; "" accepts none' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l keepalive-interval -d 'Seconds between server keepalives after login; 0 = none' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l keepalive-count-max -d 'Unanswered keepalives after which the connection is dropped' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l connect-timeout -d 'Seconds a backend connect (name lookup included) may take before the channel open fails' -r
+complete -c sshfront -n "__fish_sshfront_needs_command" -l no-kexguess2 -d 'Do not list Dropbear\'s kexguess2@matt.ucc.asn.au: a client\'s guessed key exchange packet is then used only when both sides\' first choices agree (RFC 4253 §7)'
 complete -c sshfront -n "__fish_sshfront_needs_command" -l proxy-protocol -d 'Every listener expects a PROXY protocol v1 or v2 header (HAProxy send-proxy[-v2], nginx proxy_protocol) before the SSH stream, and uses the client address it names'
 complete -c sshfront -n "__fish_sshfront_needs_command" -l reuse-port -d 'Set SO_REUSEPORT on the listeners, so several sshfront processes can share one port (the kernel spreads connections over them)'
 complete -c sshfront -n "__fish_sshfront_needs_command" -l allow-exec -d 'Run the client\'s requested command through /bin/sh -c as the server\'s own user (when no --session-command or key command= applies). Off by default'
