@@ -23,7 +23,7 @@ pub mod session;
 use crate::config::users::KeyOptions;
 use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
-use crate::wire::{msg_no, Reader};
+use crate::wire::msg_no;
 use channel::{Channel, Kind, Phase};
 pub use session::ExitStatus;
 use session::{Session, SessionAction};
@@ -426,13 +426,7 @@ impl Connection {
     }
 
     fn on_open_confirmation(&mut self, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let sender = r.u32("sender channel")?;
-        let window = r.u32("initial window size")?;
-        let max_packet = r.u32("maximum packet size")?;
-        r.finish("CHANNEL_OPEN_CONFIRMATION")?;
+        let (id, sender, window, max_packet) = msgs::parse_open_confirmation(p)?;
         let ch = self.channel_mut(id)?;
         if ch.phase != Phase::OpeningByUs {
             return Err(ServiceError::protocol("confirmation for a channel we did not open"));
@@ -446,11 +440,7 @@ impl Connection {
     }
 
     fn on_open_failure(&mut self, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let code = r.u32("reason code")?;
-        let text = r.string("description")?;
+        let (id, code, text) = msgs::parse_open_failure(p)?;
         let ch = self.channel_mut(id)?;
         if ch.phase != Phase::OpeningByUs {
             return Err(ServiceError::protocol("open failure for a channel we did not open"));
@@ -462,11 +452,7 @@ impl Connection {
     }
 
     fn on_window_adjust(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let n = r.u32("bytes to add")?;
-        r.finish("CHANNEL_WINDOW_ADJUST")?;
+        let (id, n) = msgs::parse_window_adjust(p)?;
         let backpressured = out.is_backpressured();
         let ch = self.open_channel(id)?;
         let was_zero = ch.peer_window == 0;
@@ -487,14 +473,7 @@ impl Connection {
         extended: bool,
         sink: Option<&mut dyn DataSink>,
     ) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        if extended {
-            r.u32("data type code")?;
-        }
-        let data = r.string("data")?;
-        r.finish("channel data")?;
+        let (id, _code, data) = msgs::parse_data(p, extended)?;
         let max_packet = self.policy.max_packet as usize;
         let ch = self.open_channel(id)?;
         if data.len() > max_packet {
