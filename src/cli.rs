@@ -232,6 +232,11 @@ pub struct Args {
     #[arg(long)]
     pub allow_exec: bool,
 
+    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Parsed and
+    /// validated at startup; not yet used to carry sessions.
+    #[arg(long, value_name = "FILE")]
+    pub routes: Option<std::path::PathBuf>,
+
     /// Environment variable names accepted from `env` requests, comma-separated, wildcards
     /// allowed; "" accepts none.
     #[arg(long, value_name = "NAMES", default_value = DEFAULT_ENV_ALLOW)]

@@ -27,6 +27,7 @@ pub mod connection;
 pub mod fuzz_entry;
 pub mod metrics;
 pub mod packet;
+pub mod proxy;
 pub mod proxy_protocol;
 pub mod runtime;
 pub mod server;

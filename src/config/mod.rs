@@ -9,6 +9,7 @@ pub mod algorithms;
 pub mod fleet;
 pub mod host_keys;
 pub mod passwd;
+pub mod routes;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -83,6 +84,8 @@ pub struct Config {
     /// What each new connection starts with; replaced (for new connections only) on SIGHUP.
     pub server: Arc<ServerConfig>,
     pub runtime: RuntimeSettings,
+    /// `--routes`: the session proxy's routes (empty without the flag).
+    pub routes: Arc<crate::proxy::Routes>,
 }
 
 /// Rekey limit as OpenSSH's `RekeyLimit`: bytes (`None` = per-cipher default) and time.
@@ -98,7 +101,11 @@ impl Config {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config { server: Arc::new(server), runtime })
+        let routes = match &args.routes {
+            Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
+            None => crate::proxy::Routes::default(),
+        };
+        Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
     }
 }
 
