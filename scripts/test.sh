@@ -38,6 +38,14 @@ for tool_pkg in dbclient:dropbear-bin plink:putty-tools puttygen:putty-tools; do
     fi
 done
 
+# tmux drives `ssh -tt` for the PTY test (tests/pty.rs).
+if ! command -v tmux >/dev/null 2>&1; then
+    log "installing tmux"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+fi
+
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"

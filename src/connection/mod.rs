@@ -25,7 +25,7 @@ use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
 use crate::wire::msg_no;
 use channel::{Channel, Kind, Phase};
-pub use session::ExitStatus;
+pub use session::{ExitStatus, Pty};
 use session::{Session, SessionAction};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -117,7 +117,11 @@ pub enum Event {
         subsystem: Option<String>,
         env: Vec<(String, String)>,
         forced_command: Option<String>,
+        /// pty-req was accepted before the command: run it on a terminal of this kind and size.
+        pty: Option<Pty>,
     },
+    /// window-change on a session running with a PTY: resize it (TIOCSWINSZ).
+    WindowChange { channel: ChannelId, size: msgs::WinSize },
     /// Inbound data is waiting (`inbound`), and there was none before: write it to the
     /// backend, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -554,6 +558,7 @@ impl Connection {
     fn on_channel_request(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
         let forced_command = self.restrictions.command.clone();
+        let allow_pty = !self.restrictions.no_pty;
         let env_allow = &self.policy.env_allow;
         let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
             return Err(ServiceError::protocol("request for an unknown channel"));
@@ -564,7 +569,7 @@ impl Connection {
         let peer = ch.peer_id;
         let closing = ch.close_sent;
         let action = match &mut ch.kind {
-            Kind::Session(s) if !closing => s.request(name, r, env_allow)?,
+            Kind::Session(s) if !closing => s.request(name, r, env_allow, allow_pty)?,
             _ => SessionAction::Refuse,
         };
         let ok = !matches!(action, SessionAction::Refuse);
@@ -572,10 +577,13 @@ impl Connection {
             let m = if ok { msg_no::CHANNEL_SUCCESS } else { msg_no::CHANNEL_FAILURE };
             out.send_with(&mut |o| msgs::encode_channel_only(o, m, peer))?;
         }
+        if let SessionAction::Resize(size) = action {
+            self.events.push_back(Event::WindowChange { channel: ChannelId(id), size });
+        }
         if let SessionAction::Start { command, subsystem } = action {
-            let env = match &ch.kind {
-                Kind::Session(s) => s.env.clone(),
-                _ => Vec::new(),
+            let (env, pty) = match &ch.kind {
+                Kind::Session(s) => (s.env.clone(), s.pty.clone()),
+                _ => (Vec::new(), None),
             };
             self.events.push_back(Event::Exec {
                 channel: ChannelId(id),
@@ -583,6 +591,7 @@ impl Connection {
                 subsystem,
                 env,
                 forced_command,
+                pty,
             });
         }
         Ok(())

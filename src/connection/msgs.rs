@@ -320,24 +320,6 @@ fn parse_win_size(r: &mut Reader<'_>) -> Result<WinSize, DecodeError> {
     })
 }
 
-pub fn encode_pty_req(out: &mut Vec<u8>, recipient: u32, term: &str, size: WinSize, modes: &[u8]) {
-    channel_request_head(out, recipient, "pty-req", true)
-        .string(term.as_bytes())
-        .u32(size.cols)
-        .u32(size.rows)
-        .u32(size.width_px)
-        .u32(size.height_px)
-        .string(modes);
-}
-
-pub fn encode_window_change(out: &mut Vec<u8>, recipient: u32, size: WinSize) {
-    channel_request_head(out, recipient, "window-change", false)
-        .u32(size.cols)
-        .u32(size.rows)
-        .u32(size.width_px)
-        .u32(size.height_px);
-}
-
 /// exit-signal body (RFC 4254 §6.10), `r` positioned after `want reply`: signal name (without
 /// "SIG"), core dumped, error message.
 pub fn parse_exit_signal(mut r: Reader<'_>) -> Result<(&[u8], bool, &[u8]), DecodeError> {
