@@ -100,11 +100,11 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
-        server.transport.host_keys = load_host_keys(args)?;
         let routes = match &args.routes {
             Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
             None => crate::proxy::Routes::default(),
         };
+        server.transport.host_keys = load_host_keys(args)?;
         Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
     }
 }
