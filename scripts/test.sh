@@ -38,6 +38,14 @@ for tool_pkg in dbclient:dropbear-bin plink:putty-tools puttygen:putty-tools; do
     fi
 done
 
+# sshd as a real server for the client core (tests/client_sshd.rs).
+if [ ! -x /usr/sbin/sshd ]; then
+    log "installing openssh-server"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
+fi
+
 # tmux drives `ssh -tt` for the PTY test (tests/pty.rs).
 if ! command -v tmux >/dev/null 2>&1; then
     log "installing tmux"
