@@ -254,7 +254,11 @@ impl Session {
             | Event::ChannelWritable { .. }
             | Event::ExitStatus { .. }
             | Event::ExitSignal { .. }
-            | Event::ChannelEof { .. } => {}
+            | Event::ChannelEof { .. }
+            | Event::GlobalReply { .. } => {}
+            Event::IncomingChannel { channel, .. } => {
+                let _ = self.conn.reject_channel(channel, 1, "not accepted by the bench harness");
+            }
         }
     }
 

@@ -14,7 +14,7 @@ pub struct ClientChannel(pub u32);
 
 /// Most channels open at once on one client connection.
 pub const MAX_CHANNELS: usize = 64;
-/// Most requests with want-reply outstanding per channel.
+/// Most requests with want-reply outstanding per channel (and global requests per connection).
 pub const MAX_PENDING_REPLIES: usize = 16;
 
 /// Received bytes not yet taken by the caller: `buf[head..]`.
@@ -53,8 +53,10 @@ impl Inbound {
 
 #[derive(Debug)]
 pub(crate) struct Chan {
-    /// The server confirmed the open.
+    /// The server confirmed the open (or we accepted its open).
     pub open: bool,
+    /// The server opened it and the caller has not answered yet.
+    pub incoming: bool,
     /// The server's number for this channel (valid once open).
     pub peer_id: u32,
     pub initial_window: u32,
@@ -78,6 +80,7 @@ impl Chan {
     pub fn new(window: u32) -> Self {
         Chan {
             open: false,
+            incoming: false,
             peer_id: 0,
             initial_window: window,
             recv_window: window,

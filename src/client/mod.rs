@@ -25,7 +25,7 @@ use crate::service::ServiceError;
 use crate::transport::{
     self, CryptoJob, DisconnectReason, JobDone, KexSummary, Read, Transport, TransportConfig,
 };
-use crate::wire::msg_no;
+use crate::wire::{msg_no, Reader};
 use channels::{Chan, Table};
 pub use channels::{ClientChannel, MAX_CHANNELS};
 use std::collections::VecDeque;
@@ -103,6 +103,22 @@ pub enum Event {
         core_dumped: bool,
         message: String,
     },
+    /// The reply to a global request (`tcpip-forward`: `port` is the bound port when 0 was
+    /// asked for).
+    GlobalReply {
+        request: &'static str,
+        ok: bool,
+        port: Option<u32>,
+    },
+    /// The server opens a channel to us (`forwarded-tcpip` after tcpip-forward,
+    /// `auth-agent@openssh.com` after agent forwarding): `accept_channel` or `reject_channel`.
+    IncomingChannel {
+        channel: ClientChannel,
+        kind: IncomingKind,
+        /// forwarded-tcpip: the address and port that were connected, and the originator.
+        connected: Option<(String, u16)>,
+        originator: Option<(String, u16)>,
+    },
     /// The server sent EOF; what it sent before is in the buffers.
     ChannelEof {
         channel: ClientChannel,
@@ -111,6 +127,13 @@ pub enum Event {
     ChannelClosed {
         channel: ClientChannel,
     },
+}
+
+/// Channel types a server may open to us.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum IncomingKind {
+    ForwardedTcpip,
+    AuthAgent,
 }
 
 /// A caller's mistake (the connection is unharmed).
@@ -143,6 +166,8 @@ pub struct ClientConnection {
     channels: Table,
     window: u32,
     max_packet: u32,
+    /// Global requests sent with want-reply, oldest first.
+    global_replies: VecDeque<&'static str>,
 }
 
 impl ClientConnection {
@@ -161,6 +186,7 @@ impl ClientConnection {
             channels: Table::default(),
             window: DEFAULT_WINDOW,
             max_packet: DEFAULT_MAX_PACKET,
+            global_replies: VecDeque::new(),
         }
     }
 
@@ -532,6 +558,84 @@ impl ClientConnection {
         })
     }
 
+    /// GLOBAL_REQUEST with want-reply; [`Event::GlobalReply`] follows.
+    fn global_request(
+        &mut self,
+        name: &'static str,
+        body: impl FnOnce(&mut crate::wire::Writer<'_>),
+    ) -> Result<(), UseError> {
+        if self.transport.is_closed() {
+            return Err(UseError::Closed);
+        }
+        if !self.transport.is_authenticated() {
+            return Err(UseError::NotAuthenticated);
+        }
+        if self.global_replies.len() >= channels::MAX_PENDING_REPLIES {
+            return Err(UseError::TooManyPendingRequests);
+        }
+        self.global_replies.push_back(name);
+        self.send_with(|out| {
+            let mut w = crate::wire::Writer::new(out);
+            w.u8(msg_no::GLOBAL_REQUEST).string(name.as_bytes()).bool(true);
+            body(&mut w);
+        });
+        Ok(())
+    }
+
+    /// tcpip-forward (RFC 4254 §7.1): the server listens on `addr:port` (0: it picks) and opens
+    /// a forwarded-tcpip channel ([`Event::IncomingChannel`]) per connection.
+    pub fn tcpip_forward(&mut self, addr: &str, port: u16) -> Result<(), UseError> {
+        self.global_request("tcpip-forward", |w| {
+            w.string(addr.as_bytes()).u32(u32::from(port));
+        })
+    }
+
+    pub fn cancel_tcpip_forward(&mut self, addr: &str, port: u16) -> Result<(), UseError> {
+        self.global_request("cancel-tcpip-forward", |w| {
+            w.string(addr.as_bytes()).u32(u32::from(port));
+        })
+    }
+
+    /// Asks for agent forwarding on a session (auth-agent-req@openssh.com, no reply wanted).
+    pub fn request_agent_forwarding(&mut self, ch: ClientChannel) -> Result<(), UseError> {
+        self.request(ch, "auth-agent-req@openssh.com", false, |_| {})
+    }
+
+    /// Accepts a channel the server opened ([`Event::IncomingChannel`]) with our window.
+    pub fn accept_channel(&mut self, ch: ClientChannel) -> Result<(), UseError> {
+        let (window, max_packet) = (self.window, self.max_packet);
+        let c = self.channels.get_mut(ch).ok_or(UseError::NoSuchChannel)?;
+        if c.open || !c.incoming {
+            return Err(UseError::ChannelNotWritable);
+        }
+        c.open = true;
+        c.incoming = false;
+        c.initial_window = window;
+        c.recv_window = window;
+        let peer = c.peer_id;
+        self.send_with(|out| {
+            conn_msgs::encode_open_confirmation(out, peer, ch.0, window, max_packet)
+        });
+        Ok(())
+    }
+
+    /// Refuses a channel the server opened, with an RFC 4254 §5.1 reason code.
+    pub fn reject_channel(
+        &mut self,
+        ch: ClientChannel,
+        code: u32,
+        text: &str,
+    ) -> Result<(), UseError> {
+        let c = self.channels.get(ch).ok_or(UseError::NoSuchChannel)?;
+        if c.open || !c.incoming {
+            return Err(UseError::ChannelNotWritable);
+        }
+        let peer = c.peer_id;
+        self.channels.remove(ch);
+        self.send_with(|out| conn_msgs::encode_open_failure(out, peer, code, text));
+        Ok(())
+    }
+
     // ---- channels: data --------------------------------------------------------------------
 
     /// Bytes received on the channel's data stream, not yet consumed.
@@ -710,26 +814,22 @@ impl ClientConnection {
                 }
             }
             msg_no::REQUEST_SUCCESS | msg_no::REQUEST_FAILURE => {
-                return Err(ServiceError::protocol("global request reply we did not ask for"));
+                let request = self.global_replies.pop_front().ok_or_else(|| {
+                    ServiceError::protocol("global request reply we did not ask for")
+                })?;
+                let ok = no == msg_no::REQUEST_SUCCESS;
+                // tcpip-forward to port 0: the bound port follows (RFC 4254 §7.1).
+                let mut r = Reader::new(p);
+                r.u8("message number")?;
+                let port = if ok && !r.is_empty() { Some(r.u32("bound port")?) } else { None };
+                self.events.push_back(Event::GlobalReply { request, ok, port });
             }
-            msg_no::CHANNEL_OPEN => {
-                // forwarded-tcpip, auth-agent@openssh.com, x11: nothing asked for any of them.
-                let o = conn_msgs::ChannelOpen::parse(p)?;
-                let sender = o.sender;
-                self.send_with(|out| {
-                    conn_msgs::encode_open_failure(
-                        out,
-                        sender,
-                        conn_msgs::OPEN_ADMINISTRATIVELY_PROHIBITED,
-                        "not accepted by this client",
-                    )
-                });
-            }
+            msg_no::CHANNEL_OPEN => self.on_channel_open(p)?,
             msg_no::CHANNEL_OPEN_CONFIRMATION => {
                 let (id, sender, window, max_packet) = conn_msgs::parse_open_confirmation(p)?;
                 let c = self.chan(id)?;
-                if c.open {
-                    return Err(ServiceError::protocol("second open confirmation"));
+                if c.open || c.incoming {
+                    return Err(ServiceError::protocol("open confirmation for a channel not ours"));
                 }
                 c.open = true;
                 c.peer_id = sender;
@@ -739,7 +839,8 @@ impl ClientConnection {
             }
             msg_no::CHANNEL_OPEN_FAILURE => {
                 let (id, code, text) = conn_msgs::parse_open_failure(p)?;
-                if self.chan(id)?.open {
+                let c = self.chan(id)?;
+                if c.open || c.incoming {
                     return Err(ServiceError::protocol("open failure for an open channel"));
                 }
                 self.channels.remove(ClientChannel(id));
@@ -788,6 +889,39 @@ impl ClientConnection {
             }
             n => return Err(ServiceError::protocol(format!("unexpected message {n}"))),
         }
+        Ok(())
+    }
+
+    /// The server opens a channel: forwarded-tcpip and auth-agent go to the caller; x11,
+    /// session and anything else are refused at once.
+    fn on_channel_open(&mut self, p: &[u8]) -> Result<(), ServiceError> {
+        let o = conn_msgs::ChannelOpen::parse(p)?;
+        let sender = o.sender;
+        let refuse = |this: &mut Self, code: u32, text: &'static str| {
+            this.send_with(|out| conn_msgs::encode_open_failure(out, sender, code, text));
+        };
+        let (kind, connected, originator) = match o.channel_type {
+            b"forwarded-tcpip" => {
+                let (c, orig) = conn_msgs::parse_direct_tcpip(o.rest)?;
+                let c = Some((c.0.to_string(), c.1));
+                (IncomingKind::ForwardedTcpip, c, Some((orig.0.to_string(), orig.1)))
+            }
+            b"auth-agent@openssh.com" => (IncomingKind::AuthAgent, None, None),
+            _ => {
+                refuse(self, conn_msgs::OPEN_UNKNOWN_CHANNEL_TYPE, "not accepted by this client");
+                return Ok(());
+            }
+        };
+        let mut c = Chan::new(self.window);
+        c.incoming = true;
+        c.peer_id = sender;
+        c.peer_window = o.window;
+        c.peer_max_packet = o.max_packet;
+        let Some(channel) = self.channels.insert(c) else {
+            refuse(self, conn_msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
+            return Ok(());
+        };
+        self.events.push_back(Event::IncomingChannel { channel, kind, connected, originator });
         Ok(())
     }
 

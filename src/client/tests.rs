@@ -55,6 +55,7 @@ fn server_config(window: u32) -> Arc<ServerConfig> {
             window,
             max_packet: 16 * 1024,
             permit_open: vec!["127.0.0.1:7".into()],
+            permit_listen: vec!["127.0.0.1:*".into()],
             ..ConnectionPolicy::default()
         },
         gateway: Default::default(),
@@ -69,6 +70,9 @@ struct ServerSide {
     backend_drains: bool,
     opened: Vec<ChannelId>,
     execs: Vec<(ChannelId, Option<String>)>,
+    listens: Vec<(crate::connection::ListenerId, u16)>,
+    forwarded_opened: Vec<ChannelId>,
+    forwarded_failed: Vec<ChannelId>,
     eofs: Vec<ChannelId>,
     closed: Vec<ChannelId>,
 }
@@ -150,6 +154,9 @@ impl Pair {
                 self.server.backend_connected(channel);
             }
             S::Exec { channel, command, .. } => self.srv.execs.push((channel, command)),
+            S::Listen { listener, port, .. } => self.srv.listens.push((listener, port)),
+            S::ChannelOpened { channel } => self.srv.forwarded_opened.push(channel),
+            S::ChannelOpenFailed { channel, .. } => self.srv.forwarded_failed.push(channel),
             S::ChannelReadable { channel } if self.srv.backend_drains => {
                 self.drain_backend(channel);
             }
@@ -403,4 +410,63 @@ fn refused_direct_tcpip_frees_the_number() {
     p.drive();
     assert!(p.has(|e| matches!(e, Event::ChannelOpenFailed { channel, .. } if *channel == ch)));
     assert_eq!(p.client.channel_count(), 0);
+}
+
+#[test]
+fn tcpip_forward_then_forwarded_channels_accepted_and_rejected() {
+    let mut p = authenticated(64 * 1024);
+    p.client.tcpip_forward("127.0.0.1", 0).unwrap();
+    p.drive();
+    let (listener, port) = p.srv.listens[0];
+    assert_eq!(port, 0);
+    p.server.listen_result(listener, Ok(4242));
+    p.drive();
+    assert!(p.has(|e| matches!(
+        e,
+        Event::GlobalReply { request: "tcpip-forward", ok: true, port: Some(4242) }
+    )));
+
+    let sch = p.server.forwarded_connection(listener, "10.0.0.1", 5555).unwrap();
+    p.drive();
+    let (ch, connected, originator) = p
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::IncomingChannel {
+                channel,
+                kind: IncomingKind::ForwardedTcpip,
+                connected,
+                originator,
+            } => Some((*channel, connected.clone(), originator.clone())),
+            _ => None,
+        })
+        .expect("IncomingChannel");
+    assert_eq!(connected, Some(("127.0.0.1".to_string(), 4242)));
+    assert_eq!(originator, Some(("10.0.0.1".to_string(), 5555)));
+    p.client.accept_channel(ch).unwrap();
+    p.drive();
+    assert_eq!(p.srv.forwarded_opened, vec![sch]);
+    assert_eq!(p.server.send_data(sch, b"from the listener", t0()), 17);
+    p.drive();
+    assert_eq!(p.client.stdout(ch), b"from the listener");
+    assert_eq!(p.client.send_data(ch, b"back"), 4);
+    p.drive();
+    assert_eq!(p.server.inbound(sch), b"back");
+
+    // A second one is refused: the server hears the failure.
+    p.events.clear();
+    let sch2 = p.server.forwarded_connection(listener, "10.0.0.2", 6666).unwrap();
+    p.drive();
+    let ch2 = p
+        .events
+        .iter()
+        .find_map(|e| match e {
+            Event::IncomingChannel { channel, .. } => Some(*channel),
+            _ => None,
+        })
+        .unwrap();
+    p.client.reject_channel(ch2, 2, "no").unwrap();
+    p.drive();
+    assert_eq!(p.srv.forwarded_failed, vec![sch2]);
+    assert!(!p.client.is_closed() && !p.server.is_closed());
 }
