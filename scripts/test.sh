@@ -49,6 +49,22 @@ if ! command -v systemd-analyze >/dev/null 2>&1; then
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >/dev/null
 fi
 
+# sshd as a real server for the client core (tests/client_sshd.rs).
+if [ ! -x /usr/sbin/sshd ]; then
+    log "installing openssh-server"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
+fi
+
+# tmux drives `ssh -tt` for the PTY test (tests/pty.rs).
+if ! command -v tmux >/dev/null 2>&1; then
+    log "installing tmux"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+fi
+
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"

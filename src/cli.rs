@@ -341,6 +341,10 @@ pub struct Args {
     /// the client's `env` request for the same name.
     #[arg(long = "set-env", value_name = "NAME=VALUE")]
     pub set_env: Vec<String>,
+    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Parsed and
+    /// validated at startup; not yet used to carry sessions.
+    #[arg(long, value_name = "FILE")]
+    pub routes: Option<std::path::PathBuf>,
 
     /// Environment variable names accepted from `env` requests, comma-separated, wildcards
     /// allowed; "" accepts none.

@@ -28,6 +28,7 @@ pub mod docs;
 pub mod fuzz_entry;
 pub mod metrics;
 pub mod packet;
+pub mod proxy;
 pub mod proxy_protocol;
 pub mod runtime;
 pub mod server;

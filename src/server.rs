@@ -177,7 +177,11 @@ pub enum Event {
         subsystem: Option<String>,
         env: Vec<(String, String)>,
         forced_command: Option<String>,
+        /// pty-req was accepted: run the command on a PTY of this TERM and size.
+        pty: Option<conn::Pty>,
     },
+    /// window-change on a PTY session: resize the terminal (TIOCSWINSZ on the master).
+    WindowChange { channel: ChannelId, size: conn::msgs::WinSize },
     /// Client data is waiting in `inbound(channel)` (there was none before): write it to the
     /// backend or child, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -209,6 +213,7 @@ impl Event {
             Event::ListenUnix { .. } => "ListenUnix",
             Event::Unlisten { .. } => "Unlisten",
             Event::Exec { .. } => "Exec",
+            Event::WindowChange { .. } => "WindowChange",
             Event::ChannelReadable { .. } => "ChannelReadable",
             Event::ChannelWritable { .. } => "ChannelWritable",
             Event::ChannelEof { .. } => "ChannelEof",
@@ -230,9 +235,10 @@ impl From<conn::Event> for Event {
             C::OpenUnixBackend { channel, path } => Event::OpenUnixBackend { channel, path },
             C::ListenUnix { listener, path } => Event::ListenUnix { listener, path },
             C::Unlisten { listener } => Event::Unlisten { listener },
-            C::Exec { channel, command, subsystem, env, forced_command } => {
-                Event::Exec { channel, command, subsystem, env, forced_command }
+            C::Exec { channel, command, subsystem, env, forced_command, pty } => {
+                Event::Exec { channel, command, subsystem, env, forced_command, pty }
             }
+            C::WindowChange { channel, size } => Event::WindowChange { channel, size },
             C::ChannelReadable { channel } => Event::ChannelReadable { channel },
             C::ChannelWritable { channel } => Event::ChannelWritable { channel },
             C::ChannelEof { channel } => Event::ChannelEof { channel },

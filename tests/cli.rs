@@ -42,6 +42,7 @@ const FLAGS: &[&str] = &[
     "--keepalive-interval",
     "--keepalive-count-max",
     "--connect-timeout",
+    "--routes",
 ];
 
 #[test]
@@ -94,6 +95,7 @@ fn bad_values_exit_2_with_one_line_naming_the_flag() {
         (&["--env-allow", "A=1"], "--env-allow"),
         (&["--keepalive-count-max", "0"], "--keepalive-count-max"),
         (&["--connect-timeout", "0"], "--connect-timeout"),
+        (&["--routes", "/nonexistent/sshfront/routes.toml"], "--routes"),
     ];
     for (args, flag) in cases {
         let mut all = vec!["--data-dir", data];
@@ -106,6 +108,19 @@ fn bad_values_exit_2_with_one_line_naming_the_flag() {
         assert!(text.contains(flag), "{args:?}: message does not name {flag}: {text}");
     }
     assert!(!dir.path().join("data").exists(), "validation must not touch the data dir");
+}
+
+#[test]
+fn a_bad_routes_file_is_refused_naming_file_and_line() {
+    let dir = TempDir::new("routes");
+    let routes = dir.path().join("routes.toml");
+    std::fs::write(&routes, "[[route]]\nuser = \"a\"\nupstreams = [\"db1:0\"]\nauth = \"agent\"\n")
+        .expect("write routes");
+    let data = dir.path().join("data");
+    let out = run(&["--data-dir", data.to_str().unwrap(), "--routes", routes.to_str().unwrap()]);
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(stderr.contains("--routes") && stderr.contains("routes.toml:3:"), "{stderr}");
 }
 
 #[test]

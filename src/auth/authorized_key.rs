@@ -20,6 +20,8 @@ pub struct KeyOptions {
     pub no_touch_required: bool,
     /// `verify-required`: a security key's signature must carry user verification (PIN).
     pub verify_required: bool,
+    /// `no-pty`, or `restrict` without a later `pty`.
+    pub no_pty: bool,
 }
 
 impl KeyOptions {
@@ -39,6 +41,7 @@ impl KeyOptions {
             no_port_forwarding: self.no_port_forwarding || other.no_port_forwarding,
             no_touch_required: self.no_touch_required && other.no_touch_required,
             verify_required: self.verify_required || other.verify_required,
+            no_pty: self.no_pty || other.no_pty,
         }
     }
 }

@@ -154,6 +154,86 @@ pub fn encode_info_request(out: &mut Vec<u8>, prompt: &str) {
         .bool(false);
 }
 
+// ---- the client direction -----------------------------------------------------------------
+
+/// USERAUTH_REQUEST "none" (RFC 4252 §5.2): asks which methods may continue.
+pub fn encode_request_none(out: &mut Vec<u8>, user: &str, service: &str) {
+    Writer::new(out)
+        .u8(msg_no::USERAUTH_REQUEST)
+        .string(user.as_bytes())
+        .string(service.as_bytes())
+        .string(b"none");
+}
+
+/// USERAUTH_REQUEST "password" (RFC 4252 §8), no password change.
+pub fn encode_request_password(out: &mut Vec<u8>, user: &str, service: &str, password: &[u8]) {
+    Writer::new(out)
+        .u8(msg_no::USERAUTH_REQUEST)
+        .string(user.as_bytes())
+        .string(service.as_bytes())
+        .string(b"password")
+        .bool(false)
+        .string(password);
+}
+
+/// USERAUTH_REQUEST "publickey" (RFC 4252 §7): a query without `signature`, the signed
+/// request with it. The signature covers [`publickey_signed_data`].
+pub fn encode_request_publickey(
+    out: &mut Vec<u8>,
+    user: &str,
+    service: &str,
+    alg: &str,
+    key: &[u8],
+    signature: Option<&[u8]>,
+) {
+    let mut w = Writer::new(out);
+    w.u8(msg_no::USERAUTH_REQUEST)
+        .string(user.as_bytes())
+        .string(service.as_bytes())
+        .string(b"publickey")
+        .bool(signature.is_some())
+        .string(alg.as_bytes())
+        .string(key);
+    if let Some(sig) = signature {
+        w.string(sig);
+    }
+}
+
+/// Longest method list in a USERAUTH_FAILURE we parse.
+pub const MAX_METHOD_LIST_LEN: usize = 1024;
+
+/// USERAUTH_FAILURE (RFC 4252 §5.1): the name-list of methods that can continue (raw, comma
+/// separated) and the partial-success flag.
+pub fn parse_failure(p: &[u8]) -> Result<(&[u8], bool), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let methods = r.string_max("authentications that can continue", MAX_METHOD_LIST_LEN)?;
+    let partial = r.bool("partial success")?;
+    r.finish("USERAUTH_FAILURE")?;
+    Ok((methods, partial))
+}
+
+/// Longest banner text kept (OpenSSH's own bound is 64 KiB per packet; we keep 8 KiB).
+pub const MAX_BANNER_LEN: usize = 8 * 1024;
+
+/// USERAUTH_BANNER (RFC 4252 §5.4): the message; a longer one is cut, not refused.
+pub fn parse_banner(p: &[u8]) -> Result<&[u8], DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let text = r.string("message")?;
+    Ok(text.get(..MAX_BANNER_LEN).unwrap_or(text))
+}
+
+/// USERAUTH_PK_OK (RFC 4252 §7): algorithm and key blob echoed from the query.
+pub fn parse_pk_ok(p: &[u8]) -> Result<(&[u8], &[u8]), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let alg = r.string_max("public key algorithm", MAX_NAME_LEN)?;
+    let key = r.string("public key blob")?;
+    r.finish("USERAUTH_PK_OK")?;
+    Ok((alg, key))
+}
+
 #[cfg(test)]
 pub(crate) mod tests {
     use super::*;

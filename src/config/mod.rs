@@ -12,6 +12,7 @@ pub mod host_keys;
 pub mod passwd;
 pub mod policy;
 pub mod penalties;
+pub mod routes;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -93,6 +94,8 @@ pub struct Config {
     /// What each new connection starts with; replaced (for new connections only) on SIGHUP.
     pub server: Arc<ServerConfig>,
     pub runtime: RuntimeSettings,
+    /// `--routes`: the session proxy's routes (empty without the flag).
+    pub routes: Arc<crate::proxy::Routes>,
 }
 
 /// Rekey limit as OpenSSH's `RekeyLimit`: bytes (`None` = per-cipher default) and time.
@@ -107,8 +110,12 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
+        let routes = match &args.routes {
+            Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
+            None => crate::proxy::Routes::default(),
+        };
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config { server: Arc::new(server), runtime })
+        Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
     }
 }
 

@@ -145,7 +145,12 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
             None => (opt.to_ascii_lowercase(), None),
         };
         match (name.as_str(), value) {
-            ("restrict", None) => o.no_port_forwarding = true,
+            ("restrict", None) => {
+                o.no_port_forwarding = true;
+                o.no_pty = true;
+            }
+            ("no-pty", None) => o.no_pty = true,
+            ("pty", None) => o.no_pty = false,
             ("no-touch-required", None) => o.no_touch_required = true,
             ("verify-required", None) => o.verify_required = true,
             ("no-port-forwarding", None) => o.no_port_forwarding = true,
@@ -163,12 +168,10 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
                 push_bounded(o.permit_listen.get_or_insert_with(Vec::new), &v)?
             }
             ("command", Some(v)) => o.command = Some(v),
-            // Features sshfront does not have anyway (PTY, agent, X11, user rc, tunnels) or
+            // Features sshfront does not have anyway (agent, X11, user rc, tunnels) or
             // settings with no effect here: accepted, nothing to enforce.
             (
-                "no-pty"
-                | "pty"
-                | "no-agent-forwarding"
+                "no-agent-forwarding"
                 | "agent-forwarding"
                 | "no-x11-forwarding"
                 | "x11-forwarding"
@@ -372,6 +375,17 @@ mod tests {
         assert!(!k.options.no_port_forwarding);
         let k = parse_authorized_line(&format!("no-port-forwarding,no-pty {ED}")).unwrap();
         assert!(k.options.no_port_forwarding);
+        assert!(k.options.no_pty);
+    }
+
+    #[test]
+    fn restrict_denies_pty_until_pty() {
+        let k = parse_authorized_line(&format!("restrict {ED}")).unwrap();
+        assert!(k.options.no_pty);
+        let k = parse_authorized_line(&format!("restrict,pty {ED}")).unwrap();
+        assert!(!k.options.no_pty && k.options.no_port_forwarding);
+        let k = parse_authorized_line(&format!("command=\"x\" {ED}")).unwrap();
+        assert!(!k.options.no_pty);
     }
 
     #[test]

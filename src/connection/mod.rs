@@ -23,9 +23,9 @@ pub mod session;
 use crate::config::users::KeyOptions;
 use crate::service::{Outbound, ServiceError};
 use crate::transport::DisconnectReason;
-use crate::wire::{msg_no, Reader};
+use crate::wire::msg_no;
 use channel::{Channel, Kind, Phase};
-pub use session::ExitStatus;
+pub use session::{ExitStatus, Pty};
 use session::{Session, SessionAction};
 use std::collections::VecDeque;
 use std::time::Duration;
@@ -149,7 +149,11 @@ pub enum Event {
         subsystem: Option<String>,
         env: Vec<(String, String)>,
         forced_command: Option<String>,
+        /// pty-req was accepted before the command: run it on a terminal of this kind and size.
+        pty: Option<Pty>,
     },
+    /// window-change on a session running with a PTY: resize it (TIOCSWINSZ).
+    WindowChange { channel: ChannelId, size: msgs::WinSize },
     /// Inbound data is waiting (`inbound`), and there was none before: write it to the
     /// backend, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -527,13 +531,7 @@ impl Connection {
     }
 
     fn on_open_confirmation(&mut self, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let sender = r.u32("sender channel")?;
-        let window = r.u32("initial window size")?;
-        let max_packet = r.u32("maximum packet size")?;
-        r.finish("CHANNEL_OPEN_CONFIRMATION")?;
+        let (id, sender, window, max_packet) = msgs::parse_open_confirmation(p)?;
         let ch = self.channel_mut(id)?;
         if ch.phase != Phase::OpeningByUs {
             return Err(ServiceError::protocol("confirmation for a channel we did not open"));
@@ -547,11 +545,7 @@ impl Connection {
     }
 
     fn on_open_failure(&mut self, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let code = r.u32("reason code")?;
-        let text = r.string("description")?;
+        let (id, code, text) = msgs::parse_open_failure(p)?;
         let ch = self.channel_mut(id)?;
         if ch.phase != Phase::OpeningByUs {
             return Err(ServiceError::protocol("open failure for a channel we did not open"));
@@ -563,11 +557,7 @@ impl Connection {
     }
 
     fn on_window_adjust(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        let n = r.u32("bytes to add")?;
-        r.finish("CHANNEL_WINDOW_ADJUST")?;
+        let (id, n) = msgs::parse_window_adjust(p)?;
         let backpressured = out.is_backpressured();
         let ch = self.open_channel(id)?;
         let was_zero = ch.peer_window == 0;
@@ -588,14 +578,7 @@ impl Connection {
         extended: bool,
         sink: Option<&mut dyn DataSink>,
     ) -> Result<(), ServiceError> {
-        let mut r = Reader::new(p);
-        r.u8("message number")?;
-        let id = r.u32("recipient channel")?;
-        if extended {
-            r.u32("data type code")?;
-        }
-        let data = r.string("data")?;
-        r.finish("channel data")?;
+        let (id, _code, data) = msgs::parse_data(p, extended)?;
         let max_packet = self.policy.max_packet as usize;
         let ch = self.open_channel(id)?;
         if data.len() > max_packet {
@@ -676,6 +659,7 @@ impl Connection {
     fn on_channel_request(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
         let forced_command = self.restrictions.command.clone();
+        let allow_pty = !self.restrictions.no_pty;
         let env_allow = &self.policy.env_allow;
         let subsystems = &self.policy.subsystems;
         let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
@@ -687,7 +671,7 @@ impl Connection {
         let peer = ch.peer_id;
         let closing = ch.close_sent;
         let action = match &mut ch.kind {
-            Kind::Session(s) if !closing => s.request(name, r, env_allow, subsystems)?,
+            Kind::Session(s) if !closing => s.request(name, r, env_allow, subsystems, allow_pty)?,
             _ => SessionAction::Refuse,
         };
         let ok = !matches!(action, SessionAction::Refuse);
@@ -695,10 +679,13 @@ impl Connection {
             let m = if ok { msg_no::CHANNEL_SUCCESS } else { msg_no::CHANNEL_FAILURE };
             out.send_with(&mut |o| msgs::encode_channel_only(o, m, peer))?;
         }
+        if let SessionAction::Resize(size) = action {
+            self.events.push_back(Event::WindowChange { channel: ChannelId(id), size });
+        }
         if let SessionAction::Start { command, subsystem } = action {
-            let env = match &ch.kind {
-                Kind::Session(s) => s.env.clone(),
-                _ => Vec::new(),
+            let (env, pty) = match &ch.kind {
+                Kind::Session(s) => (s.env.clone(), s.pty.clone()),
+                _ => (Vec::new(), None),
             };
             self.events.push_back(Event::Exec {
                 channel: ChannelId(id),
@@ -706,6 +693,7 @@ impl Connection {
                 subsystem,
                 env,
                 forced_command,
+                pty,
             });
         }
         Ok(())

@@ -235,6 +235,151 @@ pub fn encode_open_forwarded_streamlocal(
         .string(b"");
 }
 
+/// CHANNEL_OPEN_CONFIRMATION (RFC 4254 §5.1): recipient, sender, initial window, max packet.
+pub fn parse_open_confirmation(p: &[u8]) -> Result<(u32, u32, u32, u32), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let id = r.u32("recipient channel")?;
+    let sender = r.u32("sender channel")?;
+    let window = r.u32("initial window size")?;
+    let max_packet = r.u32("maximum packet size")?;
+    r.finish("CHANNEL_OPEN_CONFIRMATION")?;
+    Ok((id, sender, window, max_packet))
+}
+
+/// CHANNEL_OPEN_FAILURE (RFC 4254 §5.1): recipient, reason code, description (language tag
+/// ignored).
+pub fn parse_open_failure(p: &[u8]) -> Result<(u32, u32, &[u8]), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let id = r.u32("recipient channel")?;
+    let code = r.u32("reason code")?;
+    let text = r.string("description")?;
+    Ok((id, code, text))
+}
+
+/// CHANNEL_WINDOW_ADJUST (RFC 4254 §5.2): recipient, bytes to add.
+pub fn parse_window_adjust(p: &[u8]) -> Result<(u32, u32), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let id = r.u32("recipient channel")?;
+    let n = r.u32("bytes to add")?;
+    r.finish("CHANNEL_WINDOW_ADJUST")?;
+    Ok((id, n))
+}
+
+/// CHANNEL_DATA or, with `extended`, CHANNEL_EXTENDED_DATA (RFC 4254 §5.2): recipient, data
+/// type code (0 for plain data), the data borrowed from the payload.
+pub fn parse_data(p: &[u8], extended: bool) -> Result<(u32, u32, &[u8]), DecodeError> {
+    let mut r = Reader::new(p);
+    r.u8("message number")?;
+    let id = r.u32("recipient channel")?;
+    let code = if extended { r.u32("data type code")? } else { 0 };
+    let data = r.string("data")?;
+    r.finish("channel data")?;
+    Ok((id, code, data))
+}
+
+/// CHANNEL_OPEN "session" (RFC 4254 §6.1).
+pub fn encode_open_session(out: &mut Vec<u8>, sender: u32, window: u32, max_packet: u32) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"session")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet);
+}
+
+/// CHANNEL_OPEN "direct-tcpip" (RFC 4254 §7.2).
+pub fn encode_open_direct_tcpip(
+    out: &mut Vec<u8>,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
+    target: (&str, u16),
+    originator: (&str, u16),
+) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"direct-tcpip")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet)
+        .string(target.0.as_bytes())
+        .u32(u32::from(target.1))
+        .string(originator.0.as_bytes())
+        .u32(u32::from(originator.1));
+}
+
+/// The head of a CHANNEL_REQUEST; the caller appends the type-specific fields.
+pub fn channel_request_head<'o>(
+    out: &'o mut Vec<u8>,
+    recipient: u32,
+    name: &str,
+    want_reply: bool,
+) -> Writer<'o> {
+    let mut w = Writer::new(out);
+    w.u8(msg_no::CHANNEL_REQUEST).u32(recipient).string(name.as_bytes()).bool(want_reply);
+    w
+}
+
+/// A terminal size in characters and pixels (pty-req, window-change; RFC 4254 §6.2, §6.7).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub struct WinSize {
+    pub cols: u32,
+    pub rows: u32,
+    pub width_px: u32,
+    pub height_px: u32,
+}
+
+/// Longest TERM value and encoded terminal modes we accept in a pty-req.
+pub const MAX_TERM_LEN: usize = 256;
+pub const MAX_TERM_MODES_LEN: usize = 4096;
+
+/// A parsed pty-req body (after `want reply`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct PtyReq<'a> {
+    pub term: &'a [u8],
+    pub size: WinSize,
+    pub modes: &'a [u8],
+}
+
+/// pty-req body (RFC 4254 §6.2), `r` positioned after `want reply`.
+pub fn parse_pty_req(mut r: Reader<'_>) -> Result<PtyReq<'_>, DecodeError> {
+    let term = r.string_max("TERM", MAX_TERM_LEN)?;
+    let size = parse_win_size(&mut r)?;
+    let modes = r.string_max("terminal modes", MAX_TERM_MODES_LEN)?;
+    r.finish("pty-req")?;
+    Ok(PtyReq { term, size, modes })
+}
+
+/// window-change body (RFC 4254 §6.7), `r` positioned after `want reply`.
+pub fn parse_window_change(mut r: Reader<'_>) -> Result<WinSize, DecodeError> {
+    let size = parse_win_size(&mut r)?;
+    r.finish("window-change")?;
+    Ok(size)
+}
+
+fn parse_win_size(r: &mut Reader<'_>) -> Result<WinSize, DecodeError> {
+    Ok(WinSize {
+        cols: r.u32("terminal width")?,
+        rows: r.u32("terminal height")?,
+        width_px: r.u32("terminal width, pixels")?,
+        height_px: r.u32("terminal height, pixels")?,
+    })
+}
+
+/// exit-signal body (RFC 4254 §6.10), `r` positioned after `want reply`: signal name (without
+/// "SIG"), core dumped, error message.
+pub fn parse_exit_signal(mut r: Reader<'_>) -> Result<(&[u8], bool, &[u8]), DecodeError> {
+    let name = r.string_max("signal name", MAX_NAME_LEN)?;
+    let core = r.bool("core dumped")?;
+    let text = r.string_max("error message", 1024)?;
+    r.string_max("language tag", MAX_NAME_LEN)?;
+    r.finish("exit-signal")?;
+    Ok((name, core, text))
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

@@ -1,8 +1,9 @@
-//! Session channels (RFC 4254 §6): `env` for an allow-list of names, `exec` / `shell` /
-//! `subsystem` turned into one [`Exec`](super::Event::Exec) event for the runtime, `pty-req`
-//! refused (no PTY support), and the child's end reported as exit-status or exit-signal.
+//! Session channels (RFC 4254 §6): `env` for an allow-list of names, `pty-req` (kept for the
+//! command, unless the key says `no-pty`), `window-change` passed on once a PTY is there,
+//! `exec` / `shell` / `subsystem` turned into one [`Exec`](super::Event::Exec) event for the
+//! runtime, and the child's end reported as exit-status or exit-signal.
 
-use super::msgs::MAX_NAME_LEN;
+use super::msgs::{self, WinSize, MAX_NAME_LEN};
 use crate::auth::policy::wildcard_match;
 use crate::wire::{DecodeError, Reader};
 
@@ -22,10 +23,19 @@ pub enum ExitStatus {
     Signal(String),
 }
 
+/// A terminal the client asked for (RFC 4254 §6.2); terminal modes are not applied.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Pty {
+    /// TERM, printable ASCII only (anything else is refused).
+    pub term: String,
+    pub size: WinSize,
+}
+
 /// Per-session state.
 #[derive(Debug, Default)]
 pub(crate) struct Session {
     pub env: Vec<(String, String)>,
+    pub pty: Option<Pty>,
     /// exec, shell or subsystem was accepted: only one per channel (RFC 4254 §6.5).
     pub started: bool,
     pub exited: bool,
@@ -41,6 +51,8 @@ pub(crate) enum SessionAction {
     /// Start the command: reply success and emit `Exec`. For a subsystem, `command` is the
     /// configured `--subsystem` command and `subsystem` its name.
     Start { command: Option<String>, subsystem: Option<String> },
+    /// window-change on a running PTY session: emit `WindowChange`.
+    Resize(WinSize),
 }
 
 impl Session {
@@ -53,8 +65,33 @@ impl Session {
         mut r: Reader<'_>,
         env_allow: &[String],
         subsystems: &[(String, String)],
+        allow_pty: bool,
     ) -> Result<SessionAction, DecodeError> {
         match name {
+            b"pty-req" => {
+                let req = msgs::parse_pty_req(r)?;
+                let term_ok = !req.term.is_empty() && req.term.iter().all(|b| b.is_ascii_graphic());
+                if !allow_pty || self.started || self.pty.is_some() || !term_ok {
+                    return Ok(SessionAction::Refuse);
+                }
+                let term = String::from_utf8_lossy(req.term).into_owned();
+                self.pty = Some(Pty { term, size: clamp(req.size) });
+                Ok(SessionAction::Accept)
+            }
+            b"window-change" => {
+                let size = clamp(msgs::parse_window_change(r)?);
+                match &mut self.pty {
+                    Some(p) => {
+                        p.size = size;
+                        Ok(if self.started {
+                            SessionAction::Resize(size)
+                        } else {
+                            SessionAction::Accept
+                        })
+                    }
+                    None => Ok(SessionAction::Refuse),
+                }
+            }
             b"env" => {
                 let n = r.string_max("variable name", MAX_NAME_LEN)?;
                 let v = r.string_max("variable value", MAX_ENV_VALUE)?;
@@ -103,11 +140,17 @@ impl Session {
                 self.started = true;
                 Ok(action)
             }
-            // No PTYs, X11, agent forwarding; signals and window changes have nothing to act
-            // on: a clean refusal, never a disconnect.
+            // No X11 or agent forwarding; signals have nothing to act on: a clean refusal,
+            // never a disconnect.
             _ => Ok(SessionAction::Refuse),
         }
     }
+}
+
+/// Sizes as a kernel winsize holds them (16 bits each).
+fn clamp(s: WinSize) -> WinSize {
+    let c = |v: u32| v.min(u32::from(u16::MAX));
+    WinSize { cols: c(s.cols), rows: c(s.rows), width_px: c(s.width_px), height_px: c(s.height_px) }
 }
 
 #[cfg(test)]
@@ -132,42 +175,38 @@ mod tests {
             w.string(b"LANG").string(b"C.UTF-8");
         });
         assert_eq!(
-            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            s.request(b"env", Reader::new(&b), &allow(), &[], true).unwrap(),
             SessionAction::Accept
         );
         let b = body(|w| {
             w.string(b"LC_ALL").string(b"C");
         });
         assert_eq!(
-            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            s.request(b"env", Reader::new(&b), &allow(), &[], true).unwrap(),
             SessionAction::Accept
         );
         let b = body(|w| {
             w.string(b"LD_PRELOAD").string(b"/evil.so");
         });
         assert_eq!(
-            s.request(b"env", Reader::new(&b), &allow(), &[]).unwrap(),
+            s.request(b"env", Reader::new(&b), &allow(), &[], true).unwrap(),
             SessionAction::Refuse
         );
         assert_eq!(s.env, vec![("LANG".into(), "C.UTF-8".into()), ("LC_ALL".into(), "C".into())]);
     }
 
     #[test]
-    fn one_command_per_session_and_pty_refused() {
+    fn one_command_per_session() {
         let mut s = Session::default();
-        assert_eq!(
-            s.request(b"pty-req", Reader::new(b"anything"), &allow(), &[]).unwrap(),
-            SessionAction::Refuse
-        );
         let b = body(|w| {
             w.string(b"uname -a");
         });
         assert_eq!(
-            s.request(b"exec", Reader::new(&b), &allow(), &[]).unwrap(),
+            s.request(b"exec", Reader::new(&b), &allow(), &[], true).unwrap(),
             SessionAction::Start { command: Some("uname -a".into()), subsystem: None }
         );
         assert_eq!(
-            s.request(b"shell", Reader::new(&[]), &allow(), &[]).unwrap(),
+            s.request(b"shell", Reader::new(&[]), &allow(), &[], true).unwrap(),
             SessionAction::Refuse
         );
         let mut s = Session::default();
@@ -175,18 +214,87 @@ mod tests {
             w.string(b"sftp");
         });
         assert_eq!(
-            s.request(b"subsystem", Reader::new(&b), &allow(), &[]).unwrap(),
+            s.request(b"subsystem", Reader::new(&b), &allow(), &[], true).unwrap(),
             SessionAction::Refuse,
             "not configured"
         );
         assert!(!s.started, "a refused subsystem leaves the session free");
         let subs = [("sftp".to_string(), "/usr/lib/openssh/sftp-server".to_string())];
         assert_eq!(
-            s.request(b"subsystem", Reader::new(&b), &allow(), &subs).unwrap(),
+            s.request(b"subsystem", Reader::new(&b), &allow(), &subs, true).unwrap(),
             SessionAction::Start {
                 command: Some("/usr/lib/openssh/sftp-server".into()),
                 subsystem: Some("sftp".into())
             }
         );
+    }
+
+    fn pty_body(term: &[u8], cols: u32, rows: u32) -> Vec<u8> {
+        body(|w| {
+            w.string(term).u32(cols).u32(rows).u32(0).u32(0).string(b"");
+        })
+    }
+
+    #[test]
+    fn pty_then_resize() {
+        let mut s = Session::default();
+        let wc = body(|w| {
+            w.u32(100).u32(40).u32(0).u32(0);
+        });
+        assert_eq!(
+            s.request(b"window-change", Reader::new(&wc), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse,
+            "no PTY yet"
+        );
+        let b = pty_body(b"xterm-256color", 80, 24);
+        assert_eq!(
+            s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).unwrap(),
+            SessionAction::Accept
+        );
+        assert_eq!(
+            s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse,
+            "one PTY"
+        );
+        assert_eq!(s.pty.as_ref().unwrap().term, "xterm-256color");
+        assert_eq!(
+            s.request(b"window-change", Reader::new(&wc), &allow(), &[], true).unwrap(),
+            SessionAction::Accept,
+            "before start: kept"
+        );
+        assert_eq!(s.pty.as_ref().unwrap().size.cols, 100);
+        let e = body(|w| {
+            w.string(b"sh");
+        });
+        assert!(matches!(
+            s.request(b"exec", Reader::new(&e), &allow(), &[], true).unwrap(),
+            SessionAction::Start { .. }
+        ));
+        let wc = body(|w| {
+            w.u32(u32::MAX).u32(50).u32(0).u32(0);
+        });
+        let want = WinSize { cols: 65535, rows: 50, width_px: 0, height_px: 0 };
+        assert_eq!(
+            s.request(b"window-change", Reader::new(&wc), &allow(), &[], true).unwrap(),
+            SessionAction::Resize(want)
+        );
+    }
+
+    #[test]
+    fn pty_refused_by_key_or_bad_term() {
+        let mut s = Session::default();
+        let b = pty_body(b"xterm", 80, 24);
+        assert_eq!(
+            s.request(b"pty-req", Reader::new(&b), &allow(), &[], false).unwrap(),
+            SessionAction::Refuse
+        );
+        let b = pty_body(b"x\x1b]", 80, 24);
+        assert_eq!(
+            s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse
+        );
+        let b = pty_body(&[b'x'; 300], 80, 24);
+        assert!(s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).is_err(), "TERM bound");
+        assert!(s.pty.is_none());
     }
 }

@@ -2,7 +2,7 @@
 
 use super::*;
 use crate::service::VecOutbound;
-use crate::wire::Writer;
+use crate::wire::{Reader, Writer};
 
 fn policy() -> ConnectionPolicy {
     ConnectionPolicy {
@@ -288,10 +288,11 @@ fn exec_and_exit_status_before_close() {
         [
             msg_no::CHANNEL_SUCCESS,
             msg_no::CHANNEL_FAILURE,
-            msg_no::CHANNEL_FAILURE,
+            msg_no::CHANNEL_SUCCESS,
             msg_no::CHANNEL_SUCCESS
         ]
     );
+    let size = msgs::WinSize { cols: 80, rows: 24, width_px: 0, height_px: 0 };
     assert_eq!(
         events(&mut c),
         [Event::Exec {
@@ -300,6 +301,7 @@ fn exec_and_exit_status_before_close() {
             subsystem: None,
             env: vec![("LANG".into(), "C".into())],
             forced_command: None,
+            pty: Some(Pty { term: "xterm".into(), size }),
         }]
     );
     out.take();

@@ -186,9 +186,16 @@ impl State {
                     self.remove_endpoint(ekey, now);
                 }
             }
-            Event::Exec { channel, command, subsystem, env, forced_command } => {
-                let req = ExecRequest { command, subsystem, env, forced_command };
+            Event::Exec { channel, command, subsystem, env, forced_command, pty } => {
+                let req = ExecRequest { command, subsystem, env, forced_command, pty };
                 self.exec(conn, key, channel, req, now)
+            }
+            Event::WindowChange { channel, size } => {
+                let ep =
+                    conn.endpoint(Link::Channel(channel)).and_then(|k| self.endpoints.slab.get(k));
+                if let Some(EndpointKind::Child(c)) = ep.map(|e| &e.kind) {
+                    c.resize(size);
+                }
             }
             Event::ChannelReadable { .. } | Event::ChannelWritable { .. } => conn.pump_again = true,
             Event::ChannelEof { channel } => {
@@ -438,6 +445,7 @@ impl State {
             local,
             env: &req.env,
             set_env: &conn.gateway.set_env,
+            pty: req.pty.as_ref(),
         };
         let proc = match child::spawn(channel, &spec) {
             Ok(p) => p,
@@ -717,6 +725,7 @@ struct ExecRequest {
     subsystem: Option<String>,
     env: Vec<(String, String)>,
     forced_command: Option<String>,
+    pty: Option<crate::connection::Pty>,
 }
 
 /// No command to run: say why on stderr and end the session with status 1.

@@ -2,16 +2,20 @@
 //! `--allow-exec` the client's own command, run through `/bin/sh -c` as the server's user.
 //!
 //! stdin/stdout/stderr are pipes set non-blocking and registered in the worker's poll
-//! (`mio::unix::pipe`), so a child never blocks a worker. The child gets its own process group,
+//! (`mio::unix::pipe`), so a child never blocks a worker. With a PTY (the client sent pty-req)
+//! the child gets the slave side as stdin/stdout/stderr, its own session (`setsid`) and the
+//! slave as controlling terminal (`TIOCSCTTY`); the worker reads and writes the master side,
+//! non-blocking, the same way (stderr then arrives on the terminal, as with sshd). The child gets its own process group,
 //! so ending it (SIGTERM, then SIGKILL after [`KILL_GRACE`]) also ends what it started. It is
 //! reaped with `waitpid(WNOHANG)` (`Child::try_wait`) once its output has ended, and again on a
 //! short timer until it has exited: no thread waits on it.
 
-use crate::connection::{ChannelId, ExitStatus};
+use crate::connection::msgs::WinSize;
+use crate::connection::{ChannelId, ExitStatus, Pty};
 use mio::unix::pipe::{Receiver, Sender};
 use std::io::{self, Read, Write};
 use std::net::SocketAddr;
-use std::os::fd::OwnedFd;
+use std::os::fd::{AsRawFd, FromRawFd, OwnedFd, RawFd};
 use std::os::unix::process::{CommandExt, ExitStatusExt};
 use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
@@ -38,6 +42,8 @@ pub struct ExecSpec<'a> {
     pub env: &'a [(String, String)],
     /// `--set-env NAME=VALUE` (sshd's SetEnv): set after the client's, so they win.
     pub set_env: &'a [(String, String)],
+    /// Run on a terminal (TERM and size from pty-req).
+    pub pty: Option<&'a Pty>,
 }
 
 /// A running (or exited, not yet reported) session command.
@@ -57,6 +63,8 @@ pub struct ChildProc {
     pub reap_step: Duration,
     /// exit-status / exit-signal went to the client.
     pub reported: bool,
+    /// stdin and stdout are two handles on one PTY master.
+    pub pty: bool,
 }
 
 /// Starts the command with piped, non-blocking stdio.
@@ -87,6 +95,10 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
     if let Some(o) = spec.original_command {
         cmd.env("SSH_ORIGINAL_COMMAND", o);
     }
+    if let Some(pty) = spec.pty {
+        cmd.env("TERM", &pty.term);
+        return spawn_on_pty(channel, cmd, pty);
+    }
     cmd.stdin(Stdio::piped()).stdout(Stdio::piped()).stderr(Stdio::piped()).process_group(0);
     let mut child = cmd.spawn()?;
     let pipes = (|| -> io::Result<_> {
@@ -109,20 +121,131 @@ pub fn spawn(channel: ChannelId, spec: &ExecSpec<'_>) -> io::Result<ChildProc> {
             return Err(e);
         }
     };
-    Ok(ChildProc {
-        channel,
-        child,
-        stdin,
-        stdout,
-        stderr,
-        stdin_writable: true,
-        stdout_readable: true,
-        stderr_readable: true,
-        client_eof: false,
-        reap_at: None,
-        reap_step: REAP_FIRST,
-        reported: false,
-    })
+    Ok(ChildProc::new(channel, child, stdin, stdout, stderr, false))
+}
+
+/// The kernel's terminal size for `size` (already clamped to 16 bits by the core).
+fn winsize(size: WinSize) -> libc::winsize {
+    let c = |v: u32| u16::try_from(v).unwrap_or(u16::MAX);
+    libc::winsize {
+        ws_row: c(size.rows),
+        ws_col: c(size.cols),
+        ws_xpixel: c(size.width_px),
+        ws_ypixel: c(size.height_px),
+    }
+}
+
+/// openpty(3) with both ends close-on-exec (the child's stdio are dup2'd copies, which are not).
+fn open_pty(size: WinSize) -> io::Result<(OwnedFd, OwnedFd)> {
+    let mut master: libc::c_int = -1;
+    let mut slave: libc::c_int = -1;
+    let ws = winsize(size);
+    // SAFETY: openpty writes two fds into the out-parameters; name and termios may be null.
+    let r = unsafe {
+        libc::openpty(&mut master, &mut slave, std::ptr::null_mut(), std::ptr::null(), &ws)
+    };
+    if r != 0 {
+        return Err(io::Error::last_os_error());
+    }
+    // SAFETY: both fds were just opened by openpty and are owned by nobody else.
+    let (master, slave) = unsafe { (OwnedFd::from_raw_fd(master), OwnedFd::from_raw_fd(slave)) };
+    for fd in [master.as_raw_fd(), slave.as_raw_fd()] {
+        // SAFETY: fcntl on fds we own.
+        if unsafe { libc::fcntl(fd, libc::F_SETFD, libc::FD_CLOEXEC) } != 0 {
+            return Err(io::Error::last_os_error());
+        }
+    }
+    Ok((master, slave))
+}
+
+fn spawn_on_pty(channel: ChannelId, mut cmd: Command, pty: &Pty) -> io::Result<ChildProc> {
+    let (master, slave) = open_pty(pty.size)?;
+    cmd.stdin(Stdio::from(slave.try_clone()?))
+        .stdout(Stdio::from(slave.try_clone()?))
+        .stderr(Stdio::from(slave));
+    // SAFETY: only async-signal-safe calls between fork and exec: a new session (which also
+    // makes the child a process-group leader, as `process_group(0)` does for pipes), then the
+    // terminal on fd 0 as its controlling terminal.
+    unsafe {
+        cmd.pre_exec(|| {
+            if libc::setsid() < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            if libc::ioctl(0, libc::TIOCSCTTY, 0) < 0 {
+                return Err(io::Error::last_os_error());
+            }
+            Ok(())
+        });
+    }
+    let child = cmd.spawn();
+    // The parent's slave copies close with `cmd`: the master then sees EOF (EIO) once the
+    // child and everything it started have let go of the terminal.
+    drop(cmd);
+    let child = child?;
+    let writer = master.try_clone();
+    let ends = writer.and_then(|w| {
+        let stdin = Sender::from(w);
+        let stdout = Receiver::from(master);
+        stdin.set_nonblocking(true)?;
+        stdout.set_nonblocking(true)?;
+        Ok((stdin, stdout))
+    });
+    match ends {
+        Ok((stdin, stdout)) => {
+            Ok(ChildProc::new(channel, child, Some(stdin), Some(stdout), None, true))
+        }
+        Err(e) => {
+            let mut child = child;
+            let _ = child.kill();
+            let _ = child.wait(); // just killed: returns at once
+            Err(e)
+        }
+    }
+}
+
+impl ChildProc {
+    fn new(
+        channel: ChannelId,
+        child: Child,
+        stdin: Option<Sender>,
+        stdout: Option<Receiver>,
+        stderr: Option<Receiver>,
+        pty: bool,
+    ) -> ChildProc {
+        ChildProc {
+            channel,
+            child,
+            stdin,
+            stdout,
+            stderr,
+            stdin_writable: true,
+            stdout_readable: true,
+            stderr_readable: true,
+            client_eof: false,
+            reap_at: None,
+            reap_step: REAP_FIRST,
+            reported: false,
+            pty,
+        }
+    }
+
+    /// window-change: TIOCSWINSZ on the master (the kernel sends the child SIGWINCH).
+    pub fn resize(&self, size: WinSize) {
+        if !self.pty {
+            return;
+        }
+        let fd: Option<RawFd> = match (&self.stdout, &self.stdin) {
+            (Some(r), _) => Some(r.as_raw_fd()),
+            (None, Some(w)) => Some(w.as_raw_fd()),
+            _ => None,
+        };
+        let Some(fd) = fd else { return };
+        let ws = winsize(size);
+        // SAFETY: TIOCSWINSZ reads one winsize from the pointer; fd is our open PTY master.
+        unsafe {
+            libc::ioctl(fd, libc::TIOCSWINSZ, &ws);
+        }
+    }
 }
 
 /// sshd's `SSH_CONNECTION`: "client_ip client_port server_ip server_port", IPv4-mapped IPv6

@@ -476,6 +476,16 @@ impl Transport {
     }
 
     /// Client role: the server's `server-sig-algs` extension (RFC 8308 §3.1), if it sent one.
+    /// The service accepted (server: by us; client: by the server), if any.
+    pub fn service(&self) -> Option<&'static str> {
+        self.service
+    }
+
+    /// Client role: a SERVICE_REQUEST went out.
+    pub fn service_requested(&self) -> bool {
+        !self.services.is_empty()
+    }
+
     pub fn server_sig_algs(&self) -> Option<&str> {
         self.server_sig_algs.as_deref()
     }
@@ -739,4 +749,4 @@ enum Dispatch {
 pub struct RekeyRefused;
 
 #[cfg(test)]
-mod tests;
+pub(crate) mod tests;

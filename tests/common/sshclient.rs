@@ -3,7 +3,8 @@
 
 use sshfront::algo::SystemRng;
 use sshfront::client::ClientConnection;
-use sshfront::transport::{Event, TransportConfig};
+use sshfront::client::Event;
+use sshfront::transport::TransportConfig;
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpStream};
 use std::sync::{Arc, Barrier};
@@ -61,7 +62,7 @@ impl TestClient {
     ) -> std::io::Result<TestClient> {
         sock.set_nodelay(true)?;
         sock.set_read_timeout(Some(Duration::from_millis(50)))?;
-        let conn = ClientConnection::new(cfg, Box::new(SystemRng), host_key, Instant::now());
+        let conn = ClientConnection::new_raw(cfg, Box::new(SystemRng), host_key, Instant::now());
         Ok(TestClient {
             conn,
             sock,

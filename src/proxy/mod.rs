@@ -1,0 +1,9 @@
+//! The session proxy's sans-IO parts: routes (which user goes to which upstreams, balanced how),
+//! pinned upstream host keys, and upstream health. The runtime drives them; nothing here reads a
+//! clock, a socket or a file (the routes file is read by `config::routes`).
+
+pub mod health;
+pub mod known_hosts;
+pub mod route;
+
+pub use route::{Balance, Pick, Route, RouteMatch, Routes, Upstream, UpstreamAuth};
