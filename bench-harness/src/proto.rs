@@ -479,7 +479,8 @@ pub fn publickey_request(
         .bool(true)
         .string(alg.name().as_bytes())
         .string(key.public_blob());
-    let sig = key.sign(alg, &blob).map_err(|e| format!("sign: {e}"))?;
+    let sig =
+        key.sign(alg, &blob, &mut sshfront::algo::SystemRng).map_err(|e| format!("sign: {e}"))?;
     let mut p = Vec::with_capacity(256);
     Writer::new(&mut p)
         .u8(m::USERAUTH_REQUEST)

@@ -618,10 +618,14 @@ fn ecdh_init(q: &[u8]) -> Vec<u8> {
 }
 
 fn x25519_public() -> Vec<u8> {
-    crate::algo::kex::ClientEphemeral::generate(crate::algo::kex::KexMethod::Curve25519, None)
-        .unwrap()
-        .public()
-        .to_vec()
+    crate::algo::kex::ClientEphemeral::generate(
+        crate::algo::kex::KexMethod::Curve25519,
+        None,
+        &mut crate::algo::SystemRng,
+    )
+    .unwrap()
+    .public()
+    .to_vec()
 }
 
 #[test]

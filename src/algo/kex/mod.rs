@@ -10,7 +10,7 @@ pub mod gex;
 pub mod hash;
 pub mod hybrid;
 
-use crate::algo::HashAlg;
+use crate::algo::{HashAlg, Rng};
 use std::fmt;
 
 /// What kind of exchange a KEX method is; decides the message flow in the transport.
@@ -198,13 +198,14 @@ pub fn server_agree(
     method: KexMethod,
     group: Option<&dh::DhGroup>,
     client_public: &[u8],
+    rng: &mut dyn Rng,
 ) -> Result<(Vec<u8>, SharedSecret), KexError> {
     match method {
         KexMethod::Dh(_) | KexMethod::Gex => {
             let group = dh_group(method, group)?;
             // Validate the client's value before the costly modpow for our own.
             dh::check_peer(group, client_public)?;
-            let ours = dh::DhKeyPair::generate(group)?;
+            let ours = dh::DhKeyPair::generate(group, rng)?;
             let k = ours.agree(client_public)?;
             Ok((ours.public().to_vec(), SharedSecret::mpint(k)))
         }
@@ -214,13 +215,13 @@ pub fn server_agree(
             if client_public.len() != expected {
                 return Err(KexError::BadPublicLength { expected, got: client_public.len() });
             }
-            let ours = ecdh::EcdhKeyPair::generate(curve)?;
+            let ours = ecdh::EcdhKeyPair::generate(curve, rng)?;
             let public = ours.public().to_vec();
             let k = ours.agree(client_public)?;
             Ok((public, SharedSecret::mpint(k)))
         }
-        KexMethod::Sntrup761X25519 => hybrid_server(hybrid::Kem::Sntrup761, client_public),
-        KexMethod::MlKem768X25519 => hybrid_server(hybrid::Kem::MlKem768, client_public),
+        KexMethod::Sntrup761X25519 => hybrid_server(hybrid::Kem::Sntrup761, client_public, rng),
+        KexMethod::MlKem768X25519 => hybrid_server(hybrid::Kem::MlKem768, client_public, rng),
     }
 }
 
@@ -246,8 +247,12 @@ pub fn check_client_public(
     Ok(())
 }
 
-fn hybrid_server(kem: hybrid::Kem, client: &[u8]) -> Result<(Vec<u8>, SharedSecret), KexError> {
-    let (reply, k) = hybrid::server_agree(kem, client)?;
+fn hybrid_server(
+    kem: hybrid::Kem,
+    client: &[u8],
+    rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    let (reply, k) = hybrid::server_agree(kem, client, rng)?;
     Ok((reply, SharedSecret::string(k)))
 }
 
@@ -283,20 +288,24 @@ enum ClientInner {
 
 impl ClientEphemeral {
     /// Generates our ephemeral for `method` (with `group` for DH / GEX).
-    pub fn generate(method: KexMethod, group: Option<&dh::DhGroup>) -> Result<Self, KexError> {
+    pub fn generate(
+        method: KexMethod,
+        group: Option<&dh::DhGroup>,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, KexError> {
         let inner = match method {
             KexMethod::Dh(_) | KexMethod::Gex => {
-                ClientInner::Dh(dh::DhKeyPair::generate(dh_group(method, group)?)?)
+                ClientInner::Dh(dh::DhKeyPair::generate(dh_group(method, group)?, rng)?)
             }
             KexMethod::Sntrup761X25519 => {
-                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::Sntrup761)?)
+                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::Sntrup761, rng)?)
             }
             KexMethod::MlKem768X25519 => {
-                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::MlKem768)?)
+                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::MlKem768, rng)?)
             }
             _ => {
                 let curve = curve_of(method).ok_or(KexError::Internal("curve"))?;
-                ClientInner::Ecdh(ecdh::EcdhKeyPair::generate(curve)?)
+                ClientInner::Ecdh(ecdh::EcdhKeyPair::generate(curve, rng)?)
             }
         };
         Ok(ClientEphemeral { inner })
