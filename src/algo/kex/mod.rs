@@ -9,6 +9,8 @@ pub mod ecdh;
 pub mod gex;
 pub mod hash;
 pub mod hybrid;
+#[cfg(feature = "fuzzing")]
+mod stand_in;
 
 use crate::algo::{HashAlg, Rng};
 use std::fmt;
@@ -194,6 +196,7 @@ impl fmt::Display for KexError {
 /// DH values (e in, f out) are big-endian magnitudes as `wire::Reader::mpint_positive` returns
 /// them; the transport writes f with `Writer::mpint`. Everything else is the raw `string`
 /// contents.
+#[cfg(not(feature = "fuzzing"))]
 pub fn server_agree(
     method: KexMethod,
     group: Option<&dh::DhGroup>,
@@ -225,6 +228,17 @@ pub fn server_agree(
     }
 }
 
+/// Fuzzing stand-in for [`server_agree`]: the cheap checks, then fixed values (see `stand_in`).
+#[cfg(feature = "fuzzing")]
+pub fn server_agree(
+    method: KexMethod,
+    group: Option<&dh::DhGroup>,
+    client_public: &[u8],
+    _rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    stand_in::server_agree(method, group, client_public)
+}
+
 /// The cheap checks of [`server_agree`] alone (lengths, DH range), so the transport can refuse
 /// a bad KEXDH_INIT / KEX_ECDH_INIT / GEX_INIT at once instead of queueing a crypto job for
 /// it. Curve membership and KEM key validity are still checked by `server_agree`.
@@ -247,6 +261,7 @@ pub fn check_client_public(
     Ok(())
 }
 
+#[cfg(not(feature = "fuzzing"))]
 fn hybrid_server(
     kem: hybrid::Kem,
     client: &[u8],
@@ -284,10 +299,28 @@ enum ClientInner {
     Dh(dh::DhKeyPair),
     Ecdh(ecdh::EcdhKeyPair),
     Hybrid(hybrid::HybridClient),
+    /// Fuzzing stand-in: a fixed public value, a constant K.
+    #[cfg(feature = "fuzzing")]
+    StandIn {
+        method: KexMethod,
+        public: Vec<u8>,
+    },
 }
 
 impl ClientEphemeral {
+    /// Fuzzing stand-in: a fixed public value of the method's length (see `stand_in`).
+    #[cfg(feature = "fuzzing")]
+    pub fn generate(
+        method: KexMethod,
+        _group: Option<&dh::DhGroup>,
+        _rng: &mut dyn Rng,
+    ) -> Result<Self, KexError> {
+        let public = stand_in::public_value(method, stand_in::Side::Client);
+        Ok(ClientEphemeral { inner: ClientInner::StandIn { method, public } })
+    }
+
     /// Generates our ephemeral for `method` (with `group` for DH / GEX).
+    #[cfg(not(feature = "fuzzing"))]
     pub fn generate(
         method: KexMethod,
         group: Option<&dh::DhGroup>,
@@ -317,6 +350,8 @@ impl ClientEphemeral {
             ClientInner::Dh(k) => k.public(),
             ClientInner::Ecdh(k) => k.public(),
             ClientInner::Hybrid(k) => k.public(),
+            #[cfg(feature = "fuzzing")]
+            ClientInner::StandIn { public, .. } => public,
         }
     }
 
@@ -326,6 +361,8 @@ impl ClientEphemeral {
             ClientInner::Dh(k) => k.agree(server_public).map(SharedSecret::mpint),
             ClientInner::Ecdh(k) => k.agree(server_public).map(SharedSecret::mpint),
             ClientInner::Hybrid(k) => k.agree(server_public).map(SharedSecret::string),
+            #[cfg(feature = "fuzzing")]
+            ClientInner::StandIn { method, .. } => stand_in::client_agree(method, server_public),
         }
     }
 }

@@ -1,5 +1,8 @@
-//! Small entry points for fuzzers (`fuzz/`) and for the seeded fuzz smoke test: each takes
-//! arbitrary bytes and must never panic, loop forever or allocate beyond the crate's bounds.
+//! Entry points for the fuzzers (`fuzz/`) and for the seeded fuzz smoke test: each takes
+//! arbitrary input and must never panic, loop forever or allocate beyond the crate's bounds.
+//! Whole sessions (server and client core, byte streams and scripts) are in [`session`].
+
+pub mod session;
 
 use crate::algo::TestRng;
 use crate::packet::PacketOpener;
@@ -21,7 +24,7 @@ pub fn packet_open(data: &[u8]) {
     }
 }
 
-/// The message parsers on arbitrary bytes.
+/// The message parsers on arbitrary bytes (transport only; [`msg_parsers`] covers every layer).
 pub fn wire_msgs(data: &[u8]) {
     let _ = msgs::KexInit::parse(data);
     let _ = msgs::Disconnect::parse(data);
@@ -32,6 +35,78 @@ pub fn wire_msgs(data: &[u8]) {
     let _ = msgs::KexReply::parse(data, 31, true);
     let _ = msgs::KexReply::parse(data, 31, false);
     let _ = msgs::parse_service(data, 5);
+}
+
+/// Every message parser of every layer on the same bytes: transport, user authentication and
+/// connection protocol, plus the wire primitives they are built on.
+pub fn msg_parsers(data: &[u8]) {
+    use crate::{auth, connection, wire};
+    wire_msgs(data);
+    let _ = msgs::parse_ignore(data);
+    let _ = msgs::parse_unimplemented(data);
+    let _ = msgs::parse_newkeys(data);
+    let _ = msgs::parse_gex_request_old(data);
+    let _ = msgs::parse_single_string(data, 30, "fuzz");
+    let _ = msgs::parse_single_mpint(data, 30, "fuzz");
+    let _ = msgs::KexReply::parse(data, 33, true);
+    let _ = auth::msgs::UserauthRequest::parse(data);
+    let _ = auth::msgs::parse_info_response(data);
+    let _ = connection::msgs::ChannelOpen::parse(data).map(|o| {
+        let _ = connection::msgs::parse_direct_tcpip(o.rest);
+    });
+    let _ = connection::msgs::parse_global_request(data).map(|(_, _, r)| {
+        let _ = connection::msgs::host_port(&mut r.clone(), "fuzz");
+    });
+    let _ = connection::msgs::parse_channel_request(data);
+    let _ = connection::msgs::recipient(data);
+    let mut r = wire::Reader::new(data);
+    let _ = r.name_list("fuzz");
+    let _ = wire::Reader::new(data).mpint_positive("fuzz");
+    let _ = crate::algo::host_key::PublicKey::from_blob(data);
+    let _ =
+        crate::algo::host_key::verify(crate::algo::host_key::HostKeyAlg::Ed25519, data, b"h", data);
+}
+
+/// zlib inflation on arbitrary streams: `data` is split into payloads by one length byte each,
+/// inflated in order by one stream (as packets are), for both compression kinds. Then a
+/// round trip: what our deflater makes, our inflater gives back.
+pub fn decompress(data: &[u8]) {
+    use crate::packet::compress::{Deflater, Inflater};
+    use crate::packet::Compression;
+    let kind = if data.first().is_some_and(|b| b & 1 == 1) {
+        Compression::Zlib
+    } else {
+        Compression::ZlibDelayed
+    };
+    let mut inflater = Inflater::new();
+    inflater.set(kind);
+    inflater.auth_succeeded();
+    let mut out = Vec::new();
+    let mut rest = data.get(1..).unwrap_or(&[]);
+    while let Some((&n, tail)) = rest.split_first() {
+        let n = usize::from(n).min(tail.len());
+        let (chunk, tail) = tail.split_at(n);
+        rest = tail;
+        if inflater.inflate(chunk, &mut out).is_err() {
+            break;
+        }
+    }
+    let mut deflater = Deflater::new();
+    deflater.set(kind);
+    deflater.auth_succeeded();
+    let mut inflater = Inflater::new();
+    inflater.set(kind);
+    inflater.auth_succeeded();
+    let mut packed = Vec::new();
+    for chunk in data.chunks(4096).take(8) {
+        if deflater.deflate(chunk, &mut packed).is_err() {
+            return;
+        }
+        if inflater.inflate(&packed, &mut out).is_err() || out != chunk {
+            // Our own stream must always round-trip.
+            std::process::abort();
+        }
+    }
 }
 
 /// The server state machine fed a valid version line, then arbitrary bytes, in chunks whose sizes
