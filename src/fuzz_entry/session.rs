@@ -198,6 +198,39 @@ impl ServerSim {
     /// One turn: consume input, answer events, transmit. True if anything happened.
     pub fn turn(&mut self, input: &mut Vec<u8>) -> bool {
         let n = self.conn.handle_input(input, self.now).min(input.len());
+        self.after_input(input, n)
+    }
+
+    /// As [`ServerSim::turn`], but presents at most one packet (or the version line), so the
+    /// scripted runtime answers each message before the next is read, as it did when the
+    /// transcript was recorded (a client waits for CHANNEL_OPEN_CONFIRMATION before sending
+    /// data, for instance). Packet bounds are read from the clear length the stand-in cipher
+    /// leaves; the tag length is found by trying each one there is.
+    pub fn paced_turn(&mut self, input: &mut Vec<u8>) -> bool {
+        let n = if self.conn.transport().peer_version().is_none() {
+            let line = input.iter().position(|&b| b == b'\n').map_or(input.len(), |i| i + 1);
+            self.conn.handle_input(input.get_mut(..line).unwrap_or_default(), self.now)
+        } else {
+            let len =
+                input.get(..4).map_or(0, |l| u32::from_be_bytes([l[0], l[1], l[2], l[3]]) as usize);
+            let mut n = 0;
+            for tag in [0usize, 16, 20, 32, 64] {
+                let end = len.saturating_add(4 + tag).min(input.len());
+                n = self.conn.handle_input(input.get_mut(..end).unwrap_or_default(), self.now);
+                if n > 0 || end == input.len() || self.closed {
+                    break;
+                }
+            }
+            if n == 0 && !self.conn.is_closed() {
+                n = self.conn.handle_input(input, self.now);
+            }
+            n
+        };
+        let n = n.min(input.len());
+        self.after_input(input, n)
+    }
+
+    fn after_input(&mut self, input: &mut Vec<u8>, n: usize) -> bool {
         input.drain(..n);
         let mut progressed = n > 0;
         progressed |= self.react();
@@ -301,10 +334,10 @@ impl ServerSim {
         }
     }
 
-    /// Runs turns until nothing moves (bounded), then lets a long time pass so every timer fires.
+    /// Runs paced turns until nothing moves (bounded).
     pub fn settle(&mut self, input: &mut Vec<u8>) {
         for _ in 0..MAX_TURNS {
-            let progressed = self.turn(input);
+            let progressed = self.paced_turn(input);
             self.advance(TICK);
             if self.closed || !progressed {
                 break;
@@ -685,9 +718,13 @@ mod tests {
             // Replaying the client's bytes alone drives the server the same way (every RNG is
             // seeded), which is what makes the transcript a seed.
             let before = REACH.channel_data.load(Ordering::Relaxed);
+            let rekeys = REACH.rekeys.load(Ordering::Relaxed);
+            let listens = REACH.listen.load(Ordering::Relaxed);
             server_session(&p.c2s_log);
             if cfg!(feature = "fuzzing") {
                 assert!(REACH.channel_data.load(Ordering::Relaxed) > before, "{name}: replay");
+                assert!(REACH.rekeys.load(Ordering::Relaxed) > rekeys, "{name}: replay rekey");
+                assert!(REACH.listen.load(Ordering::Relaxed) > listens, "{name}: replay listen");
             }
         }
         // The server's bytes replayed to a lone client core: it reads what it read paired.
