@@ -29,7 +29,8 @@ fn server_agree(c: &mut Criterion) {
             KexMethod::Gex => gex.groups.first(),
             _ => None,
         };
-        let client = ClientEphemeral::generate(alg.method, group).unwrap();
+        let client =
+            ClientEphemeral::generate(alg.method, group, &mut sshfront::algo::SystemRng).unwrap();
         let public = client.public().to_vec();
         let label = if alg.method == KexMethod::Gex {
             format!("{} (2048)", alg.name)
@@ -37,7 +38,15 @@ fn server_agree(c: &mut Criterion) {
             alg.name.to_string()
         };
         g.bench_function(label, |b| {
-            b.iter(|| kex::server_agree(alg.method, group, black_box(&public)).unwrap())
+            b.iter(|| {
+                kex::server_agree(
+                    alg.method,
+                    group,
+                    black_box(&public),
+                    &mut sshfront::algo::SystemRng,
+                )
+                .unwrap()
+            })
         });
     }
     g.finish();
@@ -61,14 +70,14 @@ fn host_keys(c: &mut Criterion) {
     for (kind, alg) in kinds {
         let (pair, _) = HostKeyPair::generate(kind).unwrap();
         g.bench_function(format!("sign {}", alg.name()), |b| {
-            b.iter(|| pair.sign(alg, black_box(&h)).unwrap())
+            b.iter(|| pair.sign(alg, black_box(&h), &mut sshfront::algo::SystemRng).unwrap())
         });
         if alg == HostKeyAlg::Ed25519 {
             ed = Some(pair);
         }
     }
     if let Some(pair) = ed {
-        let sig = pair.sign(HostKeyAlg::Ed25519, &h).unwrap();
+        let sig = pair.sign(HostKeyAlg::Ed25519, &h, &mut sshfront::algo::SystemRng).unwrap();
         g.bench_function("verify ssh-ed25519", |b| {
             b.iter(|| verify(HostKeyAlg::Ed25519, pair.public_blob(), black_box(&h), &sig).unwrap())
         });

@@ -5,6 +5,9 @@
 //! RSA) or RustCrypto's `p521` (ring has no P-521), which do the signing. Blobs are built here
 //! so their format is visible next to the RFC sections they follow.
 
+#[cfg(not(feature = "fuzzing"))]
+use crate::algo::rng::{with_ring_rng, RandCore};
+use crate::algo::Rng;
 use crate::wire::{Reader, Writer};
 use num_bigint::BigUint;
 use ring::rand::SystemRandom;
@@ -135,8 +138,13 @@ impl HostKeyPair {
 
     /// Generates a new key; returns it and its OpenSSH private key file text.
     pub fn generate(kind: KeyKind) -> Result<(Self, String), HostKeyError> {
+        Self::generate_with(kind, &mut super::SystemRng)
+    }
+
+    /// As [`HostKeyPair::generate`] from a chosen RNG (a fixed key for fuzzing and tests).
+    pub fn generate_with(kind: KeyKind, rng: &mut dyn Rng) -> Result<(Self, String), HostKeyError> {
         use ssh_key::{private::KeypairData, Algorithm, EcdsaCurve};
-        let mut rng = rand_core::OsRng;
+        let mut rng = crate::algo::RandCore(rng);
         let key = match kind {
             KeyKind::Rsa { bits } => {
                 let pair = ssh_key::private::RsaKeypair::random(&mut rng, bits)
@@ -249,26 +257,61 @@ impl HostKeyPair {
     }
 
     /// Signs `data` (the exchange hash H) and returns the SSH signature blob
-    /// (string algorithm name, string signature).
-    pub fn sign(&self, alg: HostKeyAlg, data: &[u8]) -> Result<Vec<u8>, HostKeyError> {
+    /// (string algorithm name, string signature). ECDSA nonces and RSA blinding draw from `rng`.
+    pub fn sign(
+        &self,
+        alg: HostKeyAlg,
+        data: &[u8],
+        rng: &mut dyn Rng,
+    ) -> Result<Vec<u8>, HostKeyError> {
         if !self.algorithms().contains(&alg) {
             return Err(HostKeyError::WrongAlgorithm);
         }
         let mut out = Vec::new();
         let mut w = Writer::new(&mut out);
         w.string(alg.name().as_bytes());
+        self.sign_into(&mut w, alg, data, rng)?;
+        Ok(out)
+    }
+
+    /// Fuzzing stand-in: a fixed signature (the verifier accepts any), so inputs get past KEX.
+    #[cfg(feature = "fuzzing")]
+    fn sign_into(
+        &self,
+        w: &mut Writer<'_>,
+        _alg: HostKeyAlg,
+        _data: &[u8],
+        _rng: &mut dyn Rng,
+    ) -> Result<(), HostKeyError> {
+        w.string(&[0x5a; 64]);
+        Ok(())
+    }
+
+    #[cfg(not(feature = "fuzzing"))]
+    fn sign_into(
+        &self,
+        w: &mut Writer<'_>,
+        alg: HostKeyAlg,
+        data: &[u8],
+        rng: &mut dyn Rng,
+    ) -> Result<(), HostKeyError> {
         match &self.signer {
             Signer::Ed25519(pair) => {
                 w.string(pair.sign(data).as_ref());
             }
-            Signer::Ecdsa(_, pair) => {
-                let sig = pair.sign(&SystemRandom::new(), data).map_err(|_| HostKeyError::Sign)?;
+            Signer::Ecdsa(curve, pair) => {
+                // ring's nonce fill: the digest's block minus its output (see algo::rng).
+                let nonce_len = if *curve == HostKeyAlg::EcdsaP384 { 128 - 48 } else { 64 - 32 };
+                let sig = (0..4)
+                    .find_map(|_| with_ring_rng(rng, nonce_len, |r| pair.sign(r, data).ok()))
+                    .ok_or(HostKeyError::Sign)?;
                 let (r, s) = sig.as_ref().split_at(sig.as_ref().len() / 2);
                 let at = w.begin_string();
                 w.mpint(r).mpint(s);
                 w.end_string(at);
             }
             Signer::P521(sk) => {
+                // RFC 6979 deterministic nonce: draws nothing.
                 use p521::ecdsa::signature::Signer as _;
                 let sig: p521::ecdsa::Signature =
                     sk.try_sign(data).map_err(|_| HostKeyError::Sign)?;
@@ -283,15 +326,16 @@ impl HostKeyPair {
                     _ => &rsig::RSA_PKCS1_SHA256,
                 };
                 let mut sig = vec![0u8; pair.public().modulus_len()];
+                // PKCS#1 v1.5 padding is deterministic: ring takes an RNG here but draws nothing.
                 pair.sign(padding, &SystemRandom::new(), data, &mut sig)
                     .map_err(|_| HostKeyError::Sign)?;
                 w.string(&sig);
             }
             Signer::Rsa(_, key) => {
-                w.string(&sign_rsa_pkcs1(key, alg, data)?);
+                w.string(&sign_rsa_pkcs1(key, alg, data, rng)?);
             }
         }
-        Ok(out)
+        Ok(())
     }
 
     /// `SHA256:…` fingerprint as OpenSSH prints it.
@@ -302,10 +346,12 @@ impl HostKeyPair {
 
 /// RFC 8017 §9.2 EMSA-PKCS1-v1_5: DigestInfo prefix then the digest, signed by the `rsa`
 /// crate's blinded private operation.
+#[cfg(not(feature = "fuzzing"))]
 fn sign_rsa_pkcs1(
     key: &rsa::RsaPrivateKey,
     alg: HostKeyAlg,
     data: &[u8],
+    rng: &mut dyn Rng,
 ) -> Result<Vec<u8>, HostKeyError> {
     // RFC 8017 §9.2 note 1: the DER DigestInfo prefixes.
     const SHA1: &[u8] =
@@ -325,7 +371,7 @@ fn sign_rsa_pkcs1(
     };
     let mut t = prefix.to_vec();
     t.extend_from_slice(ring::digest::digest(hash, data).as_ref());
-    key.sign_with_rng(&mut rand_core::OsRng, rsa::Pkcs1v15Sign::new_unprefixed(), &t)
+    key.sign_with_rng(&mut RandCore(rng), rsa::Pkcs1v15Sign::new_unprefixed(), &t)
         .map_err(|_| HostKeyError::Sign)
 }
 
@@ -494,6 +540,29 @@ pub fn verify(
     if name != alg.name().as_bytes() {
         return Err(VerifyError::BadSignatureFormat);
     }
+    check_signature(key, alg, data, sig)
+}
+
+/// Fuzzing stand-in: every well-formed signature verifies, so inputs get past KEX and
+/// publickey auth.
+#[cfg(feature = "fuzzing")]
+fn check_signature(
+    _key: PublicKey<'_>,
+    _alg: HostKeyAlg,
+    _data: &[u8],
+    _sig: &[u8],
+) -> Result<(), VerifyError> {
+    Ok(())
+}
+
+/// The signature math, once the blobs are parsed.
+#[cfg(not(feature = "fuzzing"))]
+fn check_signature(
+    key: PublicKey<'_>,
+    alg: HostKeyAlg,
+    data: &[u8],
+    sig: &[u8],
+) -> Result<(), VerifyError> {
     let mismatch = |_| VerifyError::Mismatch;
     match key {
         PublicKey::Ed25519(k) => {
@@ -553,7 +622,8 @@ pub(crate) fn ecdsa_fixed(sig: &[u8], width: usize) -> Result<Vec<u8>, VerifyErr
     Ok(out)
 }
 
-#[cfg(test)]
+// Real signatures only: the fuzzing build's stand-ins would fail them by design.
+#[cfg(all(test, not(feature = "fuzzing")))]
 mod tests;
 
 /// ssh-key 0.6 decodes an ECDSA private scalar as exactly the field width (32, 48 or 66 bytes),

@@ -10,6 +10,9 @@ pub mod host_key;
 pub mod kex;
 pub mod mac;
 pub mod negotiate;
+pub mod rng;
+
+pub use rng::{JobRng, RandCore};
 
 /// Source of randomness for cookies, padding and the like.
 pub trait Rng: Send {

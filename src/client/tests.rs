@@ -235,7 +235,9 @@ fn publickey_with_an_external_signer_waits_for_sign_done() {
     let req = req.expect("Sign event");
     assert!(req.run_local().is_none(), "an agent key does not sign here");
     // The "agent": the same key, signing the exact data asked for.
-    let sig = user_key().sign(crate::algo::host_key::HostKeyAlg::Ed25519, &req.data).unwrap();
+    let sig = user_key()
+        .sign(crate::algo::host_key::HostKeyAlg::Ed25519, &req.data, &mut crate::algo::SystemRng)
+        .unwrap();
     p.client.sign_done(Ok(sig));
     p.drive();
     assert!(p.has(|e| matches!(e, Event::Authenticated)));

@@ -43,7 +43,9 @@ impl UserSigner for LocalKey {
         self.alg
     }
     fn sign_local(&self, data: &[u8]) -> Option<Result<Vec<u8>, String>> {
-        Some(self.key.sign(self.alg, data).map_err(|e| format!("sign: {e}")))
+        // Ed25519 and RSA PKCS#1 signatures draw nothing; ECDSA nonces come from the OS.
+        let mut rng = crate::algo::SystemRng;
+        Some(self.key.sign(self.alg, data, &mut rng).map_err(|e| format!("sign: {e}")))
     }
 }
 

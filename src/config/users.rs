@@ -306,6 +306,12 @@ impl PasswordDb {
 /// Verifies a password against an argon2 (PHC string) or bcrypt (`$2b$…`) hash.
 pub fn verify_hash(hash: &str, password: &[u8]) -> bool {
     use argon2::password_hash::{PasswordHash, PasswordVerifier};
+    // Fuzzing stand-in: `$fuzz-plain$PASSWORD` compares in the clear (argon2 costs milliseconds
+    // per try). Only the fuzz targets' password database holds such an entry.
+    #[cfg(feature = "fuzzing")]
+    if let Some(plain) = hash.strip_prefix("$fuzz-plain$") {
+        return plain.as_bytes() == password;
+    }
     if hash.starts_with("$argon2") {
         let Ok(parsed) = PasswordHash::new(hash) else {
             return false;

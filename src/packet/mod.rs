@@ -13,7 +13,7 @@
 //! Four framings follow from the keys (see [`Framing`]): plaintext before the first NEWKEYS,
 //! encrypt-and-MAC, encrypt-then-MAC (`-etm@openssh.com`) and AEAD (GCM, chacha20-poly1305).
 
-mod compress;
+pub(crate) mod compress;
 mod open;
 mod seal;
 

@@ -12,13 +12,17 @@ use crate::algo::kex::dh::DhGroup;
 use crate::algo::kex::gex::GexRequest;
 use crate::algo::kex::hash::{exchange_hash, HashInputs, HashMiddle};
 use crate::algo::kex::{self, ClientEphemeral, KexMethod};
-use crate::algo::HashAlg;
+use crate::algo::{HashAlg, JobRng, Rng, SystemRng};
 use std::sync::Arc;
 
 /// A unit of work for the crypto pool.
 pub struct CryptoJob {
     label: &'static str,
     kind: JobKind,
+    /// Seed of the generator ephemeral keys and signature nonces come from; drawn from the
+    /// connection's RNG by [`CryptoJob::seed_rng`] as the job leaves the transport.
+    /// Boxed: the job moves through channels and stays under clippy's large-error bound.
+    rng_seed: Option<Box<[u8; 32]>>,
 }
 
 pub(crate) enum JobKind {
@@ -85,15 +89,30 @@ pub(crate) enum JobResult {
 
 impl CryptoJob {
     pub(crate) fn new(label: &'static str, kind: JobKind) -> Self {
-        CryptoJob { label, kind }
+        CryptoJob { label, kind, rng_seed: None }
+    }
+
+    /// Gives the job its generator, drawn from the connection's RNG (the transport does this
+    /// for every job it hands out).
+    pub(crate) fn seed_rng(&mut self, from: &mut dyn Rng) {
+        if self.rng_seed.is_none() {
+            let mut seed = Box::new([0u8; 32]);
+            from.fill(&mut seed[..]);
+            self.rng_seed = Some(seed);
+        }
     }
 
     /// Runs the computation (on a pool thread).
     pub fn run(self) -> JobDone {
+        // A job that never passed through `seed_rng` (none does today) still gets a secure one.
+        let mut rng = match self.rng_seed {
+            Some(seed) => JobRng::from_seed(*seed),
+            None => JobRng::seeded_from(&mut SystemRng),
+        };
         let result = match self.kind {
-            JobKind::ServerKex(j) => JobResult::ServerKex(run_server(*j)),
+            JobKind::ServerKex(j) => JobResult::ServerKex(run_server(*j, &mut rng)),
             JobKind::ClientGenerate { method, group } => JobResult::ClientGenerated(
-                ClientEphemeral::generate(method, group.as_ref()).map_err(Error::Kex),
+                ClientEphemeral::generate(method, group.as_ref(), &mut rng).map_err(Error::Kex),
             ),
             JobKind::ClientFinish(j) => JobResult::ClientFinished(run_client(*j)),
         };
@@ -118,13 +137,13 @@ impl JobDone {
     }
 }
 
-fn run_server(j: ServerKexJob) -> Result<ServerKexOut, Error> {
-    let (server_public, k) = kex::server_agree(j.method, j.group.as_ref(), &j.client_public)?;
+fn run_server(j: ServerKexJob, rng: &mut dyn Rng) -> Result<ServerKexOut, Error> {
+    let (server_public, k) = kex::server_agree(j.method, j.group.as_ref(), &j.client_public, rng)?;
     let mut k_encoded = Vec::with_capacity(k.bytes.len() + 5);
     k.encode(&mut k_encoded);
     let k_s = j.host_key.public_blob().to_vec();
     let h = compute_hash(&j.parts, j.method, &k_s, &j.client_public, &server_public, &k_encoded);
-    let signature = j.host_key.sign(j.host_key_alg, &h).map_err(Error::HostKey)?;
+    let signature = j.host_key.sign(j.host_key_alg, &h, rng).map_err(Error::HostKey)?;
     Ok(ServerKexOut { server_public, k_encoded, h, k_s, signature })
 }
 

@@ -655,7 +655,11 @@ impl Transport {
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
-        self.events.pop_front()
+        let mut e = self.events.pop_front();
+        if let Some(Event::Job(job)) = &mut e {
+            job.seed_rng(&mut *self.rng);
+        }
+        e
     }
 
     /// The next deadline: the running key exchange's timeout, or the time-based rekey.

@@ -651,10 +651,14 @@ fn ecdh_init(q: &[u8]) -> Vec<u8> {
 }
 
 fn x25519_public() -> Vec<u8> {
-    crate::algo::kex::ClientEphemeral::generate(crate::algo::kex::KexMethod::Curve25519, None)
-        .unwrap()
-        .public()
-        .to_vec()
+    crate::algo::kex::ClientEphemeral::generate(
+        crate::algo::kex::KexMethod::Curve25519,
+        None,
+        &mut crate::algo::SystemRng,
+    )
+    .unwrap()
+    .public()
+    .to_vec()
 }
 
 #[test]
@@ -823,9 +827,12 @@ fn wrong_guess_then_real_init_reply_verifies() {
     let i_c = kexinit_with(&["curve25519-sha256"], &["ssh-ed25519"], true);
     r.send(&i_c);
     r.send(&ecdh_init(&x25519_public())); // a well-formed guess with another key
-    let eph =
-        crate::algo::kex::ClientEphemeral::generate(crate::algo::kex::KexMethod::Curve25519, None)
-            .unwrap();
+    let eph = crate::algo::kex::ClientEphemeral::generate(
+        crate::algo::kex::KexMethod::Curve25519,
+        None,
+        &mut crate::algo::SystemRng,
+    )
+    .unwrap();
     r.send(&ecdh_init(eph.public()));
     let out = r.pump();
     assert_eq!(r.closed_code(), None, "{:?}", closed_reason(&r.events));

@@ -28,7 +28,7 @@ fn generated_keys_sign_and_verify_and_reload() {
         );
         for &alg in pair.algorithms() {
             let data = b"exchange hash H";
-            let sig = pair.sign(alg, data).unwrap();
+            let sig = pair.sign(alg, data, &mut crate::algo::SystemRng).unwrap();
             verify(alg, pair.public_blob(), data, &sig).unwrap();
             assert_eq!(
                 verify(alg, pair.public_blob(), b"other data", &sig),
@@ -39,7 +39,10 @@ fn generated_keys_sign_and_verify_and_reload() {
             assert_eq!(r.string("n").unwrap(), alg.name().as_bytes());
         }
         let other = HostKeyAlg::ALL.iter().find(|a| !pair.algorithms().contains(a)).unwrap();
-        assert_eq!(pair.sign(*other, b"x"), Err(HostKeyError::WrongAlgorithm));
+        assert_eq!(
+            pair.sign(*other, b"x", &mut crate::algo::SystemRng),
+            Err(HostKeyError::WrongAlgorithm)
+        );
     }
 }
 
@@ -48,7 +51,7 @@ fn rsa_blob_keeps_ssh_rsa_name_and_signature_names_the_hash() {
     let (pair, _) = HostKeyPair::generate(KeyKind::Rsa { bits: 2048 }).unwrap();
     let mut r = Reader::new(pair.public_blob());
     assert_eq!(r.string("t").unwrap(), b"ssh-rsa");
-    let sig = pair.sign(HostKeyAlg::RsaSha256, b"h").unwrap();
+    let sig = pair.sign(HostKeyAlg::RsaSha256, b"h", &mut crate::algo::SystemRng).unwrap();
     let mut r = Reader::new(&sig);
     assert_eq!(r.string("t").unwrap(), b"rsa-sha2-256");
     assert_eq!(r.string("s").unwrap().len(), 256);
@@ -62,7 +65,7 @@ fn rsa_blob_keeps_ssh_rsa_name_and_signature_names_the_hash() {
 #[test]
 fn malformed_blobs_are_refused() {
     let (pair, _) = HostKeyPair::generate(KeyKind::Ed25519).unwrap();
-    let sig = pair.sign(HostKeyAlg::Ed25519, b"h").unwrap();
+    let sig = pair.sign(HostKeyAlg::Ed25519, b"h", &mut crate::algo::SystemRng).unwrap();
     let mut long = pair.public_blob().to_vec();
     long.push(0);
     assert_eq!(verify(HostKeyAlg::Ed25519, &long, b"h", &sig), Err(VerifyError::BadKey));
@@ -115,11 +118,11 @@ fn rsa_fallback_signs_like_ring() {
     let Signer::Rsa(Some(ring_pair), legacy) = &pair.signer else { panic!("rsa") };
     assert!(ring_pair.public().modulus_len() == 256);
     for alg in [HostKeyAlg::RsaSha256, HostKeyAlg::RsaSha512, HostKeyAlg::SshRsa] {
-        let fallback = sign_rsa_pkcs1(legacy, alg, b"data").unwrap();
+        let fallback = sign_rsa_pkcs1(legacy, alg, b"data", &mut crate::algo::SystemRng).unwrap();
         let mut blob = Vec::new();
         Writer::new(&mut blob).string(alg.name().as_bytes()).string(&fallback);
         verify(alg, pair.public_blob(), b"data", &blob).unwrap();
-        assert_eq!(pair.sign(alg, b"data").unwrap(), blob, "{alg:?}");
+        assert_eq!(pair.sign(alg, b"data", &mut crate::algo::SystemRng).unwrap(), blob, "{alg:?}");
     }
 }
 
@@ -133,6 +136,6 @@ fn p521_key_with_short_scalar_from_ssh_keygen_loads() {
         "fixture no longer exercises the bug"
     );
     let key = HostKeyPair::from_openssh(text).expect("padded and parsed");
-    let sig = key.sign(HostKeyAlg::EcdsaP521, b"data").expect("sign");
+    let sig = key.sign(HostKeyAlg::EcdsaP521, b"data", &mut crate::algo::SystemRng).expect("sign");
     verify(HostKeyAlg::EcdsaP521, key.public_blob(), b"data", &sig).expect("verify");
 }

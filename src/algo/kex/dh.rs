@@ -5,6 +5,7 @@
 //! `wire::Reader::mpint_positive` returns and `wire::write_mpint_bytes` takes).
 
 use super::KexError;
+use crate::algo::Rng;
 use num_bigint::BigUint;
 use num_traits::One;
 use std::borrow::Cow;
@@ -53,10 +54,10 @@ pub(crate) struct DhKeyPair {
 }
 
 impl DhKeyPair {
-    /// Draws a fresh exponent from the OS RNG.
-    pub(crate) fn generate(group: &DhGroup) -> Result<Self, KexError> {
+    /// Draws a fresh exponent from `rng`.
+    pub(crate) fn generate(group: &DhGroup, rng: &mut dyn Rng) -> Result<Self, KexError> {
         let mut x = vec![0u8; exponent_bits(group) / 8];
-        fill_random(&mut x)?;
+        rng.fill(&mut x);
         Self::from_private(group, &x)
     }
 
@@ -178,11 +179,6 @@ fn modpow_sized<const L: usize>(
         out.extend_from_slice(&w.to_be_bytes());
     }
     Some(out)
-}
-
-pub(crate) fn fill_random(out: &mut [u8]) -> Result<(), KexError> {
-    use ring::rand::SecureRandom;
-    ring::rand::SystemRandom::new().fill(out).map_err(|_| KexError::Internal("OS RNG failed"))
 }
 
 /// Decodes the hex constants at compile time, so the primes sit in the binary as bytes.
@@ -396,7 +392,7 @@ mod tests {
 
     #[test]
     fn peer_values_out_of_range_are_refused() {
-        let pair = DhKeyPair::generate(&GROUP14).unwrap();
+        let pair = DhKeyPair::generate(&GROUP14, &mut crate::algo::SystemRng).unwrap();
         let p = BigUint::from_bytes_be(&GROUP14.p);
         let bad = [BigUint::from(0u32), BigUint::one(), &p - 1u32, p.clone(), &p + 1u32];
         for v in bad {
@@ -424,8 +420,8 @@ mod tests {
 
     #[test]
     fn both_sides_agree() {
-        let a = DhKeyPair::generate(&GROUP14).unwrap();
-        let b = DhKeyPair::generate(&GROUP14).unwrap();
+        let a = DhKeyPair::generate(&GROUP14, &mut crate::algo::SystemRng).unwrap();
+        let b = DhKeyPair::generate(&GROUP14, &mut crate::algo::SystemRng).unwrap();
         assert_eq!(a.agree(b.public()).unwrap(), b.agree(a.public()).unwrap());
     }
 }

@@ -5,6 +5,8 @@
 //! as an mpint.
 
 use super::KexError;
+use crate::algo::rng::{with_ring_rng, RandCore};
+use crate::algo::Rng;
 use ring::agreement;
 
 /// Which curve; decides lengths and the library.
@@ -27,6 +29,15 @@ impl Curve {
         }
     }
 
+    /// Bytes ring draws for a private key on this curve (see `algo::rng::with_ring_rng`).
+    fn ring_seed_len(self) -> usize {
+        if self == Curve::P384 {
+            48
+        } else {
+            32
+        }
+    }
+
     fn ring_alg(self) -> Option<&'static agreement::Algorithm> {
         match self {
             Curve::X25519 => Some(&agreement::X25519),
@@ -46,12 +57,11 @@ pub(crate) enum EcdhKeyPair {
 }
 
 impl EcdhKeyPair {
-    pub(crate) fn generate(curve: Curve) -> Result<Self, KexError> {
+    pub(crate) fn generate(curve: Curve, rng: &mut dyn Rng) -> Result<Self, KexError> {
         match curve.ring_alg() {
             Some(alg) => {
-                let rng = ring::rand::SystemRandom::new();
-                let secret = agreement::EphemeralPrivateKey::generate(alg, &rng)
-                    .map_err(|_| KexError::Internal("ECDH key generation"))?;
+                let secret = ring_ephemeral(alg, curve.ring_seed_len(), rng)
+                    .ok_or(KexError::Internal("ECDH key generation"))?;
                 let public = secret
                     .compute_public_key()
                     .map_err(|_| KexError::Internal("ECDH public key"))?
@@ -60,7 +70,7 @@ impl EcdhKeyPair {
                 Ok(EcdhKeyPair::Ring { curve, secret, public })
             }
             None => {
-                let secret = p521::ecdh::EphemeralSecret::random(&mut rand_core::OsRng);
+                let secret = p521::ecdh::EphemeralSecret::random(&mut RandCore(rng));
                 let point = p521::EncodedPoint::from(secret.public_key());
                 let public = point.as_bytes().to_vec();
                 Ok(EcdhKeyPair::P521 { secret, public })
@@ -127,11 +137,24 @@ pub(crate) fn x25519_agree(
     agreement::agree_ephemeral(secret, &peer, |k| k.to_vec()).map_err(|_| KexError::AllZeroSecret)
 }
 
+/// A ring ephemeral from `rng`'s bytes. A P-256/P-384 draw at or above the group order is
+/// refused by ring (odds below 2^-32); then fresh bytes are drawn.
+fn ring_ephemeral(
+    alg: &'static agreement::Algorithm,
+    seed_len: usize,
+    rng: &mut dyn Rng,
+) -> Option<agreement::EphemeralPrivateKey> {
+    (0..4).find_map(|_| {
+        with_ring_rng(rng, seed_len, |r| agreement::EphemeralPrivateKey::generate(alg, r).ok())
+    })
+}
+
 /// A fresh X25519 ephemeral and its public value, for the hybrids.
-pub(crate) fn x25519_generate() -> Result<(agreement::EphemeralPrivateKey, [u8; 32]), KexError> {
-    let rng = ring::rand::SystemRandom::new();
-    let secret = agreement::EphemeralPrivateKey::generate(&agreement::X25519, &rng)
-        .map_err(|_| KexError::Internal("X25519 key generation"))?;
+pub(crate) fn x25519_generate(
+    rng: &mut dyn Rng,
+) -> Result<(agreement::EphemeralPrivateKey, [u8; 32]), KexError> {
+    let secret = ring_ephemeral(&agreement::X25519, 32, rng)
+        .ok_or(KexError::Internal("X25519 key generation"))?;
     let public = secret.compute_public_key().map_err(|_| KexError::Internal("X25519 public"))?;
     let mut out = [0u8; 32];
     if public.as_ref().len() != 32 {
@@ -148,8 +171,8 @@ mod tests {
     #[test]
     fn every_curve_agrees() {
         for curve in [Curve::X25519, Curve::P256, Curve::P384, Curve::P521] {
-            let a = EcdhKeyPair::generate(curve).unwrap();
-            let b = EcdhKeyPair::generate(curve).unwrap();
+            let a = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
+            let b = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
             assert_eq!(a.public().len(), curve.public_len());
             let (pa, pb) = (a.public().to_vec(), b.public().to_vec());
             assert_eq!(a.agree(&pb).unwrap(), b.agree(&pa).unwrap(), "{curve:?}");
@@ -161,7 +184,7 @@ mod tests {
         for curve in [Curve::X25519, Curve::P256, Curve::P384, Curve::P521] {
             let n = curve.public_len();
             for len in [0, 1, n - 1, n + 1] {
-                let a = EcdhKeyPair::generate(curve).unwrap();
+                let a = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
                 assert_eq!(
                     a.agree(&vec![4u8; len]),
                     Err(KexError::BadPublicLength { expected: n, got: len })
@@ -176,9 +199,9 @@ mod tests {
         let mut one = [0u8; 32];
         one[0] = 1;
         for peer in [[0u8; 32], one] {
-            let a = EcdhKeyPair::generate(Curve::X25519).unwrap();
+            let a = EcdhKeyPair::generate(Curve::X25519, &mut crate::algo::SystemRng).unwrap();
             assert_eq!(a.agree(&peer), Err(KexError::AllZeroSecret));
-            let (s, _) = x25519_generate().unwrap();
+            let (s, _) = x25519_generate(&mut crate::algo::SystemRng).unwrap();
             assert_eq!(x25519_agree(s, &peer), Err(KexError::AllZeroSecret));
         }
     }
@@ -186,16 +209,16 @@ mod tests {
     #[test]
     fn points_off_the_curve_are_refused() {
         for curve in [Curve::P256, Curve::P384, Curve::P521] {
-            let b = EcdhKeyPair::generate(curve).unwrap();
+            let b = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
             let mut bad = b.public().to_vec();
             let last = bad.len() - 1;
             bad[last] ^= 1; // y no longer matches x
-            let a = EcdhKeyPair::generate(curve).unwrap();
+            let a = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
             assert_eq!(a.agree(&bad), Err(KexError::InvalidPoint), "{curve:?}");
             // Compressed or identity encodings are not what RFC 5656 sends.
             let mut compressed = b.public().to_vec();
             compressed[0] = 0x02;
-            let a = EcdhKeyPair::generate(curve).unwrap();
+            let a = EcdhKeyPair::generate(curve, &mut crate::algo::SystemRng).unwrap();
             assert_eq!(a.agree(&compressed), Err(KexError::InvalidPoint), "{curve:?}");
         }
     }

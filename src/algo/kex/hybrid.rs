@@ -5,7 +5,8 @@
 //! K = HASH(kem_shared || x25519_shared), sent as a `string` (not an mpint). Lengths are exact.
 
 use super::ecdh::{x25519_agree, x25519_generate};
-use super::{dh::fill_random, KexError};
+use super::KexError;
+use crate::algo::{RandCore, Rng};
 use ml_kem::kem::{Decapsulate, Encapsulate};
 use ml_kem::{EncodedSizeUser, KemCore, MlKem768};
 use ring::digest;
@@ -59,7 +60,11 @@ impl Kem {
 
 /// Server side: encapsulate to the client's KEM key, X25519 with its share; returns
 /// (reply, K bytes).
-pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>), KexError> {
+pub(crate) fn server_agree(
+    kem: Kem,
+    client: &[u8],
+    rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, Vec<u8>), KexError> {
     let expected = kem.client_len();
     if client.len() != expected {
         return Err(KexError::BadPublicLength { expected, got: client.len() });
@@ -71,7 +76,7 @@ pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
             let ek =
                 sntrup761::EncapsulationKey::try_from(kem_pub).map_err(|_| KexError::InvalidKem)?;
             let mut seed = [0u8; 32];
-            fill_random(&mut seed)?;
+            rng.fill(&mut seed);
             let (ct, ss) = ek.encapsulate_deterministic(seed);
             (ct.as_ref().to_vec(), ss.as_ref().to_vec())
         }
@@ -81,11 +86,11 @@ pub(crate) fn server_agree(kem: Kem, client: &[u8]) -> Result<(Vec<u8>, Vec<u8>)
                 .map_err(|_| KexError::InvalidKem)?;
             let ek = <MlKem768 as KemCore>::EncapsulationKey::from_bytes(&enc);
             let (ct, ss) =
-                ek.encapsulate(&mut rand_core::OsRng).map_err(|_| KexError::InvalidKem)?;
+                ek.encapsulate(&mut RandCore(&mut *rng)).map_err(|_| KexError::InvalidKem)?;
             (ct.as_slice().to_vec(), ss.as_slice().to_vec())
         }
     };
-    let (secret, our_x) = x25519_generate()?;
+    let (secret, our_x) = x25519_generate(rng)?;
     let x_shared = x25519_agree(secret, x_pub)?;
     let mut reply = ciphertext;
     reply.extend_from_slice(&our_x);
@@ -122,20 +127,20 @@ pub(crate) struct HybridClient {
 }
 
 impl HybridClient {
-    pub(crate) fn generate(kem: Kem) -> Result<Self, KexError> {
+    pub(crate) fn generate(kem: Kem, rng: &mut dyn Rng) -> Result<Self, KexError> {
         let (kem, mut public) = match kem {
             Kem::Sntrup761 => {
                 let mut seed = [0u8; 32];
-                fill_random(&mut seed)?;
+                rng.fill(&mut seed);
                 let (ek, dk) = sntrup761::generate_key_from_seed(seed);
                 (KemSecret::Sntrup761(Box::new(dk)), ek.as_ref().to_vec())
             }
             Kem::MlKem768 => {
-                let (dk, ek) = MlKem768::generate(&mut rand_core::OsRng);
+                let (dk, ek) = MlKem768::generate(&mut RandCore(&mut *rng));
                 (KemSecret::MlKem768(Box::new(dk)), ek.as_bytes().as_slice().to_vec())
             }
         };
-        let (x25519, x_pub) = x25519_generate()?;
+        let (x25519, x_pub) = x25519_generate(rng)?;
         public.extend_from_slice(&x_pub);
         Ok(HybridClient { kem, x25519, public })
     }
@@ -185,9 +190,9 @@ mod tests {
     #[test]
     fn round_trip_and_bad_lengths() {
         for kem in [Kem::Sntrup761, Kem::MlKem768] {
-            let c = HybridClient::generate(kem).unwrap();
+            let c = HybridClient::generate(kem, &mut crate::algo::SystemRng).unwrap();
             assert_eq!(c.public().len(), kem.client_len());
-            let (reply, k) = server_agree(kem, c.public()).unwrap();
+            let (reply, k) = server_agree(kem, c.public(), &mut crate::algo::SystemRng).unwrap();
             assert_eq!(reply.len(), kem.server_len());
             assert_eq!(k.len(), if kem == Kem::Sntrup761 { 64 } else { 32 });
             let client_pub = c.public().to_vec();
@@ -195,10 +200,10 @@ mod tests {
 
             let short = &client_pub[..client_pub.len() - 1];
             assert_eq!(
-                server_agree(kem, short),
+                server_agree(kem, short, &mut crate::algo::SystemRng),
                 Err(KexError::BadPublicLength { expected: kem.client_len(), got: short.len() })
             );
-            let c = HybridClient::generate(kem).unwrap();
+            let c = HybridClient::generate(kem, &mut crate::algo::SystemRng).unwrap();
             let mut long = reply.clone();
             long.push(0);
             assert_eq!(
@@ -211,20 +216,26 @@ mod tests {
     #[test]
     fn all_zero_x25519_share_is_refused() {
         for kem in [Kem::Sntrup761, Kem::MlKem768] {
-            let c = HybridClient::generate(kem).unwrap();
+            let c = HybridClient::generate(kem, &mut crate::algo::SystemRng).unwrap();
             let mut bad = c.public().to_vec();
             let n = bad.len();
             bad[n - 32..].fill(0);
-            assert_eq!(server_agree(kem, &bad), Err(KexError::AllZeroSecret));
+            assert_eq!(
+                server_agree(kem, &bad, &mut crate::algo::SystemRng),
+                Err(KexError::AllZeroSecret)
+            );
         }
     }
 
     #[test]
     fn unreduced_mlkem_key_is_refused() {
-        let c = HybridClient::generate(Kem::MlKem768).unwrap();
+        let c = HybridClient::generate(Kem::MlKem768, &mut crate::algo::SystemRng).unwrap();
         let mut bad = c.public().to_vec();
         bad[0] = 0xff;
         bad[1] |= 0x0f; // first coefficient = 0xfff > q
-        assert_eq!(server_agree(Kem::MlKem768, &bad), Err(KexError::InvalidKem));
+        assert_eq!(
+            server_agree(Kem::MlKem768, &bad, &mut crate::algo::SystemRng),
+            Err(KexError::InvalidKem)
+        );
     }
 }

@@ -9,8 +9,10 @@ pub mod ecdh;
 pub mod gex;
 pub mod hash;
 pub mod hybrid;
+#[cfg(feature = "fuzzing")]
+mod stand_in;
 
-use crate::algo::HashAlg;
+use crate::algo::{HashAlg, Rng};
 use std::fmt;
 
 /// What kind of exchange a KEX method is; decides the message flow in the transport.
@@ -194,17 +196,19 @@ impl fmt::Display for KexError {
 /// DH values (e in, f out) are big-endian magnitudes as `wire::Reader::mpint_positive` returns
 /// them; the transport writes f with `Writer::mpint`. Everything else is the raw `string`
 /// contents.
+#[cfg(not(feature = "fuzzing"))]
 pub fn server_agree(
     method: KexMethod,
     group: Option<&dh::DhGroup>,
     client_public: &[u8],
+    rng: &mut dyn Rng,
 ) -> Result<(Vec<u8>, SharedSecret), KexError> {
     match method {
         KexMethod::Dh(_) | KexMethod::Gex => {
             let group = dh_group(method, group)?;
             // Validate the client's value before the costly modpow for our own.
             dh::check_peer(group, client_public)?;
-            let ours = dh::DhKeyPair::generate(group)?;
+            let ours = dh::DhKeyPair::generate(group, rng)?;
             let k = ours.agree(client_public)?;
             Ok((ours.public().to_vec(), SharedSecret::mpint(k)))
         }
@@ -214,14 +218,25 @@ pub fn server_agree(
             if client_public.len() != expected {
                 return Err(KexError::BadPublicLength { expected, got: client_public.len() });
             }
-            let ours = ecdh::EcdhKeyPair::generate(curve)?;
+            let ours = ecdh::EcdhKeyPair::generate(curve, rng)?;
             let public = ours.public().to_vec();
             let k = ours.agree(client_public)?;
             Ok((public, SharedSecret::mpint(k)))
         }
-        KexMethod::Sntrup761X25519 => hybrid_server(hybrid::Kem::Sntrup761, client_public),
-        KexMethod::MlKem768X25519 => hybrid_server(hybrid::Kem::MlKem768, client_public),
+        KexMethod::Sntrup761X25519 => hybrid_server(hybrid::Kem::Sntrup761, client_public, rng),
+        KexMethod::MlKem768X25519 => hybrid_server(hybrid::Kem::MlKem768, client_public, rng),
     }
+}
+
+/// Fuzzing stand-in for [`server_agree`]: the cheap checks, then fixed values (see `stand_in`).
+#[cfg(feature = "fuzzing")]
+pub fn server_agree(
+    method: KexMethod,
+    group: Option<&dh::DhGroup>,
+    client_public: &[u8],
+    _rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    stand_in::server_agree(method, group, client_public)
 }
 
 /// The cheap checks of [`server_agree`] alone (lengths, DH range), so the transport can refuse
@@ -246,8 +261,13 @@ pub fn check_client_public(
     Ok(())
 }
 
-fn hybrid_server(kem: hybrid::Kem, client: &[u8]) -> Result<(Vec<u8>, SharedSecret), KexError> {
-    let (reply, k) = hybrid::server_agree(kem, client)?;
+#[cfg(not(feature = "fuzzing"))]
+fn hybrid_server(
+    kem: hybrid::Kem,
+    client: &[u8],
+    rng: &mut dyn Rng,
+) -> Result<(Vec<u8>, SharedSecret), KexError> {
+    let (reply, k) = hybrid::server_agree(kem, client, rng)?;
     Ok((reply, SharedSecret::string(k)))
 }
 
@@ -279,24 +299,46 @@ enum ClientInner {
     Dh(dh::DhKeyPair),
     Ecdh(ecdh::EcdhKeyPair),
     Hybrid(hybrid::HybridClient),
+    /// Fuzzing stand-in: a fixed public value, a constant K.
+    #[cfg(feature = "fuzzing")]
+    StandIn {
+        method: KexMethod,
+        public: Vec<u8>,
+    },
 }
 
 impl ClientEphemeral {
+    /// Fuzzing stand-in: a fixed public value of the method's length (see `stand_in`).
+    #[cfg(feature = "fuzzing")]
+    pub fn generate(
+        method: KexMethod,
+        _group: Option<&dh::DhGroup>,
+        _rng: &mut dyn Rng,
+    ) -> Result<Self, KexError> {
+        let public = stand_in::public_value(method, stand_in::Side::Client);
+        Ok(ClientEphemeral { inner: ClientInner::StandIn { method, public } })
+    }
+
     /// Generates our ephemeral for `method` (with `group` for DH / GEX).
-    pub fn generate(method: KexMethod, group: Option<&dh::DhGroup>) -> Result<Self, KexError> {
+    #[cfg(not(feature = "fuzzing"))]
+    pub fn generate(
+        method: KexMethod,
+        group: Option<&dh::DhGroup>,
+        rng: &mut dyn Rng,
+    ) -> Result<Self, KexError> {
         let inner = match method {
             KexMethod::Dh(_) | KexMethod::Gex => {
-                ClientInner::Dh(dh::DhKeyPair::generate(dh_group(method, group)?)?)
+                ClientInner::Dh(dh::DhKeyPair::generate(dh_group(method, group)?, rng)?)
             }
             KexMethod::Sntrup761X25519 => {
-                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::Sntrup761)?)
+                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::Sntrup761, rng)?)
             }
             KexMethod::MlKem768X25519 => {
-                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::MlKem768)?)
+                ClientInner::Hybrid(hybrid::HybridClient::generate(hybrid::Kem::MlKem768, rng)?)
             }
             _ => {
                 let curve = curve_of(method).ok_or(KexError::Internal("curve"))?;
-                ClientInner::Ecdh(ecdh::EcdhKeyPair::generate(curve)?)
+                ClientInner::Ecdh(ecdh::EcdhKeyPair::generate(curve, rng)?)
             }
         };
         Ok(ClientEphemeral { inner })
@@ -308,6 +350,8 @@ impl ClientEphemeral {
             ClientInner::Dh(k) => k.public(),
             ClientInner::Ecdh(k) => k.public(),
             ClientInner::Hybrid(k) => k.public(),
+            #[cfg(feature = "fuzzing")]
+            ClientInner::StandIn { public, .. } => public,
         }
     }
 
@@ -317,6 +361,8 @@ impl ClientEphemeral {
             ClientInner::Dh(k) => k.agree(server_public).map(SharedSecret::mpint),
             ClientInner::Ecdh(k) => k.agree(server_public).map(SharedSecret::mpint),
             ClientInner::Hybrid(k) => k.agree(server_public).map(SharedSecret::string),
+            #[cfg(feature = "fuzzing")]
+            ClientInner::StandIn { method, .. } => stand_in::client_agree(method, server_public),
         }
     }
 }

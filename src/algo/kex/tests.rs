@@ -23,8 +23,9 @@ fn every_method_round_trips() {
             KexMethod::Gex => Some(&gex.groups[0]),
             _ => None,
         };
-        let c = ClientEphemeral::generate(alg.method, group).unwrap();
-        let (reply, ks) = server_agree(alg.method, group, c.public()).unwrap();
+        let c = ClientEphemeral::generate(alg.method, group, &mut crate::algo::SystemRng).unwrap();
+        let (reply, ks) =
+            server_agree(alg.method, group, c.public(), &mut crate::algo::SystemRng).unwrap();
         let kc = c.agree(&reply).unwrap();
         assert_eq!(kc.bytes, ks.bytes, "{}", alg.name);
         assert_eq!(kc.as_string, ks.as_string);
@@ -41,32 +42,36 @@ fn server_refuses_bad_client_values() {
     let m = KexMethod::Dh(&dh::GROUP14);
     let p = num_bigint::BigUint::from_bytes_be(&dh::GROUP14.p);
     for e in [vec![], vec![1], (&p - 1u32).to_bytes_be(), p.to_bytes_be()] {
-        assert_eq!(server_agree(m, g14, &e).err(), Some(KexError::DhValueOutOfRange));
+        assert_eq!(
+            server_agree(m, g14, &e, &mut crate::algo::SystemRng).err(),
+            Some(KexError::DhValueOutOfRange)
+        );
     }
     assert_eq!(
-        server_agree(KexMethod::Gex, None, &[5]).err(),
+        server_agree(KexMethod::Gex, None, &[5], &mut crate::algo::SystemRng).err(),
         Some(KexError::Internal("group exchange without a group"))
     );
     assert_eq!(
-        server_agree(KexMethod::Curve25519, None, &[9; 31]).err(),
+        server_agree(KexMethod::Curve25519, None, &[9; 31], &mut crate::algo::SystemRng).err(),
         Some(KexError::BadPublicLength { expected: 32, got: 31 })
     );
     assert_eq!(
-        server_agree(KexMethod::Curve25519, None, &[0; 32]).err(),
+        server_agree(KexMethod::Curve25519, None, &[0; 32], &mut crate::algo::SystemRng).err(),
         Some(KexError::AllZeroSecret)
     );
     let mut off_curve = vec![4u8; 65];
     off_curve[64] = 7;
     assert_eq!(
-        server_agree(KexMethod::EcdhP256, None, &off_curve).err(),
+        server_agree(KexMethod::EcdhP256, None, &off_curve, &mut crate::algo::SystemRng).err(),
         Some(KexError::InvalidPoint)
     );
     assert_eq!(
-        server_agree(KexMethod::MlKem768X25519, None, &[0; 100]).err(),
+        server_agree(KexMethod::MlKem768X25519, None, &[0; 100], &mut crate::algo::SystemRng).err(),
         Some(KexError::BadPublicLength { expected: 1216, got: 100 })
     );
     assert_eq!(
-        server_agree(KexMethod::Sntrup761X25519, None, &[0; 1191]).err(),
+        server_agree(KexMethod::Sntrup761X25519, None, &[0; 1191], &mut crate::algo::SystemRng)
+            .err(),
         Some(KexError::BadPublicLength { expected: 1190, got: 1191 })
     );
 }
@@ -240,7 +245,7 @@ fn cheap_checks_match_server_agree() {
         if matches!(alg.method, KexMethod::Dh(g) if g.bits > 2048) {
             continue; // keep the debug-build test fast
         }
-        let c = ClientEphemeral::generate(alg.method, group).unwrap();
+        let c = ClientEphemeral::generate(alg.method, group, &mut crate::algo::SystemRng).unwrap();
         assert_eq!(check_client_public(alg.method, group, c.public()), Ok(()), "{}", alg.name);
     }
 }
