@@ -42,6 +42,31 @@ pub struct AttackStats {
     open: AtomicU64,
 }
 
+/// The attacker's connect budget: `rate` a second since `t0` (0: unlimited).
+struct ConnectBudget {
+    t0: Instant,
+    rate: u32,
+    used: u64,
+}
+
+impl ConnectBudget {
+    fn new(rate: u32) -> ConnectBudget {
+        ConnectBudget { t0: Instant::now(), rate, used: 0 }
+    }
+
+    /// Takes one connect from the budget if there is one left now.
+    fn take(&mut self, now: Instant) -> bool {
+        if self.rate > 0 {
+            let allowed = now.duration_since(self.t0).as_secs_f64() * f64::from(self.rate);
+            if self.used as f64 >= allowed.max(1.0) {
+                return false;
+            }
+        }
+        self.used += 1;
+        true
+    }
+}
+
 impl AttackStats {
     fn add(c: &AtomicU64) {
         c.fetch_add(1, Ordering::Relaxed);
@@ -136,6 +161,7 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
     r.put("bind", a.bind.to_string());
     r.put("concurrency", u64::from(a.concurrency));
     r.put("rate", u64::from(a.rate));
+    r.put("connect_rate", u64::from(a.connect_rate));
     r.put("duration_s", a.duration);
     r.put("legit_ok", total.len());
     r.put("legit_failed", failures.values().sum::<u64>());
@@ -250,10 +276,11 @@ fn engine_attack(
     let mut eng = Engine::new(cfg, plan, a.common.addr, timeout).map_err(|e| e.to_string())?;
     eng.set_bind(a.bind);
     let conc = a.concurrency as usize;
+    let mut budget = ConnectBudget::new(a.connect_rate);
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
         let mut opened = 0;
         let mut failed = false;
-        while eng.len() < conc && opened < REOPEN_PER_TURN {
+        while eng.len() < conc && opened < REOPEN_PER_TURN && budget.take(Instant::now()) {
             opened += 1;
             AttackStats::add(&stats.started);
             if let Err(k) = eng.open(Instant::now()) {
@@ -313,10 +340,11 @@ fn raw_attack(
     let conc = a.concurrency as usize;
     let mut buf = vec![0u8; 16 * 1024];
     let mut opened_total = 0u64;
+    let mut budget = ConnectBudget::new(a.connect_rate);
     while !stop.load(Ordering::Relaxed) && Instant::now() < end {
         let now = Instant::now();
         let mut opened = 0;
-        while conns.len() < conc && opened < REOPEN_PER_TURN {
+        while conns.len() < conc && opened < REOPEN_PER_TURN && budget.take(now) {
             opened += 1;
             AttackStats::add(&stats.started);
             let mut sock = match connect_from(Some(a.bind), a.common.addr) {
@@ -408,6 +436,19 @@ mod tests {
         assert!(slow.starts_with(&idle));
         // The packet it announces is longer than what it ever sends.
         assert_eq!(slow.len(), idle.len() + 4 + 2 + 1018);
+    }
+
+    #[test]
+    fn connect_budget_holds_the_rate() {
+        let mut b = ConnectBudget::new(100);
+        let t0 = b.t0;
+        assert!(b.take(t0), "one connect is always allowed at the start");
+        assert!(!b.take(t0));
+        let later = t0 + Duration::from_millis(100);
+        let n = (0..1000).filter(|_| b.take(later)).count();
+        assert_eq!(n, 9, "10 in the first 100 ms, one already used");
+        let mut free = ConnectBudget::new(0);
+        assert!((0..1000).all(|_| free.take(t0)));
     }
 
     #[test]

@@ -68,6 +68,10 @@ pub struct AttackArgs {
     /// Legitimate logins started per second.
     #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
     pub rate: u32,
+    /// Attacker connections started per second at most (0: as fast as they end). Bounds the
+    /// reconnect loop once the server refuses the source at accept.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=100000))]
+    pub connect_rate: u32,
     /// Password the spray tries (should be wrong).
     #[arg(long, default_value = "not-the-password")]
     pub attack_password: String,
