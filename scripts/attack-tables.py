@@ -51,14 +51,15 @@ def table(d, machine):
     out.append(
         "| attack | server | attacker conns | legit ok | legit failed | p50 ms | p99 ms | max ms "
         "| attacker started | refused at accept | disconnected | auth failures | completed "
-        "| connect errors |"
+        "| connect errors | peak server RSS MiB |"
     )
-    out.append("|" + "---|" * 14)
+    out.append("|" + "---|" * 15)
     for mode, s, p in runs(d):
-        _, sm = load(p)
+        seconds, sm = load(p)
         if sm is None:
-            out.append(f"| {mode} | {s} | (no summary: run failed) |" + " |" * 11)
+            out.append(f"| {mode} | {s} | (no summary: run failed) |" + " |" * 12)
             continue
+        peak_rss = max((x.get("server_rss") or 0 for x in seconds), default=0)
         lat = sm.get("latency_ms") or {}
         a = sm.get("attack") or {}
         cells = [
@@ -76,6 +77,7 @@ def table(d, machine):
             fmt(a.get("auth_failures")),
             fmt(a.get("completed")),
             fmt(a.get("connect_errors")),
+            fmt(peak_rss / 2**20 if peak_rss else None),
         ]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"

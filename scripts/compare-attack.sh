@@ -42,6 +42,7 @@ for mode in spray kex-flood preauth-idle slowloris; do
             log "attack $mode against $s (c=${ATTACK_C[$mode]}, ${ATTACK_SECS}s)"
             "$H" attack --mode "$mode" --addr "127.0.0.1:$P_IDLE" --user "$USER_NAME" \
                 --key "$WORK/user_ed25519" --bind 127.0.0.2 -c "${ATTACK_C[$mode]}" \
+                --server-pid "$LAST_PID" \
                 --duration "$ATTACK_SECS" --rate "$ATTACK_RATE" --label "$s" \
                 --out "$OUT/$s-$mode.jsonl" 2>>"$OUT/harness.log" ||
                 log "harness failed on $s $mode (see $OUT/harness.log)"

@@ -238,6 +238,15 @@ fn measure(
                 ("p99_ms".into(), l.map(|l| l.p99).into()),
                 ("max_ms".into(), l.map(|l| l.max).into()),
             ];
+            // With --server-pid: the server tree's memory and process count (sshd forks per
+            // connection), so held pre-auth connections show their cost over time.
+            if let Some(pid) = a.common.server_pid {
+                let mem = crate::procstat::tree_memory(pid);
+                fields.push(("server_rss".into(), mem.map(|m| m.0).into()));
+                fields.push(("server_pss".into(), mem.map(|m| m.1).into()));
+                let procs = crate::procstat::tree(pid).len() as u64;
+                fields.push(("server_processes".into(), procs.into()));
+            }
             fields.push(("attack".into(), Json::Obj(stats.fields())));
             let mut line = String::new();
             Json::Obj(fields).render(&mut line);
