@@ -51,7 +51,7 @@ def table(d, machine):
     out.append(
         "| attack | server | attacker conns | legit ok | legit failed | p50 ms | p99 ms | max ms "
         "| attacker started | refused at accept | disconnected | auth failures | completed "
-        "| connect errors | peak server RSS MiB |"
+        "| connect errors | peak server PSS MiB |"
     )
     out.append("|" + "---|" * 15)
     for mode, s, p in runs(d):
@@ -59,7 +59,7 @@ def table(d, machine):
         if sm is None:
             out.append(f"| {mode} | {s} | (no summary: run failed) |" + " |" * 12)
             continue
-        peak_rss = max((x.get("server_rss") or 0 for x in seconds), default=0)
+        peak_pss = max((x.get("server_pss") or 0 for x in seconds), default=0)
         lat = sm.get("latency_ms") or {}
         a = sm.get("attack") or {}
         cells = [
@@ -77,7 +77,7 @@ def table(d, machine):
             fmt(a.get("auth_failures")),
             fmt(a.get("completed")),
             fmt(a.get("connect_errors")),
-            fmt(peak_rss / 2**20 if peak_rss else None),
+            fmt(peak_pss / 2**20 if peak_pss else None),
         ]
         out.append("| " + " | ".join(cells) + " |")
     return "\n".join(out) + "\n"
