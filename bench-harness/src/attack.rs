@@ -113,6 +113,35 @@ impl AttackStats {
     }
 }
 
+/// The server tree's latest memory sample. Walking /proc for sshd's hundreds of children can
+/// take long under load, so a sampler thread does it and the measuring loop only reads these.
+struct ServerSample {
+    rss: AtomicU64,
+    pss: AtomicU64,
+    processes: AtomicU64,
+}
+
+impl ServerSample {
+    fn new() -> ServerSample {
+        ServerSample {
+            rss: AtomicU64::new(u64::MAX),
+            pss: AtomicU64::new(u64::MAX),
+            processes: AtomicU64::new(u64::MAX),
+        }
+    }
+
+    /// Samples `pid`'s tree every 500 ms until `stop`.
+    fn run(&self, pid: u32, stop: &AtomicBool) {
+        while !stop.load(Ordering::Relaxed) {
+            let (rss, pss) = crate::procstat::tree_memory(pid).unwrap_or((u64::MAX, u64::MAX));
+            self.rss.store(rss, Ordering::Relaxed);
+            self.pss.store(pss, Ordering::Relaxed);
+            self.processes.store(crate::procstat::tree(pid).len() as u64, Ordering::Relaxed);
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    }
+}
+
 /// Runs the attack and the measurement; writes JSON lines to `--out` or stdout.
 pub fn run(a: &AttackArgs) -> Result<(), String> {
     cli::validate(&a.common)?;
@@ -147,8 +176,16 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
             AttackMode::PreauthIdle | AttackMode::Slowloris => raw_attack(&a, &stats, &stop, end),
         })
     };
-    let res = measure(a, cfg, legit_plan, legit_ip, &stats, t0, end, &mut out);
+    let server = Arc::new(ServerSample::new());
+    let sampler = a.common.server_pid.map(|pid| {
+        let (server, stop) = (server.clone(), stop.clone());
+        std::thread::spawn(move || server.run(pid, &stop))
+    });
+    let res = measure(a, cfg, legit_plan, legit_ip, &stats, &server, t0, end, &mut out);
     stop.store(true, Ordering::Relaxed);
+    if let Some(h) = sampler {
+        let _ = h.join();
+    }
     let att = attacker.join().map_err(|_| "attack thread panicked".to_string())?;
     let (total, failures) = res?;
     att?;
@@ -180,6 +217,7 @@ fn measure(
     plan: Arc<Plan>,
     ip: IpAddr,
     stats: &AttackStats,
+    server: &ServerSample,
     t0: Instant,
     end: Instant,
     out: &mut dyn Write,
@@ -240,12 +278,14 @@ fn measure(
             ];
             // With --server-pid: the server tree's memory and process count (sshd forks per
             // connection), so held pre-auth connections show their cost over time.
-            if let Some(pid) = a.common.server_pid {
-                let mem = crate::procstat::tree_memory(pid);
-                fields.push(("server_rss".into(), mem.map(|m| m.0).into()));
-                fields.push(("server_pss".into(), mem.map(|m| m.1).into()));
-                let procs = crate::procstat::tree(pid).len() as u64;
-                fields.push(("server_processes".into(), procs.into()));
+            if a.common.server_pid.is_some() {
+                let g = |c: &AtomicU64| match c.load(Ordering::Relaxed) {
+                    u64::MAX => Json::Null,
+                    v => v.into(),
+                };
+                fields.push(("server_rss".into(), g(&server.rss)));
+                fields.push(("server_pss".into(), g(&server.pss)));
+                fields.push(("server_processes".into(), g(&server.processes)));
             }
             fields.push(("attack".into(), Json::Obj(stats.fields())));
             let mut line = String::new();
