@@ -187,7 +187,7 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
         let _ = h.join();
     }
     let att = attacker.join().map_err(|_| "attack thread panicked".to_string())?;
-    let (total, failures) = res?;
+    let Legit { total, failures, started: legit_started } = res?;
     att?;
 
     let mut r = report::Report::default();
@@ -200,6 +200,7 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
     r.put("rate", u64::from(a.rate));
     r.put("connect_rate", u64::from(a.connect_rate));
     r.put("duration_s", a.duration);
+    r.put("legit_started", legit_started);
     r.put("legit_ok", total.len());
     r.put("legit_failed", failures.values().sum::<u64>());
     r.put_failures(&failures);
@@ -207,6 +208,14 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
     r.put("attack", Json::Obj(stats.fields()));
     writeln!(out, "{}", r.json()).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
+}
+
+/// What the legitimate client saw over the whole run.
+struct Legit {
+    /// Latency of every successful login (µs).
+    total: Histogram<u64>,
+    failures: BTreeMap<String, u64>,
+    started: u64,
 }
 
 /// The legitimate client: `rate` logins a second from 127.0.0.1, a line per second.
@@ -221,13 +230,14 @@ fn measure(
     t0: Instant,
     end: Instant,
     out: &mut dyn Write,
-) -> Result<(Histogram<u64>, BTreeMap<String, u64>), String> {
+) -> Result<Legit, String> {
     let timeout = Duration::from_secs_f64(a.common.timeout);
     let mut eng = Engine::new(cfg, plan, a.common.addr, timeout).map_err(|e| e.to_string())?;
     eng.set_bind(ip);
     let interval = Duration::from_secs_f64(1.0 / f64::from(a.rate));
     let mut next_start = t0;
     let mut second = 1u64;
+    let mut started = 0u64;
     let mut sec_hist = report::new_histogram();
     let mut total = report::new_histogram();
     let (mut sec_failed, mut sec_skipped) = (0u64, 0u64);
@@ -241,6 +251,7 @@ fn measure(
                 sec_skipped += 1;
                 continue;
             }
+            started += 1;
             if let Err(k) = eng.open(now) {
                 sec_failed += 1;
                 *failures.entry(k.label()).or_default() += 1;
@@ -300,7 +311,7 @@ fn measure(
             for _ in eng.close_all() {
                 *failures.entry(FailKind::Timeout.label()).or_default() += 1;
             }
-            return Ok((total, failures));
+            return Ok(Legit { total, failures, started });
         }
     }
 }

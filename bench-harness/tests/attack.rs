@@ -148,6 +148,11 @@ fn every_mode_reports_well_formed_lines_and_legitimate_logins() {
         assert_eq!(summary["mode"], mode);
         assert_eq!(summary["bind"], "127.0.0.2");
         assert!(num(summary, "legit_ok") > 0, "{mode}: no legitimate login: {summary}");
+        assert!(
+            num(summary, "legit_ok") + num(summary, "legit_failed")
+                <= num(summary, "legit_started"),
+            "{mode}: {summary}"
+        );
         assert!(summary["latency_ms"]["p50"].is_number(), "{mode}: {summary}");
         let a = &summary["attack"];
         assert!(num(a, "started") > 0, "{mode}: the attacker started nothing: {summary}");
