@@ -20,7 +20,7 @@ OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,13p' "$0"; exit 0 ;;
         *) MINUTES="$1" ;;
     esac
     shift
