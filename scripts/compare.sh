@@ -3,6 +3,7 @@
 # 127.0.0.1 high ports, driven by the same bench-harness loads in alternation.
 #
 #   scripts/compare.sh [--quick] [--rounds N] [--out DIR]
+#   scripts/compare.sh --attack [--quick] [--out DIR]
 #
 # Installs Debian's openssh-server if /usr/sbin/sshd is missing (never starts, stops or edits the
 # system service or /etc/ssh: sshd runs with its own config, host key and authorized_keys from a
@@ -11,19 +12,27 @@
 # (1000 connections) against each in turn, round after round, and prints medians, min–max and
 # the ratios sshfront/sshd and sshfront/russh. Every process it starts is stopped by PID on exit.
 # Raw results (one JSON line per run) go to DIR/results.jsonl, the tables to DIR/summary.md.
+# --attack instead runs each `bench-harness attack` mode (spray, kex-flood, preauth-idle,
+# slowloris from 127.0.0.2, a publickey login from 127.0.0.1 at a fixed rate) against sshfront
+# (with --per-source-penalties where it has them, and a password file) and against sshd (password
+# auth on, its default MaxStartups), a fresh server per run; raw per-second JSON lines go to
+# DIR/<server>-<mode>.jsonl (DIR defaults to bench-harness/results/attack-<time>), the table to
+# DIR/summary.md and a latency-over-time PNG per attack (matplotlib in target/plot-venv).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
 
 QUICK=0
+ATTACK=0
 ROUNDS=3
 OUT=""
 while [ $# -gt 0 ]; do
     case "$1" in
         --quick) QUICK=1; ROUNDS=1 ;;
+        --attack) ATTACK=1 ;;
         --rounds) ROUNDS="$2"; shift ;;
         --out) OUT="$2"; shift ;;
-        -h|--help) sed -n '2,14p' "$0"; exit 0 ;;
+        -h|--help) sed -n '2,20p' "$0"; exit 0 ;;
         *) echo "unknown argument: $1" >&2; exit 2 ;;
     esac
     shift
@@ -33,7 +42,11 @@ if [ "$QUICK" = 1 ]; then
 else
     HS_SECS=6; BULK_BYTES=1G; IDLE_N=1000; IDLE_HOLD=2
 fi
-OUT=${OUT:-$ROOT/target/compare-$(date -u +%Y%m%dT%H%M%SZ)}
+if [ "$ATTACK" = 1 ]; then
+    OUT=${OUT:-$ROOT/bench-harness/results/attack-$(date -u +%Y%m%dT%H%M%SZ)}
+else
+    OUT=${OUT:-$ROOT/target/compare-$(date -u +%Y%m%dT%H%M%SZ)}
+fi
 mkdir -p "$OUT"
 RESULTS="$OUT/results.jsonl"
 : > "$RESULTS"
@@ -64,8 +77,10 @@ trap cleanup EXIT
 log "building release binaries"
 cargo build --release --bins -p sshfront -p bench-harness >&2
 # The russh server is its own workspace (own lock file), so russh's pins stay out of sshfront's.
-cargo build --release --manifest-path bench-harness/russh-server/Cargo.toml \
-    --target-dir "$ROOT/target/russh-server" >&2
+if [ "$ATTACK" = 0 ]; then
+    cargo build --release --manifest-path bench-harness/russh-server/Cargo.toml \
+        --target-dir "$ROOT/target/russh-server" >&2
+fi
 H="$ROOT/target/release/bench-harness"
 USER_NAME=$(id -un)
 
@@ -127,12 +142,15 @@ KexAlgorithms curve25519-sha256
 HostKeyAlgorithms ssh-ed25519
 Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
 EOF
+# Extra flags for the attack runs (empty for the comparison).
+SSHD_EXTRA=()
+SSHFRONT_EXTRA=()
 # start_server NAME PORT LOGFILE: starts one server in the background; its PID in LAST_PID.
 start_server() {
     case "$1" in
         sshd)
             /usr/sbin/sshd -D -e -f "$WORK/sshd_config" -h "$WORK/host_ed25519" -p "$2" \
-                -o ListenAddress=127.0.0.1 2>>"$3" &
+                -o ListenAddress=127.0.0.1 "${SSHD_EXTRA[@]}" 2>>"$3" &
             ;;
         sshfront)
             # Same user key as sshd's AuthorizedKeysFile; direct-tcpip only to the harness's
@@ -141,7 +159,7 @@ start_server() {
                 --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data" \
                 --authorized-keys "$WORK/authorized_keys" --permit-open '127.0.0.1:*' \
                 --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
-                --max-connections 20000 --log-level warn 2>>"$3" &
+                --max-connections 20000 --log-level warn "${SSHFRONT_EXTRA[@]}" 2>>"$3" &
             ;;
         russh)
             "$ROOT/target/russh-server/release/russh_server" --listen "127.0.0.1:$2" \
@@ -159,6 +177,11 @@ stop_server() {
     for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
     PIDS=("${keep[@]}")
 }
+if [ "$ATTACK" = 1 ]; then
+    # shellcheck source=scripts/compare-attack.sh
+    . "$ROOT/scripts/compare-attack.sh"
+    exit 0
+fi
 start_server sshd "$P_SSHD" "$OUT/sshd.log"; PID_SSHD=$LAST_PID
 start_server sshfront "$P_SSHFRONT" "$OUT/sshfront.log"; PID_SSHFRONT=$LAST_PID
 start_server russh "$P_RUSSH" "$OUT/russh.log"; PID_RUSSH=$LAST_PID

@@ -20,6 +20,67 @@ pub enum Cmd {
     Bulk(BulkArgs),
     /// Open and hold N authenticated connections; report the server's memory per connection.
     Idle(IdleArgs),
+    /// Attack from --bind while a legitimate client measures login latency at a fixed rate;
+    /// one JSON line per second, then a summary line.
+    Attack(AttackArgs),
+}
+
+#[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
+pub enum AttackMode {
+    /// Concurrent wrong-password logins.
+    Spray,
+    /// Concurrent connections doing a key exchange, then dropping.
+    KexFlood,
+    /// Connections that send the version line and sit.
+    PreauthIdle,
+    /// Connections that dribble bytes slowly.
+    Slowloris,
+}
+
+impl AttackMode {
+    pub fn name(self) -> &'static str {
+        match self {
+            AttackMode::Spray => "spray",
+            AttackMode::KexFlood => "kex-flood",
+            AttackMode::PreauthIdle => "preauth-idle",
+            AttackMode::Slowloris => "slowloris",
+        }
+    }
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct AttackArgs {
+    /// The legitimate client (from 127.0.0.1): server, user, --auth and --key.
+    #[command(flatten)]
+    pub common: Common,
+    /// What the attacker does.
+    #[arg(long, value_enum)]
+    pub mode: AttackMode,
+    /// Attacker's source address (loopback, other than the legitimate client's).
+    #[arg(long, default_value = "127.0.0.2")]
+    pub bind: std::net::IpAddr,
+    /// Attacker connections in flight (or held, for preauth-idle and slowloris).
+    #[arg(short = 'c', long, default_value_t = 64, value_parser = clap::value_parser!(u32).range(1..=20000))]
+    pub concurrency: u32,
+    /// Seconds the attack and the measurement run.
+    #[arg(long, default_value_t = 10.0)]
+    pub duration: f64,
+    /// Legitimate logins started per second.
+    #[arg(long, default_value_t = 20, value_parser = clap::value_parser!(u32).range(1..=1000))]
+    pub rate: u32,
+    /// Attacker connections started per second at most (0: as fast as they end). Bounds the
+    /// reconnect loop once the server refuses the source at accept.
+    #[arg(long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(0..=100000))]
+    pub connect_rate: u32,
+    /// Password the spray tries (should be wrong).
+    #[arg(long, default_value = "not-the-password")]
+    pub attack_password: String,
+    /// Slowloris: milliseconds between bytes on each connection.
+    #[arg(long, default_value_t = 500, value_parser = clap::value_parser!(u64).range(1..=60000))]
+    pub dribble_ms: u64,
+    /// Write the JSON lines here instead of stdout.
+    #[arg(long)]
+    pub out: Option<PathBuf>,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]
@@ -232,6 +293,26 @@ mod tests {
         let cli = Cli::try_parse_from(["bench-harness", "idle"]).unwrap();
         let Cmd::Idle(i) = cli.cmd else { panic!("wrong subcommand") };
         assert!(validate(&i.common).unwrap_err().contains("--key"));
+    }
+
+    #[test]
+    fn parses_attack() {
+        let cli = Cli::try_parse_from([
+            "bench-harness",
+            "attack",
+            "--mode",
+            "kex-flood",
+            "--key",
+            "k",
+            "--duration",
+            "2",
+        ])
+        .unwrap();
+        let Cmd::Attack(a) = cli.cmd else { panic!("wrong subcommand") };
+        assert_eq!(a.mode, AttackMode::KexFlood);
+        assert_eq!(a.bind.to_string(), "127.0.0.2");
+        assert_eq!(a.concurrency, 64);
+        assert!(Cli::try_parse_from(["bench-harness", "attack", "--mode", "nope"]).is_err());
     }
 
     #[test]

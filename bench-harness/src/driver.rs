@@ -4,11 +4,12 @@ use crate::proto::{FailKind, Phase, Plan, Session};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Token};
 use slab::Slab;
+use socket2::{Domain, Protocol, Socket, Type};
 use sshfront::algo::SystemRng;
 use sshfront::client::ClientConnection;
 use sshfront::transport::TransportConfig;
 use std::io::{self, Read, Write};
-use std::net::SocketAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::sync::Arc;
 use std::time::{Duration, Instant};
 
@@ -28,12 +29,16 @@ struct Conn {
     started: Instant,
     connected: bool,
     eof: bool,
+    /// Any byte from the server yet (a close before the first byte is a refusal at accept).
+    got_bytes: bool,
 }
 
 /// A connection that reached its goal or failed.
 pub struct Finished {
     pub started: Instant,
     pub sess: Session,
+    /// The server sent at least one byte.
+    pub got_bytes: bool,
 }
 
 pub struct Engine {
@@ -46,6 +51,8 @@ pub struct Engine {
     timeout: Duration,
     again: Vec<usize>,
     last_sweep: Instant,
+    /// Local source address for new connections (attack runs act as a separate source).
+    bind: Option<IpAddr>,
 }
 
 impl Engine {
@@ -65,7 +72,13 @@ impl Engine {
             timeout,
             again: Vec::new(),
             last_sweep: Instant::now(),
+            bind: None,
         })
+    }
+
+    /// Connect new connections from this local address (port chosen by the kernel).
+    pub fn set_bind(&mut self, ip: IpAddr) {
+        self.bind = Some(ip);
     }
 
     /// Connections open (in progress or held).
@@ -85,7 +98,7 @@ impl Engine {
 
     /// Starts one connection; an immediate connect error comes back as a failure.
     pub fn open(&mut self, now: Instant) -> Result<(), FailKind> {
-        let mut sock = TcpStream::connect(self.addr).map_err(|e| classify(&e))?;
+        let mut sock = connect_from(self.bind, self.addr).map_err(|e| classify(&e))?;
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -103,6 +116,7 @@ impl Engine {
             started: now,
             connected: false,
             eof: false,
+            got_bytes: false,
         });
         Ok(())
     }
@@ -156,7 +170,7 @@ impl Engine {
         let mut c = self.conns.remove(key);
         flush(&mut c);
         let _ = self.poll.registry().deregister(&mut c.sock);
-        Finished { started: c.started, sess: c.sess }
+        Finished { started: c.started, sess: c.sess, got_bytes: c.got_bytes }
     }
 
     /// Sends DISCONNECT on every open connection (best effort) and drops them all.
@@ -174,7 +188,21 @@ impl Engine {
     }
 }
 
-fn classify(e: &io::Error) -> FailKind {
+/// Non-blocking connect to `addr`, from `bind` if given (socket2: bind before connect).
+pub fn connect_from(bind: Option<IpAddr>, addr: SocketAddr) -> io::Result<TcpStream> {
+    let Some(ip) = bind else { return TcpStream::connect(addr) };
+    let sock = Socket::new(Domain::for_address(addr), Type::STREAM, Some(Protocol::TCP))?;
+    sock.set_nonblocking(true)?;
+    sock.bind(&SocketAddr::new(ip, 0).into())?;
+    match sock.connect(&addr.into()) {
+        Ok(()) => {}
+        Err(e) if e.raw_os_error() == Some(libc::EINPROGRESS) => {}
+        Err(e) => return Err(e),
+    }
+    Ok(TcpStream::from_std(sock.into()))
+}
+
+pub fn classify(e: &io::Error) -> FailKind {
     match e.kind() {
         io::ErrorKind::ConnectionRefused => FailKind::Refused,
         io::ErrorKind::TimedOut => FailKind::Timeout,
@@ -223,6 +251,7 @@ fn drive(c: &mut Conn, now: Instant) -> bool {
                 }
                 Ok(n) => {
                     c.inbuf.truncate(len + n);
+                    c.got_bytes = true;
                     moved = true;
                 }
                 Err(e) => {

@@ -2,6 +2,7 @@
 //! mio and reports rates, latency percentiles, failures and CPU / memory per operation.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
+mod attack;
 mod cli;
 mod driver;
 mod procstat;
@@ -32,6 +33,10 @@ fn main() {
         Cmd::Handshake(a) => run_handshake(a).map(|r| (r, a.common.json)),
         Cmd::Bulk(a) => run_bulk(a).map(|r| (r, a.common.json)),
         Cmd::Idle(a) => run_idle(a).map(|r| (r, a.common.json)),
+        Cmd::Attack(a) => match attack::run(a) {
+            Ok(()) => return,
+            Err(e) => Err(e),
+        },
     };
     match res {
         Ok((r, true)) => println!("{}", r.json()),
@@ -55,7 +60,7 @@ fn split_list<T>(list: &str, what: &str, f: impl Fn(&str) -> Option<T>) -> Resul
     Ok(v)
 }
 
-fn transport_config(a: &Common) -> Result<TransportConfig, String> {
+pub(crate) fn transport_config(a: &Common) -> Result<TransportConfig, String> {
     Ok(TransportConfig {
         software_version: "sshfront_bench".into(),
         comment: None,
@@ -80,7 +85,7 @@ fn transport_config(a: &Common) -> Result<TransportConfig, String> {
     })
 }
 
-fn auth_method(a: &Common) -> Result<AuthMethod, String> {
+pub(crate) fn auth_method(a: &Common) -> Result<AuthMethod, String> {
     Ok(match a.auth {
         AuthKind::None => AuthMethod::None,
         AuthKind::Password => AuthMethod::Password(a.password.clone().unwrap_or_default()),

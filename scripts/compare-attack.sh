@@ -1,0 +1,64 @@
+# Sourced by scripts/compare.sh --attack (uses its WORK, OUT, H, USER_NAME, ports, start_server,
+# stop_server, wait_port): each attack mode against a fresh sshfront and a fresh sshd, then the
+# table and the plots.
+
+if [ "$QUICK" = 1 ]; then ATTACK_SECS=5; else ATTACK_SECS=30; fi
+ATTACK_RATE=50
+# Attacker connections per mode (the issue's targets: 64-concurrent spray, 256-concurrent KEX
+# flood; pre-auth connections held by the thousand).
+declare -A ATTACK_C=([spray]=64 [kex-flood]=256 [preauth-idle]=2000 [slowloris]=256)
+
+# sshfront: a password file (the spray's target) and per-source penalties where the build has
+# them (OpenSSH 9.8's defaults).
+echo "$(head -c 24 /dev/urandom | base64)" |
+    "$ROOT/target/release/sshfront" passwd --password-file "$WORK/passwords" "$USER_NAME" >&2
+SSHFRONT_EXTRA=(--password-file "$WORK/passwords")
+if "$ROOT/target/release/sshfront" --help | grep -q -- '--per-source-penalties'; then
+    SSHFRONT_EXTRA+=(--per-source-penalties 'authfail:5s noauth:1s grace-exceeded:10s max:10m min:15s')
+    PENALTIES=on
+else
+    PENALTIES="not in this build"
+fi
+# sshd: password auth on (wrong passwords fail against the system's), MaxStartups back to
+# sshd's default 10:30:100; OpenSSH 9.2 has no PerSourcePenalties.
+SSHD_EXTRA=(-o PasswordAuthentication=yes -o MaxStartups=10:30:100)
+
+{
+    echo "nproc: $(nproc)"
+    grep -m1 'model name' /proc/cpuinfo
+    echo "kernel: $(uname -r)"
+    echo "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1 || true)"
+    echo "sshfront flags: ${SSHFRONT_EXTRA[*]}"
+    echo "sshfront per-source penalties: $PENALTIES"
+    echo "sshd extra: ${SSHD_EXTRA[*]}"
+    echo "attack seconds: $ATTACK_SECS, legitimate logins/s: $ATTACK_RATE"
+    echo "loadavg at start: $(cat /proc/loadavg)"
+} > "$OUT/machine.txt"
+
+for mode in spray kex-flood preauth-idle slowloris; do
+    for s in sshfront sshd; do
+        start_server "$s" "$P_IDLE" "$OUT/$s-$mode.log"
+        if wait_port "$P_IDLE"; then
+            log "attack $mode against $s (c=${ATTACK_C[$mode]}, ${ATTACK_SECS}s)"
+            "$H" attack --mode "$mode" --addr "127.0.0.1:$P_IDLE" --user "$USER_NAME" \
+                --key "$WORK/user_ed25519" --bind 127.0.0.2 -c "${ATTACK_C[$mode]}" \
+                --server-pid "$LAST_PID" \
+                --duration "$ATTACK_SECS" --rate "$ATTACK_RATE" --label "$s" \
+                --out "$OUT/$s-$mode.jsonl" 2>>"$OUT/harness.log" ||
+                log "harness failed on $s $mode (see $OUT/harness.log)"
+            tail -n 1 "$OUT/$s-$mode.jsonl" >&2 || true
+        fi
+        stop_server "$LAST_PID"
+    done
+done
+
+python3 "$ROOT/scripts/attack-tables.py" "$OUT" --machine "$OUT/machine.txt" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+VENV="$ROOT/target/plot-venv"
+if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import matplotlib' 2>/dev/null; then
+    log "installing matplotlib into $VENV"
+    python3 -m venv "$VENV"
+    "$VENV/bin/pip" install -q matplotlib >&2
+fi
+"$VENV/bin/python" "$ROOT/scripts/attack-tables.py" "$OUT" --plot "$OUT"
+log "results in $OUT"
