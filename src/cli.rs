@@ -164,7 +164,8 @@ pub struct Args {
     pub rekey_limit: Option<String>,
 
     /// Do not list Dropbear's kexguess2@matt.ucc.asn.au: a client's guessed key exchange packet
-    /// is then used only when both sides' first choices agree (RFC 4253 §7).
+    /// is then used only when both sides' first choices agree (RFC 4253 §7). Never listed under
+    /// --crypto-policy modern.
     #[arg(long)]
     pub no_kexguess2: bool,
 

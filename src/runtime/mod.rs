@@ -23,8 +23,8 @@ pub mod proxy;
 pub mod resolve;
 pub mod signals;
 pub mod source_limit;
-pub mod systemd;
 pub mod startups;
+pub mod systemd;
 pub mod timers;
 pub mod worker;
 

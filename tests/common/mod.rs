@@ -136,7 +136,20 @@ impl Server {
         None
     }
 
+    /// The server's log so far. Lines reach the file through the server's logger thread a
+    /// moment after the event, so this waits (bounded, 3 s) until the file has stopped growing
+    /// for 100 ms before reading it.
     pub fn stderr(&self) -> String {
+        let len = || std::fs::metadata(&self.stderr_path).map(|m| m.len()).unwrap_or(0);
+        let deadline = Instant::now() + Duration::from_secs(3);
+        let mut last = len();
+        let mut stable = 0;
+        while stable < 2 && Instant::now() < deadline {
+            std::thread::sleep(Duration::from_millis(50));
+            let now = len();
+            stable = if now == last { stable + 1 } else { 0 };
+            last = now;
+        }
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
