@@ -70,6 +70,11 @@ impl Channel {
         }
     }
 
+    /// Memory held for inbound data (capacity of its buffer), for the global memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.inbound.capacity()
+    }
+
     /// Inbound bytes not yet consumed.
     pub fn pending(&self) -> &[u8] {
         self.inbound.get(self.head..).unwrap_or(&[])
