@@ -320,6 +320,11 @@ pub fn run_with<C: Core>(
             }
         }
 
+        // Idle buffers kept for reuse are given back while memory is short, so other workers'
+        // connections can have them.
+        if st.pool.over_high_water() {
+            st.pool.trim_free();
+        }
         // Connections that used their budget last turn, and starved ones if memory freed.
         touched.append(&mut st.ready);
         if !st.starved.is_empty() && st.pool.has_room(0) {
@@ -432,11 +437,12 @@ impl State {
         Some(key)
     }
 
-    /// A connection's share of the high water mark for `conns` connections on this worker;
-    /// past the mark, those holding more stop reading. Never below one small read buffer plus
-    /// one largest packet, so a connection can always finish the packet it is reading.
+    /// A connection's share of the high water mark for `conns` connections on this worker
+    /// (plus one, as other workers' connections need room too); past the mark, those holding
+    /// more stop reading. Never below one small read buffer plus one largest packet, so a
+    /// connection can always finish the packet it is reading.
     fn fair_share(&self, conns: usize) -> usize {
-        (self.pool.high_water() / conns.max(1)).max(CLASSES[0] + CLASSES[2])
+        (self.pool.high_water() / (conns + 1)).max(CLASSES[0] + CLASSES[2])
     }
 
     /// One connection's turn. Returns true when it is over and must be removed.
@@ -826,8 +832,8 @@ impl State {
         if !rest.is_empty() {
             // Sealed bytes the socket did not take: held within the budget. If the budget is
             // spent they can be neither kept nor sent (a DISCONNECT cannot follow a partial
-            // packet), so the connection is closed. The high-water backpressure leaves the
-            // last quarter of the budget for exactly this output, so it is rare.
+            // packet), so the connection is closed. The high-water backpressure leaves half
+            // the budget for new connections and this output, so it is rare.
             let need = conn.pending_out() + rest.len();
             let mut b = match conn.wbuf.take() {
                 Some(mut b) => {
