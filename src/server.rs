@@ -598,6 +598,13 @@ impl ServerConnection {
         self.transport.is_authenticated()
     }
 
+    /// Memory this connection's core holds on the peer's behalf: channel inbound buffers,
+    /// sealed output not yet taken, the held-back queue and decompression output. The runtime
+    /// charges it against `--max-buffer-memory` after each turn (the core stays sans-IO).
+    pub fn held_bytes(&self) -> usize {
+        self.transport.held_bytes() + self.conn.held_bytes()
+    }
+
     /// The penalty this connection earned its source, judged as it ends at `now`: none once
     /// authenticated; grace exceeded past the login deadline; failed authentication after a
     /// counted failure; otherwise no authentication attempted. (Unknown users take the same

@@ -70,6 +70,11 @@ impl Channel {
         }
     }
 
+    /// Memory held for inbound data (capacity of its buffer), for the global memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.inbound.capacity()
+    }
+
     /// Inbound bytes not yet consumed.
     pub fn pending(&self) -> &[u8] {
         self.inbound.get(self.head..).unwrap_or(&[])
@@ -78,6 +83,15 @@ impl Channel {
     /// Takes `data` against our window. The caller has checked the window and max packet.
     pub fn push_inbound(&mut self, data: &[u8]) {
         self.recv_window = self.recv_window.saturating_sub(len32(data.len()));
+        let need = self.inbound.len().saturating_add(data.len());
+        if need > self.inbound.capacity() {
+            // Grow as Vec would (doubling), but not past the window where that is enough: the
+            // capacity counts against the memory budget, and a doubling from just under the
+            // window would hold up to twice it.
+            let target = self.inbound.capacity().saturating_mul(2).max(need);
+            let target = target.min((self.initial_window as usize).max(need));
+            self.inbound.reserve_exact(target - self.inbound.len());
+        }
         self.inbound.extend_from_slice(data);
     }
 
@@ -156,5 +170,19 @@ mod tests {
         assert_eq!(c.take_window_adjust(), Some(60));
         assert_eq!(c.recv_window, 100);
         assert!(c.pending().is_empty());
+    }
+
+    #[test]
+    fn inbound_capacity_stays_within_the_window() {
+        let window = 3 * 32 * 1024 + 100;
+        let mut c = Channel::new(Kind::DirectTcpip, Phase::Open, 0, window);
+        let mut left = window as usize;
+        while left > 0 {
+            let n = left.min(1000);
+            c.push_inbound(&vec![7; n]);
+            left -= n;
+        }
+        assert_eq!(c.pending().len(), window as usize);
+        assert_eq!(c.held_bytes(), window as usize, "not doubled past the window");
     }
 }

@@ -260,6 +260,11 @@ impl Connection {
     }
 
     /// Channels in the table (open, opening or closing).
+    /// Memory held for channels' inbound data (bounded by the receive windows).
+    pub fn held_bytes(&self) -> usize {
+        self.channels.iter().flatten().map(Channel::held_bytes).sum()
+    }
+
     pub fn channel_count(&self) -> usize {
         self.channels.iter().filter(|c| c.is_some()).count()
     }

@@ -42,6 +42,8 @@ pub struct Extra {
     /// Sources (blocks) with an active penalty, and connections refused for one.
     pub penalised_sources: u64,
     pub penalty_refused: u64,
+    /// Memory accounted against `--max-buffer-memory` now, its peak, and the limit.
+    pub buffer_memory: (u64, u64, u64),
 }
 
 /// The whole exposition.
@@ -142,6 +144,23 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,
     );
+    family(
+        &mut o,
+        "sshfront_buffer_memory_bytes",
+        "gauge",
+        "Memory held for peers (buffers, channel data, held-back and outgoing packets), \
+         counted against --max-buffer-memory.",
+    );
+    sample(&mut o, "sshfront_buffer_memory_bytes", &[], extra.buffer_memory.0);
+    family(
+        &mut o,
+        "sshfront_buffer_memory_peak_bytes",
+        "gauge",
+        "The most memory accounted against --max-buffer-memory at once since start.",
+    );
+    sample(&mut o, "sshfront_buffer_memory_peak_bytes", &[], extra.buffer_memory.1);
+    family(&mut o, "sshfront_buffer_memory_limit", "gauge", "The --max-buffer-memory bound.");
+    sample(&mut o, "sshfront_buffer_memory_limit", &[], extra.buffer_memory.2);
 
     counter(
         &mut o,

@@ -275,6 +275,11 @@ impl PacketOpener {
         self.open_packet(buf)
     }
 
+    /// Memory held for decompression output (its capacity), for the global memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.inflated.capacity()
+    }
+
     /// Takes the inflated payload of the last opened packet (hand it back with
     /// [`PacketOpener::restore_inflated`] so its capacity is reused).
     pub fn take_inflated(&mut self) -> Vec<u8> {

@@ -7,11 +7,33 @@
 //! each worker keeps its own free lists, so checkout and release take no lock.
 //!
 //! Accounting: `used` counts every byte allocated through the pool, checked out or sitting in a
-//! free list. A checkout that would pass the budget first drops this worker's idle free-list
-//! buffers, then fails: the caller stops reading that connection until memory frees.
+//! free list, plus what each connection's protocol core holds for its peer (channel inbound
+//! data, sealed output, the held-back queue, decompression output), charged by the worker after
+//! each turn from `Core::held_bytes` (the core stays sans-IO). A checkout that would pass the
+//! budget first drops this worker's idle free-list buffers, then fails: the caller stops
+//! reading that connection until memory frees. Past [`HIGH_WATER_PERCENT`] of the budget the
+//! connections holding more than their share stop reading (backpressure), so the rest of the
+//! budget stays for the others and for output already sealed.
 
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, OnceLock};
+
+/// Past this share of the budget, connections holding more than their share stop reading their
+/// socket and their backends.
+pub const HIGH_WATER_PERCENT: usize = 50;
+
+/// The process's budget (shared counter, limit) for the metrics endpoint; set once at start.
+pub static GLOBAL: OnceLock<(Arc<AtomicUsize>, usize)> = OnceLock::new();
+/// The most memory ever accounted at once (for the metrics endpoint and tests).
+pub static PEAK: AtomicUsize = AtomicUsize::new(0);
+
+/// (accounted bytes now, their peak, the limit); zeros before the runtime starts.
+pub fn global_usage() -> (usize, usize, usize) {
+    match GLOBAL.get() {
+        Some((used, limit)) => (used.load(Ordering::Relaxed), PEAK.load(Ordering::Relaxed), *limit),
+        None => (0, 0, 0),
+    }
+}
 
 /// Buffer sizes: the everyday read size, a middle step, and one whole maximum packet
 /// (256 KiB payload + 5 header + 255 padding + 64 MAC, rounded up).
@@ -115,20 +137,42 @@ impl BufferPool {
         Some(Buf { data: vec![0u8; size].into_boxed_slice(), start: 0, end: 0 })
     }
 
-    /// A buffer holding at least `min_len` bytes, ignoring the budget: for bytes we already
-    /// hold and cannot drop (sealed output). Beyond the largest class it is sized exactly and
-    /// freed on release. Going over the budget makes other checkouts fail, which is the
-    /// backpressure we want.
-    pub fn checkout_force(&mut self, min_len: usize) -> Buf {
-        let (class, size) = match Self::class_for(min_len) {
-            Some(c) => (Some(c), CLASSES[c]),
-            None => (None, min_len),
-        };
-        if let Some(data) = class.and_then(|c| self.free.get_mut(c)).and_then(Vec::pop) {
-            return Buf { data, start: 0, end: 0 };
+    /// A buffer holding at least `min_len` bytes (sealed output), within the budget. Beyond
+    /// the largest class it is sized exactly and freed on release. `None` when the budget is
+    /// spent: the caller cannot keep those bytes and closes the connection.
+    pub fn checkout_at_least(&mut self, min_len: usize) -> Option<Buf> {
+        if let Some(class) = Self::class_for(min_len) {
+            return self.checkout(class);
         }
-        self.used.fetch_add(size, Ordering::Relaxed);
-        Buf { data: vec![0u8; size].into_boxed_slice(), start: 0, end: 0 }
+        if !self.reserve(min_len) {
+            self.trim_free();
+            if !self.reserve(min_len) {
+                return None;
+            }
+        }
+        Some(Buf { data: vec![0u8; min_len].into_boxed_slice(), start: 0, end: 0 })
+    }
+
+    /// Moves a connection's core charge from `old` to `new` bytes. The bytes are already
+    /// held, so this may pass the budget; the high-water backpressure keeps that from
+    /// happening in practice, and any excess makes every checkout fail until it frees.
+    pub fn charge(&self, old: usize, new: usize) {
+        if new > old {
+            let now = self.used.fetch_add(new - old, Ordering::AcqRel) + (new - old);
+            PEAK.fetch_max(now, Ordering::Relaxed);
+        } else if old > new {
+            self.used.fetch_sub(old - new, Ordering::AcqRel);
+        }
+    }
+
+    /// True past [`HIGH_WATER_PERCENT`] of the budget.
+    pub fn over_high_water(&self) -> bool {
+        self.used() >= self.high_water()
+    }
+
+    /// [`HIGH_WATER_PERCENT`] of the budget in bytes.
+    pub fn high_water(&self) -> usize {
+        self.budget / 100 * HIGH_WATER_PERCENT
     }
 
     /// Gives a buffer back: kept for reuse if its class list has room, otherwise freed.
@@ -160,11 +204,13 @@ impl BufferPool {
             .fetch_update(Ordering::AcqRel, Ordering::Acquire, |u| {
                 u.checked_add(size).filter(|&n| n <= self.budget)
             })
+            .map(|u| PEAK.fetch_max(u + size, Ordering::Relaxed))
             .is_ok()
     }
 
-    /// Frees every idle buffer of this worker (making room for a class that has none idle).
-    fn trim_free(&mut self) {
+    /// Frees every idle buffer of this worker (making room for a class that has none idle, or
+    /// for other workers when memory is short).
+    pub fn trim_free(&mut self) {
         for list in &mut self.free {
             for data in list.drain(..) {
                 self.used.fetch_sub(data.len(), Ordering::Relaxed);
@@ -224,18 +270,31 @@ mod tests {
     }
 
     #[test]
-    fn forced_checkout_goes_over_budget_and_blocks_others() {
-        let mut p = pool(CLASSES[0]);
-        let _a = p.checkout(0).unwrap();
-        let b = p.checkout_force(1);
-        assert_eq!(p.used(), 2 * CLASSES[0]);
-        assert!(p.checkout(0).is_none());
-        p.release(b);
-        let huge = p.checkout_force(1 << 20);
+    fn output_checkout_stays_within_budget() {
+        let mut p = pool(CLASSES[0] + (1 << 20));
+        let a = p.checkout(0).unwrap();
+        let huge = p.checkout_at_least(1 << 20).unwrap();
         assert_eq!(huge.capacity(), 1 << 20);
+        assert!(p.checkout_at_least(1).is_none(), "the budget is spent");
+        assert!(p.used() <= CLASSES[0] + (1 << 20));
         let before = p.used();
         p.release(huge);
         assert_eq!(p.used(), before - (1 << 20), "oversize buffers are freed, not kept");
+        p.release(a);
+    }
+
+    #[test]
+    fn core_charges_count_against_the_budget() {
+        let mut p = pool(4 * CLASSES[0]);
+        assert!(!p.over_high_water());
+        p.charge(0, 3 * CLASSES[0]);
+        assert!(p.over_high_water());
+        let a = p.checkout(0).unwrap();
+        assert!(p.checkout(0).is_none(), "core bytes and buffers share the budget");
+        p.charge(3 * CLASSES[0], 0);
+        assert!(!p.over_high_water());
+        assert!(p.checkout(0).is_some());
+        p.release(a);
     }
 
     #[test]

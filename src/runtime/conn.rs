@@ -112,6 +112,11 @@ pub struct Conn<C = ServerConnection> {
     pub starved: bool,
     /// Already on the worker's ready-again list.
     pub queued: bool,
+    /// Held back this turn: the memory budget is past its high water and this connection
+    /// holds more than its share, so neither its socket nor its backends are read.
+    pub hold_back: bool,
+    /// What its core holds for the peer, as last charged to the memory budget.
+    pub charged: usize,
     /// Set when closing starts: past it the socket is closed even with output unsent.
     pub linger_deadline: Option<Instant>,
     /// The earliest deadline this connection has in the timer heap.
@@ -166,6 +171,8 @@ impl<C> Conn<C> {
             closing: false,
             starved: false,
             queued: false,
+            hold_back: false,
+            charged: 0,
             linger_deadline: None,
             timer_armed: None,
             bytes_in: 0,
@@ -189,6 +196,13 @@ impl<C> Conn<C> {
     /// Bytes waiting to be written.
     pub fn pending_out(&self) -> usize {
         self.wbuf.as_ref().map_or(0, Buf::len)
+    }
+
+    /// Memory this connection holds: its buffers and what its core last reported.
+    pub fn holding(&self) -> usize {
+        self.rbuf.as_ref().map_or(0, Buf::capacity)
+            + self.wbuf.as_ref().map_or(0, Buf::capacity)
+            + self.charged
     }
 
     /// Bytes read and not yet consumed by the core.

@@ -30,6 +30,11 @@ pub trait Core {
     fn wants_input(&self) -> bool;
     fn is_closed(&self) -> bool;
     fn is_authenticated(&self) -> bool;
+    /// Memory the core holds for the peer (see `ServerConnection::held_bytes`); test cores
+    /// hold none unless they say so.
+    fn held_bytes(&self) -> usize {
+        0
+    }
     /// The penalty the connection's source earned, judged as it ends (see
     /// `ServerConnection::penalty`); test cores earn none.
     fn penalty(&self, _now: Instant) -> Option<crate::server::PenaltyKind> {
@@ -111,6 +116,9 @@ impl Core for ServerConnection {
     }
     fn is_authenticated(&self) -> bool {
         ServerConnection::is_authenticated(self)
+    }
+    fn held_bytes(&self) -> usize {
+        ServerConnection::held_bytes(self)
     }
     fn penalty(&self, now: Instant) -> Option<crate::server::PenaltyKind> {
         ServerConnection::penalty(self, now)

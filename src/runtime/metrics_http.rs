@@ -93,6 +93,10 @@ impl Health {
             log_suppressed: super::log::suppressed(),
             penalised_sources: super::penalty::PENALISED_SOURCES.load(Ordering::Relaxed) as u64,
             penalty_refused: super::penalty::PENALTY_REFUSED.load(Ordering::Relaxed),
+            buffer_memory: {
+                let (used, peak, limit) = super::buffers::global_usage();
+                (used as u64, peak as u64, limit as u64)
+            },
         };
         prometheus::render(&m, &extra)
     }

@@ -88,6 +88,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         settings.password_concurrency,
     )?);
     let buffer_used = Arc::new(AtomicUsize::new(0));
+    let _ = buffers::GLOBAL.set((buffer_used.clone(), settings.max_buffer_memory));
     let (reports_tx, reports_rx) = bounded(settings.workers * REPORTS_PER_WORKER);
     let mut workers = Vec::with_capacity(settings.workers);
     for id in 0..settings.workers {

@@ -35,7 +35,7 @@ pub(super) struct Relay<'a> {
 impl Relay<'_> {
     /// How much to read now for a channel with `cap` bytes of send capacity (0: do not read).
     fn room<C: Core>(&self, conn: &Conn<C>, cap: usize) -> usize {
-        if conn.pending_out() >= WRITE_HIGH_WATER {
+        if conn.pending_out() >= WRITE_HIGH_WATER || conn.hold_back {
             return 0;
         }
         cap.min(self.buf.len()).min(*self.budget)

@@ -320,6 +320,11 @@ pub fn run_with<C: Core>(
             }
         }
 
+        // Idle buffers kept for reuse are given back while memory is short, so other workers'
+        // connections can have them.
+        if st.pool.over_high_water() {
+            st.pool.trim_free();
+        }
         // Connections that used their budget last turn, and starved ones if memory freed.
         touched.append(&mut st.ready);
         if !st.starved.is_empty() && st.pool.has_room(0) {
@@ -338,6 +343,11 @@ pub fn run_with<C: Core>(
             if conn.generation != generation {
                 continue;
             }
+            let share = st.fair_share(conns.len());
+            let Some(conn) = conns.get_mut(key) else {
+                continue;
+            };
+            conn.hold_back = st.pool.over_high_water() && conn.holding() > share;
             if st.service(conn, key, now) {
                 st.remove(&mut conns, key, &load);
             }
@@ -427,8 +437,29 @@ impl State {
         Some(key)
     }
 
+    /// A connection's share of the high water mark for `conns` connections on this worker
+    /// (plus one, as other workers' connections need room too); past the mark, those holding
+    /// more stop reading. Never below one small read buffer plus one largest packet, so a
+    /// connection can always finish the packet it is reading.
+    fn fair_share(&self, conns: usize) -> usize {
+        (self.pool.high_water() / (conns + 1)).max(CLASSES[0] + CLASSES[2])
+    }
+
     /// One connection's turn. Returns true when it is over and must be removed.
     fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
+        let over = self.service_turn(conn, key, now);
+        // Charge what the core now holds for the peer against the shared budget.
+        let held = conn.core.held_bytes();
+        self.pool.charge(conn.charged, held);
+        conn.charged = held;
+        if conn.hold_back && !over {
+            // Retried when memory frees (the starved list), as edge triggering will not.
+            self.starve(conn, key);
+        }
+        over
+    }
+
+    fn service_turn<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let started = Instant::now();
         conn.queued = false;
         let (in0, out0) = (conn.bytes_in, conn.bytes_out);
@@ -490,6 +521,7 @@ impl State {
                 && !conn.read_closed
                 && !conn.closing
                 && !conn.starved
+                && !conn.hold_back
                 && conn.pending_out() < WRITE_HIGH_WATER
                 && conn.core.wants_input();
             if !can_read {
@@ -798,26 +830,33 @@ impl State {
             return;
         }
         if !rest.is_empty() {
-            // Sealed bytes cannot be dropped: take memory even over the budget.
+            // Sealed bytes the socket did not take: held within the budget. If the budget is
+            // spent they can be neither kept nor sent (a DISCONNECT cannot follow a partial
+            // packet), so the connection is closed. The high-water backpressure leaves half
+            // the budget for new connections and this output, so it is rare.
             let need = conn.pending_out() + rest.len();
-            match conn.wbuf.take() {
+            let mut b = match conn.wbuf.take() {
                 Some(mut b) => {
                     b.compact();
                     if b.spare() < rest.len() {
-                        let mut bigger = self.pool.checkout_force(need);
+                        let Some(mut bigger) = self.pool.checkout_at_least(need) else {
+                            self.pool.release(b);
+                            self.out_of_memory(conn);
+                            return;
+                        };
                         bigger.push(b.filled());
                         self.pool.release(b);
                         b = bigger;
                     }
-                    b.push(rest);
-                    conn.wbuf = Some(b);
+                    b
                 }
-                None => {
-                    let mut b = self.pool.checkout_force(need);
-                    b.push(rest);
-                    conn.wbuf = Some(b);
-                }
-            }
+                None => match self.pool.checkout_at_least(need) {
+                    Some(b) => b,
+                    None => return self.out_of_memory(conn),
+                },
+            };
+            b.push(rest);
+            conn.wbuf = Some(b);
         }
         if conn.wbuf.as_ref().is_some_and(Buf::is_empty) {
             if let Some(b) = conn.wbuf.take() {
@@ -826,6 +865,21 @@ impl State {
             if let Some(t) = conn.stall_since.take() {
                 record(&mut self.metrics.write_stall, now.saturating_duration_since(t));
             }
+        }
+    }
+
+    /// Sealed output that cannot be held: the connection ends without a DISCONNECT.
+    fn out_of_memory<C: Core>(&mut self, conn: &mut Conn<C>) {
+        self.metrics.resource_closed += 1;
+        log::warn!(event = "buffer_memory_full", worker = self.id, peer:% = conn.peer;
+            "[w{}] {}: --max-buffer-memory spent, output cannot be held; closing",
+            self.id, conn.peer);
+        conn.write_failed = true;
+        conn.close_reason.get_or_insert_with(|| {
+            (DisconnectReason::ConnectionLost.code(), "buffer memory spent".into(), false)
+        });
+        if !conn.core.is_closed() {
+            conn.core.close(DisconnectReason::ByApplication, "buffer memory spent", Instant::now());
         }
     }
 
@@ -860,6 +914,8 @@ impl State {
         if let Some(b) = conn.wbuf.take() {
             self.pool.release(b);
         }
+        self.pool.charge(conn.charged, 0);
+        conn.charged = 0;
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
         self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());

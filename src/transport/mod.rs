@@ -286,6 +286,12 @@ impl Transport {
         self.sealer.seq()
     }
 
+    /// Memory this transport holds for the peer: sealed output, the held-back queue and
+    /// decompression output (capacities, as that is what is allocated).
+    pub fn held_bytes(&self) -> usize {
+        self.tx.capacity() + self.held.held_bytes() + self.opener.held_bytes()
+    }
+
     /// Bytes sealed and waiting for `poll_transmit`.
     pub fn pending_transmit(&self) -> usize {
         self.tx.len()

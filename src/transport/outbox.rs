@@ -25,6 +25,11 @@ impl Outbox {
         Outbox { buf: Vec::new(), lens: VecDeque::new(), head: 0, soft_limit }
     }
 
+    /// Memory the queue holds (its buffer's capacity), for the global memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.buf.capacity()
+    }
+
     /// Queued bytes.
     pub fn bytes(&self) -> usize {
         self.buf.len() - self.head
