@@ -414,7 +414,8 @@ pub struct PairSim {
 impl PairSim {
     pub fn new(client_cfg: TransportConfig, record: bool) -> Self {
         let now = epoch();
-        let client = ClientConnection::new(Arc::new(client_cfg), Box::new(TestRng(9)), None, now);
+        let client =
+            ClientConnection::new_raw(Arc::new(client_cfg), Box::new(TestRng(9)), None, now);
         PairSim {
             server: ServerSim::new(true),
             client,
@@ -537,7 +538,7 @@ pub fn client_session(data: &[u8]) {
     let configs = seed_configs();
     let Some((_, cfg)) = configs.into_iter().nth(usize::from(pick) % 5) else { return };
     let now = epoch();
-    let mut c = ClientConnection::new(Arc::new(cfg), Box::new(TestRng(9)), None, now);
+    let mut c = ClientConnection::new_raw(Arc::new(cfg), Box::new(TestRng(9)), None, now);
     let mut input = data.to_vec();
     let mut out = Vec::new();
     // Held until the first key exchange is done, as when it was recorded.
