@@ -13,8 +13,8 @@ use common::gateway::{
     connect_retry, free_port, random_bytes, round_trip, run, EchoServer, Fixture, USER,
 };
 use common::Server;
-use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpListener, TcpStream};
+use std::io::Write;
+use std::net::{TcpListener, TcpStream};
 use std::process::{Child, Stdio};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::Arc;
@@ -26,30 +26,6 @@ const LIMIT: Duration = Duration::from_secs(60);
 
 fn dest() -> String {
     format!("{USER}@127.0.0.1")
-}
-
-fn metrics_addr(server: &Server) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = server.stderr();
-        if let Some(at) = log.find("/readyz on http://") {
-            let rest = &log[at + "/readyz on http://".len()..];
-            if let Some(a) = rest.split_whitespace().next().and_then(|s| s.parse().ok()) {
-                return a;
-            }
-        }
-        assert!(Instant::now() < deadline, "no metrics address in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }
 
 fn gauge(body: &str, name: &str) -> u64 {
@@ -131,7 +107,7 @@ fn floods_stalled_backends_and_non_readers_stay_within_the_budget() {
         "--permit-open",
         &format!("127.0.0.1:{}", echo.port),
     ]);
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
 
     // Window flood into a backend that never reads: 8 channels, 16 MiB offered each.
     let flood_port = free_port();
@@ -171,7 +147,7 @@ fn floods_stalled_backends_and_non_readers_stay_within_the_budget() {
     // Wait (bounded) until the pressure has driven the accounted memory well up.
     let deadline = Instant::now() + Duration::from_secs(30);
     loop {
-        let body = scrape(metrics);
+        let body = common::scrape_metrics(metrics);
         if gauge(&body, "sshfront_buffer_memory_peak_bytes") >= LIMIT_BYTES / 2 {
             break;
         }
@@ -205,7 +181,7 @@ fn floods_stalled_backends_and_non_readers_stay_within_the_budget() {
     let back = round_trip(connect_retry(healthy_port, Duration::from_secs(20)), b"still here");
     assert_eq!(back, b"still here", "{}", server.stderr());
 
-    let body = scrape(metrics);
+    let body = common::scrape_metrics(metrics);
     let peak = gauge(&body, "sshfront_buffer_memory_peak_bytes");
     let limit = gauge(&body, "sshfront_buffer_memory_limit");
     let now = gauge(&body, "sshfront_buffer_memory_bytes");

@@ -7,7 +7,7 @@ mod common;
 
 use common::Server;
 use std::io::{Read, Write};
-use std::net::{SocketAddr, TcpStream};
+use std::net::TcpStream;
 use std::time::{Duration, Instant};
 
 /// A plaintext binary packet (before any NEWKEYS): length, padding length, payload, padding.
@@ -47,30 +47,6 @@ fn disconnect_msg(code: u32) -> Vec<u8> {
     plain_packet(&p)
 }
 
-fn metrics_addr(server: &Server) -> SocketAddr {
-    let deadline = Instant::now() + Duration::from_secs(20);
-    loop {
-        let log = server.stderr();
-        if let Some(at) = log.find("/readyz on http://") {
-            let rest = &log[at + "/readyz on http://".len()..];
-            if let Some(a) = rest.split_whitespace().next().and_then(|s| s.parse().ok()) {
-                return a;
-            }
-        }
-        assert!(Instant::now() < deadline, "no metrics address in the log:\n{log}");
-        std::thread::sleep(Duration::from_millis(50));
-    }
-}
-
-fn scrape(addr: SocketAddr) -> String {
-    let mut s = TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
-    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
-    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
-    let mut resp = String::new();
-    s.read_to_string(&mut resp).unwrap();
-    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
-}
-
 fn series(body: &str, family: &str) -> Vec<String> {
     body.lines().filter(|l| l.starts_with(family)).map(str::to_string).collect()
 }
@@ -94,7 +70,7 @@ fn drain(s: &mut TcpStream, limit: Duration) {
 #[test]
 fn disconnect_codes_chosen_by_peers_do_not_grow_the_metrics() {
     let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     const N: u32 = 300;
     for i in 0..N {
         let mut s = TcpStream::connect(server.addr).expect("connect");
@@ -106,7 +82,7 @@ fn disconnect_codes_chosen_by_peers_do_not_grow_the_metrics() {
     // The metrics snapshot is at most about a second old: wait until every close is counted.
     let deadline = Instant::now() + Duration::from_secs(30);
     let body = loop {
-        let body = scrape(metrics);
+        let body = common::scrape_metrics(metrics);
         let other = series(&body, "sshfront_disconnects_total{code=\"other\"");
         if other.iter().any(|l| l.ends_with(&format!(" {N}"))) || Instant::now() > deadline {
             break body;
@@ -126,7 +102,7 @@ fn disconnect_codes_chosen_by_peers_do_not_grow_the_metrics() {
 #[test]
 fn twenty_thousand_debug_messages_before_kex_log_a_handful_of_lines() {
     let server = Server::start(&["--metrics-listen", "127.0.0.1:0"]);
-    let metrics = metrics_addr(&server);
+    let metrics = server.metrics_addr();
     let mut s = TcpStream::connect(server.addr).expect("connect");
     let local = s.local_addr().unwrap();
     let mut reader = s.try_clone().unwrap();
@@ -165,7 +141,7 @@ fn twenty_thousand_debug_messages_before_kex_log_a_handful_of_lines() {
     assert!(close.contains("suppressed_lines="), "{close}");
     let deadline = Instant::now() + Duration::from_secs(10);
     loop {
-        let body = scrape(metrics);
+        let body = common::scrape_metrics(metrics);
         let v = series(&body, "sshfront_log_suppressed_total ");
         let n: u64 = v.first().and_then(|l| l.rsplit(' ').next()?.parse().ok()).unwrap_or(0);
         if n >= 19_000 {

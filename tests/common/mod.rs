@@ -153,6 +153,22 @@ impl Server {
         std::fs::read_to_string(&self.stderr_path).unwrap_or_default()
     }
 
+    /// The `--metrics-listen` address the server logged (bounded wait).
+    pub fn metrics_addr(&self) -> SocketAddr {
+        let deadline = Instant::now() + Duration::from_secs(20);
+        loop {
+            let log = self.stderr();
+            if let Some(at) = log.find("/readyz on http://") {
+                let rest = &log[at + "/readyz on http://".len()..];
+                if let Some(a) = rest.split_whitespace().next().and_then(|s| s.parse().ok()) {
+                    return a;
+                }
+            }
+            assert!(Instant::now() < deadline, "no metrics address in the log:\n{log}");
+            std::thread::sleep(Duration::from_millis(50));
+        }
+    }
+
     /// Stops the server and returns its stderr (data dir is kept until drop).
     pub fn stop(mut self) -> (TempDir, String) {
         let _ = self.child.kill();
@@ -170,4 +186,16 @@ impl Drop for Server {
             let _ = self.child.wait();
         }
     }
+}
+
+/// The body of `GET /metrics` from a `--metrics-listen` endpoint.
+pub fn scrape_metrics(addr: SocketAddr) -> String {
+    use std::io::{Read, Write};
+    let mut s =
+        std::net::TcpStream::connect_timeout(&addr, Duration::from_secs(2)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(5))).unwrap();
+    s.write_all(b"GET /metrics HTTP/1.1\r\nHost: test\r\n\r\n").unwrap();
+    let mut resp = String::new();
+    s.read_to_string(&mut resp).unwrap();
+    resp.split_once("\r\n\r\n").map(|(_, b)| b.to_string()).unwrap_or_default()
 }
