@@ -75,6 +75,19 @@ fn wait_for(rx: &UnixDatagram, what: &str, dir: &Path) -> Vec<String> {
     panic!("no {what} within {LIMIT:?}; got {seen:?}\n{log}");
 }
 
+/// The log is written by sshfront's logger thread, so a line may land shortly after the event it
+/// reports: waits (bounded) until the log holds every one of `lines`, and returns it.
+fn wait_log(dir: &Path, lines: &[&str]) -> String {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let log = std::fs::read_to_string(dir.join("stderr.log")).unwrap_or_default();
+        if lines.iter().all(|l| log.contains(l)) || Instant::now() >= deadline {
+            return log;
+        }
+        std::thread::sleep(Duration::from_millis(20));
+    }
+}
+
 fn banner(addr: std::net::SocketAddr) -> String {
     let mut s = TcpStream::connect(addr).expect("connect");
     s.set_read_timeout(Some(LIMIT)).unwrap();
@@ -117,7 +130,10 @@ fn socket_activation_and_notify_protocol_across_reload_stop_and_restart() {
     let ready = seen.last().unwrap();
     assert!(ready.contains("STATUS=0 connections open"), "{ready}");
     assert!(banner(addr).starts_with("SSH-2.0-sshfront"), "served on the inherited socket");
-    let log = std::fs::read_to_string(dir.path().join("stderr.log")).unwrap();
+    let log = wait_log(
+        dir.path(),
+        &["socket activation: 1 inherited sockets", "inherited socket \"ssh\""],
+    );
     assert!(log.contains("socket activation: 1 inherited sockets"), "{log}");
     assert!(log.contains("inherited socket \"ssh\""), "{log}");
     assert!(TcpStream::connect("127.0.0.1:1").is_err(), "--listen was not bound");
