@@ -607,13 +607,16 @@ impl ServerConnection {
 
     /// The penalty this connection earned its source, judged as it ends at `now`: none once
     /// authenticated; grace exceeded past the login deadline; failed authentication after a
-    /// counted failure; otherwise no authentication attempted. (Unknown users take the same
-    /// path as wrong credentials on purpose, so "invalid user" is never reported here.)
+    /// counted failure (invalid user when no lookup found the user); otherwise no
+    /// authentication attempted. The peer sees the same failure either way; only the penalty
+    /// differs.
     pub fn penalty(&self, now: Instant) -> Option<PenaltyKind> {
         if self.is_authenticated() {
             None
         } else if now >= self.login_deadline {
             Some(PenaltyKind::GraceExceeded)
+        } else if self.auth.failures() > 0 && self.auth.invalid_user() {
+            Some(PenaltyKind::InvalidUser)
         } else if self.auth.failures() > 0 {
             Some(PenaltyKind::AuthFail)
         } else {

@@ -116,6 +116,55 @@ fn a_spraying_source_is_refused_at_accept_while_others_log_in() {
     assert!(log.contains("refused at accept (penalty: failed authentication)"), "{log}");
 }
 
+/// One failed password login from `from` as `user`, then the connection closes.
+fn one_failed_login(server: &common::Server, from: &str, user: &str) {
+    let cfg = Arc::new(client_config());
+    let sock = connect_from(from, server.addr);
+    let mut c = TestClient::from_stream(sock, cfg, None).unwrap();
+    assert_eq!(c.handshake(Duration::from_secs(30)), Outcome::ServiceAccepted);
+    c.conn.send(&password_request(user, "wrong")).unwrap();
+    let m = next_reply(&mut c, Duration::from_secs(30)).expect("reply");
+    assert_eq!(m.first(), Some(&msg_no::USERAUTH_FAILURE));
+}
+
+/// `invaliduser:` applies when no lookup found the user (no password entry, no key file of
+/// their own); a known user's wrong password earns only `authfail:`. The peer sees the same
+/// USERAUTH_FAILURE in both cases.
+#[test]
+fn an_invalid_user_earns_the_invaliduser_penalty() {
+    let f = Fixture::new();
+    let server = f.server(&[
+        "--max-auth-tries",
+        "2",
+        "--per-source-penalties",
+        "authfail:1s invaliduser:30s min:15s max:60s",
+    ]);
+    // A known user's wrong password: 1 s, below min, so 127.0.0.3 is still served.
+    one_failed_login(&server, "127.0.0.3", USER);
+    std::thread::sleep(Duration::from_millis(300));
+    let mut ok = TestClient::from_stream(
+        connect_from("127.0.0.3", server.addr),
+        Arc::new(client_config()),
+        None,
+    )
+    .unwrap();
+    assert_eq!(ok.handshake(Duration::from_secs(30)), Outcome::ServiceAccepted);
+
+    // An unknown user once: 30 s, past min, so 127.0.0.2 is refused at accept.
+    one_failed_login(&server, "127.0.0.2", "no-such-user");
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        if refused_before_any_byte(connect_from("127.0.0.2", server.addr)) {
+            break;
+        }
+        assert!(Instant::now() < deadline, "127.0.0.2 never refused");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let log = wait_for_log(&server, "(penalty: attempted authentication by invalid user)");
+    assert!(log.contains("(penalty: attempted authentication by invalid user)"), "{log}");
+    assert!(!log.contains("127.0.0.3: refusing"), "{log}");
+}
+
 /// The server's log once it contains `needle` (bounded wait: lines go through a logger thread).
 fn wait_for_log(server: &common::Server, needle: &str) -> String {
     let deadline = Instant::now() + Duration::from_secs(20);

@@ -44,7 +44,12 @@ pub enum AuthJob {
 pub enum AuthJobResult {
     /// The user's keys; an error text when the file could not be read (treated as no keys).
     Keys(Result<Vec<AuthorizedKey>, String>),
+    /// The per-user authorized_keys file (`%u` in the template) does not exist: no keys, and
+    /// this lookup says the user is unknown.
+    NoKeyFile,
     Password(bool),
+    /// The password file has no such user (the dummy hash was checked, so the time is the same).
+    UnknownUser,
     Signature(bool),
 }
 
@@ -116,6 +121,10 @@ pub struct Auth {
     used_keys: Vec<Vec<u8>>,
     restrictions: KeyOptions,
     failures: u32,
+    /// User lookups made (key file, password file) and whether any found the user: a login
+    /// whose every lookup came back "no such user" was by an invalid user (a penalty kind).
+    lookups: u32,
+    user_found: bool,
     none_seen: bool,
     banner_sent: bool,
     state: State,
@@ -138,6 +147,8 @@ impl Auth {
             used_keys: Vec::new(),
             restrictions: KeyOptions::default(),
             failures: 0,
+            lookups: 0,
+            user_found: false,
             none_seen: false,
             banner_sent: false,
             state: State::Idle,
@@ -159,6 +170,12 @@ impl Auth {
     /// Failures counted so far (against `max_auth_tries`).
     pub fn failures(&self) -> u32 {
         self.failures
+    }
+
+    /// True when the user's name was looked up and no lookup found it (no password entry, no
+    /// authorized_keys file of their own). Never shown to the peer: only the penalty differs.
+    pub fn invalid_user(&self) -> bool {
+        self.lookups > 0 && !self.user_found
     }
 
     /// The user name of this login, once the first request named it (for log lines).
@@ -300,6 +317,22 @@ impl Auth {
         out: &mut dyn Outbound,
         result: AuthJobResult,
     ) -> Result<AuthOutcome, ServiceError> {
+        let result = match result {
+            AuthJobResult::NoKeyFile => {
+                self.lookups += 1;
+                AuthJobResult::Keys(Ok(Vec::new()))
+            }
+            AuthJobResult::UnknownUser => {
+                self.lookups += 1;
+                AuthJobResult::Password(false)
+            }
+            r @ (AuthJobResult::Keys(_) | AuthJobResult::Password(_)) => {
+                self.lookups += 1;
+                self.user_found = true;
+                r
+            }
+            r => r,
+        };
         match (std::mem::replace(&mut self.state, State::Idle), result) {
             (State::WaitingKeys(pending), AuthJobResult::Keys(keys)) => {
                 let (keys, log) = match keys {

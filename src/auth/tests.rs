@@ -521,3 +521,34 @@ fn random_input_never_panics() {
         out.msgs.clear();
     }
 }
+
+/// An unknown user gets the same replies as a wrong password; only `invalid_user()` (the
+/// penalty kind) tells them apart, and only when no lookup found the user.
+#[test]
+fn unknown_user_is_reported_for_the_penalty_only() {
+    let p = policy("password");
+    let mut replies = Vec::new();
+    for (result, invalid) in [
+        (AuthJobResult::UnknownUser, true),
+        (AuthJobResult::Password(false), false),
+    ] {
+        let mut a = auth();
+        let mut out = VecOutbound::default();
+        a.handle_message(cx(&p), &mut out, &pw_req("mallory", b"x")).unwrap();
+        assert!(!a.invalid_user(), "nothing known before the lookup");
+        a.handle_job_result(cx(&p), &mut out, result).unwrap();
+        assert_eq!(a.invalid_user(), invalid);
+        assert_eq!(a.failures(), 1);
+        replies.push(out.take());
+    }
+    assert_eq!(replies[0], replies[1], "identical replies");
+
+    // A later lookup that finds the user (a key file) clears it.
+    let mut a = auth();
+    let mut out = VecOutbound::default();
+    a.handle_message(cx(&p), &mut out, &pw_req("mallory", b"x")).unwrap();
+    a.handle_job_result(cx(&p), &mut out, AuthJobResult::UnknownUser).unwrap();
+    a.handle_message(cx(&p), &mut out, &pw_req("mallory", b"y")).unwrap();
+    a.handle_job_result(cx(&p), &mut out, AuthJobResult::Password(false)).unwrap();
+    assert!(!a.invalid_user());
+}

@@ -53,14 +53,21 @@ pub use crate::auth::authorized_key::{AuthorizedKey, KeyOptions};
 /// Reads the authorized_keys file for `user`: `%u` in `template` is the user name, `%%` a `%`.
 /// A missing file is no keys (unknown users take this path too). A user name that could escape
 /// the directory (`/`, leading `.`, NUL, empty) is never put into a path: no keys.
-pub fn load_authorized_keys(template: &str, user: &str) -> Result<Vec<AuthorizedKey>, UsersError> {
+///
+/// `Ok(None)` when the lookup says the user is unknown: the template is per user (`%u`) and the
+/// file does not exist, or the name cannot be a path.
+pub fn load_authorized_keys(
+    template: &str,
+    user: &str,
+) -> Result<Option<Vec<AuthorizedKey>>, UsersError> {
+    let per_user = template.contains("%u");
     let Some(path) = expand_user_path(template, user) else {
-        return Ok(Vec::new());
+        return Ok(if per_user { None } else { Some(Vec::new()) });
     };
     match read_bounded(&path) {
-        Ok(text) => Ok(parse_authorized_keys(&text)),
+        Ok(text) => Ok(Some(parse_authorized_keys(&text))),
         Err(UsersError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
-            Ok(Vec::new())
+            Ok(if per_user { None } else { Some(Vec::new()) })
         }
         Err(e) => Err(e),
     }
@@ -281,11 +288,17 @@ impl PasswordDb {
     /// Checks `password` for `user`. Slow on purpose (a password hash): run it on the pool. An
     /// unknown user is checked against a dummy hash so both paths cost the same.
     pub fn verify(&self, user: &str, password: &[u8]) -> bool {
+        self.check(user, password) == Some(true)
+    }
+
+    /// As [`PasswordDb::verify`], telling an unknown user (`None`) from a wrong password; both
+    /// cost one hash.
+    pub fn check(&self, user: &str, password: &[u8]) -> Option<bool> {
         match self.entries.get(user) {
-            Some(h) => verify_hash(h, password),
+            Some(h) => Some(verify_hash(h, password)),
             None => {
                 let _ = verify_hash(DUMMY_HASH, password);
-                false
+                None
             }
         }
     }
@@ -436,8 +449,21 @@ mod tests {
 
     #[test]
     fn missing_file_is_no_keys() {
-        let keys = load_authorized_keys("/nonexistent-sshfront-test/%u", "nobody").unwrap();
-        assert!(keys.is_empty());
+        // Per user: a missing file means an unknown user.
+        assert!(load_authorized_keys("/nonexistent-sshfront-test/%u", "nobody").unwrap().is_none());
+        assert!(load_authorized_keys("/nonexistent-sshfront-test/%u", "../x").unwrap().is_none());
+        // One shared file: its absence says nothing about the user.
+        let shared = load_authorized_keys("/nonexistent-sshfront-test/keys", "nobody").unwrap();
+        assert_eq!(shared.map(|k| k.len()), Some(0));
+    }
+
+    #[test]
+    fn password_check_tells_unknown_users_apart() {
+        let db = parse_password_file(&format!("alice:{}\n", hash_password("pw").unwrap())).unwrap();
+        assert_eq!(db.check("alice", b"pw"), Some(true));
+        assert_eq!(db.check("alice", b"no"), Some(false));
+        assert_eq!(db.check("mallory", b"pw"), None);
+        assert!(!db.verify("mallory", b"pw"));
     }
 
     #[test]

@@ -17,25 +17,27 @@ pub fn run(job: ServerJob) -> ServerJobDone {
 
 fn run_auth(job: AuthJob) -> AuthJobResult {
     match job {
-        AuthJob::LoadKeys { template, user } => {
-            AuthJobResult::Keys(load_authorized_keys(&template, &user).map_err(|e| e.to_string()))
-        }
+        AuthJob::LoadKeys { template, user } => match load_authorized_keys(&template, &user) {
+            Ok(None) => AuthJobResult::NoKeyFile,
+            Ok(Some(keys)) => AuthJobResult::Keys(Ok(keys)),
+            Err(e) => AuthJobResult::Keys(Err(e.to_string())),
+        },
         AuthJob::CheckPassword(mut c) => {
             // An unknown user, a missing file and a wrong password all take the hashing path,
             // so the time does not tell them apart.
-            let ok = match &c.source {
-                PasswordSource::None => {
-                    let _ = PasswordDb::default().verify(&c.user, &c.password);
-                    false
-                }
-                PasswordSource::Db(db) => db.verify(&c.user, &c.password),
+            let verdict = match &c.source {
+                PasswordSource::None => PasswordDb::default().check(&c.user, &c.password),
+                PasswordSource::Db(db) => db.check(&c.user, &c.password),
                 PasswordSource::File(path) => {
-                    load_password_file(path).unwrap_or_default().verify(&c.user, &c.password)
+                    load_password_file(path).unwrap_or_default().check(&c.user, &c.password)
                 }
             };
             // Best effort: do not leave the password in freed memory longer than needed.
             c.password.iter_mut().for_each(|b| *b = 0);
-            AuthJobResult::Password(ok)
+            match verdict {
+                Some(ok) => AuthJobResult::Password(ok),
+                None => AuthJobResult::UnknownUser,
+            }
         }
         AuthJob::VerifySignature(c) => AuthJobResult::Signature(c.run()),
     }
