@@ -28,6 +28,8 @@ pub struct Extra {
     /// Crypto jobs queued, running or undelivered, and the `--crypto-queue` bound.
     pub crypto_in_flight: usize,
     pub crypto_bound: usize,
+    /// Per job class (a fixed set of names): jobs in flight and the class's bound.
+    pub crypto_classes: Vec<(&'static str, u64, u64)>,
     /// PROXY header outcomes by result (`ok`, `untrusted`, `invalid`, `timeout`, …); empty
     /// when `--proxy-protocol` is off.
     pub proxy: Vec<(&'static str, u64)>,
@@ -132,6 +134,22 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     sample(&mut o, "sshfront_crypto_queue_depth", &[], extra.crypto_in_flight as u64);
     family(&mut o, "sshfront_crypto_queue_limit", "gauge", "The --crypto-queue bound.");
     sample(&mut o, "sshfront_crypto_queue_limit", &[], extra.crypto_bound as u64);
+    if !extra.crypto_classes.is_empty() {
+        family(
+            &mut o,
+            "sshfront_crypto_class_depth",
+            "gauge",
+            "Jobs in flight per queue: kex (and host-key signing), verify (user signatures), \
+             password (hashing), read (authorized_keys).",
+        );
+        for (class, depth, _) in &extra.crypto_classes {
+            sample(&mut o, "sshfront_crypto_class_depth", &[("class", class)], *depth);
+        }
+        family(&mut o, "sshfront_crypto_class_limit", "gauge", "Each queue's bound.");
+        for (class, _, limit) in &extra.crypto_classes {
+            sample(&mut o, "sshfront_crypto_class_limit", &[("class", class)], *limit);
+        }
+    }
     counter(
         &mut o,
         "sshfront_crypto_refused_total",
@@ -411,6 +429,7 @@ mod tests {
             ready: false,
             crypto_in_flight: 3,
             crypto_bound: 256,
+            crypto_classes: vec![("kex", 3, 256), ("password", 1, 2)],
             proxy: vec![("ok", 5), ("untrusted", 1)],
             uptime_seconds: 1.5,
             config_reload_failures: 2,
@@ -442,6 +461,8 @@ mod tests {
             "2"
         );
         assert_eq!(value_of(&t, "sshfront_crypto_queue_depth"), "3");
+        assert_eq!(value_of(&t, "sshfront_crypto_class_depth{class=\"password\"}"), "1");
+        assert_eq!(value_of(&t, "sshfront_crypto_class_limit{class=\"password\"}"), "2");
         assert_eq!(value_of(&t, "sshfront_proxy_headers_total{result=\"untrusted\"}"), "1");
         assert_eq!(value_of(&t, "sshfront_handshake_seconds_bucket{le=\"0.005\"}"), "0");
         assert_eq!(value_of(&t, "sshfront_handshake_seconds_bucket{le=\"0.01\"}"), "1");

@@ -171,6 +171,11 @@ impl CryptoPool {
         self.budgets[class.index()].release();
     }
 
+    /// Each class's budget by name, for the metrics endpoint.
+    pub fn class_budgets(&self) -> Vec<(&'static str, JobBudget)> {
+        JobClass::ALL.iter().map(|c| (c.name(), self.budgets[c.index()].clone())).collect()
+    }
+
     /// Jobs of `class` queued, running or undelivered.
     pub fn in_flight(&self, class: JobClass) -> usize {
         self.budgets[class.index()].in_flight()

@@ -55,11 +55,15 @@ impl Fleet {
 
     /// Starts what the settings ask for (the metrics thread binds here, so a bad address fails
     /// startup).
-    pub fn start(s: &FleetSettings, crypto: JobBudget) -> io::Result<Fleet> {
+    pub fn start(
+        s: &FleetSettings,
+        crypto: JobBudget,
+        classes: Vec<(&'static str, JobBudget)>,
+    ) -> io::Result<Fleet> {
         let proxy = s.proxy_from.clone().map(|allowed| ProxyGate::new(allowed, s.proxy_timeout));
         let health = match s.metrics_listen {
             Some(addr) => {
-                let h = Health::new(crypto);
+                let h = Health::with_classes(crypto, classes);
                 metrics_http::start(addr, h.clone())?;
                 Some(h)
             }

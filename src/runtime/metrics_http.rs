@@ -40,6 +40,8 @@ pub struct Health {
     ready: AtomicBool,
     snapshot: Mutex<Snapshot>,
     crypto: JobBudget,
+    /// Every job class's own queue (kex, verify, password, read), for per-class depth gauges.
+    classes: Vec<(&'static str, JobBudget)>,
     started: Instant,
     /// SIGHUP reloads that failed validation (the old configuration stayed).
     reload_failures: std::sync::atomic::AtomicU64,
@@ -47,10 +49,16 @@ pub struct Health {
 
 impl Health {
     pub fn new(crypto: JobBudget) -> Arc<Health> {
+        Self::with_classes(crypto, Vec::new())
+    }
+
+    /// As [`Health::new`], also reporting each job class's queue.
+    pub fn with_classes(crypto: JobBudget, classes: Vec<(&'static str, JobBudget)>) -> Arc<Health> {
         Arc::new(Health {
             ready: AtomicBool::new(true),
             snapshot: Mutex::new((Arc::new(Metrics::default()), Vec::new())),
             crypto,
+            classes,
             started: Instant::now(),
             reload_failures: std::sync::atomic::AtomicU64::new(0),
         })
@@ -86,6 +94,11 @@ impl Health {
             ready: self.is_ready(),
             crypto_in_flight: self.crypto.in_flight(),
             crypto_bound: self.crypto.bound(),
+            crypto_classes: self
+                .classes
+                .iter()
+                .map(|(name, b)| (*name, b.in_flight() as u64, b.bound() as u64))
+                .collect(),
             proxy,
             uptime_seconds: self.started.elapsed().as_secs_f64(),
             config_reload_failures: self.reload_failures.load(Ordering::Relaxed),

@@ -118,7 +118,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
             .spawn(move || worker::run(parts))?;
         workers.push(acceptor::WorkerHandle { tx, waker, load, thread: Some(thread) });
     }
-    let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone())?;
+    let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone(), crypto.class_budgets())?;
     ::log::info!(
         event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
