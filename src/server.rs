@@ -115,6 +115,14 @@ impl ServerJob {
         }
     }
 
+    /// Bytes the job holds for the peer while queued or running (memory budget).
+    pub fn held_bytes(&self) -> usize {
+        match self {
+            ServerJob::Kex(j) => j.held_bytes(),
+            ServerJob::Auth(j) => j.held_bytes(),
+        }
+    }
+
     /// The queue this job waits in.
     pub fn class(&self) -> JobClass {
         match self {

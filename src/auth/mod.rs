@@ -54,6 +54,16 @@ pub enum AuthJobResult {
 }
 
 impl AuthJob {
+    /// Bytes the job holds for the peer while queued or running (memory budget).
+    pub fn held_bytes(&self) -> usize {
+        std::mem::size_of::<Self>()
+            + match self {
+                AuthJob::LoadKeys { template, user } => template.len() + user.len(),
+                AuthJob::CheckPassword(c) => c.user.len() + c.password.len(),
+                AuthJob::VerifySignature(c) => c.key.len() + c.signed.len() + c.signature.len(),
+            }
+    }
+
     /// For per-kind histograms.
     pub fn label(&self) -> &'static str {
         match self {

@@ -552,3 +552,30 @@ fn unknown_user_is_reported_for_the_penalty_only() {
     a.handle_job_result(cx(&p), &mut out, AuthJobResult::Password(false)).unwrap();
     assert!(!a.invalid_user());
 }
+
+/// A queued check holds what the peer sent (password, key, signed data, signature): the
+/// runtime charges that to the memory budget while the job waits or runs.
+#[test]
+fn jobs_report_the_peer_bytes_they_hold() {
+    let job = AuthJob::CheckPassword(PasswordCheck {
+        source: PasswordSource::None,
+        user: "u".repeat(100),
+        password: vec![7; 20_000],
+    });
+    assert!(job.held_bytes() >= 20_100);
+    let check = publickey::SignatureCheck {
+        verify: accept_all,
+        alg: publickey::signature_alg(
+            "ssh-ed25519",
+            &key_blob("ssh-ed25519", 1),
+            &["ssh-ed25519"],
+        )
+        .expect("ed25519 is accepted"),
+        key: vec![1; 1000],
+        signed: vec![2; 30_000],
+        signature: vec![3; 3000],
+        no_touch_required: false,
+        verify_required: false,
+    };
+    assert!(AuthJob::VerifySignature(check).held_bytes() >= 34_000);
+}

@@ -32,6 +32,8 @@ pub struct JobTicket {
     pub key: usize,
     pub generation: u32,
     pub submitted: Instant,
+    /// What the job holds, charged to the worker's memory budget until its result is back.
+    pub bytes: usize,
 }
 
 /// A finished job on its way back to the worker.
@@ -284,7 +286,7 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (tx, rx) = crossbeam_channel::bounded(pool.budget.bound());
-        let ticket = |key| JobTicket { worker: 0, key, generation: 9, submitted: Instant::now() };
+        let ticket = |key| JobTicket { worker: 0, key, generation: 9, submitted: Instant::now(), bytes: 0 };
         assert!(pool.budget.try_acquire());
         pool.spawn_acquired(|| 42u32, "ok", JobClass::Kex, ticket(1), &tx, &waker);
         assert!(pool.budget.try_acquire());
@@ -344,7 +346,7 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (tx, rx) = crossbeam_channel::bounded(pool.result_capacity());
-        let ticket = |key| JobTicket { worker: 0, key, generation: 1, submitted: Instant::now() };
+        let ticket = |key| JobTicket { worker: 0, key, generation: 1, submitted: Instant::now(), bytes: 0 };
         let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
         // Passwords that block until the test lets them go: they could fill both threads.
         for key in 0..8 {

@@ -281,6 +281,7 @@ pub fn run_with<C: Core>(
         // Finished crypto jobs (wake-ups coalesce, so take all).
         while let Ok(r) = results.try_recv() {
             st.crypto.release(r.class);
+            st.pool.charge(r.ticket.bytes, 0);
             st.metrics.record_job(r.label, r.queue_wait, r.compute);
             let Some(conn) = conns.get_mut(r.ticket.key) else {
                 continue;
@@ -728,17 +729,29 @@ impl State {
     fn submit<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, job: ServerJob, now: Instant) {
         let label = job.label();
         let class = job.class().index();
+        // Queued or running, the job's bytes count against the memory budget until its
+        // result is back (or it is dropped from the wait queue).
+        let bytes = job.held_bytes();
         let job = if self.wait_queue[class].is_empty() {
-            let ticket =
-                JobTicket { worker: self.id, key, generation: conn.generation, submitted: now };
+            let ticket = JobTicket {
+                worker: self.id,
+                key,
+                generation: conn.generation,
+                submitted: now,
+                bytes,
+            };
             match self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker) {
-                Ok(()) => return,
+                Ok(()) => {
+                    self.pool.charge(0, bytes);
+                    return;
+                }
                 Err(job) => job,
             }
         } else {
             job // keep FIFO order behind those already waiting
         };
         if self.wait_queue[class].len() < JOB_WAIT_QUEUE {
+            self.pool.charge(0, bytes);
             self.wait_queue[class].push_back((key, conn.generation, job, label));
             return;
         }
@@ -753,9 +766,11 @@ impl State {
         for queue in &mut self.wait_queue {
             while let Some((key, generation, job, label)) = queue.pop_front() {
                 if !conns.get(key).is_some_and(|c| c.generation == generation) {
+                    self.pool.charge(job.held_bytes(), 0);
                     continue;
                 }
-                let ticket = JobTicket { worker: self.id, key, generation, submitted: now };
+                let bytes = job.held_bytes();
+                let ticket = JobTicket { worker: self.id, key, generation, submitted: now, bytes };
                 if let Err(job) =
                     self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
                 {

@@ -102,6 +102,20 @@ impl CryptoJob {
         }
     }
 
+    /// Bytes the job holds on the peer's behalf (its KEXINITs, version lines and public
+    /// values), charged to the memory budget while it is queued or running.
+    pub fn held_bytes(&self) -> usize {
+        let parts = |p: &HashParts| p.v_c.len() + p.v_s.len() + p.i_c.len() + p.i_s.len();
+        std::mem::size_of::<Self>()
+            + match &self.kind {
+                JobKind::ServerKex(j) => j.client_public.len() + parts(&j.parts),
+                JobKind::ClientGenerate { .. } => 0,
+                JobKind::ClientFinish(j) => {
+                    j.server_public.len() + j.k_s.len() + j.signature.len() + parts(&j.parts)
+                }
+            }
+    }
+
     /// Runs the computation (on a pool thread).
     pub fn run(self) -> JobDone {
         // A job that never passed through `seed_rng` (none does today) still gets a secure one.
