@@ -5,6 +5,7 @@ summary line), so no figure is typed by hand.
 
   scripts/attack-tables.py DIR [--machine machine.txt]   # markdown table on stdout
   scripts/attack-tables.py DIR --plot OUTDIR              # OUTDIR/attack-<mode>.png (matplotlib)
+  scripts/attack-tables.py DIR --check BENCHMARKS.md      # exit 1 unless the table is in the file
 
 Each row is one run: the legitimate client's publickey login latency over the whole attack
 (p50, p99, max), its successes and failures, and what happened to the attacker's connections.
@@ -121,8 +122,15 @@ def main():
     ap.add_argument("dir")
     ap.add_argument("--machine")
     ap.add_argument("--plot", metavar="OUTDIR")
+    ap.add_argument("--check", metavar="FILE")
     a = ap.parse_args()
-    if a.plot:
+    if a.check:
+        with open(a.check) as f:
+            text = f.read()
+        if table(a.dir, None) not in text:
+            sys.stderr.write(f"{a.check}: the attack table differs from {a.dir}; regenerate it\n")
+            sys.exit(1)
+    elif a.plot:
         plot(a.dir, a.plot)
     else:
         sys.stdout.write(table(a.dir, a.machine))

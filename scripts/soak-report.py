@@ -2,6 +2,7 @@
 """Summary and plot of a scripts/soak.sh run, from its raw files only.
 
   scripts/soak-report.py DIR     # reads DIR/soak.csv and DIR/loads.jsonl, writes DIR/soak.png
+  scripts/soak-report.py DIR --check BENCHMARKS.md   # exit 1 unless the summary is in the file
 
 Warm-up is the first fifth of the samples; "RSS spread" is (max - min) / median after it.
 Bulk runs through the harness's own sink must deliver every byte (sink_complete); runs to the
@@ -17,6 +18,7 @@ import sys
 
 def main():
     d = sys.argv[1]
+    check = sys.argv[3] if len(sys.argv) > 3 and sys.argv[2] == "--check" else None
     with open(os.path.join(d, "soak.csv")) as f:
         rows = [{k: float(v) for k, v in r.items()} for r in csv.DictReader(f)]
     loads = []
@@ -51,6 +53,12 @@ def main():
     bulk = [l["result"] for l in loads if l.get("load") == "bulk" and "result" in l]
     lost = [r for r in bulk if r.get("sink_complete") is not True]
     out.append(f"bulk runs to the harness sink: {len(bulk)}, with bytes missing or failed: {len(lost)}")
+    if check:
+        with open(check) as f:
+            if "\n".join(out) not in f.read():
+                sys.stderr.write(f"{check}: the soak summary differs from {d}; regenerate it\n")
+                sys.exit(1)
+        return
     print("\n".join(out))
 
     import matplotlib

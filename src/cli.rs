@@ -15,6 +15,9 @@ pub const DEFAULT_DATA_DIR: &str = "./sshfront-data";
 /// Jobs queued or running on the crypto pool, all workers together; past it handshakes wait in a
 /// small per-worker queue and then get DISCONNECT 12, instead of latency growing without limit.
 pub const DEFAULT_CRYPTO_QUEUE: usize = 1024;
+/// Seconds a connection may take to send its PROXY header. Short: the balancer sends it at
+/// once, and until it arrives the connection costs a slot and we say nothing.
+pub const DEFAULT_PROXY_TIMEOUT: u64 = 5;
 /// MaxStartups for a front end rather than sshd's 10:30:100: thousands of concurrent handshakes
 /// are normal here; early drop starts at 4000 unauthenticated connections, all are dropped at
 /// 10000 (the default --max-connections).
@@ -246,7 +249,7 @@ pub struct Args {
     pub proxy_from: Vec<String>,
 
     /// Seconds to wait for the PROXY header before closing the connection.
-    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = crate::config::fleet::DEFAULT_PROXY_TIMEOUT, value_parser = parse_positive_u64)]
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_PROXY_TIMEOUT, value_parser = parse_positive_u64)]
     pub proxy_timeout: u64,
 
     /// Set SO_REUSEPORT on the listeners, so several sshfront processes can share one port

@@ -57,7 +57,32 @@ pub struct ServerConfig {
     pub connection: ConnectionPolicy,
     /// For the runtime only (the core never reads it): session commands, backend connect
     /// timeout.
-    pub gateway: crate::config::GatewayConfig,
+    pub gateway: GatewayConfig,
+}
+
+/// What the runtime needs to serve channels: how session requests run and how long a backend
+/// connect may take. Part of [`ServerConfig`] so a connection keeps the settings it started with.
+#[derive(Debug, Clone)]
+pub struct GatewayConfig {
+    /// `--session-command`: run for every exec/shell/subsystem.
+    pub session_command: Option<String>,
+    /// `--allow-exec`: run the client's command through `/bin/sh -c`.
+    pub allow_exec: bool,
+    /// `--connect-timeout`: backend connect, name lookup included.
+    pub connect_timeout: Duration,
+    /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
+    pub set_env: Vec<(String, String)>,
+}
+
+impl Default for GatewayConfig {
+    fn default() -> Self {
+        GatewayConfig {
+            session_command: None,
+            allow_exec: false,
+            connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
+            set_env: Vec::new(),
+        }
+    }
 }
 
 /// Which of the pool's queues a job waits in: each is bounded on its own and drained in turn,

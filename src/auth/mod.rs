@@ -10,6 +10,7 @@
 pub mod authorized_key;
 pub mod msgs;
 pub mod password;
+pub mod patterns;
 pub mod policy;
 pub mod publickey;
 pub mod sk;

@@ -528,10 +528,9 @@ fn random_input_never_panics() {
 fn unknown_user_is_reported_for_the_penalty_only() {
     let p = policy("password");
     let mut replies = Vec::new();
-    for (result, invalid) in [
-        (AuthJobResult::UnknownUser, true),
-        (AuthJobResult::Password(false), false),
-    ] {
+    for (result, invalid) in
+        [(AuthJobResult::UnknownUser, true), (AuthJobResult::Password(false), false)]
+    {
         let mut a = auth();
         let mut out = VecOutbound::default();
         a.handle_message(cx(&p), &mut out, &pw_req("mallory", b"x")).unwrap();
@@ -565,12 +564,8 @@ fn jobs_report_the_peer_bytes_they_hold() {
     assert!(job.held_bytes() >= 20_100);
     let check = publickey::SignatureCheck {
         verify: accept_all,
-        alg: publickey::signature_alg(
-            "ssh-ed25519",
-            &key_blob("ssh-ed25519", 1),
-            &["ssh-ed25519"],
-        )
-        .expect("ed25519 is accepted"),
+        alg: publickey::signature_alg("ssh-ed25519", &key_blob("ssh-ed25519", 1), &["ssh-ed25519"])
+            .expect("ed25519 is accepted"),
         key: vec![1; 1000],
         signed: vec![2; 30_000],
         signature: vec![3; 3000],

@@ -7,9 +7,7 @@ use crate::proxy_protocol::Cidr;
 use std::net::SocketAddr;
 use std::time::Duration;
 
-/// Seconds a connection may take to send its PROXY header. Short: the balancer sends it at
-/// once, and until it arrives the connection costs a slot and we say nothing.
-pub const DEFAULT_PROXY_TIMEOUT: u64 = 5;
+pub use crate::cli::DEFAULT_PROXY_TIMEOUT;
 
 #[derive(Debug, Clone, Default)]
 pub struct FleetSettings {

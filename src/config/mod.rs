@@ -13,6 +13,7 @@ pub mod passwd;
 pub mod penalties;
 pub mod policy;
 pub mod routes;
+pub mod startups;
 pub mod users;
 
 use crate::algo::host_key::HostKeyAlg;
@@ -85,7 +86,7 @@ pub struct RuntimeSettings {
     /// `--per-source-penalties` (None = off).
     pub penalties: Option<penalties::PenaltySettings>,
     /// `--max-startups`, `--per-source-max-startups` (0 = off).
-    pub max_startups: crate::runtime::startups::MaxStartups,
+    pub max_startups: startups::MaxStartups,
     pub per_source_max_startups: usize,
 }
 
@@ -119,30 +120,7 @@ impl Config {
     }
 }
 
-/// What the runtime needs to serve channels: how session requests run and how long a backend
-/// connect may take. Part of [`ServerConfig`] so a connection keeps the settings it started with.
-#[derive(Debug, Clone)]
-pub struct GatewayConfig {
-    /// `--session-command`: run for every exec/shell/subsystem.
-    pub session_command: Option<String>,
-    /// `--allow-exec`: run the client's command through `/bin/sh -c`.
-    pub allow_exec: bool,
-    /// `--connect-timeout`: backend connect, name lookup included.
-    pub connect_timeout: Duration,
-    /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
-    pub set_env: Vec<(String, String)>,
-}
-
-impl Default for GatewayConfig {
-    fn default() -> Self {
-        GatewayConfig {
-            session_command: None,
-            allow_exec: false,
-            connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
-            set_env: Vec::new(),
-        }
-    }
-}
+pub use crate::server::GatewayConfig;
 
 /// Largest `--banner` file: a banner is a few lines, and it goes out before authentication.
 pub const MAX_BANNER_LEN: u64 = 16 * 1024;
@@ -379,7 +357,7 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
         port_file: args.port_file.clone(),
         log_level: args.log_level,
         fleet: fleet::settings(args)?,
-        max_startups: crate::runtime::startups::MaxStartups::parse(&args.max_startups)
+        max_startups: startups::MaxStartups::parse(&args.max_startups)
             .map_err(|e| ConfigError::new("--max-startups", e))?,
         per_source_max_startups: args.per_source_max_startups,
         penalties: penalties::parse(

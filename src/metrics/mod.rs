@@ -149,6 +149,15 @@ impl Metrics {
         (open, open - after_kex, after_kex - authenticated, authenticated)
     }
 
+    /// All workers' latest snapshots merged.
+    pub fn merged(latest: &[Option<Metrics>]) -> Metrics {
+        let mut m = Metrics::default();
+        for w in latest.iter().flatten() {
+            m.merge(w);
+        }
+        m
+    }
+
     /// Adds `other` into `self` (counters summed, histograms merged).
     pub fn merge(&mut self, other: &Metrics) {
         add(&mut self.auth, &other.auth);

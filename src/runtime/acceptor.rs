@@ -193,7 +193,7 @@ impl Acceptor {
             }
         }
         self.drain_reports(&mut st);
-        log::info!("{}", merged(&st.latest).full_summary().trim_end());
+        log::info!("{}", Metrics::merged(&st.latest).full_summary().trim_end());
         log::info!(event = "shutdown"; "shutdown complete");
         Ok(())
     }
@@ -508,7 +508,7 @@ impl Acceptor {
                     if *waiting > 0 {
                         *waiting -= 1;
                         if *waiting == 0 {
-                            let m = merged(&st.latest);
+                            let m = Metrics::merged(&st.latest);
                             if full {
                                 log::info!("{}", m.full_summary().trim_end());
                             } else {
@@ -529,15 +529,6 @@ impl Acceptor {
         }
         any
     }
-}
-
-/// All workers' latest snapshots merged.
-pub fn merged(latest: &[Option<Metrics>]) -> Metrics {
-    let mut m = Metrics::default();
-    for w in latest.iter().flatten() {
-        m.merge(w);
-    }
-    m
 }
 
 #[cfg(test)]

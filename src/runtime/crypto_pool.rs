@@ -286,7 +286,8 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (tx, rx) = crossbeam_channel::bounded(pool.budget.bound());
-        let ticket = |key| JobTicket { worker: 0, key, generation: 9, submitted: Instant::now(), bytes: 0 };
+        let ticket =
+            |key| JobTicket { worker: 0, key, generation: 9, submitted: Instant::now(), bytes: 0 };
         assert!(pool.budget.try_acquire());
         pool.spawn_acquired(|| 42u32, "ok", JobClass::Kex, ticket(1), &tx, &waker);
         assert!(pool.budget.try_acquire());
@@ -346,7 +347,8 @@ mod tests {
         let mut poll = Poll::new().unwrap();
         let waker = Arc::new(Waker::new(poll.registry(), Token(0)).unwrap());
         let (tx, rx) = crossbeam_channel::bounded(pool.result_capacity());
-        let ticket = |key| JobTicket { worker: 0, key, generation: 1, submitted: Instant::now(), bytes: 0 };
+        let ticket =
+            |key| JobTicket { worker: 0, key, generation: 1, submitted: Instant::now(), bytes: 0 };
         let (gate_tx, gate_rx) = crossbeam_channel::bounded::<()>(0);
         // Passwords that block until the test lets them go: they could fill both threads.
         for key in 0..8 {

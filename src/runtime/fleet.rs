@@ -168,7 +168,7 @@ impl Fleet {
     pub fn publish(&self, latest: &[Option<Metrics>]) {
         if let Some(h) = &self.health {
             let proxy = self.proxy.as_ref().map(|g| g.counts.labelled()).unwrap_or_default();
-            h.publish(super::acceptor::merged(latest), proxy);
+            h.publish(crate::metrics::Metrics::merged(latest), proxy);
         }
     }
 }

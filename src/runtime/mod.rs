@@ -118,7 +118,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
             .spawn(move || worker::run(parts))?;
         workers.push(acceptor::WorkerHandle { tx, waker, load, thread: Some(thread) });
     }
-    let fleet = fleet::Fleet::start(&settings.fleet, crypto.budget.clone(), crypto.class_budgets())?;
+    let fleet =
+        fleet::Fleet::start(&settings.fleet, crypto.budget.clone(), crypto.class_budgets())?;
     ::log::info!(
         event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
