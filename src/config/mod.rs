@@ -92,10 +92,9 @@ pub struct RuntimeSettings {
 /// Everything the process needs.
 pub struct Config {
     /// What each new connection starts with; replaced (for new connections only) on SIGHUP.
+    /// The session proxy's routes are in it (`server.gateway.routes`).
     pub server: Arc<ServerConfig>,
     pub runtime: RuntimeSettings,
-    /// `--routes`: the session proxy's routes (empty without the flag).
-    pub routes: Arc<crate::proxy::Routes>,
 }
 
 /// Rekey limit as OpenSSH's `RekeyLimit`: bytes (`None` = per-cipher default) and time.
@@ -110,12 +109,37 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
-        let routes = match &args.routes {
-            Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
-            None => crate::proxy::Routes::default(),
-        };
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
+        Ok(Config { server: Arc::new(server), runtime })
+    }
+
+    /// SIGHUP: as [`Config::from_args`], except that routes which do not load keep `current`
+    /// (the routes in use) and the reason comes back beside the config, so a typo in the
+    /// routes file neither drops every route nor blocks the rest of the reload.
+    pub fn reload(
+        args: &Args,
+        current: Option<Arc<crate::proxy::Routes>>,
+    ) -> Result<(Config, Option<String>), ConfigError> {
+        let runtime = runtime_settings(args)?;
+        let (routes, routes_error) = match load_routes(args) {
+            Ok(r) => (r, None),
+            Err(e) => (current, Some(e)),
+        };
+        let mut server = server_config_with_routes(args, routes)?;
+        server.transport.host_keys = load_host_keys(args)?;
+        Ok((Config { server: Arc::new(server), runtime }, routes_error))
+    }
+}
+
+/// `--routes FILE`, else the `[routes]` table of the config file, else none. Errors name
+/// `file:line`.
+pub fn load_routes(args: &Args) -> Result<Option<Arc<crate::proxy::Routes>>, String> {
+    if let Some(p) = &args.routes {
+        return routes::load(p).map(|r| Some(Arc::new(r)));
+    }
+    match &args.routes_inline {
+        Some((file, text)) => routes::parse_config_section(text, file).map(|r| Some(Arc::new(r))),
+        None => Ok(None),
     }
 }
 
@@ -131,6 +155,13 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
     pub set_env: Vec<(String, String)>,
+    /// The session proxy's routes (`--routes` or the config file's `[routes]`); None: no
+    /// proxying. A connection keeps the routes it started with; SIGHUP brings new ones.
+    pub routes: Option<Arc<crate::proxy::Routes>>,
+    /// `--record-dir`: asciicast recordings of local PTY sessions (routes have their own).
+    pub record_dir: Option<PathBuf>,
+    /// `--record-max-size`: bytes per recording file, for local sessions and routes alike.
+    pub record_max_bytes: u64,
 }
 
 impl Default for GatewayConfig {
@@ -140,6 +171,9 @@ impl Default for GatewayConfig {
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
             set_env: Vec::new(),
+            routes: None,
+            record_dir: None,
+            record_max_bytes: 64 << 20,
         }
     }
 }
@@ -151,6 +185,19 @@ pub const MAX_BANNER_LEN: u64 = 16 * 1024;
 /// first half of [`Config::from_args`]. Reads the password and banner files if given.
 pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
     runtime_settings(args)?;
+    let routes = load_routes(args).map_err(|e| ConfigError::new("--routes", e))?;
+    server_config_with_routes(args, routes)
+}
+
+fn server_config_with_routes(
+    args: &Args,
+    routes: Option<Arc<crate::proxy::Routes>>,
+) -> Result<ServerConfig, ConfigError> {
+    let record_max_bytes = parse_size(&args.record_max_size)
+        .map_err(|e| ConfigError::new("--record-max-size", e))?;
+    if record_max_bytes < 4096 {
+        return Err(ConfigError::new("--record-max-size", "below the minimum of 4K"));
+    }
     let mut transport = transport_config(args)?;
     let auth = auth_policy(args)?;
     // EXT_INFO announces exactly what publickey authentication accepts.
@@ -165,6 +212,9 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
             set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
+            routes,
+            record_dir: args.record_dir.clone(),
+            record_max_bytes,
         },
     })
 }

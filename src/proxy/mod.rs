@@ -4,6 +4,7 @@
 
 pub mod health;
 pub mod known_hosts;
+pub mod recording;
 pub mod route;
 
 pub use route::{Balance, Pick, Route, RouteMatch, Routes, Upstream, UpstreamAuth};
