@@ -23,7 +23,7 @@ use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthJob, AuthJobResult, AuthOutcome, AuthPolicy};
 use crate::config::users::KeyOptions;
 use crate::connection::{
-    self as conn, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
+    self as conn, AgentChannelError, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
     ListenerId,
 };
 use crate::packet::PayloadAt;
@@ -195,6 +195,9 @@ pub enum Event {
     ChannelOpened { channel: ChannelId },
     /// The client refused a forwarded-tcpip channel: drop the accepted socket.
     ChannelOpenFailed { channel: ChannelId, code: u32, text: String },
+    /// A session asked for agent forwarding and `allow_agent_forwarding` is on:
+    /// `open_agent_channel` reaches the client's agent from now on.
+    AgentForwarding { channel: ChannelId },
 }
 
 impl Event {
@@ -220,6 +223,7 @@ impl Event {
             Event::ChannelClosed { .. } => "ChannelClosed",
             Event::ChannelOpened { .. } => "ChannelOpened",
             Event::ChannelOpenFailed { .. } => "ChannelOpenFailed",
+            Event::AgentForwarding { .. } => "AgentForwarding",
         }
     }
 }
@@ -247,6 +251,7 @@ impl From<conn::Event> for Event {
             C::ChannelOpenFailed { channel, code, text } => {
                 Event::ChannelOpenFailed { channel, code, text }
             }
+            C::AgentForwarding { channel } => Event::AgentForwarding { channel },
         }
     }
 }
@@ -730,6 +735,25 @@ impl ServerConnection {
     /// The listener a forwarded-tcpip channel belongs to.
     pub fn channel_listener(&self, channel: ChannelId) -> Option<ListenerId> {
         self.conn.channel_listener(channel)
+    }
+
+    /// Lets sessions ask for agent forwarding (`ssh -A`; off by default: refused). The
+    /// session proxy turns it on for routes that log in with the user's agent.
+    pub fn allow_agent_forwarding(&mut self, allow: bool) {
+        self.conn.allow_agent_forwarding(allow);
+    }
+
+    /// The open session that asked for agent forwarding (see [`Event::AgentForwarding`]).
+    pub fn agent_requested(&self) -> Option<ChannelId> {
+        self.conn.agent_requested()
+    }
+
+    /// Opens an `auth-agent@openssh.com` channel to the client's agent. On `ChannelOpened`
+    /// send requests (`proxy::agent`) with `send_data`, read replies from `inbound` and
+    /// `backend_consumed` them; `backend_closed` ends the channel.
+    pub fn open_agent_channel(&mut self) -> Result<ChannelId, AgentChannelError> {
+        let r = self.conn.open_agent_channel(&mut self.transport);
+        self.after_conn(r).unwrap_or(Err(AgentChannelError::NotRequested))
     }
 
     /// The config this connection started with.

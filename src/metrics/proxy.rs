@@ -173,8 +173,10 @@ impl RouteStats {
     }
 }
 
+/// Route series by name, bounded. One per process ([`route`] and friends use it); tests make
+/// their own.
 #[derive(Default)]
-struct Registry {
+pub struct Registry {
     routes: Mutex<Vec<(String, Arc<RouteStats>)>>,
     other: OnceLock<Arc<RouteStats>>,
 }
@@ -184,58 +186,74 @@ fn registry() -> &'static Registry {
     R.get_or_init(Registry::default)
 }
 
-fn other() -> Arc<RouteStats> {
-    registry()
-        .other
-        .get_or_init(|| Arc::new(RouteStats { label: OTHER_ROUTE.into(), ..Default::default() }))
-        .clone()
-}
-
 /// The series of route `name` (created on first use; past the bound, the shared `other`).
 /// Takes a short lock: call it once per session, not per packet.
 pub fn route(name: &str) -> Arc<RouteStats> {
-    let Ok(mut v) = registry().routes.lock() else {
-        return other();
-    };
-    if let Some((_, s)) = v.iter().find(|(n, _)| n == name) {
-        return s.clone();
-    }
-    if v.len() >= MAX_ROUTE_LABELS || name == OTHER_ROUTE {
-        return other();
-    }
-    // Route names are checked at load (64 of [A-Za-z0-9-_.]); escape anyway, labels are text.
-    let label: String = name
-        .chars()
-        .take(64)
-        .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
-        .collect();
-    let s = Arc::new(RouteStats { label, ..Default::default() });
-    v.push((name.to_string(), s.clone()));
-    s
+    registry().route(name)
 }
 
 /// The health checker's view after a round: (route name, healthy upstreams, upstreams) for
 /// every route in use. Routes no longer in use drop to 0.
 pub fn publish_health(routes: &[(&str, u64, u64)]) {
-    let mut sums: Vec<(Arc<RouteStats>, u64, u64)> = Vec::new();
-    for &(name, healthy, total) in routes {
-        let s = route(name);
-        match sums.iter_mut().find(|(t, _, _)| Arc::ptr_eq(t, &s)) {
-            Some(e) => {
-                e.1 += healthy;
-                e.2 += total;
+    registry().publish_health(routes)
+}
+
+impl Registry {
+    fn other(&self) -> Arc<RouteStats> {
+        self.other
+            .get_or_init(|| Arc::new(RouteStats { label: OTHER_ROUTE.into(), ..Default::default() }))
+            .clone()
+    }
+
+    pub fn route(&self, name: &str) -> Arc<RouteStats> {
+        let Ok(mut v) = self.routes.lock() else {
+            return self.other();
+        };
+        if let Some((_, s)) = v.iter().find(|(n, _)| n == name) {
+            return s.clone();
+        }
+        if v.len() >= MAX_ROUTE_LABELS || name == OTHER_ROUTE {
+            return self.other();
+        }
+        // Route names are checked at load (64 of [A-Za-z0-9-_.]); escape anyway.
+        let label: String = name
+            .chars()
+            .take(64)
+            .map(|c| if c.is_ascii_alphanumeric() || "-_.".contains(c) { c } else { '_' })
+            .collect();
+        let s = Arc::new(RouteStats { label, ..Default::default() });
+        v.push((name.to_string(), s.clone()));
+        s
+    }
+
+    pub fn publish_health(&self, routes: &[(&str, u64, u64)]) {
+        let mut sums: Vec<(Arc<RouteStats>, u64, u64)> = Vec::new();
+        for &(name, healthy, total) in routes {
+            let s = self.route(name);
+            match sums.iter_mut().find(|(t, _, _)| Arc::ptr_eq(t, &s)) {
+                Some(e) => {
+                    e.1 += healthy;
+                    e.2 += total;
+                }
+                None => sums.push((s, healthy, total)),
             }
-            None => sums.push((s, healthy, total)),
+        }
+        for s in self.all() {
+            let (h, t) =
+                sums.iter().find(|(t, _, _)| Arc::ptr_eq(t, &s)).map_or((0, 0), |e| (e.1, e.2));
+            s.healthy.store(h, Ordering::Relaxed);
+            s.upstreams.store(t, Ordering::Relaxed);
         }
     }
-    let all: Vec<Arc<RouteStats>> = match registry().routes.lock() {
-        Ok(v) => v.iter().map(|(_, s)| s.clone()).chain(std::iter::once(other())).collect(),
-        Err(_) => return,
-    };
-    for s in all {
-        let (h, t) = sums.iter().find(|(t, _, _)| Arc::ptr_eq(t, &s)).map_or((0, 0), |e| (e.1, e.2));
-        s.healthy.store(h, Ordering::Relaxed);
-        s.upstreams.store(t, Ordering::Relaxed);
+
+    /// Every series, `other` last (once it exists).
+    fn all(&self) -> Vec<Arc<RouteStats>> {
+        let mut v: Vec<Arc<RouteStats>> = match self.routes.lock() {
+            Ok(v) => v.iter().map(|(_, s)| s.clone()).collect(),
+            Err(_) => Vec::new(),
+        };
+        v.extend(self.other.get().cloned());
+        v
     }
 }
 
@@ -275,14 +293,11 @@ pub mod recording {
 
 /// Appends the proxy and recording families to a Prometheus exposition.
 pub fn render(o: &mut String) {
-    let routes: Vec<Arc<RouteStats>> = match registry().routes.lock() {
-        Ok(v) => v.iter().map(|(_, s)| s.clone()).collect(),
-        Err(_) => Vec::new(),
-    };
-    let routes: Vec<Arc<RouteStats>> = routes
-        .into_iter()
-        .chain(registry().other.get().cloned())
-        .collect();
+    render_with(registry(), o)
+}
+
+fn render_with(reg: &Registry, o: &mut String) {
+    let routes = reg.all();
     let head = |o: &mut String, name: &str, kind: &str, help: &str| {
         let _ = writeln!(o, "# HELP {name} {help}\n# TYPE {name} {kind}");
     };
@@ -388,6 +403,8 @@ mod tests {
 
     #[test]
     fn per_route_series_are_bounded_and_survive_lookups() {
+        let reg = Registry::default();
+        let route = |n: &str| reg.route(n);
         let a = route("metrics-test-a");
         let active = a.session_started();
         a.session_started(); // dropped at once: started, then ended
@@ -402,11 +419,11 @@ mod tests {
         for i in 0..(MAX_ROUTE_LABELS * 2) {
             route(&format!("metrics-test-many-{i}")).session_started();
         }
-        assert!(registry().routes.lock().unwrap().len() <= MAX_ROUTE_LABELS);
+        assert!(reg.routes.lock().unwrap().len() <= MAX_ROUTE_LABELS);
         assert_eq!(route("metrics-test-never-seen").label(), OTHER_ROUTE);
-        publish_health(&[("metrics-test-a", 1, 2)]);
+        reg.publish_health(&[("metrics-test-a", 1, 2)]);
         let mut o = String::new();
-        render(&mut o);
+        render_with(&reg, &mut o);
         assert!(o.contains("sshfront_proxy_failures_total{route=\"metrics-test-a\",kind=\"host_key\"} 1"), "{o}");
         assert!(o.contains("sshfront_proxy_upstreams_healthy{route=\"metrics-test-a\"} 1"), "{o}");
         assert!(o.contains("sshfront_proxy_upstream_login_seconds_bucket{route=\"metrics-test-a\",le=\"0.05\"} 1"), "{o}");
