@@ -121,12 +121,18 @@ impl Decoder {
     /// Takes bytes from the agent; returns how many it took. It takes no more than the frame
     /// being collected needs, so a whole buffer of replies is fed in a loop with `next`.
     pub fn push(&mut self, data: &[u8]) -> Result<usize, AgentError> {
-        let need = self.need()?;
-        let n = need.min(data.len());
-        self.buf.extend_from_slice(&data[..n]);
-        // A too-large length is refused as soon as its 4 bytes are in.
-        self.need()?;
-        Ok(n)
+        let mut taken = 0;
+        loop {
+            // A too-large length is refused as soon as its 4 bytes are in.
+            let need = self.need()?;
+            let rest = data.get(taken..).unwrap_or_default();
+            if need == 0 || rest.is_empty() {
+                return Ok(taken);
+            }
+            let n = need.min(rest.len());
+            self.buf.extend_from_slice(&rest[..n]);
+            taken += n;
+        }
     }
 
     /// The next whole reply, if one is in.
