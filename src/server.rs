@@ -23,8 +23,8 @@ use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthJob, AuthJobResult, AuthOutcome, AuthPolicy};
 use crate::config::users::KeyOptions;
 use crate::connection::{
-    self as conn, AgentChannelError, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
-    ListenerId,
+    self as conn, AgentChannelError, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus,
+    ForwardError, ListenerId,
 };
 use crate::packet::PayloadAt;
 use crate::service::ServiceError;

@@ -154,12 +154,8 @@ fn sighup_rereads_routes_and_keeps_them_when_the_file_is_bad() {
     let route = "[[route]]\nname = \"db\"\nuser = \"*\"\nupstreams = [\"127.0.0.1:1\"]\n\
                  auth = \"password\"\n";
     write(&routes, route);
-    let server = Server::start(&[
-        "--routes",
-        routes.to_str().unwrap(),
-        "--metrics-listen",
-        "127.0.0.1:0",
-    ]);
+    let server =
+        Server::start(&["--routes", routes.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"]);
     let log = wait_log(&server, "/healthz and /readyz on http://", 1);
     let metrics_addr = log
         .lines()

@@ -166,43 +166,48 @@ fn recorded_pty_session_is_asciicast_and_replays() {
     assert_eq!(String::from_utf8_lossy(&out.stdout), want);
 
     // The recorder thread writes in the background: wait (bounded) for the whole file.
-    let python = "import json,sys\n\
-lines=open(sys.argv[1],encoding='utf-8').read().splitlines()\n\
-h=json.loads(lines[0])\n\
-assert h['version']==2 and h['width']>0 and h['height']>0 and h['timestamp']>0, h\n\
-assert h['sshfront']['user']=='alice', h\n\
-out=''\n\
-for l in lines[1:]:\n\
-    t,k,d=json.loads(l)\n\
-    assert isinstance(t,float) and k in ('o','r','m'), l\n\
-    if k=='o': out+=d\n\
-sys.stdout.write(out)\n";
+    let python = r#"import json,sys
+lines=open(sys.argv[1],encoding='utf-8').read().splitlines()
+h=json.loads(lines[0])
+assert h['version']==2 and h['width']>0 and h['height']>0 and h['timestamp']>0, h
+assert h['sshfront']['user']=='alice', h
+out=''
+for l in lines[1:]:
+    t,k,d=json.loads(l)
+    assert isinstance(t,float) and k in ('o','r','m'), l
+    if k=='o': out+=d
+sys.stdout.write(out)
+"#;
     let deadline = Instant::now() + LIMIT;
+    let mut seen = String::new();
     let (file, replayed) = loop {
         let files: Vec<_> = std::fs::read_dir(&rec)
             .map(|d| d.flatten().map(|e| e.path()).collect())
             .unwrap_or_default();
         if let [file] = &files[..] {
-            let o = Command::new("python3")
-                .args(["-c", python])
-                .arg(file)
-                .output()
-                .expect("python3");
+            let o =
+                Command::new("python3").args(["-c", python]).arg(file).output().expect("python3");
             let text = String::from_utf8_lossy(&o.stdout).into_owned();
             if o.status.success() && text.contains("back\\slash") {
                 break (file.clone(), text);
             }
+            seen = format!(
+                "{}\n{}",
+                std::fs::read_to_string(file).unwrap_or_default(),
+                String::from_utf8_lossy(&o.stderr)
+            );
         }
         assert!(
             Instant::now() < deadline,
-            "no complete recording in {}: {files:?}\n{}",
+            "no complete recording in {}: {files:?}\n{seen}\n{}",
             rec.display(),
             server.stderr()
         );
         std::thread::sleep(Duration::from_millis(50));
     };
     assert_eq!(replayed, want, "the output events, concatenated");
-    let mode = std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
     assert_eq!(mode & 0o777, 0o600);
 
     let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/asciinema");

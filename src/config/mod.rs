@@ -193,8 +193,8 @@ fn server_config_with_routes(
     args: &Args,
     routes: Option<Arc<crate::proxy::Routes>>,
 ) -> Result<ServerConfig, ConfigError> {
-    let record_max_bytes = parse_size(&args.record_max_size)
-        .map_err(|e| ConfigError::new("--record-max-size", e))?;
+    let record_max_bytes =
+        parse_size(&args.record_max_size).map_err(|e| ConfigError::new("--record-max-size", e))?;
     if record_max_bytes < 4096 {
         return Err(ConfigError::new("--record-max-size", "below the minimum of 4K"));
     }

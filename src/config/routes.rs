@@ -95,7 +95,9 @@ pub fn parse_config_section(text: &str, path: &Path) -> Result<Routes, String> {
         return Err(format!("{file}: [routes] must be a table"));
     };
     let base = path.parent().unwrap_or(Path::new("."));
-    from_table(routes, text, &file, base, &|p| std::fs::read_to_string(p).map_err(|e| e.to_string()))
+    from_table(routes, text, &file, base, &|p| {
+        std::fs::read_to_string(p).map_err(|e| e.to_string())
+    })
 }
 
 fn from_table(

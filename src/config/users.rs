@@ -173,13 +173,7 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
             ("command", Some(v)) => o.command = Some(v),
             // Features sshfront does not have anyway (X11, user rc, tunnels) or
             // settings with no effect here: accepted, nothing to enforce.
-            (
-                "no-x11-forwarding"
-                | "x11-forwarding"
-                | "no-user-rc"
-                | "user-rc",
-                None,
-            ) => {}
+            ("no-x11-forwarding" | "x11-forwarding" | "no-user-rc" | "user-rc", None) => {}
             ("environment" | "tunnel", Some(_)) => {}
             _ => return None,
         }

@@ -801,8 +801,7 @@ fn agent_forwarding_request_and_agent_channel() {
     let (mut c, mut out) = with_session();
     c.allow_agent_forwarding(true);
     // OpenSSH asks without want-reply.
-    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", false, |_| {}))
-        .unwrap();
+    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", false, |_| {})).unwrap();
     assert!(out.numbers().is_empty());
     let session = ChannelId(0);
     assert_eq!(events(&mut c), [Event::AgentForwarding { channel: session }]);

@@ -201,7 +201,9 @@ pub fn publish_health(routes: &[(&str, u64, u64)]) {
 impl Registry {
     fn other(&self) -> Arc<RouteStats> {
         self.other
-            .get_or_init(|| Arc::new(RouteStats { label: OTHER_ROUTE.into(), ..Default::default() }))
+            .get_or_init(|| {
+                Arc::new(RouteStats { label: OTHER_ROUTE.into(), ..Default::default() })
+            })
             .clone()
     }
 
@@ -308,7 +310,12 @@ fn render_with(reg: &Registry, o: &mut String) {
         "SIGHUP reloads whose routes did not load; the routes in use stayed.",
     );
     let _ = writeln!(o, "sshfront_routes_reload_failures_total {}", routes_reload_failures());
-    head(o, "sshfront_upstream_health_checks_total", "counter", "Upstream health checks by result.");
+    head(
+        o,
+        "sshfront_upstream_health_checks_total",
+        "counter",
+        "Upstream health checks by result.",
+    );
     for (r, c) in [("failed", &HEALTH_CHECKS[0]), ("ok", &HEALTH_CHECKS[1])] {
         let n = c.load(Ordering::Relaxed);
         let _ = writeln!(o, "sshfront_upstream_health_checks_total{{result=\"{r}\"}} {n}");
@@ -424,10 +431,18 @@ mod tests {
         reg.publish_health(&[("metrics-test-a", 1, 2)]);
         let mut o = String::new();
         render_with(&reg, &mut o);
-        assert!(o.contains("sshfront_proxy_failures_total{route=\"metrics-test-a\",kind=\"host_key\"} 1"), "{o}");
+        assert!(
+            o.contains(
+                "sshfront_proxy_failures_total{route=\"metrics-test-a\",kind=\"host_key\"} 1"
+            ),
+            "{o}"
+        );
         assert!(o.contains("sshfront_proxy_upstreams_healthy{route=\"metrics-test-a\"} 1"), "{o}");
         assert!(o.contains("sshfront_proxy_upstream_login_seconds_bucket{route=\"metrics-test-a\",le=\"0.05\"} 1"), "{o}");
-        assert!(o.contains("sshfront_proxy_upstream_login_seconds_count{route=\"metrics-test-a\"} 1"), "{o}");
+        assert!(
+            o.contains("sshfront_proxy_upstream_login_seconds_count{route=\"metrics-test-a\"} 1"),
+            "{o}"
+        );
         assert!(o.contains("sshfront_proxy_sessions_total{route=\"other\"}"), "{o}");
         let series = o.lines().filter(|l| l.starts_with("sshfront_proxy_sessions_total{")).count();
         assert!(series <= MAX_ROUTE_LABELS + 1, "{series} series");

@@ -384,8 +384,7 @@ mod tests {
             crate::algo::host_key::verify(alg_kind, &id.key_blob, data, &sig)
                 .unwrap_or_else(|e| panic!("{alg}: {e:?}"));
             assert!(
-                crate::algo::host_key::verify(alg_kind, &id.key_blob, b"other data", &sig)
-                    .is_err(),
+                crate::algo::host_key::verify(alg_kind, &id.key_blob, b"other data", &sig).is_err(),
                 "{alg}: a signature over other data must not verify"
             );
             assert!(id.comment.starts_with("test-"));
@@ -400,5 +399,4 @@ mod tests {
         drop(agent_guard);
         let _ = std::fs::remove_dir_all(&dir);
     }
-
 }

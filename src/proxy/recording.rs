@@ -301,7 +301,10 @@ mod tests {
     fn stops_at_the_limit_with_a_marker() {
         let mut c = Cast::new(1000);
         let mut out = Vec::new();
-        c.header(&Header { width: 80, height: 24, user: "u".into(), ..Default::default() }, &mut out);
+        c.header(
+            &Header { width: 80, height: 24, user: "u".into(), ..Default::default() },
+            &mut out,
+        );
         let mut steps = Vec::new();
         for i in 0..100 {
             steps.push(c.output(ms(i), b"0123456789012345678901234567890123456789", &mut out));

@@ -85,13 +85,8 @@ pub fn start(dir: &Path, max_bytes: u64, mut header: Header) -> Option<Recording
             SystemTime::now().duration_since(SystemTime::UNIX_EPOCH).map_or(0, |d| d.as_secs());
     }
     let closed = Arc::new(AtomicBool::new(false));
-    let msg = Msg::Start {
-        id,
-        path_dir: dir.to_path_buf(),
-        max_bytes,
-        header,
-        closed: closed.clone(),
-    };
+    let msg =
+        Msg::Start { id, path_dir: dir.to_path_buf(), max_bytes, header, closed: closed.clone() };
     if s.tx.try_send(msg).is_err() {
         stats::count(&stats::DROPPED);
         return None;
@@ -240,7 +235,10 @@ impl Writer {
                     }
                     Err(e) => {
                         stats::count(&stats::ERRORS);
-                        log::warn!("recording: cannot create a file in {}: {e}", path_dir.display());
+                        log::warn!(
+                            "recording: cannot create a file in {}: {e}",
+                            path_dir.display()
+                        );
                     }
                 }
             }
