@@ -833,7 +833,7 @@ fn agent_forwarding_request_and_agent_channel() {
     let mut d = crate::proxy::agent::Decoder::new();
     let n = d.push(c.inbound(id)).unwrap();
     c.backend_consumed(&mut out, id, n).unwrap();
-    assert_eq!(d.next().unwrap(), Some(crate::proxy::agent::Reply::Failure));
+    assert_eq!(d.next_reply().unwrap(), Some(crate::proxy::agent::Reply::Failure));
     out.take();
     c.backend_closed(&mut out, id).unwrap();
     assert_eq!(out.numbers(), [msg_no::CHANNEL_EOF, msg_no::CHANNEL_CLOSE]);

@@ -119,7 +119,7 @@ impl Decoder {
     }
 
     /// Takes bytes from the agent; returns how many it took. It takes no more than the frame
-    /// being collected needs, so a whole buffer of replies is fed in a loop with `next`.
+    /// being collected needs, so a whole buffer of replies is fed in a loop with `next_reply`.
     pub fn push(&mut self, data: &[u8]) -> Result<usize, AgentError> {
         let mut taken = 0;
         loop {
@@ -136,7 +136,7 @@ impl Decoder {
     }
 
     /// The next whole reply, if one is in.
-    pub fn next(&mut self) -> Result<Option<Reply>, AgentError> {
+    pub fn next_reply(&mut self) -> Result<Option<Reply>, AgentError> {
         if self.buf.len() < 4 || self.need()? > 0 {
             return Ok(None);
         }
@@ -217,7 +217,7 @@ mod tests {
         while !data.is_empty() {
             let n = d.push(data)?;
             data = &data[n..];
-            if let Some(r) = d.next()? {
+            if let Some(r) = d.next_reply()? {
                 out.push(r);
             }
         }
@@ -364,7 +364,7 @@ mod tests {
                 while !data.is_empty() {
                     let k = d.push(data).unwrap();
                     data = &data[k..];
-                    if let Some(r) = d.next().unwrap() {
+                    if let Some(r) = d.next_reply().unwrap() {
                         return r;
                     }
                 }
