@@ -160,6 +160,111 @@ impl Decoder {
     }
 }
 
+/// Most requests outstanding on one agent channel.
+pub const MAX_PENDING: usize = 16;
+
+/// What a request was, so its reply (agents answer in order) can be checked and handed back.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Asked {
+    Identities,
+    /// A signature with algorithm `alg`; `tag` is the caller's (e.g. the client core's sign
+    /// request number).
+    Sign {
+        tag: u64,
+        alg: String,
+    },
+}
+
+/// A request and its answer.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    Identities(Vec<Identity>),
+    /// The signature blob, already checked to be of the algorithm asked for.
+    Signature {
+        tag: u64,
+        blob: Vec<u8>,
+    },
+    /// The agent refused (no such key, user declined a confirmation, …).
+    Refused(Asked),
+}
+
+/// One agent channel's client side: frames out, replies matched to their requests in order.
+#[derive(Debug, Default)]
+pub struct AgentClient {
+    decoder: Decoder,
+    pending: std::collections::VecDeque<Asked>,
+}
+
+impl AgentClient {
+    pub fn new() -> Self {
+        AgentClient::default()
+    }
+
+    /// Requests sent and not answered yet.
+    pub fn pending(&self) -> usize {
+        self.pending.len()
+    }
+
+    /// The frame asking for the agent's keys.
+    pub fn request_identities(&mut self) -> Result<Vec<u8>, AgentError> {
+        self.ask(Asked::Identities)?;
+        Ok(request_identities())
+    }
+
+    /// The frame asking for a signature over `data` with `key_blob`, algorithm `alg` (e.g.
+    /// `rsa-sha2-512` for an RSA key).
+    pub fn sign(
+        &mut self,
+        tag: u64,
+        key_blob: &[u8],
+        data: &[u8],
+        alg: &str,
+    ) -> Result<Vec<u8>, AgentError> {
+        self.ask(Asked::Sign { tag, alg: alg.to_string() })?;
+        Ok(sign_request(key_blob, data, sign_flags(alg)))
+    }
+
+    fn ask(&mut self, a: Asked) -> Result<(), AgentError> {
+        if self.pending.len() >= MAX_PENDING {
+            return Err(AgentError::Malformed("too many agent requests outstanding".into()));
+        }
+        self.pending.push_back(a);
+        Ok(())
+    }
+
+    /// Takes the agent's bytes (channel data); returns how many were taken and the answer
+    /// they completed, if any. Call again with the rest. A reply nobody asked for, or one
+    /// that does not fit its request, is an error: close the channel.
+    pub fn receive(&mut self, data: &[u8]) -> Result<(usize, Option<Answer>), AgentError> {
+        let n = self.decoder.push(data)?;
+        let Some(reply) = self.decoder.next_reply()? else {
+            return Ok((n, None));
+        };
+        let asked = self
+            .pending
+            .pop_front()
+            .ok_or_else(|| AgentError::Malformed("a reply to no request".into()))?;
+        let answer = match (asked, reply) {
+            (asked, Reply::Failure) => Answer::Refused(asked),
+            (Asked::Identities, Reply::Identities(ids)) => Answer::Identities(ids),
+            (Asked::Sign { tag, alg }, Reply::Signature(blob)) => {
+                let got = Reader::new(&blob).string("signature algorithm")?;
+                if got != alg.as_bytes() {
+                    return Err(AgentError::Malformed(format!(
+                        "signature of type {:?}, asked for {alg:?}",
+                        String::from_utf8_lossy(got)
+                    )));
+                }
+                Answer::Signature { tag, blob }
+            }
+            (asked, other) => {
+                return Err(AgentError::Malformed(format!("{other:?} in answer to {asked:?}")))
+            }
+        };
+        Ok((n, Some(answer)))
+    }
+}
+
 /// One frame's body (type byte onwards).
 pub fn parse_reply(body: &[u8]) -> Result<Reply, AgentError> {
     let mut r = Reader::new(body);
@@ -299,6 +404,47 @@ mod tests {
         assert_eq!(ids.len(), MAX_IDENTITIES);
     }
 
+    #[test]
+    fn client_matches_replies_to_requests() {
+        let mut c = AgentClient::new();
+        assert_eq!(c.request_identities().unwrap(), [0, 0, 0, 1, 11]);
+        c.sign(7, b"KEY", b"data", "rsa-sha2-256").unwrap();
+        c.sign(8, b"KEY", b"data", "ssh-ed25519").unwrap();
+        let mut w = Vec::new();
+        Writer::new(&mut w).u8(12).u32(1).string(b"KEY").string(b"c");
+        let mut sig = Vec::new();
+        Writer::new(&mut sig).string(b"rsa-sha2-256").string(b"s");
+        let mut s = Vec::new();
+        Writer::new(&mut s).u8(14).string(&sig);
+        let mut all = frame(&w);
+        all.extend(frame(&s));
+        all.extend(frame(&[5]));
+        let mut got = Vec::new();
+        let mut data = &all[..];
+        while !data.is_empty() {
+            let (n, a) = c.receive(data).unwrap();
+            data = &data[n..];
+            got.extend(a);
+        }
+        assert!(matches!(&got[0], Answer::Identities(ids) if ids.len() == 1));
+        assert_eq!(got[1], Answer::Signature { tag: 7, blob: sig.clone() });
+        assert_eq!(got[2], Answer::Refused(Asked::Sign { tag: 8, alg: "ssh-ed25519".into() }));
+        assert_eq!(c.pending(), 0);
+        // Unasked replies, the wrong kind, the wrong algorithm: errors.
+        assert!(c.receive(&frame(&[5])).is_err());
+        let mut c = AgentClient::new();
+        c.request_identities().unwrap();
+        assert!(c.receive(&frame(&s)).is_err());
+        let mut c = AgentClient::new();
+        c.sign(1, b"KEY", b"data", "rsa-sha2-512").unwrap();
+        assert!(c.receive(&frame(&s)).is_err(), "rsa-sha2-256 when 512 was asked");
+        let mut c = AgentClient::new();
+        for i in 0..MAX_PENDING as u64 {
+            c.sign(i, b"K", b"d", "ssh-ed25519").unwrap();
+        }
+        assert!(c.sign(99, b"K", b"d", "ssh-ed25519").is_err(), "outstanding requests bounded");
+    }
+
     /// The codec against a real OpenSSH agent: list the keys, sign, verify the signature.
     #[test]
     fn signs_through_a_real_ssh_agent() {
@@ -377,10 +523,17 @@ mod tests {
             let key_type = Reader::new(&id.key_blob).utf8("key type").unwrap().to_string();
             let alg = if key_type == "ssh-rsa" { "rsa-sha2-512" } else { key_type.as_str() };
             let alg_kind = crate::algo::host_key::HostKeyAlg::from_name(alg).unwrap();
-            let Reply::Signature(sig) = ask(&sign_request(&id.key_blob, data, sign_flags(alg)))
-            else {
-                panic!("{alg}: no signature")
-            };
+            // Through the request-matching client, as the proxy uses it.
+            let mut client = AgentClient::new();
+            let req = client.sign(5, &id.key_blob, data, alg).unwrap();
+            let Reply::Signature(sig) = ask(&req) else { panic!("{alg}: no signature") };
+            let mut framed = (sig.len() as u32 + 5).to_be_bytes().to_vec();
+            framed.push(SSH_AGENT_SIGN_RESPONSE);
+            framed.extend_from_slice(&(sig.len() as u32).to_be_bytes());
+            framed.extend_from_slice(&sig);
+            let (n, answer) = client.receive(&framed).unwrap();
+            assert_eq!(n, framed.len());
+            assert_eq!(answer, Some(Answer::Signature { tag: 5, blob: sig.clone() }), "{alg}");
             crate::algo::host_key::verify(alg_kind, &id.key_blob, data, &sig)
                 .unwrap_or_else(|e| panic!("{alg}: {e:?}"));
             assert!(
