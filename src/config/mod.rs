@@ -699,6 +699,36 @@ mod tests {
     }
 
     #[test]
+    fn routes_load_into_the_server_config_and_a_bad_file_keeps_the_old_ones() {
+        let dir = std::env::temp_dir().join(format!("sshfront-cfg-routes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("routes.toml");
+        let good = "[[route]]\nuser = \"*\"\nupstreams = [\"127.0.0.1:22\"]\nauth = \"agent\"\n";
+        std::fs::write(&path, good).unwrap();
+        let a = args(&["--routes", path.to_str().unwrap(), "--record-dir", "/tmp/rec"]);
+        let c = server_config_without_host_keys(&a).unwrap();
+        let routes = c.gateway.routes.clone().unwrap();
+        assert_eq!(routes.routes.len(), 1);
+        assert_eq!(c.gateway.record_dir.as_deref(), Some(std::path::Path::new("/tmp/rec")));
+        assert_eq!(c.gateway.record_max_bytes, 64 << 20);
+        assert!(server_config_without_host_keys(&args(&[])).unwrap().gateway.routes.is_none());
+        std::fs::write(&path, "[[route]]\nuser = \"*\"\n").unwrap();
+        let e = server_config_without_host_keys(&a).err().unwrap();
+        assert_eq!(e.flag, "--routes");
+        assert!(e.message.contains("routes.toml:1:"), "{e}");
+        // SIGHUP: the routes in use stay, the reason comes back, the rest is built.
+        let mut a = a;
+        a.host_key = vec![];
+        a.data_dir = dir.join("keys");
+        let (cfg, err) = Config::reload(&a, Some(routes.clone())).unwrap();
+        assert!(Arc::ptr_eq(cfg.server.gateway.routes.as_ref().unwrap(), &routes));
+        assert!(err.unwrap().contains("routes.toml:1:"));
+        let e = Config::from_args(&args(&["--record-max-size", "1K"])).err().unwrap();
+        assert_eq!(e.flag, "--record-max-size");
+        let _ = std::fs::remove_dir_all(&dir);
+    }
+
+    #[test]
     fn kexguess2_is_listed_unless_turned_off() {
         assert!(transport_config(&args(&[])).unwrap().kexguess2);
         assert!(!transport_config(&args(&["--no-kexguess2"])).unwrap().kexguess2);
