@@ -8,8 +8,8 @@
 # (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt), openssh-sftp-server and
 # openssh-tests (apt, for sftp-server and sk-dummy.so) and a Python venv at .venv-test with
 # paramiko and twisted (pip), used by the real-client and fleet tests.
-# Also, only if absent: systemd (apt; systemd-analyze for the unit files) and ssh-audit
-# (pip, into .venv-test).
+# Also, only if absent: systemd (apt; systemd-analyze for the unit files), ssh-audit and
+# asciinema (pip, into .venv-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -81,6 +81,12 @@ fi
 if ! "$VENV/bin/python" -c 'import twisted.conch' >/dev/null 2>&1; then
     log "installing twisted in $VENV"
     "$VENV/bin/pip" install --quiet --disable-pip-version-check twisted cryptography
+fi
+
+# asciinema replays session recordings (tests/pty.rs).
+if [ ! -x "$VENV/bin/asciinema" ]; then
+    log "installing asciinema in $VENV"
+    "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check asciinema
 fi
 
 # sftp-server for --subsystem tests; sk-dummy.so (openssh-tests) for security-key tests.

@@ -51,6 +51,8 @@ pub const DEFAULT_KEEPALIVE_COUNT_MAX: u32 = crate::connection::DEFAULT_KEEPALIV
 pub const DEFAULT_CONNECT_TIMEOUT: u64 = 10;
 /// Where `sshfront passwd` writes without `--password-file`.
 pub const DEFAULT_PASSWORD_FILE: &str = "./sshfront-data/passwords";
+/// Largest session recording (`--record-max-size`); past it recording stops with a marker.
+pub const DEFAULT_RECORD_MAX_SIZE: &str = "64M";
 
 /// Log verbosity.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, ValueEnum)]
@@ -345,10 +347,25 @@ pub struct Args {
     /// the client's `env` request for the same name.
     #[arg(long = "set-env", value_name = "NAME=VALUE")]
     pub set_env: Vec<String>,
-    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Parsed and
-    /// validated at startup; not yet used to carry sessions.
+    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Re-read on
+    /// SIGHUP; a file that does not load keeps the routes in use. Without it, a [routes] table
+    /// in the --config file is used.
     #[arg(long, value_name = "FILE")]
     pub routes: Option<std::path::PathBuf>,
+
+    /// The [routes] table of the --config file (its path and whole text), when --routes is
+    /// not given.
+    #[arg(skip)]
+    pub routes_inline: Option<(PathBuf, String)>,
+
+    /// Record PTY sessions of local commands as asciicast v2 files in DIR (created with mode
+    /// 0700), one file per session. Routes have their own record_dir.
+    #[arg(long, value_name = "DIR")]
+    pub record_dir: Option<PathBuf>,
+
+    /// Largest recording file (K, M, G suffixes); past it the recording stops with a marker.
+    #[arg(long, value_name = "BYTES", default_value = DEFAULT_RECORD_MAX_SIZE)]
+    pub record_max_size: String,
 
     /// Environment variable names accepted from `env` requests, comma-separated, wildcards
     /// allowed; "" accepts none.

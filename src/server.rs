@@ -23,8 +23,8 @@ use crate::algo::{Rng, SystemRng};
 use crate::auth::{Auth, AuthContext, AuthJob, AuthJobResult, AuthOutcome, AuthPolicy};
 use crate::config::users::KeyOptions;
 use crate::connection::{
-    self as conn, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus, ForwardError,
-    ListenerId,
+    self as conn, AgentChannelError, ChannelId, Connection, ConnectionPolicy, DataSink, ExitStatus,
+    ForwardError, ListenerId,
 };
 use crate::packet::PayloadAt;
 use crate::service::ServiceError;
@@ -72,6 +72,13 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
     pub set_env: Vec<(String, String)>,
+    /// The session proxy's routes (`--routes` or the config file's `[routes]`); None: no
+    /// proxying. A connection keeps the routes it started with; SIGHUP brings new ones.
+    pub routes: Option<std::sync::Arc<crate::proxy::Routes>>,
+    /// `--record-dir`: asciicast recordings of local PTY sessions (routes have their own).
+    pub record_dir: Option<std::path::PathBuf>,
+    /// `--record-max-size`: bytes per recording file, for local sessions and routes alike.
+    pub record_max_bytes: u64,
 }
 
 impl Default for GatewayConfig {
@@ -81,6 +88,9 @@ impl Default for GatewayConfig {
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
             set_env: Vec::new(),
+            routes: None,
+            record_dir: None,
+            record_max_bytes: 64 << 20,
         }
     }
 }
@@ -228,6 +238,9 @@ pub enum Event {
     ChannelOpened { channel: ChannelId },
     /// The client refused a forwarded-tcpip channel: drop the accepted socket.
     ChannelOpenFailed { channel: ChannelId, code: u32, text: String },
+    /// A session asked for agent forwarding and `allow_agent_forwarding` is on:
+    /// `open_agent_channel` reaches the client's agent from now on.
+    AgentForwarding { channel: ChannelId },
 }
 
 impl Event {
@@ -253,6 +266,7 @@ impl Event {
             Event::ChannelClosed { .. } => "ChannelClosed",
             Event::ChannelOpened { .. } => "ChannelOpened",
             Event::ChannelOpenFailed { .. } => "ChannelOpenFailed",
+            Event::AgentForwarding { .. } => "AgentForwarding",
         }
     }
 }
@@ -280,6 +294,7 @@ impl From<conn::Event> for Event {
             C::ChannelOpenFailed { channel, code, text } => {
                 Event::ChannelOpenFailed { channel, code, text }
             }
+            C::AgentForwarding { channel } => Event::AgentForwarding { channel },
         }
     }
 }
@@ -766,6 +781,25 @@ impl ServerConnection {
     /// The listener a forwarded-tcpip channel belongs to.
     pub fn channel_listener(&self, channel: ChannelId) -> Option<ListenerId> {
         self.conn.channel_listener(channel)
+    }
+
+    /// Lets sessions ask for agent forwarding (`ssh -A`; off by default: refused). The
+    /// session proxy turns it on for routes that log in with the user's agent.
+    pub fn allow_agent_forwarding(&mut self, allow: bool) {
+        self.conn.allow_agent_forwarding(allow);
+    }
+
+    /// The open session that asked for agent forwarding (see [`Event::AgentForwarding`]).
+    pub fn agent_requested(&self) -> Option<ChannelId> {
+        self.conn.agent_requested()
+    }
+
+    /// Opens an `auth-agent@openssh.com` channel to the client's agent. On `ChannelOpened`
+    /// send requests (`proxy::agent`) with `send_data`, read replies from `inbound` and
+    /// `backend_consumed` them; `backend_closed` ends the channel.
+    pub fn open_agent_channel(&mut self) -> Result<ChannelId, AgentChannelError> {
+        let r = self.conn.open_agent_channel(&mut self.transport);
+        self.after_conn(r).unwrap_or(Err(AgentChannelError::NotRequested))
     }
 
     /// The config this connection started with.

@@ -138,3 +138,72 @@ fn sighup_rereads_the_file_and_keeps_the_old_config_when_it_is_bad() {
         std::thread::sleep(Duration::from_millis(100));
     }
 }
+
+/// Routes (`--routes FILE`) follow SIGHUP: a good file is taken for new sessions, a bad one is
+/// logged with its FILE:LINE, counted, and the routes in use stay; the rest of the config
+/// still reloads. The same routes may live in the config file's `[routes]` table.
+#[test]
+fn sighup_rereads_routes_and_keeps_them_when_the_file_is_bad() {
+    let dir = TempDir::new("routes-hup");
+    let routes = dir.path().join("routes.toml");
+    let write = |path: &std::path::Path, text: &str| {
+        let tmp = dir.path().join("tmp.toml");
+        std::fs::write(&tmp, text).unwrap();
+        std::fs::rename(&tmp, path).unwrap();
+    };
+    let route = "[[route]]\nname = \"db\"\nuser = \"*\"\nupstreams = [\"127.0.0.1:1\"]\n\
+                 auth = \"password\"\n";
+    write(&routes, route);
+    let server =
+        Server::start(&["--routes", routes.to_str().unwrap(), "--metrics-listen", "127.0.0.1:0"]);
+    let log = wait_log(&server, "/healthz and /readyz on http://", 1);
+    let metrics_addr = log
+        .lines()
+        .find_map(|l| l.split("on http://").nth(1))
+        .map(|a| a.trim().to_string())
+        .unwrap();
+    // The health checker finds nothing listening on port 1: the route's only upstream goes
+    // down after `health_fall` (3) checks... at the default 10 s interval; its gauge exists.
+    let deadline = Instant::now() + LIMIT;
+    while metric(&metrics_addr, "sshfront_proxy_upstreams{route=\"db\"}") != "1" {
+        assert!(Instant::now() < deadline, "route gauge missing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+
+    write(&routes, &format!("{route}\n[[route]]\nuser = \"x\"\nupstreams = [\"h:0\"]\n"));
+    server.signal(libc::SIGHUP);
+    let log = wait_log(&server, "routes not reloaded", 1);
+    let p = routes.display().to_string();
+    assert!(log.contains(&format!("{p}:9: ")), "the bad line is named: {log}");
+    assert!(log.contains("configuration reloaded"), "the rest still reloads: {log}");
+    let deadline = Instant::now() + LIMIT;
+    while metric(&metrics_addr, "sshfront_routes_reload_failures_total") != "1" {
+        assert!(Instant::now() < deadline, "routes failure not counted");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(metric(&metrics_addr, "sshfront_proxy_upstreams{route=\"db\"}"), "1");
+
+    write(
+        &routes,
+        &format!("{route}\n[[route]]\nname = \"web\"\nuser = \"w\"\nupstreams = [\"127.0.0.1:1\", \"127.0.0.1:2\"]\nauth = \"agent\"\n"),
+    );
+    server.signal(libc::SIGHUP);
+    wait_log(&server, "SIGHUP: 2 routes for new sessions", 1);
+    let deadline = Instant::now() + LIMIT;
+    while metric(&metrics_addr, "sshfront_proxy_upstreams{route=\"web\"}") != "2" {
+        assert!(Instant::now() < deadline, "new route's gauge missing");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(metric(&metrics_addr, "sshfront_routes_reload_failures_total"), "1");
+
+    // check-config reads a [routes] table of the config file and names its bad lines.
+    let cfg = dir.path().join("sshfront.toml");
+    write(&cfg, "workers = 1\n\n[routes]\n[[routes.route]]\nuser = \"*\"\nupstreams = [\"db1\"]\nauth = \"agent\"\n");
+    let out = run(&["check-config", "--config", cfg.to_str().unwrap()]);
+    assert_eq!(out.status.code(), Some(0), "{}", String::from_utf8_lossy(&out.stderr));
+    write(&cfg, "workers = 1\n\n[routes]\n[[routes.route]]\nuser = \"*\"\nupstreams = [\"db1\"]\nauth = \"nope\"\n");
+    let out = run(&["check-config", "--config", cfg.to_str().unwrap()]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains(&format!("{}:7: ", cfg.display())), "{err}");
+}

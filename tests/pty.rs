@@ -145,3 +145,80 @@ fn without_pty_request_no_terminal() {
     let out = run(cmd, None, LIMIT);
     assert_eq!(out.stdout, b"no-tty\n");
 }
+
+/// `--record-dir`: a PTY session becomes an asciicast v2 file whose output events hold what
+/// the session printed (UTF-8 intact), and `asciinema cat` replays it.
+#[test]
+fn recorded_pty_session_is_asciicast_and_replays() {
+    let f = Fixture::new();
+    let rec = f.path("recordings");
+    let server = f.server(&["--allow-exec", "--record-dir", rec.to_str().unwrap()]);
+    let mut cmd = f.ssh(&server);
+    // Multi-byte characters printed one byte at a time: split across reads on purpose.
+    cmd.arg("-tt").arg(format!("{USER}@127.0.0.1")).arg(
+        "stty -echo; printf 'recorded: h\\303'; sleep 0.2; printf '\\251llo w\\303\\266rld \\342\\202\\254\\n'; \
+         printf '\"quoted\" back\\\\slash\\n'; exit 0",
+    );
+    cmd.env("TERM", "xterm");
+    let out = run(cmd, None, LIMIT);
+    assert_eq!(out.status.code(), Some(0), "{}", server.stderr());
+    let want = "recorded: héllo wörld €\r\n\"quoted\" back\\slash\r\n";
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+
+    // The recorder thread writes in the background: wait (bounded) for the whole file.
+    let python = r#"import json,sys
+lines=open(sys.argv[1],encoding='utf-8').read().splitlines()
+h=json.loads(lines[0])
+assert h['version']==2 and h['width']>0 and h['height']>0 and h['timestamp']>0, h
+assert h['sshfront']['user']=='alice', h
+out=''
+for l in lines[1:]:
+    t,k,d=json.loads(l)
+    assert isinstance(t,float) and k in ('o','r','m'), l
+    if k=='o': out+=d
+sys.stdout.write(out)
+"#;
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = String::new();
+    let (file, replayed) = loop {
+        let files: Vec<_> = std::fs::read_dir(&rec)
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let [file] = &files[..] {
+            let o =
+                Command::new("python3").args(["-c", python]).arg(file).output().expect("python3");
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            if o.status.success() && text.contains("back\\slash") {
+                break (file.clone(), text);
+            }
+            seen = format!(
+                "{}\n{}",
+                std::fs::read_to_string(file).unwrap_or_default(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete recording in {}: {files:?}\n{seen}\n{}",
+            rec.display(),
+            server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    assert_eq!(replayed, want, "the output events, concatenated");
+    let mode =
+        std::os::unix::fs::PermissionsExt::mode(&std::fs::metadata(&file).unwrap().permissions());
+    assert_eq!(mode & 0o777, 0o600);
+
+    let venv = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/asciinema");
+    assert!(venv.exists(), "{} missing: scripts/test.sh installs asciinema", venv.display());
+    let mut cat = Command::new(&venv);
+    cat.arg("cat").arg(&file);
+    let out = run(cat, None, LIMIT);
+    assert!(
+        out.status.success(),
+        "asciinema cat (scripts/test.sh installs it into .venv-test): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(String::from_utf8_lossy(&out.stdout), want);
+}

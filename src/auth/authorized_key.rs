@@ -22,6 +22,9 @@ pub struct KeyOptions {
     pub verify_required: bool,
     /// `no-pty`, or `restrict` without a later `pty`.
     pub no_pty: bool,
+    /// `no-agent-forwarding`, or `restrict` without a later `agent-forwarding`: the session
+    /// proxy may not use (or ask for) the user's agent.
+    pub no_agent_forwarding: bool,
 }
 
 impl KeyOptions {
@@ -42,6 +45,7 @@ impl KeyOptions {
             no_touch_required: self.no_touch_required && other.no_touch_required,
             verify_required: self.verify_required || other.verify_required,
             no_pty: self.no_pty || other.no_pty,
+            no_agent_forwarding: self.no_agent_forwarding || other.no_agent_forwarding,
         }
     }
 }

@@ -11,8 +11,9 @@
 //! max-auth-tries = 3
 //! ```
 //!
-//! Errors name `FILE:LINE` and the key. Top-level tables are reserved for later sections (the
-//! session proxy's `[routes]`), not flags.
+//! Errors name `FILE:LINE` and the key. The `[routes]` table is the session proxy's routes, in
+//! the routes file's format (`user_split`, `[[routes.route]]`); `routes = "FILE"` names a
+//! routes file instead, as `--routes` does.
 
 use crate::cli::Args;
 use clap::parser::ValueSource;
@@ -21,7 +22,7 @@ use std::collections::HashMap;
 use std::ffi::OsString;
 use std::path::{Path, PathBuf};
 
-/// Top-level tables that are not flags: reserved for the session proxy's routes.
+/// Top-level tables that are not flags: the session proxy's routes.
 pub const RESERVED_TABLES: &[&str] = &["routes"];
 /// A config file larger than this is refused (a config is a few KiB).
 pub const MAX_FILE_LEN: u64 = 1 << 20;
@@ -61,14 +62,18 @@ pub fn load(argv: &[OsString]) -> Result<Loaded, LoadError> {
     let Some(path) = cli.get_one::<PathBuf>("config").cloned() else {
         return finish(cli, argv, HashMap::new());
     };
-    let (file_args, origin) = file_arguments(&path, &cli).map_err(LoadError::File)?;
+    let (file_args, origin, inline) = file_arguments(&path, &cli).map_err(LoadError::File)?;
     let mut merged: Vec<OsString> = argv.iter().take(1).cloned().collect();
     merged.extend(file_args.into_iter().map(OsString::from));
     merged.extend(argv.iter().skip(1).cloned());
     let m = cmd.try_get_matches_from(&merged).map_err(|e| {
         LoadError::File(vec![format!("{}: {}", path.display(), first_line(&e.to_string()))])
     })?;
-    finish(m, argv, origin)
+    let mut loaded = finish(m, argv, origin)?;
+    if loaded.args.routes.is_none() {
+        loaded.args.routes_inline = inline.map(|text| (path, text));
+    }
+    Ok(loaded)
 }
 
 fn finish(
@@ -84,9 +89,12 @@ fn finish(
 /// `--flag` → `FILE:LINE`.
 type Origins = HashMap<String, String>;
 
-/// The file's keys as `--key=value` arguments, skipping flags given on the command line; every
-/// error found, each with its line.
-fn file_arguments(path: &Path, cli: &ArgMatches) -> Result<(Vec<String>, Origins), Vec<String>> {
+/// The file's keys as `--key=value` arguments, skipping flags given on the command line, and
+/// the file's text when it has a `[routes]` table; every error found, each with its line.
+fn file_arguments(
+    path: &Path,
+    cli: &ArgMatches,
+) -> Result<(Vec<String>, Origins, Option<String>), Vec<String>> {
     let name = path.display().to_string();
     let text = read_bounded(path).map_err(|e| vec![format!("{name}: {e}")])?;
     let table: toml::Table = text.parse().map_err(|e: toml::de::Error| {
@@ -97,11 +105,15 @@ fn file_arguments(path: &Path, cli: &ArgMatches) -> Result<(Vec<String>, Origins
     let mut out = Vec::new();
     let mut origin = HashMap::new();
     let mut errors = Vec::new();
+    let mut inline = false;
     for (key, value) in &table {
         let at = format!("{name}:{}", line_of_key(&text, key));
-        if RESERVED_TABLES.contains(&key.as_str()) {
-            if !value.is_table() && !value.is_array() {
-                errors.push(format!("{at}: [{key}] is a table (routes), not a value"));
+        // `routes = "FILE"` is the flag; a table is the routes themselves.
+        if RESERVED_TABLES.contains(&key.as_str()) && !value.is_str() {
+            if value.is_table() {
+                inline = true;
+            } else {
+                errors.push(format!("{at}: [{key}] is a table (routes) or a file name"));
             }
             continue;
         }
@@ -133,7 +145,7 @@ fn file_arguments(path: &Path, cli: &ArgMatches) -> Result<(Vec<String>, Origins
         out.extend(tokens);
     }
     if errors.is_empty() {
-        Ok((out, origin))
+        Ok((out, origin, inline.then_some(text)))
     } else {
         Err(errors)
     }
@@ -222,15 +234,27 @@ fn clap_reason(e: &clap::Error) -> String {
     first_line(&e.render().to_string()).to_string()
 }
 
-/// Re-reads the command line and file (SIGHUP) and validates the result.
-pub fn reload(argv: &[OsString]) -> Result<(Args, super::Config), Vec<String>> {
+/// A configuration re-read on SIGHUP.
+pub struct Reloaded {
+    pub args: Args,
+    pub config: super::Config,
+    /// The routes did not load (`file:line: why`); the config carries the routes in use.
+    pub routes_error: Option<String>,
+}
+
+/// Re-reads the command line and file (SIGHUP) and validates the result. Routes that do not
+/// load keep `current` (see [`super::Config::reload`]).
+pub fn reload(
+    argv: &[OsString],
+    current: Option<std::sync::Arc<crate::proxy::Routes>>,
+) -> Result<Reloaded, Vec<String>> {
     let loaded = match load(argv) {
         Ok(l) => l,
         Err(LoadError::Cli(e)) => return Err(vec![clap_reason(&e)]),
         Err(LoadError::File(errors)) => return Err(errors),
     };
-    match super::Config::from_args(&loaded.args) {
-        Ok(c) => Ok((loaded.args, c)),
+    match super::Config::reload(&loaded.args, current) {
+        Ok((config, routes_error)) => Ok(Reloaded { args: loaded.args, config, routes_error }),
         Err(e) => Err(vec![loaded.describe(&e)]),
     }
 }

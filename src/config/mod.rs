@@ -93,10 +93,9 @@ pub struct RuntimeSettings {
 /// Everything the process needs.
 pub struct Config {
     /// What each new connection starts with; replaced (for new connections only) on SIGHUP.
+    /// The session proxy's routes are in it (`server.gateway.routes`).
     pub server: Arc<ServerConfig>,
     pub runtime: RuntimeSettings,
-    /// `--routes`: the session proxy's routes (empty without the flag).
-    pub routes: Arc<crate::proxy::Routes>,
 }
 
 /// Rekey limit as OpenSSH's `RekeyLimit`: bytes (`None` = per-cipher default) and time.
@@ -111,12 +110,37 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
-        let routes = match &args.routes {
-            Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
-            None => crate::proxy::Routes::default(),
-        };
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
+        Ok(Config { server: Arc::new(server), runtime })
+    }
+
+    /// SIGHUP: as [`Config::from_args`], except that routes which do not load keep `current`
+    /// (the routes in use) and the reason comes back beside the config, so a typo in the
+    /// routes file neither drops every route nor blocks the rest of the reload.
+    pub fn reload(
+        args: &Args,
+        current: Option<Arc<crate::proxy::Routes>>,
+    ) -> Result<(Config, Option<String>), ConfigError> {
+        let runtime = runtime_settings(args)?;
+        let (routes, routes_error) = match load_routes(args) {
+            Ok(r) => (r, None),
+            Err(e) => (current, Some(e)),
+        };
+        let mut server = server_config_with_routes(args, routes)?;
+        server.transport.host_keys = load_host_keys(args)?;
+        Ok((Config { server: Arc::new(server), runtime }, routes_error))
+    }
+}
+
+/// `--routes FILE`, else the `[routes]` table of the config file, else none. Errors name
+/// `file:line`.
+pub fn load_routes(args: &Args) -> Result<Option<Arc<crate::proxy::Routes>>, String> {
+    if let Some(p) = &args.routes {
+        return routes::load(p).map(|r| Some(Arc::new(r)));
+    }
+    match &args.routes_inline {
+        Some((file, text)) => routes::parse_config_section(text, file).map(|r| Some(Arc::new(r))),
+        None => Ok(None),
     }
 }
 
@@ -129,6 +153,19 @@ pub const MAX_BANNER_LEN: u64 = 16 * 1024;
 /// first half of [`Config::from_args`]. Reads the password and banner files if given.
 pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, ConfigError> {
     runtime_settings(args)?;
+    let routes = load_routes(args).map_err(|e| ConfigError::new("--routes", e))?;
+    server_config_with_routes(args, routes)
+}
+
+fn server_config_with_routes(
+    args: &Args,
+    routes: Option<Arc<crate::proxy::Routes>>,
+) -> Result<ServerConfig, ConfigError> {
+    let record_max_bytes =
+        parse_size(&args.record_max_size).map_err(|e| ConfigError::new("--record-max-size", e))?;
+    if record_max_bytes < 4096 {
+        return Err(ConfigError::new("--record-max-size", "below the minimum of 4K"));
+    }
     let mut transport = transport_config(args)?;
     let auth = auth_policy(args)?;
     // EXT_INFO announces exactly what publickey authentication accepts.
@@ -143,6 +180,9 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
             set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
+            routes,
+            record_dir: args.record_dir.clone(),
+            record_max_bytes,
         },
     })
 }
@@ -624,6 +664,36 @@ mod tests {
             let e = Config::from_args(&args(extra)).err().unwrap();
             assert_eq!(e.flag, *flag, "{extra:?}: {e}");
         }
+    }
+
+    #[test]
+    fn routes_load_into_the_server_config_and_a_bad_file_keeps_the_old_ones() {
+        let dir = std::env::temp_dir().join(format!("sshfront-cfg-routes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("routes.toml");
+        let good = "[[route]]\nuser = \"*\"\nupstreams = [\"127.0.0.1:22\"]\nauth = \"agent\"\n";
+        std::fs::write(&path, good).unwrap();
+        let a = args(&["--routes", path.to_str().unwrap(), "--record-dir", "/tmp/rec"]);
+        let c = server_config_without_host_keys(&a).unwrap();
+        let routes = c.gateway.routes.clone().unwrap();
+        assert_eq!(routes.routes.len(), 1);
+        assert_eq!(c.gateway.record_dir.as_deref(), Some(std::path::Path::new("/tmp/rec")));
+        assert_eq!(c.gateway.record_max_bytes, 64 << 20);
+        assert!(server_config_without_host_keys(&args(&[])).unwrap().gateway.routes.is_none());
+        std::fs::write(&path, "[[route]]\nuser = \"*\"\n").unwrap();
+        let e = server_config_without_host_keys(&a).err().unwrap();
+        assert_eq!(e.flag, "--routes");
+        assert!(e.message.contains("routes.toml:1:"), "{e}");
+        // SIGHUP: the routes in use stay, the reason comes back, the rest is built.
+        let mut a = a;
+        a.host_key = vec![];
+        a.data_dir = dir.join("keys");
+        let (cfg, err) = Config::reload(&a, Some(routes.clone())).unwrap();
+        assert!(Arc::ptr_eq(cfg.server.gateway.routes.as_ref().unwrap(), &routes));
+        assert!(err.unwrap().contains("routes.toml:1:"));
+        let e = Config::from_args(&args(&["--record-max-size", "1K"])).err().unwrap();
+        assert_eq!(e.flag, "--record-max-size");
+        let _ = std::fs::remove_dir_all(&dir);
     }
 
     #[test]

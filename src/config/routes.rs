@@ -80,10 +80,37 @@ pub fn parse(
         let line = e.span().map_or(1, |s| line_of(text, s.start));
         format!("{file}:{line}: {}", e.message())
     })?;
+    from_table(&table, text, file, base, read)
+}
+
+/// The `[routes]` table of a `--config` file (`user_split`, `[[routes.route]]`), with the same
+/// keys and checks as a routes file; paths are relative to the config file.
+pub fn parse_config_section(text: &str, path: &Path) -> Result<Routes, String> {
+    let file = path.display().to_string();
+    let table: Table = text.parse().map_err(|e: toml::de::Error| {
+        let line = e.span().map_or(1, |s| line_of(text, s.start));
+        format!("{file}:{line}: {}", e.message())
+    })?;
+    let Some(Value::Table(routes)) = table.get("routes") else {
+        return Err(format!("{file}: [routes] must be a table"));
+    };
+    let base = path.parent().unwrap_or(Path::new("."));
+    from_table(routes, text, &file, base, &|p| {
+        std::fs::read_to_string(p).map_err(|e| e.to_string())
+    })
+}
+
+fn from_table(
+    table: &Table,
+    text: &str,
+    file: &str,
+    base: &Path,
+    read: &dyn Fn(&Path) -> Result<String, String>,
+) -> Result<Routes, String> {
     let headers = route_lines(text);
     let mut split = None;
     let mut routes = Vec::new();
-    for (k, v) in &table {
+    for (k, v) in table {
         match (k.as_str(), v) {
             ("user_split", Value::String(s)) => {
                 let mut c = s.chars();
@@ -383,6 +410,26 @@ record_dir = "rec"
         assert_eq!(a.name, "route2");
         assert_eq!(a.auth, UpstreamAuth::Password);
         assert_eq!(a.record_dir.as_deref(), Some(Path::new("/etc/gw/rec")));
+    }
+
+    #[test]
+    fn a_routes_table_in_the_config_file() {
+        let dir = std::env::temp_dir().join(format!("sshfront-routes-{}", std::process::id()));
+        std::fs::create_dir_all(&dir).unwrap();
+        let path = dir.join("sshfront.toml");
+        let text = "workers = 1\n\n[routes]\nuser_split = \"+\"\n\n[[routes.route]]\n\
+                    name = \"db\"\nuser = \"*\"\nupstreams = [\"127.0.0.1:22\"]\n\
+                    auth = \"password\"\nrecord_dir = \"rec\"\n\n[[routes.route]]\n\
+                    user = \"x\"\nupstreams = [\"h\"]\nauth = \"agent\"\n";
+        let r = parse_config_section(text, &path).unwrap();
+        assert_eq!(r.split, Some('+'));
+        assert_eq!(r.routes.len(), 2);
+        assert_eq!(r.routes[0].origin, format!("{}:6", path.display()));
+        assert_eq!(r.routes[0].record_dir.as_deref(), Some(dir.join("rec").as_path()));
+        assert_eq!(r.routes[1].name, "route2");
+        let bad = text.replace("auth = \"agent\"", "auth = \"magic\"");
+        let e = parse_config_section(&bad, &path).unwrap_err();
+        assert!(e.contains("sshfront.toml:16:"), "{e}");
     }
 
     #[test]

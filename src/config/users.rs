@@ -155,7 +155,10 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
             ("restrict", None) => {
                 o.no_port_forwarding = true;
                 o.no_pty = true;
+                o.no_agent_forwarding = true;
             }
+            ("no-agent-forwarding", None) => o.no_agent_forwarding = true,
+            ("agent-forwarding", None) => o.no_agent_forwarding = false,
             ("no-pty", None) => o.no_pty = true,
             ("pty", None) => o.no_pty = false,
             ("no-touch-required", None) => o.no_touch_required = true,
@@ -175,17 +178,9 @@ pub fn parse_key_options(s: &str) -> Option<KeyOptions> {
                 push_bounded(o.permit_listen.get_or_insert_with(Vec::new), &v)?
             }
             ("command", Some(v)) => o.command = Some(v),
-            // Features sshfront does not have anyway (agent, X11, user rc, tunnels) or
+            // Features sshfront does not have anyway (X11, user rc, tunnels) or
             // settings with no effect here: accepted, nothing to enforce.
-            (
-                "no-agent-forwarding"
-                | "agent-forwarding"
-                | "no-x11-forwarding"
-                | "x11-forwarding"
-                | "no-user-rc"
-                | "user-rc",
-                None,
-            ) => {}
+            ("no-x11-forwarding" | "x11-forwarding" | "no-user-rc" | "user-rc", None) => {}
             ("environment" | "tunnel", Some(_)) => {}
             _ => return None,
         }
@@ -403,6 +398,11 @@ mod tests {
         assert!(k.options.no_pty);
         let k = parse_authorized_line(&format!("restrict,pty {ED}")).unwrap();
         assert!(!k.options.no_pty && k.options.no_port_forwarding);
+        assert!(k.options.no_agent_forwarding, "restrict implies no-agent-forwarding");
+        let k = parse_authorized_line(&format!("restrict,agent-forwarding {ED}")).unwrap();
+        assert!(!k.options.no_agent_forwarding);
+        let k = parse_authorized_line(&format!("no-agent-forwarding {ED}")).unwrap();
+        assert!(k.options.no_agent_forwarding && !k.options.no_pty);
         let k = parse_authorized_line(&format!("command=\"x\" {ED}")).unwrap();
         assert!(!k.options.no_pty);
     }

@@ -15,6 +15,8 @@ pub(crate) enum Kind {
     Session(Session),
     DirectTcpip,
     ForwardedTcpip(ListenerId),
+    /// `auth-agent@openssh.com`, opened by us to the client's forwarded agent.
+    Agent,
 }
 
 /// Where the channel is in its opening.

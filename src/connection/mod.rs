@@ -169,6 +169,9 @@ pub enum Event {
     ChannelOpened { channel: ChannelId },
     /// The client refused a forwarded-tcpip channel we opened (the id is free again).
     ChannelOpenFailed { channel: ChannelId, code: u32, text: String },
+    /// The client asked for agent forwarding on this session (`ssh -A`) and it is allowed
+    /// (`allow_agent_forwarding`): `open_agent_channel` reaches its agent from now on.
+    AgentForwarding { channel: ChannelId },
 }
 
 /// Where inbound CHANNEL_DATA can go without a copy: the runtime's backend writer, offered the
@@ -178,6 +181,15 @@ pub trait DataSink {
     /// bytes that was; 0 if it has no backend yet or would block. The rest is queued in
     /// `inbound` with a `ChannelReadable`.
     fn write(&mut self, channel: ChannelId, data: &[u8]) -> usize;
+}
+
+/// Why `open_agent_channel` could not open a channel.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum AgentChannelError {
+    /// No open session asked for agent forwarding (or it is not allowed).
+    NotRequested,
+    /// The channel table is full.
+    TooManyChannels,
 }
 
 /// Why `forwarded_connection` could not open a channel.
@@ -226,6 +238,11 @@ pub struct Connection {
     keepalives_outstanding: u32,
     keepalives_missed: u32,
     events: VecDeque<Event>,
+    /// The runtime lets sessions ask for agent forwarding (the session proxy, for routes with
+    /// `auth = "agent"`); off: auth-agent-req is refused, as before.
+    agent_allowed: bool,
+    /// The session that asked for agent forwarding.
+    agent_session: Option<ChannelId>,
 }
 
 impl Connection {
@@ -243,7 +260,20 @@ impl Connection {
             keepalives_outstanding: 0,
             keepalives_missed: 0,
             events: VecDeque::new(),
+            agent_allowed: false,
+            agent_session: None,
         }
+    }
+
+    /// Lets sessions ask for agent forwarding (`auth-agent-req@openssh.com`), unless the
+    /// login key says `no-agent-forwarding` / `restrict`.
+    pub fn allow_agent_forwarding(&mut self, allow: bool) {
+        self.agent_allowed = allow;
+    }
+
+    /// The open session that asked for agent forwarding, if any.
+    pub fn agent_requested(&self) -> Option<ChannelId> {
+        self.agent_session.filter(|&id| self.get(id).is_some_and(|c| !c.close_sent))
     }
 
     /// The options of the key the user logged in with (`permitopen=`, `command=`, …).
@@ -663,6 +693,10 @@ impl Connection {
 
     fn on_channel_request(&mut self, out: &mut dyn Outbound, p: &[u8]) -> Result<(), ServiceError> {
         let (id, name, want_reply, r) = msgs::parse_channel_request(p)?;
+        if name == b"auth-agent-req@openssh.com" {
+            r.finish("auth-agent-req")?;
+            return self.on_agent_request(out, id, want_reply);
+        }
         let forced_command = self.restrictions.command.clone();
         let allow_pty = !self.restrictions.no_pty;
         let env_allow = &self.policy.env_allow;
@@ -702,6 +736,55 @@ impl Connection {
             });
         }
         Ok(())
+    }
+
+    /// auth-agent-req@openssh.com (OpenSSH PROTOCOL.agent): noted for the session proxy when
+    /// allowed, refused otherwise. Only a session may ask, once it is open.
+    fn on_agent_request(
+        &mut self,
+        out: &mut dyn Outbound,
+        id: u32,
+        want_reply: bool,
+    ) -> Result<(), ServiceError> {
+        let allowed = self.agent_allowed && !self.restrictions.no_agent_forwarding;
+        let Some(ch) = slot_mut(&mut self.channels, &self.gens, ChannelId(id)) else {
+            return Err(ServiceError::protocol("request for an unknown channel"));
+        };
+        if ch.phase != Phase::Open || ch.peer_closed {
+            return Err(ServiceError::protocol("request for a channel that is not open"));
+        }
+        let ok = allowed && !ch.close_sent && matches!(ch.kind, Kind::Session(_));
+        let peer = ch.peer_id;
+        if want_reply && !ch.close_sent {
+            let m = if ok { msg_no::CHANNEL_SUCCESS } else { msg_no::CHANNEL_FAILURE };
+            out.send_with(&mut |o| msgs::encode_channel_only(o, m, peer))?;
+        }
+        if ok && self.agent_requested().is_none() {
+            self.agent_session = Some(ChannelId(id));
+            self.events.push_back(Event::AgentForwarding { channel: ChannelId(id) });
+        }
+        Ok(())
+    }
+
+    /// Opens an `auth-agent@openssh.com` channel to the client's agent (after
+    /// [`Event::AgentForwarding`]). The answer comes as `ChannelOpened` or `ChannelOpenFailed`;
+    /// then agent requests go out with `send_data` and replies come in as `inbound` (consumed
+    /// with `backend_consumed`), as on any channel, and `backend_closed` ends it.
+    pub fn open_agent_channel(
+        &mut self,
+        out: &mut dyn Outbound,
+    ) -> Result<Result<ChannelId, AgentChannelError>, ServiceError> {
+        if self.agent_requested().is_none() || !self.agent_allowed {
+            return Ok(Err(AgentChannelError::NotRequested));
+        }
+        let Some(id) = self.free_slot() else {
+            return Ok(Err(AgentChannelError::TooManyChannels));
+        };
+        let window = self.new_window();
+        self.insert(id, Channel::new(Kind::Agent, Phase::OpeningByUs, 0, window));
+        let m = self.policy.max_packet;
+        out.send_with(&mut |o| msgs::encode_open_agent(o, id.0, window, m))?;
+        Ok(Ok(id))
     }
 
     // ---- mutators from the runtime -------------------------------------------------------

@@ -186,6 +186,16 @@ pub fn encode_open_forwarded(
         .u32(u32::from(originator.1));
 }
 
+/// CHANNEL_OPEN `auth-agent@openssh.com` (OpenSSH PROTOCOL.agent): no type-specific data.
+pub fn encode_open_agent(out: &mut Vec<u8>, sender: u32, window: u32, max_packet: u32) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"auth-agent@openssh.com")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet);
+}
+
 /// Longest Unix socket path we accept (Linux's `sun_path` holds 108 bytes with the NUL).
 pub const MAX_SOCKET_PATH: usize = 107;
 

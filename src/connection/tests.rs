@@ -778,3 +778,82 @@ fn streamlocal_open_listen_forward_and_cancel() {
     assert_eq!(out.numbers(), [msg_no::REQUEST_SUCCESS]);
     assert!(events(&mut c).contains(&Event::Unlisten { listener: *listener }));
 }
+
+#[test]
+fn agent_forwarding_request_and_agent_channel() {
+    // Off (the default): refused, nothing noted, no channel to open.
+    let (mut c, mut out) = with_session();
+    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", true, |_| {})).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_FAILURE]);
+    assert!(events(&mut c).is_empty());
+    assert_eq!(c.agent_requested(), None);
+    assert_eq!(c.open_agent_channel(&mut out).unwrap(), Err(AgentChannelError::NotRequested));
+
+    // Allowed, but the login key says no-agent-forwarding.
+    let (mut c, mut out) = with_session();
+    c.allow_agent_forwarding(true);
+    c.set_restrictions(KeyOptions { no_agent_forwarding: true, ..KeyOptions::default() });
+    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", true, |_| {})).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_FAILURE]);
+    assert_eq!(c.agent_requested(), None);
+
+    // Allowed: noted (once), then an auth-agent@openssh.com channel carries agent frames.
+    let (mut c, mut out) = with_session();
+    c.allow_agent_forwarding(true);
+    // OpenSSH asks without want-reply.
+    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", false, |_| {})).unwrap();
+    assert!(out.numbers().is_empty());
+    let session = ChannelId(0);
+    assert_eq!(events(&mut c), [Event::AgentForwarding { channel: session }]);
+    assert_eq!(c.agent_requested(), Some(session));
+    c.handle_message(&mut out, &chan_req(0, "auth-agent-req@openssh.com", true, |_| {})).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_SUCCESS]);
+    assert!(events(&mut c).is_empty(), "noted once");
+    out.take();
+    let id = c.open_agent_channel(&mut out).unwrap().unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_OPEN]);
+    let mut r = Reader::new(&out.msgs[0][1..]);
+    assert_eq!(r.string("type").unwrap(), b"auth-agent@openssh.com");
+    assert_eq!(r.u32("sender").unwrap(), id.0);
+    r.u32("window").unwrap();
+    r.u32("max packet").unwrap();
+    assert!(r.is_empty(), "no type-specific data");
+    out.take();
+    let confirm = msg(|w| {
+        w.u8(msg_no::CHANNEL_OPEN_CONFIRMATION).u32(id.0).u32(9).u32(4096).u32(1024);
+    });
+    c.handle_message(&mut out, &confirm).unwrap();
+    assert_eq!(events(&mut c), [Event::ChannelOpened { channel: id }]);
+    let req = crate::proxy::agent::request_identities();
+    assert_eq!(c.send_data(&mut out, id, &req).unwrap(), req.len());
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_DATA]);
+    assert_eq!(u32_at(&out.msgs[0], 1), 9, "to the client's number for it");
+    c.handle_message(&mut out, &data(id.0, &[0, 0, 0, 1, 5])).unwrap();
+    assert_eq!(events(&mut c), [Event::ChannelReadable { channel: id }]);
+    let mut d = crate::proxy::agent::Decoder::new();
+    let n = d.push(c.inbound(id)).unwrap();
+    c.backend_consumed(&mut out, id, n).unwrap();
+    assert_eq!(d.next_reply().unwrap(), Some(crate::proxy::agent::Reply::Failure));
+    out.take();
+    c.backend_closed(&mut out, id).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_EOF, msg_no::CHANNEL_CLOSE]);
+
+    // Once the session that asked is closed, the agent is out of reach.
+    out.take();
+    c.handle_message(&mut out, &only(msg_no::CHANNEL_CLOSE, 0)).unwrap();
+    assert_eq!(c.agent_requested(), None);
+    assert_eq!(c.open_agent_channel(&mut out).unwrap(), Err(AgentChannelError::NotRequested));
+
+    // Only a session may ask.
+    let mut c = Connection::new(policy());
+    c.allow_agent_forwarding(true);
+    c.handle_message(&mut out, &open_direct(3, "db.internal", 5432)).unwrap();
+    let ev = events(&mut c);
+    let [Event::OpenBackend { channel, .. }] = ev[..] else { panic!("{ev:?}") };
+    c.backend_connected(&mut out, channel).unwrap();
+    out.take();
+    let req = chan_req(channel.0, "auth-agent-req@openssh.com", true, |_| {});
+    c.handle_message(&mut out, &req).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_FAILURE]);
+    assert_eq!(c.agent_requested(), None);
+}

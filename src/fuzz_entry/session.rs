@@ -330,7 +330,8 @@ impl ServerSim {
             | Event::Unlisten { .. }
             | Event::WindowChange { .. }
             | Event::ChannelWritable { .. }
-            | Event::ChannelOpenFailed { .. } => {}
+            | Event::ChannelOpenFailed { .. }
+            | Event::AgentForwarding { .. } => {}
         }
     }
 

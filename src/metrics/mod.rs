@@ -7,6 +7,7 @@
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 pub mod prometheus;
+pub mod proxy;
 
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;

@@ -257,6 +257,7 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
             histogram(&mut o, name, &[("job", job)], h);
         }
     }
+    super::proxy::render(&mut o);
     o
 }
 

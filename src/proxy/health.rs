@@ -44,6 +44,14 @@ impl Health {
         Health { cfg, ups: vec![one; upstreams] }
     }
 
+    /// Carries a verdict over from an earlier instance (a reload keeps what is known about an
+    /// upstream that is still listed): a down upstream stays down until `rise` successes.
+    pub fn seed(&mut self, i: usize, healthy: bool) {
+        if let Some(u) = self.ups.get_mut(i) {
+            u.healthy = healthy;
+        }
+    }
+
     pub fn is_healthy(&self, i: usize) -> bool {
         self.ups.get(i).is_some_and(|u| u.healthy)
     }

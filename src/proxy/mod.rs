@@ -2,8 +2,10 @@
 //! pinned upstream host keys, and upstream health. The runtime drives them; nothing here reads a
 //! clock, a socket or a file (the routes file is read by `config::routes`).
 
+pub mod agent;
 pub mod health;
 pub mod known_hosts;
+pub mod recording;
 pub mod route;
 
 pub use route::{Balance, Pick, Route, RouteMatch, Routes, Upstream, UpstreamAuth};

@@ -8,7 +8,7 @@ use crate::auth::policy::wildcard_match;
 use crate::proxy_protocol::Cidr;
 use std::net::IpAddr;
 use std::path::PathBuf;
-use std::sync::atomic::{AtomicU32, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
 use std::sync::Arc;
 use std::time::Duration;
 
@@ -59,15 +59,26 @@ pub struct Upstream {
     pub port: u16,
     /// Sessions open to it (least-conn), kept by [`Pick`].
     active: AtomicU32,
+    /// Published by the health checker; true until a check says otherwise.
+    healthy: AtomicBool,
 }
 
 impl Upstream {
     pub fn new(host: String, port: u16) -> Self {
-        Upstream { host, port, active: AtomicU32::new(0) }
+        Upstream { host, port, active: AtomicU32::new(0), healthy: AtomicBool::new(true) }
     }
 
     pub fn active(&self) -> u32 {
         self.active.load(Ordering::Relaxed)
+    }
+
+    /// The health checker's last verdict (true before the first check).
+    pub fn is_healthy(&self) -> bool {
+        self.healthy.load(Ordering::Relaxed)
+    }
+
+    pub fn set_healthy(&self, up: bool) {
+        self.healthy.store(up, Ordering::Relaxed);
     }
 }
 
@@ -148,6 +159,13 @@ impl Route {
         target_ok
             && wildcard_match(&self.user, user)
             && (self.sources.is_empty() || self.sources.iter().any(|c| c.contains(source)))
+    }
+
+    /// Picks an upstream among those the health checker has not marked down; None when all
+    /// are down.
+    pub fn pick_healthy(self: &Arc<Self>, user: &str) -> Option<Pick> {
+        let ups = &self.upstreams;
+        self.pick(user, &|i| ups.get(i).is_some_and(Upstream::is_healthy))
     }
 
     /// Picks an upstream among those `healthy` says are up; None when all are down.
@@ -279,6 +297,12 @@ mod tests {
         let got: Vec<usize> = (0..4).map(|_| r.pick("u", &not_b).unwrap().index).collect();
         assert!(got.iter().all(|&i| i != 1));
         assert!(r.pick("u", &|_| false).is_none());
+        // The health checker's verdicts, published into the upstreams.
+        r.upstreams[0].set_healthy(false);
+        r.upstreams[2].set_healthy(false);
+        assert!((0..4).all(|_| r.pick_healthy("u").unwrap().index == 1));
+        r.upstreams[1].set_healthy(false);
+        assert!(r.pick_healthy("u").is_none());
     }
 
     #[test]

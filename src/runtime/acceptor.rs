@@ -70,6 +70,10 @@ pub struct Acceptor {
     /// `--max-startups`, `--per-source-max-startups` and KEX-queue-aware shedding.
     pub startups: super::startups::Startups,
     pub drop_rng: super::startups::DropRng,
+    /// The session proxy's routes in use (new connections get them with the config), and the
+    /// health-check thread that watches their upstreams.
+    pub routes: Option<std::sync::Arc<crate::proxy::Routes>>,
+    pub health_checks: Option<super::health_check::HealthChecks>,
 }
 
 /// How often systemd's STATUS= line is refreshed (only when the counts changed).
@@ -420,16 +424,40 @@ impl Acceptor {
         }
         // With the original command line the config file is read again; tests that build
         // Args in code have none.
+        let current = self.routes.clone();
         let result = if self.args.argv.is_empty() {
-            Config::from_args(&self.args)
-                .map(|c| (self.args.clone(), c))
+            Config::reload(&self.args, current)
+                .map(|(config, routes_error)| crate::config::file::Reloaded {
+                    args: self.args.clone(),
+                    config,
+                    routes_error,
+                })
                 .map_err(|e| vec![e.to_string()])
         } else {
-            crate::config::file::reload(&self.args.argv)
+            crate::config::file::reload(&self.args.argv, current)
         };
         match result {
-            Ok((args, cfg)) => {
+            Ok(crate::config::file::Reloaded { args, config: cfg, routes_error }) => {
                 self.args = args;
+                if let Some(e) = &routes_error {
+                    crate::metrics::proxy::count_routes_reload_failure();
+                    log::error!(event = "routes_reload_failed", reason = e.as_str();
+                        "SIGHUP: routes not reloaded, keeping the routes in use: {e}");
+                }
+                let routes = cfg.server.gateway.routes.clone();
+                let changed = match (&routes, &self.routes) {
+                    (Some(a), Some(b)) => !std::sync::Arc::ptr_eq(a, b),
+                    (None, None) => false,
+                    _ => true,
+                };
+                if changed {
+                    let n = routes.as_ref().map_or(0, |r| r.routes.len());
+                    log::info!(event = "routes_reloaded"; "SIGHUP: {n} routes for new sessions");
+                    if let Some(h) = &self.health_checks {
+                        h.set_routes(routes.clone());
+                    }
+                    self.routes = routes;
+                }
                 let n = cfg.server.transport.host_keys.len();
                 for w in &self.workers {
                     if w.tx.try_send(Control::NewConfig(cfg.server.clone())).is_err() {
@@ -581,6 +609,8 @@ mod tests {
                 super::super::crypto_pool::JobBudget::new(64),
             ),
             drop_rng: super::super::startups::DropRng::new(),
+            routes: None,
+            health_checks: None,
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

@@ -26,6 +26,7 @@ use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
 
 #[path = "relay.rs"]
 mod relay;
+use crate::runtime::recording;
 use crate::runtime::resolve::{Resolver, Ticket};
 use crate::runtime::timers::TimerHeap;
 use crate::server::Event;
@@ -191,10 +192,14 @@ impl State {
                 self.exec(conn, key, channel, req, now)
             }
             Event::WindowChange { channel, size } => {
-                let ep =
-                    conn.endpoint(Link::Channel(channel)).and_then(|k| self.endpoints.slab.get(k));
-                if let Some(EndpointKind::Child(c)) = ep.map(|e| &e.kind) {
+                let ep = conn
+                    .endpoint(Link::Channel(channel))
+                    .and_then(|k| self.endpoints.slab.get_mut(k));
+                if let Some(EndpointKind::Child(c)) = ep.map(|e| &mut e.kind) {
                     c.resize(size);
+                    if let Some(r) = c.recording.as_mut() {
+                        r.resize(size.cols, size.rows);
+                    }
                 }
             }
             Event::ChannelReadable { .. } | Event::ChannelWritable { .. } => conn.pump_again = true,
@@ -447,13 +452,24 @@ impl State {
             set_env: &conn.gateway.set_env,
             pty: req.pty.as_ref(),
         };
-        let proc = match child::spawn(channel, &spec) {
+        let mut proc = match child::spawn(channel, &spec) {
             Ok(p) => p,
             Err(e) => {
                 let msg = format!("sshfront: cannot start the command: {e}\n");
                 return refuse_exec(conn, channel, &msg, now);
             }
         };
+        if let (Some(dir), Some(pty)) = (&conn.gateway.record_dir, &req.pty) {
+            let header = crate::proxy::recording::Header {
+                width: pty.size.cols,
+                height: pty.size.rows,
+                user: user.clone(),
+                term: Some(pty.term.clone()),
+                command: command.clone(),
+                ..Default::default()
+            };
+            proc.recording = recording::start(dir, conn.gateway.record_max_bytes, header);
+        }
         log::info!(
             event = "exec_started", worker = self.id, conn = key, peer:% = conn.peer,
             user = user.as_str(), pid = proc.child.id();

@@ -65,6 +65,8 @@ pub struct ChildProc {
     pub reported: bool,
     /// stdin and stdout are two handles on one PTY master.
     pub pty: bool,
+    /// `--record-dir`: the terminal output as asciicast (PTY sessions only).
+    pub recording: Option<super::recording::Recording>,
 }
 
 /// Starts the command with piped, non-blocking stdio.
@@ -226,6 +228,7 @@ impl ChildProc {
             reap_step: REAP_FIRST,
             reported: false,
             pty,
+            recording: None,
         }
     }
 

@@ -15,11 +15,13 @@ pub mod core;
 pub mod crypto_pool;
 pub mod fleet;
 pub mod forward_listen;
+pub mod health_check;
 pub mod log;
 pub mod log_format;
 pub mod metrics_http;
 pub mod penalty;
 pub mod proxy;
+pub mod recording;
 pub mod resolve;
 pub mod signals;
 pub mod source_limit;
@@ -120,6 +122,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
     }
     let fleet =
         fleet::Fleet::start(&settings.fleet, crypto.budget.clone(), crypto.class_budgets())?;
+    let routes = config.server.gateway.routes.clone();
+    let health_checks = health_check::HealthChecks::start(routes.clone())?;
     ::log::info!(
         event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
@@ -149,6 +153,8 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
             crypto.budget.clone(),
         ),
         drop_rng: startups::DropRng::new(),
+        routes,
+        health_checks: Some(health_checks),
     }
     .run()
 }

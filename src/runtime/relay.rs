@@ -260,6 +260,9 @@ pub(super) fn pump_child<C: Core>(
                 }
                 Ok(Some(n)) => {
                     let data = relay.buf.get(..n).unwrap_or_default();
+                    if let Some(r) = c.recording.as_mut() {
+                        r.output(data);
+                    }
                     let taken = match which {
                         Out::Stdout => conn.core.send_data(ch, data, relay.now),
                         Out::Stderr => conn.core.send_stderr(ch, data, relay.now),
