@@ -526,9 +526,21 @@ impl ServerConnection {
         self.transport.handle_timeout(now);
     }
 
-    /// Appends every sealed byte ready to send to `out`.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        self.transport.poll_transmit(out);
+    /// Seals everything staged in one pass and hands the batch to `out` (swapped when `out`
+    /// is empty: give an empty pooled buffer, the core stages its next messages in it).
+    /// Returns the packets in the batch. See [`Transport::poll_transmit`].
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.transport.poll_transmit(out)
+    }
+
+    /// Lends the core an empty buffer to stage output in, if it holds none (else returns it).
+    pub fn lend_output(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        self.transport.lend_output(buf)
+    }
+
+    /// Takes the output buffer back when it is empty.
+    pub fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        self.transport.reclaim_output()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -673,6 +685,21 @@ impl ServerConnection {
     /// volume rekey start on outbound-only traffic.
     pub fn send_data(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
         let r = self.conn.send_data(&mut self.transport, channel, data);
+        let n = self.after_conn(r).unwrap_or(0);
+        self.transport.check_rekey(now);
+        n
+    }
+
+    /// Room for up to `max` bytes of channel data (stderr: extended data) in the output buffer
+    /// itself: read the backend straight into it, then call [`ServerConnection::data_filled`]
+    /// (with 0 if the read gave nothing). `None`: use `send_data`.
+    pub fn data_slot(&mut self, channel: ChannelId, max: usize, stderr: bool) -> Option<&mut [u8]> {
+        self.conn.data_slot(&mut self.transport, channel, max, stderr)
+    }
+
+    /// The slot from `data_slot` holds `n` bytes: staged as CHANNEL_DATA (0 cancels it).
+    pub fn data_filled(&mut self, channel: ChannelId, n: usize, now: Instant) -> usize {
+        let r = self.conn.data_filled(&mut self.transport, channel, n);
         let n = self.after_conn(r).unwrap_or(0);
         self.transport.check_rekey(now);
         n

@@ -816,6 +816,47 @@ impl Connection {
         self.send_inner(out, channel, data, None)
     }
 
+    /// Room for up to `max` bytes of channel data (`stderr`: extended data type 1) inside the
+    /// output buffer itself, within the peer's window and maximum packet: the runtime reads
+    /// the backend straight into it and then calls [`Connection::data_filled`]. `None` when
+    /// nothing can be sent now or the transport cannot stage in place (use `send_data`).
+    pub fn data_slot<'o>(
+        &mut self,
+        out: &'o mut dyn Outbound,
+        channel: ChannelId,
+        max: usize,
+        stderr: bool,
+    ) -> Option<&'o mut [u8]> {
+        let cap = self.send_capacity(out, channel);
+        let ch = self.get(channel)?;
+        let chunk = (ch.peer_max_packet as usize).clamp(1, MAX_SEND_CHUNK);
+        let n = max.min(cap).min(chunk);
+        if n == 0 {
+            return None;
+        }
+        let [r0, r1, r2, r3] = ch.peer_id.to_be_bytes();
+        let [e0, e1, e2, e3] = msgs::EXTENDED_DATA_STDERR.to_be_bytes();
+        // Everything up to the data, ending with its uint32 length (patched on commit).
+        let data = [msg_no::CHANNEL_DATA, r0, r1, r2, r3, 0, 0, 0, 0];
+        let ext = [msg_no::CHANNEL_EXTENDED_DATA, r0, r1, r2, r3, e0, e1, e2, e3, 0, 0, 0, 0];
+        out.begin_fill(if stderr { &ext } else { &data }, n)
+    }
+
+    /// The slot from [`Connection::data_slot`] holds `n` bytes: the message is staged and the
+    /// peer's window shrinks by `n` (0 cancels it). Returns the bytes sent.
+    pub fn data_filled(
+        &mut self,
+        out: &mut dyn Outbound,
+        channel: ChannelId,
+        n: usize,
+    ) -> Result<usize, ServiceError> {
+        out.commit_fill(n)?;
+        if let Some(ch) = self.get_mut(channel) {
+            ch.peer_window = ch.peer_window.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(n)
+    }
+
     /// As `send_data`, as CHANNEL_EXTENDED_DATA type 1 (stderr) for session channels.
     pub fn send_stderr(
         &mut self,

@@ -2,6 +2,7 @@
 //! generation, readiness kept in user space, byte counters and stage timestamps.
 
 use super::buffers::Buf;
+use super::out_queue::OutQueue;
 use crate::config::GatewayConfig;
 use crate::connection::{ChannelId, ListenerId};
 use crate::server::ServerConnection;
@@ -95,8 +96,10 @@ pub struct Conn<C = ServerConnection> {
     pub generation: u32,
     /// Input not yet consumed by the core; `None` while idle (the buffer went back to the pool).
     pub rbuf: Option<Buf>,
-    /// Sealed output the socket has not taken yet; `None` when all was written.
-    pub wbuf: Option<Buf>,
+    /// Sealed batches the socket has not taken yet, in the pooled buffers they were sealed in.
+    pub wq: OutQueue,
+    /// Length of the last sealed batch: sizes the next pooled output buffer.
+    pub out_hint: u32,
     /// Edge-triggered readiness remembered in user space: true from a readable event until a
     /// read returns WouldBlock.
     pub readable: bool,
@@ -163,7 +166,8 @@ impl<C> Conn<C> {
             core,
             generation,
             rbuf: None,
-            wbuf: None,
+            wq: OutQueue::default(),
+            out_hint: 0,
             readable: true,
             writable: true,
             read_closed: false,
@@ -195,13 +199,13 @@ impl<C> Conn<C> {
 
     /// Bytes waiting to be written.
     pub fn pending_out(&self) -> usize {
-        self.wbuf.as_ref().map_or(0, Buf::len)
+        self.wq.len()
     }
 
     /// Memory this connection holds: its buffers and what its core last reported.
     pub fn holding(&self) -> usize {
         self.rbuf.as_ref().map_or(0, Buf::capacity)
-            + self.wbuf.as_ref().map_or(0, Buf::capacity)
+            + self.wq.held()
             + self.charged
     }
 

@@ -17,6 +17,7 @@ pub mod fleet;
 pub mod forward_listen;
 pub mod log;
 pub mod log_format;
+pub mod out_queue;
 pub mod metrics_http;
 pub mod penalty;
 pub mod proxy;
