@@ -47,17 +47,20 @@ pub const DEFAULT_LOGIN_GRACE_TIME: Duration = Duration::from_secs(120);
 
 /// Everything a server connection needs to know; immutable, shared by all connections that
 /// started under it (SIGHUP builds a new one for new connections).
+///
+/// The parts a connection keeps are behind `Arc`s, so a new connection shares them (a
+/// reference count each) instead of cloning algorithm lists, permit lists and host keys.
 pub struct ServerConfig {
-    pub transport: TransportConfig,
+    pub transport: Arc<TransportConfig>,
     /// Time from accept until authentication must have succeeded.
     pub login_grace_time: Duration,
     /// User authentication: methods, limits, where keys and passwords come from.
     pub auth: AuthPolicy,
     /// Connection protocol: channel limits, windows, permit lists, keepalives.
-    pub connection: ConnectionPolicy,
+    pub connection: Arc<ConnectionPolicy>,
     /// For the runtime only (the core never reads it): session commands, backend connect
     /// timeout.
-    pub gateway: crate::config::GatewayConfig,
+    pub gateway: Arc<crate::config::GatewayConfig>,
 }
 
 /// Which of the pool's queues a job waits in: each is bounded on its own and drained in turn,
@@ -302,7 +305,7 @@ impl ServerConnection {
         now: Instant,
     ) -> Self {
         let transport =
-            Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
+            Transport::new_server(config.transport.clone(), rng, SERVICES, now);
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
@@ -541,6 +544,13 @@ impl ServerConnection {
     /// Takes the output buffer back when it is empty.
     pub fn reclaim_output(&mut self) -> Option<Vec<u8>> {
         self.transport.reclaim_output()
+    }
+
+    /// Payload bytes copied in user space beyond encoding, decryption and (de)compression:
+    /// outbound, see [`Transport::bytes_copied`]; inbound, channel data the backend did not
+    /// take straight from the packet. The copy-count tests check it.
+    pub fn bytes_copied(&self) -> u64 {
+        self.transport.bytes_copied().saturating_add(self.conn.bytes_copied())
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -114,7 +114,7 @@ impl Config {
             Some(p) => routes::load(p).map_err(|e| ConfigError::new("--routes", e))?,
             None => crate::proxy::Routes::default(),
         };
-        server.transport.host_keys = load_host_keys(args)?;
+        Arc::make_mut(&mut server.transport).host_keys = load_host_keys(args)?;
         Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
     }
 }
@@ -156,16 +156,16 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
     // EXT_INFO announces exactly what publickey authentication accepts.
     transport.server_sig_algs = auth.pubkey_algs.join(",");
     Ok(ServerConfig {
-        transport,
+        transport: Arc::new(transport),
         login_grace_time: Duration::from_secs(args.login_grace_time),
         auth,
-        connection: connection_policy(args)?,
-        gateway: GatewayConfig {
+        connection: Arc::new(connection_policy(args)?),
+        gateway: Arc::new(GatewayConfig {
             session_command: args.session_command.clone(),
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
             set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
-        },
+        }),
     })
 }
 

@@ -28,6 +28,7 @@ use channel::{Channel, Kind, Phase};
 pub use session::{ExitStatus, Pty};
 use session::{Session, SessionAction};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default bound on session channels per connection (`--max-sessions`; OpenSSH's MaxSessions,
@@ -212,7 +213,7 @@ enum Reply {
 
 /// One connection's channels and global-request state.
 pub struct Connection {
-    policy: ConnectionPolicy,
+    policy: Arc<ConnectionPolicy>,
     restrictions: KeyOptions,
     channels: Vec<Option<Channel>>,
     /// Per slot, bumped when a channel leaves it; the high 16 bits of a [`ChannelId`].
@@ -226,10 +227,15 @@ pub struct Connection {
     keepalives_outstanding: u32,
     keepalives_missed: u32,
     events: VecDeque<Event>,
+    /// Inbound channel bytes copied into a channel's queue because the backend did not take
+    /// them straight from the packet (the copy-count check).
+    copied: u64,
 }
 
 impl Connection {
-    pub fn new(policy: ConnectionPolicy) -> Self {
+    /// `policy` is shared (an `Arc`) by all connections made from one config.
+    pub fn new(policy: impl Into<Arc<ConnectionPolicy>>) -> Self {
+        let policy = policy.into();
         Connection {
             policy,
             restrictions: KeyOptions::default(),
@@ -243,6 +249,7 @@ impl Connection {
             keepalives_outstanding: 0,
             keepalives_missed: 0,
             events: VecDeque::new(),
+            copied: 0,
         }
     }
 
@@ -614,6 +621,7 @@ impl Connection {
             ch.discard(taken);
         }
         ch.push_inbound(rest);
+        self.copied = self.copied.saturating_add(rest.len() as u64);
         if taken > 0 {
             self.maybe_adjust(out, ChannelId(id))?;
         }
@@ -745,6 +753,12 @@ impl Connection {
         self.remove(channel);
         out.send_with(&mut |o| msgs::encode_open_failure(o, peer, code, text))?;
         Ok(())
+    }
+
+    /// Inbound channel bytes queued (copied) because the backend did not take them from the
+    /// packet.
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
     }
 
     /// Inbound bytes waiting for the backend (borrowed; nothing is copied out).

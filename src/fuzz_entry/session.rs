@@ -126,11 +126,11 @@ pub fn server_config() -> Arc<ServerConfig> {
             ..ConnectionPolicy::default()
         };
         Arc::new(ServerConfig {
-            transport,
+            transport: Arc::new(transport),
             login_grace_time: crate::server::DEFAULT_LOGIN_GRACE_TIME,
             auth,
-            connection,
-            gateway: crate::config::GatewayConfig::default(),
+            connection: Arc::new(connection),
+            gateway: Arc::default(),
         })
     })
     .clone()

@@ -54,6 +54,14 @@ pub struct Metrics {
     pub batch_packets: Histogram<u64>,
     /// Packets sealed (the exact sum behind `batch_packets`).
     pub sealed_packets: u64,
+    /// Sealed batches that were encoded, sealed and written in a pooled buffer lent to the
+    /// core (one checkout per batch); the copy-count test expects every batch of a bulk
+    /// transfer here.
+    pub out_buffers: u64,
+    /// Channel payload bytes copied in user space beyond encoding, decryption and
+    /// (de)compression: backend reads that went through the relay buffer, inbound data a
+    /// backend did not take at once, batches appended rather than handed over.
+    pub payload_copied: u64,
     /// Write blocked (WouldBlock) → write buffer empty again.
     pub write_stall: Histogram<u64>,
     pub accepted: u64,
@@ -92,6 +100,8 @@ impl Default for Metrics {
             batch: new_histogram(),
             batch_packets: new_histogram(),
             sealed_packets: 0,
+            out_buffers: 0,
+            payload_copied: 0,
             write_stall: new_histogram(),
             accepted: 0,
             closed: 0,
@@ -179,6 +189,8 @@ impl Metrics {
         add(&mut self.batch, &other.batch);
         add(&mut self.batch_packets, &other.batch_packets);
         self.sealed_packets += other.sealed_packets;
+        self.out_buffers += other.out_buffers;
+        self.payload_copied += other.payload_copied;
         add(&mut self.write_stall, &other.write_stall);
         for (map, theirs) in [
             (&mut self.crypto_wait, &other.crypto_wait),

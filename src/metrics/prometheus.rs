@@ -152,6 +152,18 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     );
     counter(
         &mut o,
+        "sshfront_output_buffers_total",
+        "Batches encoded, sealed and written in one pooled buffer checked out for them.",
+        m.out_buffers,
+    );
+    counter(
+        &mut o,
+        "sshfront_payload_bytes_copied_total",
+        "Payload bytes copied in user space beyond encode, cipher and zlib (closed connections).",
+        m.payload_copied,
+    );
+    counter(
+        &mut o,
         "sshfront_resource_closed_total",
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,

@@ -9,6 +9,7 @@ use crate::server::ServerConnection;
 use mio::net::TcpStream;
 use mio::Token;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a token's socket is. Kept in the token so an event is routed without a lookup, and a
@@ -82,6 +83,13 @@ pub fn generation_matches(bits: usize, generation: u32) -> bool {
     bits == (generation as usize) & (usize::MAX >> HALF)
 }
 
+/// The settings a connection has before the worker gives it its config's (shared, so making
+/// a connection allocates nothing for them).
+fn default_gateway() -> Arc<GatewayConfig> {
+    static DEFAULT: std::sync::OnceLock<Arc<GatewayConfig>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Arc::default).clone()
+}
+
 /// What one of the connection's endpoints serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
@@ -100,6 +108,8 @@ pub struct Conn<C = ServerConnection> {
     pub wq: OutQueue,
     /// Length of the last sealed batch: sizes the next pooled output buffer.
     pub out_hint: u32,
+    /// The core stages into a pooled buffer the worker lent it.
+    pub lent: bool,
     /// Edge-triggered readiness remembered in user space: true from a readable event until a
     /// read returns WouldBlock.
     pub readable: bool,
@@ -143,7 +153,7 @@ pub struct Conn<C = ServerConnection> {
     /// A channel event asked for another pass over the endpoints this turn.
     pub pump_again: bool,
     /// Session and backend settings this connection started with.
-    pub gateway: GatewayConfig,
+    pub gateway: Arc<GatewayConfig>,
     /// Its `--max-per-source` slot, given back when the connection is dropped.
     pub source: Option<super::source_limit::SourceGuard>,
     /// Per-connection limit on peer-triggered log lines (DEBUG, UNIMPLEMENTED, auth failures).
@@ -168,6 +178,7 @@ impl<C> Conn<C> {
             rbuf: None,
             wq: OutQueue::default(),
             out_hint: 0,
+            lent: false,
             readable: true,
             writable: true,
             read_closed: false,
@@ -190,7 +201,7 @@ impl<C> Conn<C> {
             user: None,
             links: Vec::new(),
             pump_again: false,
-            gateway: GatewayConfig::default(),
+            gateway: default_gateway(),
             notes: super::log::NoteLimiter::default(),
             startup: None,
             source: None,

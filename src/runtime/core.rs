@@ -33,6 +33,10 @@ pub trait Core {
     fn reclaim_output(&mut self) -> Option<Vec<u8>> {
         None
     }
+    /// Payload bytes the core copied (see `ServerConnection::bytes_copied`).
+    fn bytes_copied(&self) -> u64 {
+        0
+    }
     /// Capacity of the buffer the core stages output in (0: lend it one). Test cores have
     /// their own.
     fn output_capacity(&self) -> usize {
@@ -128,6 +132,9 @@ impl Core for ServerConnection {
     }
     fn output_capacity(&self) -> usize {
         self.transport().output_capacity()
+    }
+    fn bytes_copied(&self) -> u64 {
+        ServerConnection::bytes_copied(self)
     }
     fn data_slot(&mut self, channel: ChannelId, max: usize, stderr: bool) -> Option<&mut [u8]> {
         ServerConnection::data_slot(self, channel, max, stderr)

@@ -29,6 +29,8 @@ pub(super) struct Relay<'a> {
     pub buf: &'a mut Vec<u8>,
     pub budget: &'a mut usize,
     pub progress: &'a mut bool,
+    /// Bytes read through `buf` and copied into a packet (the fallback path).
+    pub copied: &'a mut u64,
     pub now: Instant,
 }
 
@@ -195,6 +197,7 @@ pub(super) fn pump_backend<C: Core>(
             Ok(Some(n)) => {
                 let data = relay.buf.get(..n).unwrap_or_default();
                 let taken = conn.core.send_data(ch, data, relay.now);
+                *relay.copied += taken as u64;
                 if taken < n {
                     // Cannot happen (n ≤ send_capacity); never drop bytes silently.
                     log::error!("channel {ch:?}: core took {taken} of {n} bytes");
@@ -302,6 +305,7 @@ pub(super) fn pump_child<C: Core>(
                             if taken < n {
                                 log::error!("channel {ch:?}: core took {taken} of {n} bytes");
                             }
+                            *relay.copied += taken as u64;
                             Ok(Some(n))
                         }
                         other => other,

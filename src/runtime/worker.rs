@@ -312,6 +312,7 @@ pub fn run_with<C: Core>(
             if let Some(conn) = conns.get_mut(e.key) {
                 conn.timer_armed = None;
                 if conn.core.poll_timeout().is_some_and(|d| d <= now) {
+                    st.lend_output(conn);
                     conn.core.handle_timeout(now);
                 }
                 touched.push((e.key, e.generation));
@@ -493,6 +494,7 @@ impl State {
         self.arm_timer(conn, key, now);
         // An idle connection keeps no output buffer.
         if let Some(v) = conn.core.reclaim_output() {
+            conn.lent = false;
             self.pool.adopt(v.capacity());
             self.pool.release_vec(v);
         }
@@ -644,7 +646,10 @@ impl State {
         };
         let cap = v.capacity();
         match conn.core.lend_output(v) {
-            None => self.pool.disown(cap),
+            None => {
+                self.pool.disown(cap);
+                conn.lent = true;
+            }
             Some(v) => self.pool.release_vec(v),
         }
     }
@@ -663,12 +668,18 @@ impl State {
                 self.metrics.sealed_packets += packets as u64;
             }
             if !batch.is_empty() {
+                if std::mem::take(&mut conn.lent) {
+                    self.metrics.out_buffers += 1;
+                }
                 conn.out_hint = u32::try_from(batch.len()).unwrap_or(u32::MAX);
                 self.pool.adopt(batch.capacity());
                 if let Some(v) = conn.wq.push(batch) {
                     self.pool.release_vec(v);
                 }
             }
+            // Replies to the events below (a crypto job run inline, channel events) are staged
+            // in a pooled buffer too.
+            self.lend_output(conn);
             if !conn.wq.is_empty() {
                 self.write_out(conn, now);
                 if !conn.wq.is_empty() && self.pool.over_budget() {
@@ -765,6 +776,21 @@ impl State {
         let label = job.label();
         let class = job.class().index();
         let job = if self.wait_queue[class].is_empty() {
+            let job = match self.crypto.try_run_inline(job) {
+                Ok((done, compute)) => {
+                    self.metrics.record_job(label, Duration::ZERO, compute);
+                    match done {
+                        Some(done) => conn.core.handle_job_done(done, now),
+                        None => conn.core.close(
+                            DisconnectReason::KeyExchangeFailed,
+                            "internal error in key exchange",
+                            now,
+                        ),
+                    }
+                    return;
+                }
+                Err(job) => job,
+            };
             let ticket =
                 JobTicket { worker: self.id, key, generation: conn.generation, submitted: now };
             match self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker) {
@@ -899,6 +925,7 @@ impl State {
         conn.wq.clear(|v| self.pool.release_vec(v));
         self.pool.charge(conn.charged, 0);
         conn.charged = 0;
+        self.metrics.payload_copied += conn.core.bytes_copied();
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
         self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());

@@ -321,9 +321,10 @@ impl Transport {
         self.tx.len()
     }
 
-    /// Payload bytes copied between staging and `poll_transmit`'s output so far: zero unless a
-    /// compressed batch had to be appended behind sealed bytes, or `poll_transmit` was given a
-    /// buffer that already held bytes. Checked by the copy-count tests.
+    /// Payload bytes copied between encoding and `poll_transmit`'s output so far: zero unless
+    /// the output buffer had to grow (reallocate) while holding bytes, a compressed batch had
+    /// to be appended behind sealed bytes, or `poll_transmit` was given a buffer that already
+    /// held bytes. Checked by the copy-count tests.
     pub fn bytes_copied(&self) -> u64 {
         self.sealer.bytes_copied().saturating_add(self.copied_out)
     }
@@ -644,8 +645,10 @@ impl Transport {
         if self.closed {
             return Ok(());
         }
+        let cap = self.tx.capacity();
         let start = self.sealer.begin(&mut self.tx);
         f(&mut self.tx);
+        self.note_growth(cap, start);
         let msg = self.tx.get(start + HEADER_LEN).copied().unwrap_or(0);
         if self.is_holding() && !state::may_send_during_kex(msg) {
             let res = self.held.push(self.tx.get(start + HEADER_LEN..).unwrap_or(&[]));
@@ -665,10 +668,12 @@ impl Transport {
         if self.closed || self.is_holding() || prefix.len() < 5 {
             return None;
         }
+        let cap = self.tx.capacity();
         let start = self.sealer.begin(&mut self.tx);
         self.tx.extend_from_slice(prefix);
         let data = self.tx.len();
         self.tx.resize(data + max, 0);
+        self.note_growth(cap, start);
         let (Ok(s32), Ok(d32)) = (u32::try_from(start), u32::try_from(data)) else {
             self.tx.truncate(start);
             return None;
@@ -697,6 +702,13 @@ impl Transport {
         }
         self.sealer.stage(&mut self.tx, start)?;
         Ok(())
+    }
+
+    /// The output buffer grew (reallocated) while `len` bytes were in it: those were copied.
+    fn note_growth(&mut self, cap: usize, len: usize) {
+        if self.tx.capacity() != cap && len > 0 {
+            self.copied_out = self.copied_out.saturating_add(len as u64);
+        }
     }
 
     /// Seals every staged packet in one pass (before the keys or compression change, and at
