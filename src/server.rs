@@ -304,8 +304,7 @@ impl ServerConnection {
         rng: Box<dyn Rng>,
         now: Instant,
     ) -> Self {
-        let transport =
-            Transport::new_server(config.transport.clone(), rng, SERVICES, now);
+        let transport = Transport::new_server(config.transport.clone(), rng, SERVICES, now);
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
@@ -546,11 +545,12 @@ impl ServerConnection {
         self.transport.reclaim_output()
     }
 
-    /// Payload bytes copied in user space beyond encoding, decryption and (de)compression:
-    /// outbound, see [`Transport::bytes_copied`]; inbound, channel data the backend did not
-    /// take straight from the packet. The copy-count tests check it.
-    pub fn bytes_copied(&self) -> u64 {
-        self.transport.bytes_copied().saturating_add(self.conn.bytes_copied())
+    /// Payload bytes copied in user space beyond encoding, decryption and (de)compression,
+    /// (outbound, inbound): outbound see [`Transport::bytes_copied`]; inbound, channel data
+    /// the backend did not take straight from the packet (queued once). The copy-count tests
+    /// check them.
+    pub fn bytes_copied(&self) -> (u64, u64) {
+        (self.transport.bytes_copied(), self.conn.bytes_copied())
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

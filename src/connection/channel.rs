@@ -7,8 +7,8 @@
 //! bounded by it whatever the peer does.
 
 use super::session::Session;
-use std::collections::VecDeque;
 use super::ListenerId;
+use std::collections::VecDeque;
 
 /// What the channel is for.
 #[derive(Debug)]

@@ -58,10 +58,13 @@ pub struct Metrics {
     /// core (one checkout per batch); the copy-count test expects every batch of a bulk
     /// transfer here.
     pub out_buffers: u64,
-    /// Channel payload bytes copied in user space beyond encoding, decryption and
-    /// (de)compression: backend reads that went through the relay buffer, inbound data a
-    /// backend did not take at once, batches appended rather than handed over.
+    /// Outbound payload bytes copied in user space beyond encoding, encryption and
+    /// compression: backend reads that went through the relay buffer (held back during a key
+    /// exchange), batches appended or reallocated rather than handed over.
     pub payload_copied: u64,
+    /// Inbound channel bytes a backend did not take straight from the decrypted packet,
+    /// copied (once) into the channel's queue.
+    pub payload_queued: u64,
     /// Write blocked (WouldBlock) → write buffer empty again.
     pub write_stall: Histogram<u64>,
     pub accepted: u64,
@@ -102,6 +105,7 @@ impl Default for Metrics {
             sealed_packets: 0,
             out_buffers: 0,
             payload_copied: 0,
+            payload_queued: 0,
             write_stall: new_histogram(),
             accepted: 0,
             closed: 0,
@@ -191,6 +195,7 @@ impl Metrics {
         self.sealed_packets += other.sealed_packets;
         self.out_buffers += other.out_buffers;
         self.payload_copied += other.payload_copied;
+        self.payload_queued += other.payload_queued;
         add(&mut self.write_stall, &other.write_stall);
         for (map, theirs) in [
             (&mut self.crypto_wait, &other.crypto_wait),

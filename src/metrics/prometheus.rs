@@ -159,8 +159,16 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     counter(
         &mut o,
         "sshfront_payload_bytes_copied_total",
-        "Payload bytes copied in user space beyond encode, cipher and zlib (closed connections).",
+        "Outbound payload bytes copied in user space beyond encode, cipher and zlib (closed \
+         connections).",
         m.payload_copied,
+    );
+    counter(
+        &mut o,
+        "sshfront_payload_bytes_queued_total",
+        "Inbound channel bytes a backend did not take from the packet, copied once into the \
+         channel's queue (closed connections).",
+        m.payload_queued,
     );
     counter(
         &mut o,

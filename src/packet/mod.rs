@@ -399,7 +399,10 @@ impl PacketSealer {
 
     /// Staged packets must be sealed first (their staging form depends on it).
     pub fn set_compression(&mut self, c: Compression) {
-        debug_assert_eq!(self.staged, 0, "staged packets must be sealed before compression changes");
+        debug_assert_eq!(
+            self.staged, 0,
+            "staged packets must be sealed before compression changes"
+        );
         self.deflater.set(c);
     }
 

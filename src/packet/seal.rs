@@ -22,7 +22,11 @@ const PAD_POOL: usize = 1024;
 impl PacketSealer {
     /// Frames the packet begun at `start` (payload = `buf[start + HEADER..]`) for the next
     /// [`PacketSealer::seal_staged`]. On error the begun packet is removed.
-    pub(super) fn stage_packet(&mut self, buf: &mut Vec<u8>, start: usize) -> Result<(), PacketError> {
+    pub(super) fn stage_packet(
+        &mut self,
+        buf: &mut Vec<u8>,
+        start: usize,
+    ) -> Result<(), PacketError> {
         let Some(raw_len) = start.checked_add(HEADER).and_then(|b| buf.len().checked_sub(b)) else {
             return Err(PacketError::PayloadTooLarge { len: 0 });
         };

@@ -215,9 +215,7 @@ impl<C> Conn<C> {
 
     /// Memory this connection holds: its buffers and what its core last reported.
     pub fn holding(&self) -> usize {
-        self.rbuf.as_ref().map_or(0, Buf::capacity)
-            + self.wq.held()
-            + self.charged
+        self.rbuf.as_ref().map_or(0, Buf::capacity) + self.wq.held() + self.charged
     }
 
     /// Bytes read and not yet consumed by the core.

@@ -33,9 +33,10 @@ pub trait Core {
     fn reclaim_output(&mut self) -> Option<Vec<u8>> {
         None
     }
-    /// Payload bytes the core copied (see `ServerConnection::bytes_copied`).
-    fn bytes_copied(&self) -> u64 {
-        0
+    /// Payload bytes the core copied, (outbound, inbound) (see
+    /// `ServerConnection::bytes_copied`).
+    fn bytes_copied(&self) -> (u64, u64) {
+        (0, 0)
     }
     /// Capacity of the buffer the core stages output in (0: lend it one). Test cores have
     /// their own.
@@ -133,7 +134,7 @@ impl Core for ServerConnection {
     fn output_capacity(&self) -> usize {
         self.transport().output_capacity()
     }
-    fn bytes_copied(&self) -> u64 {
+    fn bytes_copied(&self) -> (u64, u64) {
         ServerConnection::bytes_copied(self)
     }
     fn data_slot(&mut self, channel: ChannelId, max: usize, stderr: bool) -> Option<&mut [u8]> {

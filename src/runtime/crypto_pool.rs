@@ -181,7 +181,10 @@ impl CryptoPool {
     /// the pool is idle: handing it over would cost a queue hand-off and two wake-ups (a pool
     /// thread, then the worker) and gain nothing, as no other job waits. Gives the job back
     /// when the pool is busy or the job is not small. The result is `None` if the job panicked.
-    pub fn try_run_inline(&self, job: ServerJob) -> Result<(Option<ServerJobDone>, Duration), ServerJob> {
+    pub fn try_run_inline(
+        &self,
+        job: ServerJob,
+    ) -> Result<(Option<ServerJobDone>, Duration), ServerJob> {
         if !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
             return Err(job);
         }

@@ -290,7 +290,8 @@ pub(super) fn pump_child<C: Core>(
                 break;
             }
             let stderr = matches!(which, Out::Stderr);
-            let direct = read_in_place(conn, ch, room, stderr, relay.now, |d| c.read_once(which, d));
+            let direct =
+                read_in_place(conn, ch, room, stderr, relay.now, |d| c.read_once(which, d));
             let res = match direct {
                 Some(res) => res,
                 None => {

@@ -11,12 +11,12 @@
 //! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
 
 use super::buffers::{Buf, BufferPool, CLASSES};
-use super::out_queue::MAX_IOV;
 use super::conn::{
     decode, decode_token, generation_matches, token_for, Conn, SocketKind, WAKER_TOKEN,
 };
 use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
+use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
 use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
@@ -448,9 +448,7 @@ impl State {
     fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let over = self.service_turn(conn, key, now);
         // Charge what the core now holds for the peer against the shared budget.
-        let held = conn.core.held_bytes();
-        self.pool.charge(conn.charged, held);
-        conn.charged = held;
+        self.recharge(conn);
         if conn.hold_back && !over {
             // Retried when memory frees (the starved list), as edge triggering will not.
             self.starve(conn, key);
@@ -472,8 +470,6 @@ impl State {
         for _ in 0..channels::PUMP_ROUNDS {
             conn.pump_again = false;
             if !conn.links.is_empty() {
-                // Backend reads land in the payload area of CHANNEL_DATA packets in this buffer.
-                conn.out_hint = conn.out_hint.max(channels::RELAY_BUDGET_PER_TURN as u32 + 4096);
                 self.lend_output(conn);
             }
             let (progress, more) =
@@ -495,6 +491,7 @@ impl State {
         // An idle connection keeps no output buffer.
         if let Some(v) = conn.core.reclaim_output() {
             conn.lent = false;
+            self.recharge(conn);
             self.pool.adopt(v.capacity());
             self.pool.release_vec(v);
         }
@@ -627,6 +624,13 @@ impl State {
         true
     }
 
+    /// Charges what the core holds for the peer now (its last charge replaced).
+    fn recharge<C: Core>(&mut self, conn: &mut Conn<C>) {
+        let held = conn.core.held_bytes();
+        self.pool.charge(conn.charged, held);
+        conn.charged = held;
+    }
+
     fn starve<C: Core>(&mut self, conn: &mut Conn<C>, key: usize) {
         if !conn.starved {
             conn.starved = true;
@@ -636,18 +640,25 @@ impl State {
 
     /// Lends the core an empty pooled output buffer, sized by its last batch, when it holds
     /// none: its messages are encoded, staged and sealed in it, and it is what gets written.
-    /// Without budget room the core grows its own (counted through `held_bytes`).
+    /// With endpoints it holds a whole pump round (backend reads land in CHANNEL_DATA packets
+    /// in it), so it never reallocates. Without budget room the core grows its own (counted
+    /// through `held_bytes`).
     fn lend_output<C: Core>(&mut self, conn: &mut Conn<C>) {
         if conn.core.output_capacity() != 0 {
             return;
         }
-        let Some(v) = self.pool.checkout_vec((conn.out_hint as usize).max(1)) else {
+        let mut want = (conn.out_hint as usize).max(1);
+        if !conn.links.is_empty() {
+            want = want.max(channels::RELAY_BUDGET_PER_TURN + 4096);
+        }
+        let Some(v) = self.pool.checkout_vec(want) else {
             return;
         };
         let cap = v.capacity();
         match conn.core.lend_output(v) {
             None => {
                 self.pool.disown(cap);
+                self.recharge(conn);
                 conn.lent = true;
             }
             Some(v) => self.pool.release_vec(v),
@@ -672,6 +683,9 @@ impl State {
                     self.metrics.out_buffers += 1;
                 }
                 conn.out_hint = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+                // The batch's buffer is the worker's to count now, no longer the core's (the
+                // core's charge drops first, so the peak never counts it twice).
+                self.recharge(conn);
                 self.pool.adopt(batch.capacity());
                 if let Some(v) = conn.wq.push(batch) {
                     self.pool.release_vec(v);
@@ -925,7 +939,9 @@ impl State {
         conn.wq.clear(|v| self.pool.release_vec(v));
         self.pool.charge(conn.charged, 0);
         conn.charged = 0;
-        self.metrics.payload_copied += conn.core.bytes_copied();
+        let (out, inbound) = conn.core.bytes_copied();
+        self.metrics.payload_copied += out;
+        self.metrics.payload_queued += inbound;
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
         self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());
