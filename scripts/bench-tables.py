@@ -25,6 +25,8 @@ SERVERS = ["sshfront", "sshd", "russh"]
 
 # Targets from the project brief, checked against the medians.
 CPU_MS_TARGET = 0.25  # server CPU per publickey handshake
+FLOOR_RATIO_TARGET = 1.4  # server CPU per publickey handshake at C=64 over the crypto floor
+C1_CPU_MS_TARGET = 0.15  # server CPU per publickey handshake at C=1
 TAIL_TARGET = 2.0  # p99 / p50 at C=64, and no failures
 BULK_RATE_TARGET = 1.2  # sshfront MB/s over sshd's
 BULK_CPU_TARGET = 0.5  # server core-s/GB, aes128-gcm
@@ -154,6 +156,51 @@ def comparison(res):
     for auth in ("publickey", "none"):
         if any(r["test"] == "idle" and r["auth"] == auth for r in res.rows):
             out += table(res, f"Idle connections (auth: {auth})", ["idle"], auth, IDLE_METRICS)
+    out += floor_table(res)
+    return out
+
+
+def floors(res):
+    return [
+        r["result"]["floor_cpu_ms_per_handshake"]
+        for r in res.rows
+        if r["test"] == "crypto_floor"
+        and isinstance(r["result"].get("floor_cpu_ms_per_handshake"), (int, float))
+    ]
+
+
+def floor_table(res):
+    """Server CPU per publickey handshake over the crypto floor measured in the same run
+    (bench-harness crypto: X25519 + Ed25519 sign + Ed25519 verify); empty without a floor."""
+    fl = floors(res)
+    if not fl:
+        return []
+    floor = statistics.median(fl)
+    out = [
+        "### Handshake CPU over the crypto floor",
+        "",
+        f"Crypto floor (median of {len(fl)}): {cell(fl, '%.3f')} ms per handshake. "
+        f"Targets: ≤ {FLOOR_RATIO_TARGET}× at C=64, ≤ {C1_CPU_MS_TARGET} ms at C=1.",
+        "",
+        "| point | " + " | ".join(f"{s} ms | {s} / floor" for s in SERVERS) + " | sshfront met? |",
+        "|" + "---|" * (2 * len(SERVERS) + 2),
+    ]
+    for test in HANDSHAKE_POINTS:
+        cells, meds = [], {}
+        for s in SERVERS:
+            meds[s] = res.median(test, "publickey", s, get("server_cpu_ms_per_handshake"))
+            cells += [fmt_or_dash(meds[s], "%.3f"), ratio(meds[s], floor)]
+        m = meds["sshfront"]
+        if m is None:
+            met = "—"
+        elif test == "handshake_c64":
+            met = "yes" if m / floor <= FLOOR_RATIO_TARGET else "no"
+        elif test == "handshake_c1":
+            met = "yes" if m <= C1_CPU_MS_TARGET else "no"
+        else:
+            met = ""
+        out.append(f"| {test} | " + " | ".join(cells) + f" | {met} |")
+    out.append("")
     return out
 
 
@@ -327,8 +374,12 @@ def main():
     ap.add_argument("--headline", action="store_true", help="print the headline table")
     ap.add_argument("--update", metavar="MD", help="rewrite the generated blocks of this file")
     ap.add_argument("--check", metavar="MD", help="exit 1 unless the generated blocks match")
+    ap.add_argument("--floor", action="store_true", help="print handshake CPU over the floor")
     a = ap.parse_args()
     res = Results(load(a.results))
+    if a.floor:
+        print("\n".join(floor_table(res) or ["no crypto floor in these results"]))
+        return
     path = a.update or a.check
     if path:
         with open(path) as f:

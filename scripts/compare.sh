@@ -213,6 +213,16 @@ run() {
     log "round $round $test $s ($auth): $(echo "$j" | head -c 300)"
 }
 
+# floor ROUND: the crypto floor of one publickey handshake on this machine (bench-harness
+# crypto), one JSON line in results.jsonl; the tables divide handshake CPU by it.
+floor() {
+    local j
+    j=$("$H" crypto --json 2>>"$OUT/harness.log") || j='{"error":"harness exited with an error"}'
+    printf '{"server":"machine","test":"crypto_floor","auth":"none","round":%s,"loadavg":"%s","result":%s}\n' \
+        "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" "$j" >> "$RESULTS"
+    log "round $1 crypto floor: $j"
+}
+
 {
     echo "nproc: $(nproc)"
     grep -m1 'model name' /proc/cpuinfo
@@ -224,6 +234,7 @@ run() {
 } > "$OUT/machine.txt"
 
 for round in $(seq 1 "$ROUNDS"); do
+    floor "$round"
     for c in 1 8 64; do
         # Full handshakes (publickey) where the server supports them...
         for s in $SERVERS; do
@@ -264,4 +275,6 @@ done
 # The tables come from the raw results only (the same script regenerates BENCHMARKS.md's).
 python3 "$ROOT/scripts/bench-tables.py" "$RESULTS" --machine "$OUT/machine.txt" > "$OUT/summary.md"
 cat "$OUT/summary.md"
+# The handshake-CPU / crypto-floor ratios again, on their own (also in summary.md).
+python3 "$ROOT/scripts/bench-tables.py" "$RESULTS" --floor
 log "results in $OUT"

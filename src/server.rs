@@ -47,17 +47,20 @@ pub const DEFAULT_LOGIN_GRACE_TIME: Duration = Duration::from_secs(120);
 
 /// Everything a server connection needs to know; immutable, shared by all connections that
 /// started under it (SIGHUP builds a new one for new connections).
+///
+/// The parts a connection keeps are behind `Arc`s, so a new connection shares them (a
+/// reference count each) instead of cloning algorithm lists, permit lists and host keys.
 pub struct ServerConfig {
-    pub transport: TransportConfig,
+    pub transport: Arc<TransportConfig>,
     /// Time from accept until authentication must have succeeded.
     pub login_grace_time: Duration,
     /// User authentication: methods, limits, where keys and passwords come from.
     pub auth: AuthPolicy,
     /// Connection protocol: channel limits, windows, permit lists, keepalives.
-    pub connection: ConnectionPolicy,
+    pub connection: Arc<ConnectionPolicy>,
     /// For the runtime only (the core never reads it): session commands, backend connect
     /// timeout.
-    pub gateway: GatewayConfig,
+    pub gateway: Arc<GatewayConfig>,
 }
 
 /// What the runtime needs to serve channels: how session requests run and how long a backend
@@ -349,8 +352,7 @@ impl ServerConnection {
         rng: Box<dyn Rng>,
         now: Instant,
     ) -> Self {
-        let transport =
-            Transport::new_server(Arc::new(config.transport.clone()), rng, SERVICES, now);
+        let transport = Transport::new_server(config.transport.clone(), rng, SERVICES, now);
         ServerConnection {
             transport,
             login_deadline: now + config.login_grace_time,
@@ -574,9 +576,29 @@ impl ServerConnection {
         self.transport.handle_timeout(now);
     }
 
-    /// Appends every sealed byte ready to send to `out`.
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        self.transport.poll_transmit(out);
+    /// Seals everything staged in one pass and hands the batch to `out` (swapped when `out`
+    /// is empty: give an empty pooled buffer, the core stages its next messages in it).
+    /// Returns the packets in the batch. See [`Transport::poll_transmit`].
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.transport.poll_transmit(out)
+    }
+
+    /// Lends the core an empty buffer to stage output in, if it holds none (else returns it).
+    pub fn lend_output(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        self.transport.lend_output(buf)
+    }
+
+    /// Takes the output buffer back when it is empty.
+    pub fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        self.transport.reclaim_output()
+    }
+
+    /// Payload bytes copied in user space beyond encoding, decryption and (de)compression,
+    /// (outbound, inbound): outbound see [`Transport::bytes_copied`]; inbound, channel data
+    /// the backend did not take straight from the packet (queued once). The copy-count tests
+    /// check them.
+    pub fn bytes_copied(&self) -> (u64, u64) {
+        (self.transport.bytes_copied(), self.conn.bytes_copied())
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {
@@ -724,6 +746,21 @@ impl ServerConnection {
     /// volume rekey start on outbound-only traffic.
     pub fn send_data(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
         let r = self.conn.send_data(&mut self.transport, channel, data);
+        let n = self.after_conn(r).unwrap_or(0);
+        self.transport.check_rekey(now);
+        n
+    }
+
+    /// Room for up to `max` bytes of channel data (stderr: extended data) in the output buffer
+    /// itself: read the backend straight into it, then call [`ServerConnection::data_filled`]
+    /// (with 0 if the read gave nothing). `None`: use `send_data`.
+    pub fn data_slot(&mut self, channel: ChannelId, max: usize, stderr: bool) -> Option<&mut [u8]> {
+        self.conn.data_slot(&mut self.transport, channel, max, stderr)
+    }
+
+    /// The slot from `data_slot` holds `n` bytes: staged as CHANNEL_DATA (0 cancels it).
+    pub fn data_filled(&mut self, channel: ChannelId, n: usize, now: Instant) -> usize {
+        let r = self.conn.data_filled(&mut self.transport, channel, n);
         let n = self.after_conn(r).unwrap_or(0);
         self.transport.check_rekey(now);
         n

@@ -11,11 +11,28 @@ pub trait Outbound {
     fn send_with(&mut self, f: &mut dyn FnMut(&mut Vec<u8>)) -> Result<(), Error>;
     /// True while producers of bulk data (channel data) should pause.
     fn is_backpressured(&self) -> bool;
+    /// Starts a message whose last `max` bytes the caller fills in place (see
+    /// [`Transport::begin_fill`]); `None`: send it with `send_with` instead.
+    fn begin_fill(&mut self, _prefix: &[u8], _max: usize) -> Option<&mut [u8]> {
+        None
+    }
+    /// Ends the message begun by `begin_fill` with `n` bytes filled (0 cancels it).
+    fn commit_fill(&mut self, _n: usize) -> Result<(), Error> {
+        Ok(())
+    }
 }
 
 impl Outbound for Transport {
     fn send_with(&mut self, f: &mut dyn FnMut(&mut Vec<u8>)) -> Result<(), Error> {
         Transport::send_with(self, |out| f(out))
+    }
+
+    fn begin_fill(&mut self, prefix: &[u8], max: usize) -> Option<&mut [u8]> {
+        Transport::begin_fill(self, prefix, max)
+    }
+
+    fn commit_fill(&mut self, n: usize) -> Result<(), Error> {
+        Transport::commit_fill(self, n)
     }
 
     fn is_backpressured(&self) -> bool {

@@ -23,6 +23,20 @@ pub enum Cmd {
     /// Attack from --bind while a legitimate client measures login latency at a fixed rate;
     /// one JSON line per second, then a summary line.
     Attack(AttackArgs),
+    /// The crypto floor of one curve25519 + ssh-ed25519 publickey handshake on this machine:
+    /// the server's X25519 (key pair + agreement), one Ed25519 signature (host key) and one
+    /// Ed25519 verification (the user's), in CPU time on one thread.
+    Crypto(CryptoArgs),
+}
+
+#[derive(Args, Debug, Clone)]
+pub struct CryptoArgs {
+    /// Operations timed per primitive (after a tenth as many to warm up).
+    #[arg(short = 'n', long, default_value_t = 2000, value_parser = clap::value_parser!(u32).range(1..=1_000_000))]
+    pub iterations: u32,
+    /// One JSON object instead of text lines.
+    #[arg(long)]
+    pub json: bool,
 }
 
 #[derive(ValueEnum, Clone, Copy, Debug, PartialEq, Eq)]

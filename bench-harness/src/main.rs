@@ -5,6 +5,7 @@
 mod attack;
 mod cli;
 mod driver;
+mod floor;
 mod procstat;
 mod proto;
 mod report;
@@ -33,6 +34,7 @@ fn main() {
         Cmd::Handshake(a) => run_handshake(a).map(|r| (r, a.common.json)),
         Cmd::Bulk(a) => run_bulk(a).map(|r| (r, a.common.json)),
         Cmd::Idle(a) => run_idle(a).map(|r| (r, a.common.json)),
+        Cmd::Crypto(a) => floor::run(a).map(|r| (r, a.json)),
         Cmd::Attack(a) => match attack::run(a) {
             Ok(()) => return,
             Err(e) => Err(e),

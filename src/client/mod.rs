@@ -294,8 +294,8 @@ impl ClientConnection {
 
     // ---- output --------------------------------------------------------------------------
 
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        self.transport.poll_transmit(out);
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        self.transport.poll_transmit(out)
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

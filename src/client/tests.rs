@@ -43,7 +43,7 @@ fn server_config(window: u32) -> Arc<ServerConfig> {
     let db =
         parse_password_file(&format!("{USER}:{}\n", hash_password(PASSWORD).unwrap())).unwrap();
     Arc::new(ServerConfig {
-        transport: crate::transport::tests::full_config(),
+        transport: Arc::new(crate::transport::tests::full_config()),
         login_grace_time: server::DEFAULT_LOGIN_GRACE_TIME,
         auth: AuthPolicy {
             sequences: parse_auth_methods("publickey password").unwrap(),
@@ -57,7 +57,8 @@ fn server_config(window: u32) -> Arc<ServerConfig> {
             permit_open: vec!["127.0.0.1:7".into()],
             permit_listen: vec!["127.0.0.1:*".into()],
             ..ConnectionPolicy::default()
-        },
+        }
+        .into(),
         gateway: Default::default(),
     })
 }

@@ -110,7 +110,7 @@ impl Config {
     pub fn from_args(args: &Args) -> Result<Config, ConfigError> {
         let runtime = runtime_settings(args)?;
         let mut server = server_config_without_host_keys(args)?;
-        server.transport.host_keys = load_host_keys(args)?;
+        Arc::make_mut(&mut server.transport).host_keys = load_host_keys(args)?;
         Ok(Config { server: Arc::new(server), runtime })
     }
 
@@ -127,7 +127,7 @@ impl Config {
             Err(e) => (current, Some(e)),
         };
         let mut server = server_config_with_routes(args, routes)?;
-        server.transport.host_keys = load_host_keys(args)?;
+        Arc::make_mut(&mut server.transport).host_keys = load_host_keys(args)?;
         Ok((Config { server: Arc::new(server), runtime }, routes_error))
     }
 }
@@ -171,11 +171,11 @@ fn server_config_with_routes(
     // EXT_INFO announces exactly what publickey authentication accepts.
     transport.server_sig_algs = auth.pubkey_algs.join(",");
     Ok(ServerConfig {
-        transport,
+        transport: Arc::new(transport),
         login_grace_time: Duration::from_secs(args.login_grace_time),
         auth,
-        connection: connection_policy(args)?,
-        gateway: GatewayConfig {
+        connection: Arc::new(connection_policy(args)?),
+        gateway: Arc::new(GatewayConfig {
             session_command: args.session_command.clone(),
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
@@ -183,7 +183,7 @@ fn server_config_with_routes(
             routes,
             record_dir: args.record_dir.clone(),
             record_max_bytes,
-        },
+        }),
     })
 }
 

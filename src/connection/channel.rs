@@ -8,6 +8,7 @@
 
 use super::session::Session;
 use super::ListenerId;
+use std::collections::VecDeque;
 
 /// What the channel is for.
 #[derive(Debug)]
@@ -39,9 +40,9 @@ pub(crate) struct Channel {
     pub initial_window: u32,
     /// What the peer may still send.
     pub recv_window: u32,
-    /// Received, not yet consumed by the backend: `inbound[head..]`.
-    inbound: Vec<u8>,
-    head: usize,
+    /// Received, not yet consumed by the backend: a ring, so what the backend takes leaves
+    /// from the front without moving the rest (no memmove per partial write).
+    inbound: VecDeque<u8>,
     /// Consumed by the backend but not yet given back with WINDOW_ADJUST.
     pub credit: u32,
     pub peer_window: u32,
@@ -60,8 +61,7 @@ impl Channel {
             peer_id,
             initial_window: window,
             recv_window: window,
-            inbound: Vec::new(),
-            head: 0,
+            inbound: VecDeque::new(),
             credit: 0,
             peer_window: 0,
             peer_max_packet: 0,
@@ -77,9 +77,10 @@ impl Channel {
         self.inbound.capacity()
     }
 
-    /// Inbound bytes not yet consumed.
+    /// Inbound bytes not yet consumed: the first contiguous part of the ring (empty only when
+    /// nothing is pending; write it, `consume`, and ask again for the rest).
     pub fn pending(&self) -> &[u8] {
-        self.inbound.get(self.head..).unwrap_or(&[])
+        self.inbound.as_slices().0
     }
 
     /// Takes `data` against our window. The caller has checked the window and max packet.
@@ -94,23 +95,16 @@ impl Channel {
             let target = target.min((self.initial_window as usize).max(need));
             self.inbound.reserve_exact(target - self.inbound.len());
         }
-        self.inbound.extend_from_slice(data);
+        self.inbound.extend(data);
     }
 
     /// Marks `n` pending bytes consumed; returns how many were (at most what is pending).
     pub fn consume(&mut self, n: usize) -> usize {
-        let n = n.min(self.pending().len());
-        self.head += n;
+        let n = n.min(self.inbound.len());
+        self.inbound.drain(..n);
         self.credit = self.credit.saturating_add(len32(n));
-        if self.head >= self.inbound.len() {
-            self.inbound.clear();
-            self.head = 0;
-            if self.inbound.capacity() > 256 * 1024 {
-                self.inbound = Vec::new();
-            }
-        } else if self.head > self.inbound.len() / 2 {
-            self.inbound.drain(..self.head);
-            self.head = 0;
+        if self.inbound.is_empty() && self.inbound.capacity() > 256 * 1024 {
+            self.inbound = VecDeque::new();
         }
         n
     }

@@ -28,6 +28,7 @@ use channel::{Channel, Kind, Phase};
 pub use session::{ExitStatus, Pty};
 use session::{Session, SessionAction};
 use std::collections::VecDeque;
+use std::sync::Arc;
 use std::time::Duration;
 
 /// Default bound on session channels per connection (`--max-sessions`; OpenSSH's MaxSessions,
@@ -224,7 +225,7 @@ enum Reply {
 
 /// One connection's channels and global-request state.
 pub struct Connection {
-    policy: ConnectionPolicy,
+    policy: Arc<ConnectionPolicy>,
     restrictions: KeyOptions,
     channels: Vec<Option<Channel>>,
     /// Per slot, bumped when a channel leaves it; the high 16 bits of a [`ChannelId`].
@@ -243,10 +244,15 @@ pub struct Connection {
     agent_allowed: bool,
     /// The session that asked for agent forwarding.
     agent_session: Option<ChannelId>,
+    /// Inbound channel bytes copied into a channel's queue because the backend did not take
+    /// them straight from the packet (the copy-count check).
+    copied: u64,
 }
 
 impl Connection {
-    pub fn new(policy: ConnectionPolicy) -> Self {
+    /// `policy` is shared (an `Arc`) by all connections made from one config.
+    pub fn new(policy: impl Into<Arc<ConnectionPolicy>>) -> Self {
+        let policy = policy.into();
         Connection {
             policy,
             restrictions: KeyOptions::default(),
@@ -262,6 +268,7 @@ impl Connection {
             events: VecDeque::new(),
             agent_allowed: false,
             agent_session: None,
+            copied: 0,
         }
     }
 
@@ -644,6 +651,7 @@ impl Connection {
             ch.discard(taken);
         }
         ch.push_inbound(rest);
+        self.copied = self.copied.saturating_add(rest.len() as u64);
         if taken > 0 {
             self.maybe_adjust(out, ChannelId(id))?;
         }
@@ -830,6 +838,12 @@ impl Connection {
         Ok(())
     }
 
+    /// Inbound channel bytes queued (copied) because the backend did not take them from the
+    /// packet.
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
+    }
+
     /// Inbound bytes waiting for the backend (borrowed; nothing is copied out).
     pub fn inbound(&self, channel: ChannelId) -> &[u8] {
         self.get(channel).map_or(&[], |c| c.pending())
@@ -897,6 +911,47 @@ impl Connection {
         data: &[u8],
     ) -> Result<usize, ServiceError> {
         self.send_inner(out, channel, data, None)
+    }
+
+    /// Room for up to `max` bytes of channel data (`stderr`: extended data type 1) inside the
+    /// output buffer itself, within the peer's window and maximum packet: the runtime reads
+    /// the backend straight into it and then calls [`Connection::data_filled`]. `None` when
+    /// nothing can be sent now or the transport cannot stage in place (use `send_data`).
+    pub fn data_slot<'o>(
+        &mut self,
+        out: &'o mut dyn Outbound,
+        channel: ChannelId,
+        max: usize,
+        stderr: bool,
+    ) -> Option<&'o mut [u8]> {
+        let cap = self.send_capacity(out, channel);
+        let ch = self.get(channel)?;
+        let chunk = (ch.peer_max_packet as usize).clamp(1, MAX_SEND_CHUNK);
+        let n = max.min(cap).min(chunk);
+        if n == 0 {
+            return None;
+        }
+        let [r0, r1, r2, r3] = ch.peer_id.to_be_bytes();
+        let [e0, e1, e2, e3] = msgs::EXTENDED_DATA_STDERR.to_be_bytes();
+        // Everything up to the data, ending with its uint32 length (patched on commit).
+        let data = [msg_no::CHANNEL_DATA, r0, r1, r2, r3, 0, 0, 0, 0];
+        let ext = [msg_no::CHANNEL_EXTENDED_DATA, r0, r1, r2, r3, e0, e1, e2, e3, 0, 0, 0, 0];
+        out.begin_fill(if stderr { &ext } else { &data }, n)
+    }
+
+    /// The slot from [`Connection::data_slot`] holds `n` bytes: the message is staged and the
+    /// peer's window shrinks by `n` (0 cancels it). Returns the bytes sent.
+    pub fn data_filled(
+        &mut self,
+        out: &mut dyn Outbound,
+        channel: ChannelId,
+        n: usize,
+    ) -> Result<usize, ServiceError> {
+        out.commit_fill(n)?;
+        if let Some(ch) = self.get_mut(channel) {
+            ch.peer_window = ch.peer_window.saturating_sub(u32::try_from(n).unwrap_or(u32::MAX));
+        }
+        Ok(n)
     }
 
     /// As `send_data`, as CHANNEL_EXTENDED_DATA type 1 (stderr) for session channels.

@@ -126,11 +126,11 @@ pub fn server_config() -> Arc<ServerConfig> {
             ..ConnectionPolicy::default()
         };
         Arc::new(ServerConfig {
-            transport,
+            transport: Arc::new(transport),
             login_grace_time: crate::server::DEFAULT_LOGIN_GRACE_TIME,
             auth,
-            connection,
-            gateway: crate::config::GatewayConfig::default(),
+            connection: Arc::new(connection),
+            gateway: Arc::default(),
         })
     })
     .clone()
@@ -545,6 +545,10 @@ pub fn client_session(data: &[u8]) {
     // Held until the first key exchange is done, as when it was recorded.
     let _ = c.transport_mut().request_service("ssh-userauth");
     for _ in 0..MAX_TURNS {
+        // Sealing draws padding from the RNG: at the top of the turn, as `PairSim::drive` does,
+        // so the RNG is drawn in the recorded order.
+        c.poll_transmit(&mut out);
+        out.clear();
         let n = c.handle_input(&mut input, now).min(input.len());
         input.drain(..n);
         let mut progressed = n > 0;
@@ -558,8 +562,6 @@ pub fn client_session(data: &[u8]) {
                 c.handle_job_done(j.run(), now);
             }
         }
-        c.poll_transmit(&mut out);
-        out.clear();
         if !progressed || c.is_closed() {
             break;
         }

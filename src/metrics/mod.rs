@@ -26,6 +26,11 @@ pub fn new_histogram() -> Histogram<u64> {
     Histogram::new_with_bounds(1, HIST_MAX_US, HIST_SIGFIG).expect("valid histogram bounds")
 }
 
+/// Records a count (packets per batch), at least 1.
+pub fn record_count(h: &mut Histogram<u64>, n: usize) {
+    h.saturating_record(u64::try_from(n).unwrap_or(u64::MAX).max(1));
+}
+
 /// Records `d` in microseconds, saturating at the histogram's bounds.
 pub fn record(h: &mut Histogram<u64>, d: Duration) {
     let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX).max(1);
@@ -43,8 +48,24 @@ pub struct Metrics {
     pub crypto_wait: BTreeMap<&'static str, Histogram<u64>>,
     /// Crypto job: compute time on the pool thread, per label.
     pub crypto_compute: BTreeMap<&'static str, Histogram<u64>>,
-    /// One connection's turn: read → handle_input → poll_transmit → write.
+    /// Time to seal one outbound batch (every packet a connection staged in one worker turn,
+    /// compressed, padded, encrypted and MACed in one pass).
     pub batch: Histogram<u64>,
+    /// Packets per sealed batch (a count, not microseconds).
+    pub batch_packets: Histogram<u64>,
+    /// Packets sealed (the exact sum behind `batch_packets`).
+    pub sealed_packets: u64,
+    /// Sealed batches that were encoded, sealed and written in a pooled buffer lent to the
+    /// core (one checkout per batch); the copy-count test expects every batch of a bulk
+    /// transfer here.
+    pub out_buffers: u64,
+    /// Outbound payload bytes copied in user space beyond encoding, encryption and
+    /// compression: backend reads that went through the relay buffer (held back during a key
+    /// exchange), batches appended or reallocated rather than handed over.
+    pub payload_copied: u64,
+    /// Inbound channel bytes a backend did not take straight from the decrypted packet,
+    /// copied (once) into the channel's queue.
+    pub payload_queued: u64,
     /// Write blocked (WouldBlock) → write buffer empty again.
     pub write_stall: Histogram<u64>,
     pub accepted: u64,
@@ -81,6 +102,11 @@ impl Default for Metrics {
             crypto_wait: BTreeMap::new(),
             crypto_compute: BTreeMap::new(),
             batch: new_histogram(),
+            batch_packets: new_histogram(),
+            sealed_packets: 0,
+            out_buffers: 0,
+            payload_copied: 0,
+            payload_queued: 0,
             write_stall: new_histogram(),
             accepted: 0,
             closed: 0,
@@ -175,6 +201,11 @@ impl Metrics {
         add(&mut self.accept_to_banner, &other.accept_to_banner);
         add(&mut self.handshake, &other.handshake);
         add(&mut self.batch, &other.batch);
+        add(&mut self.batch_packets, &other.batch_packets);
+        self.sealed_packets += other.sealed_packets;
+        self.out_buffers += other.out_buffers;
+        self.payload_copied += other.payload_copied;
+        self.payload_queued += other.payload_queued;
         add(&mut self.write_stall, &other.write_stall);
         for (map, theirs) in [
             (&mut self.crypto_wait, &other.crypto_wait),
@@ -233,6 +264,16 @@ impl Metrics {
             s,
             "  disconnects by code: {}",
             if codes.is_empty() { "-".into() } else { codes.join(" ") }
+        );
+        let bp = &self.batch_packets;
+        let _ = writeln!(
+            s,
+            "  {:<36} n={} p50={} p99={} max={}",
+            "batch_packets",
+            bp.len(),
+            bp.value_at_quantile(0.50),
+            bp.value_at_quantile(0.99),
+            bp.max()
         );
         for (name, h) in self.histograms() {
             let _ = writeln!(s, "  {name:<36} {}", hist_summary(h));

@@ -158,6 +158,38 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     );
     counter(
         &mut o,
+        "sshfront_sealed_batches_total",
+        "Outbound batches sealed (all packets a connection staged in one worker turn).",
+        m.batch_packets.len(),
+    );
+    counter(
+        &mut o,
+        "sshfront_sealed_batch_packets_total",
+        "Packets in those batches (divide by sshfront_sealed_batches_total for the mean size).",
+        m.sealed_packets,
+    );
+    counter(
+        &mut o,
+        "sshfront_output_buffers_total",
+        "Batches encoded, sealed and written in one pooled buffer checked out for them.",
+        m.out_buffers,
+    );
+    counter(
+        &mut o,
+        "sshfront_payload_bytes_copied_total",
+        "Outbound payload bytes copied in user space beyond encode, cipher and zlib (closed \
+         connections).",
+        m.payload_copied,
+    );
+    counter(
+        &mut o,
+        "sshfront_payload_bytes_queued_total",
+        "Inbound channel bytes a backend did not take from the packet, copied once into the \
+         channel's queue (closed connections).",
+        m.payload_queued,
+    );
+    counter(
+        &mut o,
         "sshfront_resource_closed_total",
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,
@@ -228,7 +260,7 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         ("sshfront_auth_seconds", "Accept to authentication succeeded.", &m.auth),
         (
             "sshfront_batch_seconds",
-            "One connection's turn: read, open, handle, seal, write.",
+            "Time to seal one outbound batch (a connection's packets of one worker turn).",
             &m.batch,
         ),
         (

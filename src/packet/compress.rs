@@ -67,11 +67,23 @@ impl Deflater {
     }
 
     /// Compresses `input` into `out` (cleared first), ending with a partial flush.
+    #[cfg(test)]
     pub(crate) fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PacketError> {
+        out.clear();
+        self.deflate_append(input, out)
+    }
+
+    /// Compresses `input` onto the end of `out` (deflate writes straight into its spare
+    /// capacity), ending with a partial flush.
+    pub(crate) fn deflate_append(
+        &mut self,
+        input: &[u8],
+        out: &mut Vec<u8>,
+    ) -> Result<(), PacketError> {
         let Some(stream) = self.stream.as_mut() else {
             return Err(PacketError::Compression);
         };
-        out.clear();
+        let base = out.len();
         // Incompressible data grows by a few bytes per 16 KiB block plus the flush marker.
         out.reserve(input.len() + input.len() / 1024 + 64);
         let mut input = input;
@@ -87,7 +99,7 @@ impl Deflater {
             if input.is_empty() && out.len() < out.capacity() {
                 return Ok(());
             }
-            if out.len() > 2 * MAX_PAYLOAD_LEN {
+            if out.len() - base > 2 * MAX_PAYLOAD_LEN {
                 return Err(PacketError::Compression);
             }
             out.reserve(input.len() + 1024);

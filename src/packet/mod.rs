@@ -343,7 +343,15 @@ pub struct PacketSealer {
     params: Params,
     seq: u32,
     deflater: compress::Deflater,
+    /// The compressed batch being sealed (its capacity is reused batch after batch).
     deflated: Vec<u8>,
+    /// Packets staged and not yet sealed; they take the sequence numbers after `seq`.
+    staged: u32,
+    /// Whether the staged packets are in the compressed staging form (fixed per batch).
+    staged_compressed: bool,
+    /// Payload bytes copied after staging (only a compressed batch that does not start its
+    /// buffer is copied back), for the copy-count check.
+    copied: u64,
     since_rekey: Counters,
     total: Counters,
 }
@@ -362,6 +370,9 @@ impl PacketSealer {
             seq: 0,
             deflater: compress::Deflater::new(),
             deflated: Vec::new(),
+            staged: 0,
+            staged_compressed: false,
+            copied: 0,
             since_rekey: Counters::default(),
             total: Counters::default(),
         }
@@ -369,6 +380,7 @@ impl PacketSealer {
 
     /// Installs our new keys (right after our NEWKEYS is sealed). Short key material leaves
     /// the direction broken: every later `finish` fails (see [`PacketSealer::try_set_keys`]).
+    /// Staged packets must be sealed first (they were framed for the old keys).
     pub fn set_keys(&mut self, keys: DirectionKeys) {
         if self.try_set_keys(keys).is_err() {
             self.keyed = Keyed::Broken;
@@ -377,6 +389,7 @@ impl PacketSealer {
 
     /// [`PacketSealer::set_keys`] that reports short key material (state unchanged then).
     pub fn try_set_keys(&mut self, keys: DirectionKeys) -> Result<(), KeyLenError> {
+        debug_assert_eq!(self.staged, 0, "staged packets must be sealed before a key change");
         let (keyed, params) = key_direction(&keys, CipherAlg::sealing)?;
         self.keyed = keyed;
         self.params = params;
@@ -384,34 +397,77 @@ impl PacketSealer {
         Ok(())
     }
 
+    /// Staged packets must be sealed first (their staging form depends on it).
     pub fn set_compression(&mut self, c: Compression) {
+        debug_assert_eq!(
+            self.staged, 0,
+            "staged packets must be sealed before compression changes"
+        );
         self.deflater.set(c);
     }
 
+    /// Staged packets must be sealed first (delayed compression may start here).
     pub fn auth_succeeded(&mut self) {
+        debug_assert_eq!(self.staged, 0, "staged packets must be sealed before compression starts");
         self.deflater.auth_succeeded();
     }
 
     /// Reserves the packet header at the end of `buf` and returns where this packet starts;
-    /// the caller then appends the payload directly after it and calls [`PacketSealer::finish`].
+    /// the caller then appends the payload directly after it and calls
+    /// [`PacketSealer::stage`] (or [`PacketSealer::finish`]).
     pub fn begin(&self, buf: &mut Vec<u8>) -> usize {
         let start = buf.len();
         buf.extend_from_slice(&[0u8; HEADER]);
         start
     }
 
-    /// Seals the packet begun at `start` (its payload is `buf[start + HEADER..]`): compresses
-    /// if on, adds random padding, encrypts and MACs in place, increments the sequence number.
+    /// Frames the packet begun at `start` (its payload is `buf[start + HEADER..]`) where it
+    /// lies, with room behind it for padding and MAC / tag; [`PacketSealer::seal_staged`] seals
+    /// it with the rest of the batch. Nothing is encrypted yet and the sequence number is
+    /// assigned in staging order. On error (payload too large, broken keys) the begun packet
+    /// is removed.
+    pub fn stage(&mut self, buf: &mut Vec<u8>, start: usize) -> Result<(), PacketError> {
+        self.stage_packet(buf, start)
+    }
+
+    /// Seals every packet staged since the last seal, which must all lie in `buf[from..]`
+    /// back to back, in one pass: compress (if on), pad, encrypt and MAC in place. Returns how
+    /// many packets were sealed. On error those before the failing one stay sealed and the
+    /// rest are removed.
+    pub fn seal_staged(
+        &mut self,
+        buf: &mut Vec<u8>,
+        from: usize,
+        rng: &mut dyn Rng,
+    ) -> Result<usize, PacketError> {
+        self.seal_batch(buf, from, rng)
+    }
+
+    /// Packets staged and not yet sealed.
+    pub fn staged(&self) -> usize {
+        self.staged as usize
+    }
+
+    /// Payload bytes copied after staging so far (see [`PacketSealer::seal_staged`]).
+    pub fn bytes_copied(&self) -> u64 {
+        self.copied
+    }
+
+    /// Stages the packet begun at `start` and seals it at once: compresses if on, adds random
+    /// padding, encrypts and MACs in place, increments the sequence number. Nothing else may be
+    /// staged (use [`PacketSealer::stage`] and [`PacketSealer::seal_staged`] for batches).
     ///
-    /// On error nothing was encrypted and the sequence number is unchanged; `buf[start..]` is
-    /// unspecified (the begun packet is removed when compression made it too large).
+    /// On error nothing was encrypted and the sequence number is unchanged; the begun packet
+    /// is removed.
     pub fn finish(
         &mut self,
         buf: &mut Vec<u8>,
         start: usize,
         rng: &mut dyn Rng,
     ) -> Result<(), PacketError> {
-        self.seal_packet(buf, start, rng)
+        debug_assert_eq!(self.staged, 0, "finish seals one packet; a batch is staged");
+        self.stage(buf, start)?;
+        self.seal_staged(buf, start, rng).map(|_| ())
     }
 
     /// Convenience: `begin`, copy `payload`, `finish`.
@@ -426,11 +482,14 @@ impl PacketSealer {
         self.finish(buf, start, rng)
     }
 
+    /// The sequence number the next packet staged will carry.
     pub fn seq(&self) -> u32 {
-        self.seq
+        self.seq.wrapping_add(self.staged)
     }
 
+    /// Strict KEX: sequence number back to 0 (staged packets must be sealed first).
     pub fn reset_seq(&mut self) {
+        debug_assert_eq!(self.staged, 0, "staged packets must be sealed before the reset");
         self.seq = 0;
     }
 
@@ -452,6 +511,11 @@ impl PacketSealer {
     /// The framing the current keys give.
     pub fn framing(&self) -> Framing {
         self.params.framing
+    }
+
+    /// Memory held for the compressed batch (its capacity), for the global memory budget.
+    pub fn held_bytes(&self) -> usize {
+        self.deflated.capacity()
     }
 
     /// Wire bytes a payload of `payload_len` (uncompressed) will take at most, for sizing

@@ -107,14 +107,74 @@ impl Buf {
 /// One worker's view of the pool.
 pub struct BufferPool {
     free: [Vec<Box<[u8]>>; CLASSES.len()],
+    /// Output buffers: a core encodes its messages straight into one, seals them there, and
+    /// the same buffer is written and comes back here (see `checkout_vec`).
+    free_vecs: [Vec<Vec<u8>>; CLASSES.len()],
     used: Arc<AtomicUsize>,
     budget: usize,
+    /// Output buffers handed out so far (the copy-count test divides packets by it).
+    vec_checkouts: u64,
 }
 
 impl BufferPool {
     /// `used` is shared by all workers' pools.
     pub fn new(used: Arc<AtomicUsize>, budget: usize) -> Self {
-        BufferPool { free: Default::default(), used, budget }
+        BufferPool {
+            free: Default::default(),
+            free_vecs: Default::default(),
+            used,
+            budget,
+            vec_checkouts: 0,
+        }
+    }
+
+    /// An empty output buffer with room for at least `min` bytes (the largest class when
+    /// `min` is larger: it grows as a `Vec` past that), counted against the budget. `None`
+    /// when the budget is spent.
+    pub fn checkout_vec(&mut self, min: usize) -> Option<Vec<u8>> {
+        let class = Self::class_for(min).unwrap_or(CLASSES.len() - 1);
+        let size = *CLASSES.get(class)?;
+        self.vec_checkouts += 1;
+        if let Some(v) = self.free_vecs.get_mut(class).and_then(Vec::pop) {
+            return Some(v);
+        }
+        if !self.reserve(size) {
+            self.trim_free();
+            if !self.reserve(size) {
+                self.vec_checkouts -= 1;
+                return None;
+            }
+        }
+        Some(Vec::with_capacity(size))
+    }
+
+    /// Gives an output buffer back; it is counted at its capacity (see `adopt`). Kept for
+    /// reuse if it still has its class size and the list has room, freed otherwise.
+    pub fn release_vec(&mut self, mut v: Vec<u8>) {
+        let size = v.capacity();
+        v.clear();
+        match CLASSES.iter().position(|&c| c == size).and_then(|i| self.free_vecs.get_mut(i)) {
+            Some(list) if list.len() < MAX_FREE_PER_CLASS => list.push(v),
+            _ => {
+                self.used.fetch_sub(size, Ordering::Relaxed);
+            }
+        }
+    }
+
+    /// A buffer of `bytes` capacity moves from a core (counted in its `held_bytes`) to the
+    /// worker (counted here).
+    pub fn adopt(&self, bytes: usize) {
+        self.charge(0, bytes);
+    }
+
+    /// A buffer of `bytes` capacity moves from the worker to a core.
+    pub fn disown(&self, bytes: usize) {
+        self.charge(bytes, 0);
+    }
+
+    /// Output buffers handed out so far.
+    pub fn vec_checkouts(&self) -> u64 {
+        self.vec_checkouts
     }
 
     /// The smallest class holding `min` bytes, if any.
@@ -163,6 +223,11 @@ impl BufferPool {
         } else if old > new {
             self.used.fetch_sub(old - new, Ordering::AcqRel);
         }
+    }
+
+    /// True when more than the whole budget is accounted.
+    pub fn over_budget(&self) -> bool {
+        self.used() > self.budget
     }
 
     /// True past [`HIGH_WATER_PERCENT`] of the budget.
@@ -214,6 +279,11 @@ impl BufferPool {
         for list in &mut self.free {
             for data in list.drain(..) {
                 self.used.fetch_sub(data.len(), Ordering::Relaxed);
+            }
+        }
+        for list in &mut self.free_vecs {
+            for v in list.drain(..) {
+                self.used.fetch_sub(v.capacity(), Ordering::Relaxed);
             }
         }
     }
@@ -295,6 +365,33 @@ mod tests {
         assert!(!p.over_high_water());
         assert!(p.checkout(0).is_some());
         p.release(a);
+    }
+
+    #[test]
+    fn output_buffers_are_pooled_and_counted() {
+        let mut p = pool(CLASSES[0] + CLASSES[2]);
+        let a = p.checkout_vec(100).unwrap();
+        assert_eq!(a.capacity(), CLASSES[0]);
+        let b = p.checkout_vec(200_000).unwrap();
+        assert_eq!(b.capacity(), CLASSES[2]);
+        assert!(p.checkout_vec(1).is_none(), "the budget is spent");
+        let (pa, pb) = (a.as_ptr(), b.as_ptr());
+        p.release_vec(a);
+        p.release_vec(b);
+        assert_eq!(p.used(), CLASSES[0] + CLASSES[2], "kept for reuse, still counted");
+        let again = p.checkout_vec(10).unwrap();
+        assert_eq!(again.as_ptr(), pa, "the same buffer again");
+        let mut grown = p.checkout_vec(CLASSES[2]).unwrap();
+        assert_eq!(grown.as_ptr(), pb);
+        // A buffer that grew past its class is counted at its new size and freed on release.
+        p.disown(grown.capacity());
+        grown.resize(CLASSES[2] + 1, 0);
+        p.adopt(grown.capacity());
+        let before = p.used();
+        let cap = grown.capacity();
+        p.release_vec(grown);
+        assert_eq!(p.used(), before - cap);
+        assert_eq!(p.vec_checkouts(), 4);
     }
 
     #[test]

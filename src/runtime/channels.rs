@@ -534,6 +534,7 @@ impl State {
                 buf: &mut eps.relay_buf,
                 budget: &mut budget,
                 progress: &mut progress,
+                copied: &mut self.metrics.payload_copied,
                 now,
             };
             match &mut ep.kind {

@@ -2,12 +2,14 @@
 //! generation, readiness kept in user space, byte counters and stage timestamps.
 
 use super::buffers::Buf;
+use super::out_queue::OutQueue;
 use crate::config::GatewayConfig;
 use crate::connection::{ChannelId, ListenerId};
 use crate::server::ServerConnection;
 use mio::net::TcpStream;
 use mio::Token;
 use std::net::SocketAddr;
+use std::sync::Arc;
 use std::time::Instant;
 
 /// What a token's socket is. Kept in the token so an event is routed without a lookup, and a
@@ -81,6 +83,13 @@ pub fn generation_matches(bits: usize, generation: u32) -> bool {
     bits == (generation as usize) & (usize::MAX >> HALF)
 }
 
+/// The settings a connection has before the worker gives it its config's (shared, so making
+/// a connection allocates nothing for them).
+fn default_gateway() -> Arc<GatewayConfig> {
+    static DEFAULT: std::sync::OnceLock<Arc<GatewayConfig>> = std::sync::OnceLock::new();
+    DEFAULT.get_or_init(Arc::default).clone()
+}
+
 /// What one of the connection's endpoints serves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Link {
@@ -95,8 +104,12 @@ pub struct Conn<C = ServerConnection> {
     pub generation: u32,
     /// Input not yet consumed by the core; `None` while idle (the buffer went back to the pool).
     pub rbuf: Option<Buf>,
-    /// Sealed output the socket has not taken yet; `None` when all was written.
-    pub wbuf: Option<Buf>,
+    /// Sealed batches the socket has not taken yet, in the pooled buffers they were sealed in.
+    pub wq: OutQueue,
+    /// Length of the last sealed batch: sizes the next pooled output buffer.
+    pub out_hint: u32,
+    /// The core stages into a pooled buffer the worker lent it.
+    pub lent: bool,
     /// Edge-triggered readiness remembered in user space: true from a readable event until a
     /// read returns WouldBlock.
     pub readable: bool,
@@ -140,7 +153,7 @@ pub struct Conn<C = ServerConnection> {
     /// A channel event asked for another pass over the endpoints this turn.
     pub pump_again: bool,
     /// Session and backend settings this connection started with.
-    pub gateway: GatewayConfig,
+    pub gateway: Arc<GatewayConfig>,
     /// Its `--max-per-source` slot, given back when the connection is dropped.
     pub source: Option<super::source_limit::SourceGuard>,
     /// Per-connection limit on peer-triggered log lines (DEBUG, UNIMPLEMENTED, auth failures).
@@ -163,7 +176,9 @@ impl<C> Conn<C> {
             core,
             generation,
             rbuf: None,
-            wbuf: None,
+            wq: OutQueue::default(),
+            out_hint: 0,
+            lent: false,
             readable: true,
             writable: true,
             read_closed: false,
@@ -186,7 +201,7 @@ impl<C> Conn<C> {
             user: None,
             links: Vec::new(),
             pump_again: false,
-            gateway: GatewayConfig::default(),
+            gateway: default_gateway(),
             notes: super::log::NoteLimiter::default(),
             startup: None,
             source: None,
@@ -195,14 +210,12 @@ impl<C> Conn<C> {
 
     /// Bytes waiting to be written.
     pub fn pending_out(&self) -> usize {
-        self.wbuf.as_ref().map_or(0, Buf::len)
+        self.wq.len()
     }
 
     /// Memory this connection holds: its buffers and what its core last reported.
     pub fn holding(&self) -> usize {
-        self.rbuf.as_ref().map_or(0, Buf::capacity)
-            + self.wbuf.as_ref().map_or(0, Buf::capacity)
-            + self.charged
+        self.rbuf.as_ref().map_or(0, Buf::capacity) + self.wq.held() + self.charged
     }
 
     /// Bytes read and not yet consumed by the core.

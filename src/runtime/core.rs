@@ -23,7 +23,26 @@ pub trait Core {
     }
     fn handle_job_done(&mut self, done: ServerJobDone, now: Instant);
     fn handle_timeout(&mut self, now: Instant);
-    fn poll_transmit(&mut self, out: &mut Vec<u8>);
+    /// Seals the staged batch into `out` (swapped when empty); returns its packet count.
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize;
+    /// Lends an empty pooled buffer to stage output in; returned when not needed.
+    fn lend_output(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        Some(buf)
+    }
+    /// Takes the output buffer back when it is empty.
+    fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Payload bytes the core copied, (outbound, inbound) (see
+    /// `ServerConnection::bytes_copied`).
+    fn bytes_copied(&self) -> (u64, u64) {
+        (0, 0)
+    }
+    /// Capacity of the buffer the core stages output in (0: lend it one). Test cores have
+    /// their own.
+    fn output_capacity(&self) -> usize {
+        1
+    }
     fn poll_event(&mut self) -> Option<Event>;
     fn poll_timeout(&self) -> Option<Instant>;
     fn close(&mut self, reason: DisconnectReason, description: &str, now: Instant);
@@ -61,6 +80,13 @@ pub trait Core {
     fn send_data(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
         0
     }
+    /// Room for channel data inside the core's output buffer (see `ServerConnection`).
+    fn data_slot(&mut self, _channel: ChannelId, _max: usize, _stderr: bool) -> Option<&mut [u8]> {
+        None
+    }
+    fn data_filled(&mut self, _channel: ChannelId, _n: usize, _now: Instant) -> usize {
+        0
+    }
     fn send_stderr(&mut self, _channel: ChannelId, _data: &[u8], _now: Instant) -> usize {
         0
     }
@@ -96,8 +122,26 @@ impl Core for ServerConnection {
     fn handle_timeout(&mut self, now: Instant) {
         ServerConnection::handle_timeout(self, now)
     }
-    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         ServerConnection::poll_transmit(self, out)
+    }
+    fn lend_output(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        ServerConnection::lend_output(self, buf)
+    }
+    fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        ServerConnection::reclaim_output(self)
+    }
+    fn output_capacity(&self) -> usize {
+        self.transport().output_capacity()
+    }
+    fn bytes_copied(&self) -> (u64, u64) {
+        ServerConnection::bytes_copied(self)
+    }
+    fn data_slot(&mut self, channel: ChannelId, max: usize, stderr: bool) -> Option<&mut [u8]> {
+        ServerConnection::data_slot(self, channel, max, stderr)
+    }
+    fn data_filled(&mut self, channel: ChannelId, n: usize, now: Instant) -> usize {
+        ServerConnection::data_filled(self, channel, n, now)
     }
     fn poll_event(&mut self) -> Option<Event> {
         ServerConnection::poll_event(self)

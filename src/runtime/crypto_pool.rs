@@ -178,6 +178,28 @@ impl CryptoPool {
         JobClass::ALL.iter().map(|c| (c.name(), self.budgets[c.index()].clone())).collect()
     }
 
+    /// True when no pool job of any class is queued, running or undelivered (across all
+    /// workers).
+    pub fn is_idle(&self) -> bool {
+        POOL_CLASSES.iter().all(|&c| self.budgets[c.index()].in_flight() == 0)
+    }
+
+    /// Runs a small job (key exchange, signature check: tens of µs) on the calling worker when
+    /// the pool is idle: handing it over would cost a queue hand-off and two wake-ups (a pool
+    /// thread, then the worker) and gain nothing, as no other job waits. Gives the job back
+    /// when the pool is busy or the job is not small. The result is `None` if the job panicked.
+    pub fn try_run_inline(
+        &self,
+        job: ServerJob,
+    ) -> Result<(Option<ServerJobDone>, Duration), ServerJob> {
+        if !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
+            return Err(job);
+        }
+        let started = Instant::now();
+        let done = catch_unwind(AssertUnwindSafe(|| super::auth_jobs::run(job))).ok();
+        Ok((done, started.elapsed()))
+    }
+
     /// Jobs of `class` queued, running or undelivered.
     pub fn in_flight(&self, class: JobClass) -> usize {
         self.budgets[class.index()].in_flight()

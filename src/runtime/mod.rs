@@ -19,6 +19,7 @@ pub mod health_check;
 pub mod log;
 pub mod log_format;
 pub mod metrics_http;
+pub mod out_queue;
 pub mod penalty;
 pub mod proxy;
 pub mod recording;

@@ -29,6 +29,8 @@ pub(super) struct Relay<'a> {
     pub buf: &'a mut Vec<u8>,
     pub budget: &'a mut usize,
     pub progress: &'a mut bool,
+    /// Bytes read through `buf` and copied into a packet (the fallback path).
+    pub copied: &'a mut u64,
     pub now: Instant,
 }
 
@@ -163,11 +165,26 @@ pub(super) fn pump_backend<C: Core>(
     if b.client_eof && !b.write_shut && conn.core.inbound(ch).is_empty() {
         b.shutdown_write();
     }
-    // Backend → client, no more than the channel can take now.
+    // Backend → client, no more than the channel can take now: read straight into the payload
+    // area of a CHANNEL_DATA packet in the connection's output buffer; through the relay
+    // buffer (one copy) only when the core cannot stage in place (held back during a KEX).
     while b.readable && !b.read_eof {
         let room = relay.room(conn, conn.core.send_capacity(ch));
         if room == 0 {
             break;
+        }
+        if let Some(res) = read_in_place(conn, ch, room, false, relay.now, |d| b.read_once(d)) {
+            match res {
+                Ok(None) => break,
+                Ok(Some(0)) => {
+                    b.read_eof = true;
+                    *relay.progress = true;
+                    conn.core.backend_eof(ch);
+                }
+                Ok(Some(n)) => relay.took(n),
+                Err(_) => return Fate::Failed,
+            }
+            continue;
         }
         let Some(dst) = relay.buf.get_mut(..room) else { break };
         match b.read_once(dst) {
@@ -180,6 +197,7 @@ pub(super) fn pump_backend<C: Core>(
             Ok(Some(n)) => {
                 let data = relay.buf.get(..n).unwrap_or_default();
                 let taken = conn.core.send_data(ch, data, relay.now);
+                *relay.copied += taken as u64;
                 if taken < n {
                     // Cannot happen (n ≤ send_capacity); never drop bytes silently.
                     log::error!("channel {ch:?}: core took {taken} of {n} bytes");
@@ -195,6 +213,32 @@ pub(super) fn pump_backend<C: Core>(
         conn.core.backend_closed(ch);
     }
     Fate::Keep
+}
+
+/// Reads at most `room` bytes with `read` straight into a channel-data packet staged in the
+/// core's output buffer (`stderr`: extended data) and stages it; `None` when the core cannot
+/// stage in place now (the caller reads into the relay buffer instead).
+fn read_in_place<C: Core>(
+    conn: &mut Conn<C>,
+    ch: ChannelId,
+    room: usize,
+    stderr: bool,
+    now: Instant,
+    read: impl FnOnce(&mut [u8]) -> std::io::Result<Option<usize>>,
+) -> Option<std::io::Result<Option<usize>>> {
+    let slot = conn.core.data_slot(ch, room, stderr)?;
+    let res = read(slot);
+    let n = match res {
+        Ok(Some(n)) => n,
+        _ => 0,
+    };
+    // 0 cancels the staged packet.
+    let taken = conn.core.data_filled(ch, n, now);
+    if taken < n {
+        // The core failed the connection (a sealing fault); the bytes go nowhere.
+        return Some(Err(std::io::Error::other("channel data not staged")));
+    }
+    Some(res)
 }
 
 /// Feeds stdin, reads stdout/stderr, and reports the exit once the output has ended. Returns a
@@ -245,8 +289,39 @@ pub(super) fn pump_child<C: Core>(
             if room == 0 {
                 break;
             }
-            let Some(dst) = relay.buf.get_mut(..room) else { break };
-            match c.read_once(which, dst) {
+            let stderr = matches!(which, Out::Stderr);
+            let direct = read_in_place(conn, ch, room, stderr, relay.now, |d| {
+                let r = c.read_once(which, d);
+                if let (Ok(Some(n)), Some(rec)) = (&r, c.recording.as_mut()) {
+                    rec.output(d.get(..*n).unwrap_or_default());
+                }
+                r
+            });
+            let res = match direct {
+                Some(res) => res,
+                None => {
+                    let Some(dst) = relay.buf.get_mut(..room) else { break };
+                    match c.read_once(which, dst) {
+                        Ok(Some(n)) if n > 0 => {
+                            let data = relay.buf.get(..n).unwrap_or_default();
+                            if let Some(r) = c.recording.as_mut() {
+                                r.output(data);
+                            }
+                            let taken = match which {
+                                Out::Stdout => conn.core.send_data(ch, data, relay.now),
+                                Out::Stderr => conn.core.send_stderr(ch, data, relay.now),
+                            };
+                            if taken < n {
+                                log::error!("channel {ch:?}: core took {taken} of {n} bytes");
+                            }
+                            *relay.copied += taken as u64;
+                            Ok(Some(n))
+                        }
+                        other => other,
+                    }
+                }
+            };
+            match res {
                 Ok(None) => break,
                 Ok(Some(0)) | Err(_) => {
                     let pipe = match which {
@@ -258,20 +333,7 @@ pub(super) fn pump_child<C: Core>(
                     }
                     *relay.progress = true;
                 }
-                Ok(Some(n)) => {
-                    let data = relay.buf.get(..n).unwrap_or_default();
-                    if let Some(r) = c.recording.as_mut() {
-                        r.output(data);
-                    }
-                    let taken = match which {
-                        Out::Stdout => conn.core.send_data(ch, data, relay.now),
-                        Out::Stderr => conn.core.send_stderr(ch, data, relay.now),
-                    };
-                    if taken < n {
-                        log::error!("channel {ch:?}: core took {taken} of {n} bytes");
-                    }
-                    relay.took(n);
-                }
+                Ok(Some(n)) => relay.took(n),
             }
         }
     }

@@ -16,6 +16,7 @@ use super::conn::{
 };
 use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
+use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
 use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
@@ -45,8 +46,6 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// Poll timeout while jobs wait for pool room or connections for buffer memory: those free up
 /// on other threads, which do not wake us.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
-/// Per-worker scratch output above this is shrunk back after use.
-const SCRATCH_KEEP: usize = 1024 * 1024;
 
 /// Messages from the acceptor.
 pub enum Control {
@@ -120,7 +119,6 @@ struct State {
     ready: Vec<(usize, u32)>,
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
     starved: Vec<(usize, u32)>,
-    scratch: Vec<u8>,
     /// Backend sockets, forward listeners and session children of all connections.
     endpoints: channels::Endpoints,
     /// Where penalty events go (the acceptor); off while draining, when we end connections.
@@ -166,7 +164,6 @@ pub fn run_with<C: Core>(
         wait_queue: Default::default(),
         ready: Vec::new(),
         starved: Vec::new(),
-        scratch: Vec::with_capacity(64 * 1024),
         endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
         reports: reports.clone(),
         acceptor_waker: acceptor_waker.clone(),
@@ -289,6 +286,7 @@ pub fn run_with<C: Core>(
             if conn.generation != r.ticket.generation {
                 continue; // the connection this was for is gone
             }
+            st.lend_output(conn);
             match r.done {
                 Some(done) => conn.core.handle_job_done(done, now),
                 None => conn.core.close(
@@ -315,6 +313,7 @@ pub fn run_with<C: Core>(
             if let Some(conn) = conns.get_mut(e.key) {
                 conn.timer_armed = None;
                 if conn.core.poll_timeout().is_some_and(|d| d <= now) {
+                    st.lend_output(conn);
                     conn.core.handle_timeout(now);
                 }
                 touched.push((e.key, e.generation));
@@ -450,9 +449,7 @@ impl State {
     fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let over = self.service_turn(conn, key, now);
         // Charge what the core now holds for the peer against the shared budget.
-        let held = conn.core.held_bytes();
-        self.pool.charge(conn.charged, held);
-        conn.charged = held;
+        self.recharge(conn);
         if conn.hold_back && !over {
             // Retried when memory frees (the starved list), as edge triggering will not.
             self.starve(conn, key);
@@ -461,19 +458,21 @@ impl State {
     }
 
     fn service_turn<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
-        let started = Instant::now();
         conn.queued = false;
-        let (in0, out0) = (conn.bytes_in, conn.bytes_out);
 
         // Pending output first: it frees room and keeps the byte order.
-        if conn.writable && conn.wbuf.is_some() {
-            self.write_out(conn, false, now);
+        if conn.writable && !conn.wq.is_empty() {
+            self.write_out(conn, now);
         }
+        self.lend_output(conn);
         let mut again = self.read_input(conn, key, now);
         // Relay between channels and endpoints, flush, handle events; again while a round made
         // progress or an event asked for it (bounded: the relay budget is per round).
         for _ in 0..channels::PUMP_ROUNDS {
             conn.pump_again = false;
+            if !conn.links.is_empty() {
+                self.lend_output(conn);
+            }
             let (progress, more) =
                 if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
             self.output_and_events(conn, key, now);
@@ -490,9 +489,12 @@ impl State {
             self.ready.push((key, conn.generation));
         }
         self.arm_timer(conn, key, now);
-
-        if conn.bytes_in != in0 || conn.bytes_out != out0 {
-            record(&mut self.metrics.batch, started.elapsed());
+        // An idle connection keeps no output buffer.
+        if let Some(v) = conn.core.reclaim_output() {
+            conn.lent = false;
+            self.recharge(conn);
+            self.pool.adopt(v.capacity());
+            self.pool.release_vec(v);
         }
         let flushed = conn.pending_out() == 0;
         conn.write_failed
@@ -623,6 +625,13 @@ impl State {
         true
     }
 
+    /// Charges what the core holds for the peer now (its last charge replaced).
+    fn recharge<C: Core>(&mut self, conn: &mut Conn<C>) {
+        let held = conn.core.held_bytes();
+        self.pool.charge(conn.charged, held);
+        conn.charged = held;
+    }
+
     fn starve<C: Core>(&mut self, conn: &mut Conn<C>, key: usize) {
         if !conn.starved {
             conn.starved = true;
@@ -630,14 +639,69 @@ impl State {
         }
     }
 
-    /// poll_transmit → write, then events; again if events were handled (a Closed event may
-    /// leave a DISCONNECT to flush).
+    /// Lends the core an empty pooled output buffer, sized by its last batch, when it holds
+    /// none: its messages are encoded, staged and sealed in it, and it is what gets written.
+    /// With endpoints it holds a whole pump round (backend reads land in CHANNEL_DATA packets
+    /// in it), so it never reallocates. Without budget room the core grows its own (counted
+    /// through `held_bytes`).
+    fn lend_output<C: Core>(&mut self, conn: &mut Conn<C>) {
+        if conn.core.output_capacity() != 0 {
+            return;
+        }
+        let mut want = (conn.out_hint as usize).max(1);
+        if !conn.links.is_empty() {
+            want = want.max(channels::RELAY_BUDGET_PER_TURN + 4096);
+        }
+        let Some(v) = self.pool.checkout_vec(want) else {
+            return;
+        };
+        let cap = v.capacity();
+        match conn.core.lend_output(v) {
+            None => {
+                self.pool.disown(cap);
+                self.recharge(conn);
+                conn.lent = true;
+            }
+            Some(v) => self.pool.release_vec(v),
+        }
+    }
+
+    /// Seals the connection's staged packets (one batch) → queue → one `writev`, then events;
+    /// again if events were handled (a Closed event may leave a DISCONNECT to flush).
     fn output_and_events<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
         for _ in 0..3 {
-            self.scratch.clear();
-            conn.core.poll_transmit(&mut self.scratch);
-            if !self.scratch.is_empty() || conn.wbuf.is_some() {
-                self.write_out(conn, true, now);
+            // The sealed batch comes back in the buffer it was staged in; the core keeps none.
+            let mut batch = Vec::new();
+            let started = Instant::now();
+            let packets = conn.core.poll_transmit(&mut batch);
+            if packets > 0 {
+                record(&mut self.metrics.batch, started.elapsed());
+                crate::metrics::record_count(&mut self.metrics.batch_packets, packets);
+                self.metrics.sealed_packets += packets as u64;
+            }
+            if !batch.is_empty() {
+                if std::mem::take(&mut conn.lent) {
+                    self.metrics.out_buffers += 1;
+                }
+                conn.out_hint = u32::try_from(batch.len()).unwrap_or(u32::MAX);
+                // The batch's buffer is the worker's to count now, no longer the core's (the
+                // core's charge drops first, so the peak never counts it twice).
+                self.recharge(conn);
+                self.pool.adopt(batch.capacity());
+                if let Some(v) = conn.wq.push(batch) {
+                    self.pool.release_vec(v);
+                }
+            }
+            // Replies to the events below (a crypto job run inline, channel events) are staged
+            // in a pooled buffer too.
+            self.lend_output(conn);
+            if !conn.wq.is_empty() {
+                self.write_out(conn, now);
+                if !conn.wq.is_empty() && self.pool.over_budget() {
+                    // Output the socket did not take while the budget is spent: it cannot stay
+                    // (a DISCONNECT cannot follow a partial packet), so the connection ends.
+                    self.out_of_memory(conn);
+                }
             }
             let mut handled = false;
             while let Some(ev) = conn.core.poll_event() {
@@ -647,9 +711,6 @@ impl State {
             if !handled {
                 break;
             }
-        }
-        if self.scratch.capacity() > SCRATCH_KEEP {
-            self.scratch = Vec::with_capacity(64 * 1024);
         }
     }
 
@@ -733,6 +794,21 @@ impl State {
         // result is back (or it is dropped from the wait queue).
         let bytes = job.held_bytes();
         let job = if self.wait_queue[class].is_empty() {
+            let job = match self.crypto.try_run_inline(job) {
+                Ok((done, compute)) => {
+                    self.metrics.record_job(label, Duration::ZERO, compute);
+                    match done {
+                        Some(done) => conn.core.handle_job_done(done, now),
+                        None => conn.core.close(
+                            DisconnectReason::KeyExchangeFailed,
+                            "internal error in key exchange",
+                            now,
+                        ),
+                    }
+                    return;
+                }
+                Err(job) => job,
+            };
             let ticket = JobTicket {
                 worker: self.id,
                 key,
@@ -781,41 +857,25 @@ impl State {
         }
     }
 
-    /// Writes pending output plus the scratch (if `with_scratch`), with one `writev` when both
-    /// exist; keeps what the socket did not take in the connection's write buffer.
-    fn write_out<C: Core>(&mut self, conn: &mut Conn<C>, with_scratch: bool, now: Instant) {
-        let scratch: &[u8] = if with_scratch { &self.scratch } else { &[] };
+    /// Writes the queued batches with one `writev` per attempt; what the socket does not take
+    /// stays where it was sealed.
+    fn write_out<C: Core>(&mut self, conn: &mut Conn<C>, now: Instant) {
         if conn.write_failed {
-            if let Some(b) = conn.wbuf.take() {
-                self.pool.release(b);
-            }
+            conn.wq.clear(|v| self.pool.release_vec(v));
             return;
         }
-        let mut taken = 0usize;
-        while conn.writable {
-            let pending = conn.wbuf.as_ref().map_or(&[][..], Buf::filled);
-            let rest = scratch.get(taken..).unwrap_or_default();
-            if pending.is_empty() && rest.is_empty() {
-                break;
-            }
-            let res = if pending.is_empty() {
-                conn.socket.write(rest)
-            } else if rest.is_empty() {
-                conn.socket.write(pending)
-            } else {
-                conn.socket.write_vectored(&[IoSlice::new(pending), IoSlice::new(rest)])
-            };
+        while conn.writable && !conn.wq.is_empty() {
+            let mut iov = [IoSlice::new(&[]); MAX_IOV];
+            let n = conn.wq.io_slices(&mut iov);
+            let res = conn.socket.write_vectored(iov.get(..n).unwrap_or_default());
             match res {
                 Ok(0) => {
                     conn.write_failed = true;
                     break;
                 }
                 Ok(n) => {
-                    let from_pending = n.min(pending.len());
-                    if let Some(b) = conn.wbuf.as_mut() {
-                        b.consume(from_pending);
-                    }
-                    taken += n - from_pending;
+                    let pool = &mut self.pool;
+                    conn.wq.consume(n, |v| pool.release_vec(v));
                     if conn.bytes_out == 0 {
                         record(
                             &mut self.metrics.accept_to_banner,
@@ -837,46 +897,11 @@ impl State {
                 }
             }
         }
-        let rest = scratch.get(taken..).unwrap_or_default();
         if conn.write_failed {
-            if let Some(b) = conn.wbuf.take() {
-                self.pool.release(b);
-            }
+            conn.wq.clear(|v| self.pool.release_vec(v));
             return;
         }
-        if !rest.is_empty() {
-            // Sealed bytes the socket did not take: held within the budget. If the budget is
-            // spent they can be neither kept nor sent (a DISCONNECT cannot follow a partial
-            // packet), so the connection is closed. The high-water backpressure leaves half
-            // the budget for new connections and this output, so it is rare.
-            let need = conn.pending_out() + rest.len();
-            let mut b = match conn.wbuf.take() {
-                Some(mut b) => {
-                    b.compact();
-                    if b.spare() < rest.len() {
-                        let Some(mut bigger) = self.pool.checkout_at_least(need) else {
-                            self.pool.release(b);
-                            self.out_of_memory(conn);
-                            return;
-                        };
-                        bigger.push(b.filled());
-                        self.pool.release(b);
-                        b = bigger;
-                    }
-                    b
-                }
-                None => match self.pool.checkout_at_least(need) {
-                    Some(b) => b,
-                    None => return self.out_of_memory(conn),
-                },
-            };
-            b.push(rest);
-            conn.wbuf = Some(b);
-        }
-        if conn.wbuf.as_ref().is_some_and(Buf::is_empty) {
-            if let Some(b) = conn.wbuf.take() {
-                self.pool.release(b);
-            }
+        if conn.wq.is_empty() {
             if let Some(t) = conn.stall_since.take() {
                 record(&mut self.metrics.write_stall, now.saturating_duration_since(t));
             }
@@ -926,11 +951,12 @@ impl State {
         if let Some(b) = conn.rbuf.take() {
             self.pool.release(b);
         }
-        if let Some(b) = conn.wbuf.take() {
-            self.pool.release(b);
-        }
+        conn.wq.clear(|v| self.pool.release_vec(v));
         self.pool.charge(conn.charged, 0);
         conn.charged = 0;
+        let (out, inbound) = conn.core.bytes_copied();
+        self.metrics.payload_copied += out;
+        self.metrics.payload_queued += inbound;
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
         self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());

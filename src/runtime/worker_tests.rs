@@ -45,8 +45,10 @@ impl Core for Echo {
         self.deadline = None;
         self.out.extend_from_slice(b"tick\n");
     }
-    fn poll_transmit(&mut self, out: &mut Vec<u8>) {
+    fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        let n = usize::from(!self.out.is_empty());
         out.append(&mut self.out);
+        n
     }
     fn poll_event(&mut self) -> Option<Event> {
         self.events.pop_front()

@@ -592,6 +592,7 @@ impl Transport {
         };
         // NEWKEYS goes out under the old keys; everything after it under the new ones.
         self.send_with(|o| o.push(msg_no::NEWKEYS))?;
+        self.seal_staged()?;
         self.sealer.set_keys(out_keys);
         // Always: the compression stream restarts with every set of keys (see compress.rs).
         self.sealer.set_compression(compression_kind(comp_out));
@@ -619,9 +620,12 @@ impl Transport {
 
     fn flush_held(&mut self) -> Result<(), Error> {
         while let Some(r) = {
-            let (held, sealer, tx, rng) =
-                (&mut self.held, &mut self.sealer, &mut self.tx, &mut self.rng);
-            held.pop_with(|p| sealer.seal(tx, p, &mut **rng))
+            let (held, sealer, tx) = (&mut self.held, &mut self.sealer, &mut self.tx);
+            held.pop_with(|p| {
+                let start = sealer.begin(tx);
+                tx.extend_from_slice(p);
+                sealer.stage(tx, start)
+            })
         } {
             r?;
         }

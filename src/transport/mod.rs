@@ -95,13 +95,22 @@ pub struct Transport {
     role: Role,
     config: Arc<TransportConfig>,
     rng: Box<dyn Rng>,
+    /// Padding comes from its own ChaCha20 keyed once from `rng` (as OpenSSH pads from its
+    /// arc4random): sealing a batch makes no system call, and the draws of `rng` (cookies,
+    /// job seeds) do not depend on when batches are sealed, so seeded runs replay exactly.
+    pad_rng: Box<crate::algo::rng::JobRng>,
     /// Our identification line without CR LF (for H).
     our_version: Vec<u8>,
     peer_version: Option<Vec<u8>>,
     opener: PacketOpener,
     sealer: PacketSealer,
-    /// Sealed bytes ready for the socket.
+    /// Outgoing packets: `tx[..tx_sealed]` sealed, the rest staged (framed, not yet
+    /// encrypted) for the next seal pass. Usually the runtime's pooled buffer, lent with
+    /// [`Transport::lend_output`].
     tx: Vec<u8>,
+    tx_sealed: usize,
+    /// Packets sealed since the last `poll_transmit` (one batch, as `poll_transmit` reports).
+    batch_packets: usize,
     /// Messages held back while our key exchange runs.
     held: Outbox,
     kex: Option<Box<KexRun>>,
@@ -130,6 +139,10 @@ pub struct Transport {
     server_sig_algs: Option<String>,
     /// Client role: the host key blob the server presented in the last exchange.
     server_host_key: Option<Vec<u8>>,
+    /// Sealed bytes `poll_transmit` copied rather than handed over (see `bytes_copied`).
+    copied_out: u64,
+    /// A message being filled in place: (packet start, data start) in `tx`.
+    fill_at: Option<(u32, u32)>,
     /// Bytes per direction before a volume rekey: `--rekey-limit` or the negotiated cipher's
     /// default, fixed at each NEWKEYS so the per-packet check is one comparison.
     rekey_bytes: u64,
@@ -173,15 +186,20 @@ impl Transport {
         tx.extend_from_slice(&line);
         let our_version = line.strip_suffix(b"\r\n").unwrap_or(&line).to_vec();
         let held = Outbox::new(config.max_held_bytes);
+        let mut rng = rng;
+        let pad_rng = Box::new(crate::algo::rng::JobRng::seeded_from(&mut *rng));
         Transport {
             role,
             config,
             rng,
+            pad_rng,
             our_version,
             peer_version: None,
             opener: PacketOpener::new(),
             sealer: PacketSealer::new(),
+            tx_sealed: tx.len(),
             tx,
+            batch_packets: 0,
             held,
             kex: None,
             session_id: None,
@@ -203,6 +221,8 @@ impl Transport {
             ext_info_count: 0,
             server_sig_algs: None,
             server_host_key: None,
+            copied_out: 0,
+            fill_at: None,
             rekey_bytes: config::DEFAULT_REKEY_BYTES_AES,
         }
     }
@@ -286,15 +306,27 @@ impl Transport {
         self.sealer.seq()
     }
 
-    /// Memory this transport holds for the peer: sealed output, the held-back queue and
-    /// decompression output (capacities, as that is what is allocated).
+    /// Memory this transport holds for the peer: staged and sealed output, the held-back
+    /// queue, compression and decompression output (capacities, as that is what is
+    /// allocated).
     pub fn held_bytes(&self) -> usize {
-        self.tx.capacity() + self.held.held_bytes() + self.opener.held_bytes()
+        self.tx.capacity()
+            + self.held.held_bytes()
+            + self.opener.held_bytes()
+            + self.sealer.held_bytes()
     }
 
-    /// Bytes sealed and waiting for `poll_transmit`.
+    /// Bytes staged or sealed and waiting for `poll_transmit`.
     pub fn pending_transmit(&self) -> usize {
         self.tx.len()
+    }
+
+    /// Payload bytes copied between encoding and `poll_transmit`'s output so far: zero unless
+    /// the output buffer had to grow (reallocate) while holding bytes, a compressed batch had
+    /// to be appended behind sealed bytes, or `poll_transmit` was given a buffer that already
+    /// held bytes. Checked by the copy-count tests.
+    pub fn bytes_copied(&self) -> u64 {
+        self.sealer.bytes_copied().saturating_add(self.copied_out)
     }
 
     // ---- input ---------------------------------------------------------------------------
@@ -553,6 +585,11 @@ impl Transport {
         }
         self.authenticated = true;
         self.opener.auth_succeeded();
+        // USERAUTH_SUCCESS and all before it go out uncompressed (delayed compression starts
+        // after it), so they are sealed now.
+        if let Err(e) = self.seal_staged() {
+            self.fail(e);
+        }
         self.sealer.auth_succeeded();
     }
 
@@ -581,9 +618,8 @@ impl Transport {
         self.held = Outbox::new(self.config.max_held_bytes);
         let start = self.sealer.begin(&mut self.tx);
         msgs::encode_disconnect(&mut self.tx, reason.code(), &text);
-        if self.sealer.finish(&mut self.tx, start, &mut *self.rng).is_err() {
-            self.tx.truncate(start);
-        }
+        // On error the begun packet is already removed: nothing better to send.
+        let _ = self.sealer.stage(&mut self.tx, start);
         self.events.push_back(Event::Closed { code: reason.code(), reason: text, by_peer: false });
     }
 
@@ -602,22 +638,87 @@ impl Transport {
 
     // ---- output --------------------------------------------------------------------------
 
-    /// Encodes one message with `f` straight into the output buffer and seals it in place; while
-    /// our key exchange runs, messages not allowed then are held back and sent after NEWKEYS.
+    /// Encodes one message with `f` straight into the output buffer behind room for its header
+    /// and stages it there; `poll_transmit` seals the whole batch in place. While our key
+    /// exchange runs, messages not allowed then are held back and sent after NEWKEYS.
     pub fn send_with(&mut self, f: impl FnOnce(&mut Vec<u8>)) -> Result<(), Error> {
         if self.closed {
             return Ok(());
         }
+        let cap = self.tx.capacity();
         let start = self.sealer.begin(&mut self.tx);
         f(&mut self.tx);
+        self.note_growth(cap, start);
         let msg = self.tx.get(start + HEADER_LEN).copied().unwrap_or(0);
         if self.is_holding() && !state::may_send_during_kex(msg) {
             let res = self.held.push(self.tx.get(start + HEADER_LEN..).unwrap_or(&[]));
             self.tx.truncate(start);
             return res.map_err(|_| Error::HeldQueueFull);
         }
-        self.sealer.finish(&mut self.tx, start, &mut *self.rng)?;
+        self.sealer.stage(&mut self.tx, start)?;
         Ok(())
+    }
+
+    /// Starts a message whose tail the caller fills in place (channel data read straight from
+    /// a backend socket into the packet): encodes `prefix` (everything up to the data, ending
+    /// with the data's uint32 length, patched later) and returns room for at most `max` bytes.
+    /// `None` when that cannot be staged now (closed, or held back during a key exchange): use
+    /// `send_with` then. Finish with [`Transport::commit_fill`] before anything else is sent.
+    pub fn begin_fill(&mut self, prefix: &[u8], max: usize) -> Option<&mut [u8]> {
+        if self.closed || self.is_holding() || prefix.len() < 5 {
+            return None;
+        }
+        let cap = self.tx.capacity();
+        let start = self.sealer.begin(&mut self.tx);
+        self.tx.extend_from_slice(prefix);
+        let data = self.tx.len();
+        self.tx.resize(data + max, 0);
+        self.note_growth(cap, start);
+        let (Ok(s32), Ok(d32)) = (u32::try_from(start), u32::try_from(data)) else {
+            self.tx.truncate(start);
+            return None;
+        };
+        self.fill_at = Some((s32, d32));
+        self.tx.get_mut(data..)
+    }
+
+    /// Ends the message begun by [`Transport::begin_fill`] with its first `n` bytes of room
+    /// filled: patches the length, drops the rest of the room, stages it. `n == 0` cancels it.
+    pub fn commit_fill(&mut self, n: usize) -> Result<(), Error> {
+        let Some((start, data)) = self.fill_at.take() else {
+            return Ok(());
+        };
+        let (start, data) = (start as usize, data as usize);
+        let end = data.saturating_add(n).min(self.tx.len());
+        let n = end - data;
+        if n == 0 {
+            self.tx.truncate(start);
+            return Ok(());
+        }
+        self.tx.truncate(end);
+        let len = u32::try_from(n).unwrap_or(u32::MAX).to_be_bytes();
+        if let Some(l) = self.tx.get_mut(data - 4..data) {
+            l.copy_from_slice(&len);
+        }
+        self.sealer.stage(&mut self.tx, start)?;
+        Ok(())
+    }
+
+    /// The output buffer grew (reallocated) while `len` bytes were in it: those were copied.
+    fn note_growth(&mut self, cap: usize, len: usize) {
+        if self.tx.capacity() != cap && len > 0 {
+            self.copied_out = self.copied_out.saturating_add(len as u64);
+        }
+    }
+
+    /// Seals every staged packet in one pass (before the keys or compression change, and at
+    /// `poll_transmit`).
+    fn seal_staged(&mut self) -> Result<(), Error> {
+        let from = self.tx_sealed;
+        let res = self.sealer.seal_staged(&mut self.tx, from, &mut *self.pad_rng);
+        self.tx_sealed = self.tx.len();
+        self.batch_packets += res.as_ref().copied().unwrap_or(0);
+        res.map(|_| ()).map_err(Error::from)
     }
 
     /// Convenience for a payload already encoded.
@@ -635,22 +736,53 @@ impl Transport {
         let _ = self.send_with(|out| msgs::encode_unimplemented(out, seq));
     }
 
-    /// Moves every sealed byte into `out`. When `out` is empty and no larger than our buffer the
-    /// two are swapped (no copy: the bulk path); otherwise the bytes are copied, so a connection
-    /// never walks away with the caller's larger buffer (an idle connection would otherwise keep
-    /// a worker's scratch buffer, touched pages and all).
-    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) {
-        if self.tx.is_empty() {
-            return;
+    /// Seals everything staged in one pass and hands the batch over. Returns how many packets
+    /// were sealed since the last call (the batch size).
+    ///
+    /// When `out` is empty the buffers are swapped: `out` gets the sealed batch where it was
+    /// encoded (no copy) and the transport keeps `out`'s old buffer to stage the next
+    /// messages in (give it an empty pooled one). Otherwise the batch is appended to `out`
+    /// (a copy, counted by [`Transport::bytes_copied`]).
+    pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
+        if let Err(e) = self.seal_staged() {
+            self.fail(e);
+            let _ = self.seal_staged();
         }
-        if out.is_empty() && out.capacity() <= self.tx.capacity() {
+        if self.tx.is_empty() {
+            return std::mem::take(&mut self.batch_packets);
+        }
+        if out.is_empty() {
             std::mem::swap(out, &mut self.tx);
+            self.tx.clear();
         } else {
             out.extend_from_slice(&self.tx);
-            // Small batches (handshake, interactive traffic) need no buffer kept between turns:
-            // an idle connection then holds none. Bulk traffic takes the swap path above.
-            self.tx = Vec::new();
+            self.copied_out = self.copied_out.saturating_add(self.tx.len() as u64);
+            self.tx.clear();
         }
+        self.tx_sealed = 0;
+        std::mem::take(&mut self.batch_packets)
+    }
+
+    /// Lends the transport an empty buffer (the runtime's pooled one) to stage messages into,
+    /// if it holds none; otherwise gives it back.
+    pub fn lend_output(&mut self, mut buf: Vec<u8>) -> Option<Vec<u8>> {
+        if self.tx.capacity() != 0 || buf.capacity() == 0 {
+            return Some(buf);
+        }
+        buf.clear();
+        self.tx = buf;
+        self.tx_sealed = 0;
+        None
+    }
+
+    /// Capacity of the output buffer (0: none; lend one).
+    pub fn output_capacity(&self) -> usize {
+        self.tx.capacity()
+    }
+
+    /// Takes the output buffer back when nothing is in it (an idle connection holds none).
+    pub fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        (self.tx.is_empty() && self.tx.capacity() != 0).then(|| std::mem::take(&mut self.tx))
     }
 
     /// Drops the output buffer's capacity (an idle connection should hold little memory).

@@ -1308,3 +1308,66 @@ fn ping_only_after_auth() {
     p.drive();
     assert_eq!(p.server_closed_code(), None);
 }
+
+/// The outbound pipeline's copy count (README, "Copies per packet"). Messages are encoded
+/// into the buffer the runtime lent, framed there, and the whole batch is sealed in place:
+/// `poll_transmit` hands back that same buffer, so no payload byte was copied after encoding,
+/// channel data filled in place (a backend read) included. With compression the sealed batch
+/// is deflate's output (the one copy deflate makes), still without a copy back.
+#[test]
+fn outbound_batch_is_sealed_where_it_was_staged() {
+    for comp in [config::COMPRESSION_NONE, config::COMPRESSION_ZLIB_OPENSSH] {
+        let cfg = only(
+            "curve25519-sha256",
+            HostKeyAlg::Ed25519,
+            "chacha20-poly1305@openssh.com",
+            "hmac-sha2-256",
+            comp,
+        );
+        let mut p = Pair::same(cfg);
+        p.drive();
+        p.client.request_service("ssh-userauth").unwrap();
+        p.drive();
+        p.server.set_authenticated();
+        p.client.set_authenticated();
+        p.drive();
+        assert!(p.established(), "{comp}");
+
+        // Give the server core an empty buffer to stage in, as a worker lends a pooled one.
+        let _ = p.server.reclaim_output();
+        let lent: Vec<u8> = Vec::with_capacity(64 * 1024);
+        let lent_at = lent.as_ptr() as usize;
+        assert!(p.server.lend_output(lent).is_none());
+        let copied = p.server.bytes_copied();
+        let mut sent = Vec::new();
+        for i in 0..10 {
+            let m = data_msg(i, 1000);
+            p.server.send(&m).unwrap();
+            sent.push(m);
+        }
+        // A backend read straight into the payload area of one more message.
+        let prefix = [94u8, 0, 0, 0, 10, 0, 0, 0, 0];
+        let slot = p.server.begin_fill(&prefix, 4096).unwrap();
+        let slot_at = slot.as_ptr() as usize;
+        slot[..300].fill(0xab);
+        p.server.commit_fill(300).unwrap();
+        let mut filled = prefix.to_vec();
+        filled[5..9].copy_from_slice(&300u32.to_be_bytes());
+        filled.extend_from_slice(&[0xab; 300]);
+        sent.push(filled);
+
+        let mut batch = Vec::new();
+        assert_eq!(p.server.poll_transmit(&mut batch), 11, "{comp}: one batch of every packet");
+        assert_eq!(p.server.bytes_copied(), copied, "{comp}: no copy after encoding");
+        if comp == config::COMPRESSION_NONE {
+            let at = batch.as_ptr() as usize;
+            assert_eq!(at, lent_at, "the sealed batch is the lent buffer");
+            assert!((at..at + batch.len()).contains(&slot_at), "filled where it was read");
+        }
+        // The peer opens all of them, in order.
+        let before = p.at_client.len();
+        p.s2c.extend_from_slice(&batch);
+        p.drive();
+        assert_eq!(p.at_client[before..], sent[..], "{comp}");
+    }
+}
