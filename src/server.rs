@@ -98,27 +98,37 @@ impl JobClass {
 pub enum ServerJob {
     Kex(CryptoJob),
     Auth(AuthJob),
+    /// The session proxy's upstream connection: its key exchange (same pool, same
+    /// connection tag; the result goes to the upstream core, not this one).
+    UpstreamKex(CryptoJob),
+    /// The upstream login's publickey signature with the route's identity file.
+    UpstreamSign(crate::client::SignRequest),
 }
 
 /// A finished [`ServerJob`], fed back with `handle_job_done`.
 pub enum ServerJobDone {
     Kex(JobDone),
     Auth(AuthJobResult),
+    UpstreamKex(JobDone),
+    UpstreamSign(Result<Vec<u8>, String>),
 }
 
 impl ServerJob {
     /// For per-kind histograms: the KEX method, or `auth-…`.
     pub fn label(&self) -> &'static str {
         match self {
-            ServerJob::Kex(j) => j.label(),
+            ServerJob::Kex(j) | ServerJob::UpstreamKex(j) => j.label(),
             ServerJob::Auth(j) => j.label(),
+            ServerJob::UpstreamSign(_) => "upstream-sign",
         }
     }
 
     /// The queue this job waits in.
     pub fn class(&self) -> JobClass {
         match self {
-            ServerJob::Kex(_) => JobClass::Kex,
+            ServerJob::Kex(_) | ServerJob::UpstreamKex(_) | ServerJob::UpstreamSign(_) => {
+                JobClass::Kex
+            }
             ServerJob::Auth(AuthJob::LoadKeys { .. }) => JobClass::Read,
             // A password file read at each check is file IO: never where KEX runs.
             ServerJob::Auth(AuthJob::CheckPassword(c))
@@ -286,6 +296,8 @@ pub struct ServerConnection {
     conn: Connection,
     /// Next server keepalive (after authentication, with `keepalive_interval` set).
     next_keepalive: Option<Instant>,
+    /// The session-proxy route chosen at login, until the runtime takes it.
+    route: Option<crate::proxy::RouteMatch>,
 }
 
 impl ServerConnection {
@@ -309,6 +321,7 @@ impl ServerConnection {
             auth: Auth::new(peer.ip()),
             conn: Connection::new(config.connection.clone()),
             next_keepalive: None,
+            route: None,
             config,
             peer,
             events: VecDeque::new(),
@@ -440,6 +453,12 @@ impl ServerConnection {
                 self.transport.set_authenticated();
                 self.conn.set_restrictions(self.auth.restrictions().clone());
                 self.next_keepalive = self.config.connection.keepalive_interval.map(|i| now + i);
+                // Chosen before any channel message is read, so a routed connection's channels
+                // are proxied from the first one.
+                self.route = self.config.gateway.routes.select(&user, self.peer.ip());
+                if self.route.is_some() {
+                    self.conn.set_proxied();
+                }
                 self.events.push_back(Event::Authenticated { user, method });
             }
             Err(e) => self.transport.fail(e.into_transport()),
@@ -466,6 +485,8 @@ impl ServerConnection {
         let result = match done {
             ServerJobDone::Kex(done) => return self.transport.handle_job_done(done, now),
             ServerJobDone::Auth(result) => result,
+            // The runtime routes these to the upstream core; never ours.
+            ServerJobDone::UpstreamKex(_) | ServerJobDone::UpstreamSign(_) => return,
         };
         if self.transport.is_closed() {
             return;
@@ -730,6 +751,17 @@ impl ServerConnection {
     /// The listener a forwarded-tcpip channel belongs to.
     pub fn channel_listener(&self, channel: ChannelId) -> Option<ListenerId> {
         self.conn.channel_listener(channel)
+    }
+
+    /// The session-proxy route chosen at login (once; `None` for a user with no route).
+    pub fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
+        self.route.take()
+    }
+
+    /// The password the login succeeded with (once), for a route that logs in upstream with
+    /// it; drop it otherwise (it is wiped).
+    pub fn take_password(&mut self) -> Option<crate::auth::Secret> {
+        self.auth.take_password()
     }
 
     /// The config this connection started with.

@@ -221,6 +221,12 @@ impl ClientConnection {
         self.transport.is_authenticated()
     }
 
+    /// Memory held on the server's behalf: sealed output not yet taken and received channel
+    /// bytes not yet consumed (the proxy charges it to the buffer budget).
+    pub fn held_bytes(&self) -> usize {
+        self.transport.held_bytes() + self.channels.buffered()
+    }
+
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }

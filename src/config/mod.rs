@@ -115,7 +115,9 @@ impl Config {
             None => crate::proxy::Routes::default(),
         };
         server.transport.host_keys = load_host_keys(args)?;
-        Ok(Config { server: Arc::new(server), runtime, routes: Arc::new(routes) })
+        let routes = Arc::new(routes);
+        server.gateway.routes = routes.clone();
+        Ok(Config { server: Arc::new(server), runtime, routes })
     }
 }
 
@@ -131,6 +133,10 @@ pub struct GatewayConfig {
     pub connect_timeout: Duration,
     /// `--set-env NAME=VALUE`: set for every command, over the client's `env` requests.
     pub set_env: Vec<(String, String)>,
+    /// `--routes`: the session proxy's routes, as loaded with this config (a SIGHUP reload
+    /// re-reads the file; established connections keep the routes they started with). The
+    /// core reads it once, at login, to mark a routed connection.
+    pub routes: Arc<crate::proxy::Routes>,
 }
 
 impl Default for GatewayConfig {
@@ -140,6 +146,7 @@ impl Default for GatewayConfig {
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
             set_env: Vec::new(),
+            routes: Arc::default(),
         }
     }
 }
@@ -165,6 +172,7 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
             set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
+            routes: Arc::default(),
         },
     })
 }

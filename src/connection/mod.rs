@@ -223,6 +223,9 @@ pub struct Connection {
     replies: VecDeque<(u64, Reply)>,
     next_reply: u64,
     no_more_sessions: bool,
+    /// The session proxy carries this connection upstream: subsystems of any name pass
+    /// through and direct-tcpip is the upstream's to allow (key options still apply).
+    proxied: bool,
     keepalives_outstanding: u32,
     keepalives_missed: u32,
     events: VecDeque<Event>,
@@ -240,6 +243,7 @@ impl Connection {
             replies: VecDeque::new(),
             next_reply: 0,
             no_more_sessions: false,
+            proxied: false,
             keepalives_outstanding: 0,
             keepalives_missed: 0,
             events: VecDeque::new(),
@@ -247,6 +251,11 @@ impl Connection {
     }
 
     /// The options of the key the user logged in with (`permitopen=`, `command=`, …).
+    /// Marks the connection as carried upstream by the session proxy (see `proxied`).
+    pub fn set_proxied(&mut self) {
+        self.proxied = true;
+    }
+
     pub fn set_restrictions(&mut self, r: KeyOptions) {
         self.restrictions = r;
     }
@@ -469,8 +478,8 @@ impl Connection {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
                 let window = self.new_window();
-                let mut ch =
-                    Channel::new(Kind::Session(Session::default()), Phase::Open, sender, window);
+                let session = Session { any_subsystem: self.proxied, ..Session::default() };
+                let mut ch = Channel::new(Kind::Session(session), Phase::Open, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
@@ -480,7 +489,16 @@ impl Connection {
             }
             b"direct-tcpip" => {
                 let ((host, port), (orig, orig_port)) = msgs::parse_direct_tcpip(open.rest)?;
-                if !forward::may_open(&self.policy.permit_open, &self.restrictions, host, port) {
+                let allowed = if self.proxied {
+                    let r = &self.restrictions;
+                    !r.no_port_forwarding
+                        && r.permit_open
+                            .as_ref()
+                            .map_or(true, |k| forward::permit_open_allows(k, host, port))
+                } else {
+                    forward::may_open(&self.policy.permit_open, &self.restrictions, host, port)
+                };
+                if !allowed {
                     return refuse(
                         out,
                         msgs::OPEN_ADMINISTRATIVELY_PROHIBITED,

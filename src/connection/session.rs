@@ -39,6 +39,8 @@ pub(crate) struct Session {
     /// exec, shell or subsystem was accepted: only one per channel (RFC 4254 §6.5).
     pub started: bool,
     pub exited: bool,
+    /// Proxied upstream: any subsystem name is passed on (the upstream decides).
+    pub any_subsystem: bool,
 }
 
 /// What a session request asks the connection to do.
@@ -124,6 +126,9 @@ impl Session {
                     return Ok(SessionAction::Refuse);
                 };
                 let action = match (name, arg) {
+                    (b"subsystem", Some(sub)) if self.any_subsystem => {
+                        SessionAction::Start { command: None, subsystem: Some(sub.to_string()) }
+                    }
                     (b"subsystem", Some(sub)) => {
                         let Some((n, cmd)) = subsystems.iter().find(|(n, _)| n == sub) else {
                             return Ok(SessionAction::Refuse);

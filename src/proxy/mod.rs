@@ -2,6 +2,7 @@
 //! pinned upstream host keys, and upstream health. The runtime drives them; nothing here reads a
 //! clock, a socket or a file (the routes file is read by `config::routes`).
 
+pub mod bridge;
 pub mod health;
 pub mod known_hosts;
 pub mod route;

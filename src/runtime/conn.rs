@@ -23,6 +23,8 @@ pub enum SocketKind {
     ChildStdin = 3,
     ChildStdout = 4,
     ChildStderr = 5,
+    /// The session proxy's upstream connection (keyed like its client connection).
+    Upstream = 6,
 }
 
 impl SocketKind {
@@ -34,6 +36,7 @@ impl SocketKind {
             3 => SocketKind::ChildStdin,
             4 => SocketKind::ChildStdout,
             5 => SocketKind::ChildStderr,
+            6 => SocketKind::Upstream,
             _ => return None,
         })
     }
@@ -147,6 +150,8 @@ pub struct Conn<C = ServerConnection> {
     pub notes: super::log::NoteLimiter,
     /// Its `--max-startups` slot until it authenticates.
     pub startup: Option<super::startups::StartupGuard>,
+    /// The session proxy's upstream side, for a routed user.
+    pub upstream: Option<Box<super::worker::UpstreamLink>>,
 }
 
 impl<C> Conn<C> {
@@ -190,6 +195,7 @@ impl<C> Conn<C> {
             notes: super::log::NoteLimiter::default(),
             startup: None,
             source: None,
+            upstream: None,
         }
     }
 
@@ -249,6 +255,7 @@ mod tests {
             SocketKind::ChildStdin,
             SocketKind::ChildStdout,
             SocketKind::ChildStderr,
+            SocketKind::Upstream,
         ] {
             let (k, key, g) = decode(token_of(kind, 77, 5)).unwrap();
             assert_eq!((k, key), (kind, 77));

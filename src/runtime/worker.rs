@@ -18,7 +18,7 @@ use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
-use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
+use crate::server::{Event, ServerConfig, ServerConnection, ServerJob, ServerJobDone};
 use crate::transport::DisconnectReason;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::TcpStream;
@@ -196,6 +196,15 @@ pub fn run_with<C: Core>(
             let Some((kind, key, gen_bits)) = decode(ev.token()) else {
                 continue;
             };
+            if kind == SocketKind::Upstream {
+                let c = conns.get_mut(key).filter(|c| generation_matches(gen_bits, c.generation));
+                if let Some((c, u)) = c.and_then(|c| Some((c.generation, c.upstream.as_mut()?))) {
+                    let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                    u.mark_ready(r, ev.is_writable() || ev.is_write_closed() || ev.is_error());
+                    touched.push((key, c));
+                }
+                continue;
+            }
             if kind != SocketKind::Client {
                 // A backend, listener or child pipe: note readiness, service its connection.
                 if let Some(owner) = st.endpoint_ready(kind, key, gen_bits, ev) {
@@ -289,6 +298,9 @@ pub fn run_with<C: Core>(
                 continue; // the connection this was for is gone
             }
             match r.done {
+                Some(done @ (ServerJobDone::UpstreamKex(_) | ServerJobDone::UpstreamSign(_))) => {
+                    st.upstream_job_done(conn, done, now)
+                }
                 Some(done) => conn.core.handle_job_done(done, now),
                 None => conn.core.close(
                     DisconnectReason::KeyExchangeFailed,
@@ -449,7 +461,7 @@ impl State {
     fn service<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         let over = self.service_turn(conn, key, now);
         // Charge what the core now holds for the peer against the shared budget.
-        let held = conn.core.held_bytes();
+        let held = conn.core.held_bytes() + conn.upstream.as_ref().map_or(0, |u| u.held_bytes());
         self.pool.charge(conn.charged, held);
         conn.charged = held;
         if conn.hold_back && !over {
@@ -473,8 +485,12 @@ impl State {
         // progress or an event asked for it (bounded: the relay budget is per round).
         for _ in 0..channels::PUMP_ROUNDS {
             conn.pump_again = false;
-            let (progress, more) =
+            let (mut progress, mut more) =
                 if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
+            if conn.upstream.is_some() {
+                let (p, m) = self.pump_upstream(conn, key, now);
+                (progress, more) = (progress || p, more || m);
+            }
             self.output_and_events(conn, key, now);
             if more {
                 again = true;
@@ -698,6 +714,7 @@ impl State {
                 );
                 conn.user = Some(user);
                 conn.startup = None;
+                self.start_upstream(conn, key, now);
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
@@ -719,6 +736,7 @@ impl State {
                 ),
                 None => {}
             },
+            other if conn.upstream.is_some() => self.upstream_event(conn, key, other, now),
             other => self.channel_event(conn, key, other, now),
         }
     }
@@ -889,7 +907,10 @@ impl State {
         if conn.closing && conn.linger_deadline.is_none() {
             conn.linger_deadline = Some(now + CLOSE_LINGER);
         }
-        let core_deadline = if conn.core.is_closed() { None } else { conn.core.poll_timeout() };
+        let mut core_deadline = if conn.core.is_closed() { None } else { conn.core.poll_timeout() };
+        if let Some(u) = conn.upstream.as_ref().and_then(|u| u.next_deadline()) {
+            core_deadline = Some(core_deadline.map_or(u, |d| d.min(u)));
+        }
         let want = match (core_deadline, conn.linger_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -907,6 +928,7 @@ impl State {
             return;
         };
         self.teardown(&mut conn, Instant::now());
+        self.teardown_upstream(&mut conn);
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(b) = conn.rbuf.take() {
             self.pool.release(b);
@@ -957,6 +979,10 @@ impl State {
 
 #[path = "channels.rs"]
 mod channels;
+
+#[path = "upstream.rs"]
+mod upstream;
+pub use upstream::UpstreamLink;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]

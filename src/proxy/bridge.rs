@@ -1,0 +1,469 @@
+//! The session proxy's channel map: each downstream channel (the user's, on the
+//! `ServerConnection`) is carried by one upstream channel (ours, on the `ClientConnection`),
+//! and this module holds the coupling rules between the two. Sans-IO: both cores are reached
+//! through the small [`Down`] and [`Up`] traits, so the rules are tested without sockets.
+//!
+//! Flow control is end to end and needs no buffer of its own:
+//! - downstream → upstream: the user's bytes wait in the server core's `inbound` (bounded by
+//!   the window we granted) and are marked consumed only when the upstream channel took them,
+//!   so the user's window grows back exactly as fast as the upstream drains;
+//! - upstream → downstream: the upstream's bytes wait in the client core's `stdout`/`stderr`
+//!   (bounded by the window we granted upstream) and are consumed only as the downstream
+//!   channel takes them, so a slow user reader slows the upstream.
+//!
+//! What the proxy holds is therefore bounded by the two windows per channel.
+//!
+//! Ordering: the upstream's EOF is passed on once everything it sent before has been; its
+//! exit-status / exit-signal is kept and sent with the downstream CLOSE once the upstream
+//! channel has closed (after its data), as a local session sends it when its child ends. The
+//! user's EOF goes upstream once the bytes before it have.
+
+use crate::client::{ClientChannel, ClientConnection, UseError};
+use crate::connection::msgs::{WinSize, OPEN_CONNECT_FAILED, OPEN_RESOURCE_SHORTAGE};
+use crate::connection::{ChannelId, ExitStatus, Pty};
+use std::time::Instant;
+
+/// Exit status reported for a session the proxy had to end itself (as ssh does for its own
+/// errors).
+pub const PROXY_EXIT_CODE: u32 = 255;
+
+/// The downstream side: the server core's channel mutators the bridge uses.
+pub trait Down {
+    /// User bytes waiting for the upstream.
+    fn inbound(&self, ch: ChannelId) -> &[u8];
+    /// `n` bytes of `inbound` went upstream: the user's window grows back by that much.
+    fn consumed(&mut self, ch: ChannelId, n: usize) -> usize;
+    fn send_data(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize;
+    fn send_stderr(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize;
+    fn eof(&mut self, ch: ChannelId);
+    /// EOF (if not sent) then CLOSE.
+    fn closed(&mut self, ch: ChannelId);
+    /// exit-status / exit-signal, EOF, CLOSE (sessions).
+    fn exited(&mut self, ch: ChannelId, status: ExitStatus);
+    /// direct-tcpip: the upstream opened it.
+    fn opened(&mut self, ch: ChannelId);
+    /// direct-tcpip: the upstream refused it.
+    fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str);
+}
+
+/// The upstream side: what the bridge asks of the client core.
+pub trait Up {
+    fn open_session(&mut self) -> Result<ClientChannel, UseError>;
+    fn open_direct_tcpip(
+        &mut self,
+        target: (&str, u16),
+        originator: (&str, u16),
+    ) -> Result<ClientChannel, UseError>;
+    fn request_pty(&mut self, ch: ClientChannel, term: &str, size: WinSize);
+    fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]);
+    fn request_start(&mut self, ch: ClientChannel, start: &Start);
+    fn window_change(&mut self, ch: ClientChannel, size: WinSize);
+    fn stdout(&self, ch: ClientChannel) -> &[u8];
+    fn stderr(&self, ch: ClientChannel) -> &[u8];
+    fn consume(&mut self, ch: ClientChannel, n: usize) -> usize;
+    fn consume_stderr(&mut self, ch: ClientChannel, n: usize) -> usize;
+    fn send_data(&mut self, ch: ClientChannel, data: &[u8]) -> usize;
+    fn send_eof(&mut self, ch: ClientChannel);
+    fn close_channel(&mut self, ch: ClientChannel);
+}
+
+/// How a session starts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Start {
+    Shell,
+    Exec(String),
+    Subsystem(String),
+}
+
+impl Start {
+    fn name(&self) -> &'static str {
+        match self {
+            Start::Shell => "shell",
+            Start::Exec(_) => "exec",
+            Start::Subsystem(_) => "subsystem",
+        }
+    }
+}
+
+/// What a downstream channel asked for, replayed upstream once its channel is open.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Open {
+    Session { start: Start, pty: Option<Pty>, env: Vec<(String, String)> },
+    DirectTcpip { host: String, port: u16, originator: String, originator_port: u16 },
+}
+
+#[derive(Debug)]
+struct Pair {
+    down: ChannelId,
+    up: Option<ClientChannel>,
+    /// What to replay once the upstream channel is open; `None` after it was.
+    open: Option<Open>,
+    session: bool,
+    /// The upstream confirmed the channel.
+    up_open: bool,
+    /// The user sent EOF; it goes upstream once `inbound` is empty.
+    down_eof: bool,
+    up_eof_sent: bool,
+    /// The upstream sent EOF; it goes to the user once its bytes have.
+    up_eof: bool,
+    down_eof_sent: bool,
+    exit: Option<ExitStatus>,
+}
+
+impl Pair {
+    fn new(down: ChannelId, open: Open) -> Pair {
+        Pair {
+            down,
+            up: None,
+            session: matches!(open, Open::Session { .. }),
+            open: Some(open),
+            up_open: false,
+            down_eof: false,
+            up_eof_sent: false,
+            up_eof: false,
+            down_eof_sent: false,
+            exit: None,
+        }
+    }
+}
+
+/// One proxied connection's channel map.
+#[derive(Debug, Default)]
+pub struct Bridge {
+    pairs: Vec<Pair>,
+    /// The upstream is logged in: channels open there at once.
+    ready: bool,
+    /// The upstream failed with this text: new channels fail at once.
+    failed: Option<String>,
+}
+
+impl Bridge {
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// Channels mapped (open or opening on either side).
+    pub fn len(&self) -> usize {
+        self.pairs.len()
+    }
+
+    pub fn is_empty(&self) -> bool {
+        self.pairs.is_empty()
+    }
+
+    /// Whether a channel was ever opened upstream (decides DISCONNECT vs session stderr for a
+    /// failure is the caller's; this tells whether any session is mapped at all).
+    pub fn has_sessions(&self) -> bool {
+        self.pairs.iter().any(|p| p.session)
+    }
+
+    fn find_down(&mut self, ch: ChannelId) -> Option<usize> {
+        self.pairs.iter().position(|p| p.down == ch)
+    }
+
+    fn find_up(&mut self, ch: ClientChannel) -> Option<usize> {
+        self.pairs.iter().position(|p| p.up == Some(ch))
+    }
+
+    /// A downstream channel wants carrying: a session that just started (exec, shell,
+    /// subsystem; the pty and env requests before it are in `open`) or a direct-tcpip.
+    pub fn open(&mut self, down: ChannelId, open: Open, up: &mut dyn Up, d: &mut dyn Down) {
+        if let Some(text) = self.failed.clone() {
+            fail_pair(&Pair::new(down, open), &text, d);
+            return;
+        }
+        self.pairs.push(Pair::new(down, open));
+        if self.ready {
+            let i = self.pairs.len() - 1;
+            self.start(i, up, d);
+        }
+    }
+
+    /// The upstream is logged in: open every channel that waited.
+    pub fn ready(&mut self, up: &mut dyn Up, d: &mut dyn Down) {
+        self.ready = true;
+        let mut i = 0;
+        while i < self.pairs.len() {
+            let before = self.pairs.len();
+            self.start(i, up, d);
+            if self.pairs.len() == before {
+                i += 1;
+            }
+        }
+    }
+
+    /// Opens pair `i` upstream (once); on a local refusal the pair fails and is removed.
+    fn start(&mut self, i: usize, up: &mut dyn Up, d: &mut dyn Down) {
+        let Some(p) = self.pairs.get_mut(i) else { return };
+        if p.up.is_some() {
+            return;
+        }
+        let r = match &p.open {
+            Some(Open::Session { .. }) => up.open_session(),
+            Some(Open::DirectTcpip { host, port, originator, originator_port }) => {
+                up.open_direct_tcpip((host, *port), (originator, *originator_port))
+            }
+            None => return,
+        };
+        match r {
+            Ok(ch) => p.up = Some(ch),
+            Err(e) => {
+                let p = self.pairs.remove(i);
+                fail_pair(&p, &format!("upstream channel: {e}"), d);
+            }
+        }
+    }
+
+    /// The upstream confirmed a channel: replay the session's requests, or tell the user the
+    /// direct-tcpip is open.
+    pub fn up_opened(&mut self, ch: ClientChannel, up: &mut dyn Up, d: &mut dyn Down) {
+        let Some(i) = self.find_up(ch) else {
+            // Its downstream channel went while the open was in flight.
+            up.close_channel(ch);
+            return;
+        };
+        let Some(p) = self.pairs.get_mut(i) else { return };
+        p.up_open = true;
+        match p.open.take() {
+            Some(Open::Session { start, pty, env }) => {
+                if let Some(pty) = pty {
+                    up.request_pty(ch, &pty.term, pty.size);
+                }
+                for (k, v) in &env {
+                    up.request_env(ch, k, v.as_bytes());
+                }
+                up.request_start(ch, &start);
+                // The start request is kept for its refusal text.
+                p.open = Some(Open::Session { start, pty: None, env: Vec::new() });
+            }
+            Some(Open::DirectTcpip { .. }) => d.opened(p.down),
+            None => {}
+        }
+    }
+
+    /// The upstream refused a channel.
+    pub fn up_open_failed(&mut self, ch: ClientChannel, code: u32, text: &str, d: &mut dyn Down) {
+        let Some(i) = self.find_up(ch) else { return };
+        let p = self.pairs.remove(i);
+        if p.session {
+            let msg = format!("sshfront: upstream refused the session: {text}\r\n");
+            d.send_stderr(p.down, msg.as_bytes(), Instant::now());
+            d.exited(p.down, ExitStatus::Code(PROXY_EXIT_CODE));
+        } else {
+            d.open_failed(p.down, code, text);
+        }
+    }
+
+    /// The reply to a request: a refused exec / shell / subsystem ends the session with a
+    /// message (the user was told "success" when it started downstream).
+    pub fn up_request_done(
+        &mut self,
+        ch: ClientChannel,
+        request: &str,
+        ok: bool,
+        up: &mut dyn Up,
+        d: &mut dyn Down,
+        now: Instant,
+    ) {
+        if ok || !matches!(request, "exec" | "shell" | "subsystem") {
+            return;
+        }
+        let Some(i) = self.find_up(ch) else { return };
+        let Some(p) = self.pairs.get_mut(i) else { return };
+        let what = match &p.open {
+            Some(Open::Session { start: Start::Subsystem(s), .. }) => format!("subsystem {s}"),
+            Some(Open::Session { start, .. }) => start.name().to_string(),
+            _ => request.to_string(),
+        };
+        let msg = format!("sshfront: the upstream refused the {what} request\r\n");
+        d.send_stderr(p.down, msg.as_bytes(), now);
+        p.exit = Some(ExitStatus::Code(PROXY_EXIT_CODE));
+        up.close_channel(ch);
+    }
+
+    pub fn up_exit(&mut self, ch: ClientChannel, status: ExitStatus) {
+        if let Some(i) = self.find_up(ch) {
+            if let Some(p) = self.pairs.get_mut(i) {
+                p.exit = Some(status);
+            }
+        }
+    }
+
+    /// The upstream sent EOF: passed on once its bytes are (`pump`).
+    pub fn up_eof(&mut self, ch: ClientChannel) {
+        if let Some(i) = self.find_up(ch) {
+            if let Some(p) = self.pairs.get_mut(i) {
+                p.up_eof = true;
+            }
+        }
+    }
+
+    /// The upstream channel is gone (its CLOSE came and its bytes were taken): end the user's
+    /// channel with the exit status it reported.
+    pub fn up_closed(&mut self, ch: ClientChannel, d: &mut dyn Down) {
+        let Some(i) = self.find_up(ch) else { return };
+        let p = self.pairs.remove(i);
+        match (p.session, p.exit) {
+            (true, Some(status)) => d.exited(p.down, status),
+            _ => d.closed(p.down),
+        }
+    }
+
+    /// The user sent EOF: goes upstream once `inbound` is drained (`pump`).
+    pub fn down_eof(&mut self, ch: ChannelId) {
+        if let Some(i) = self.find_down(ch) {
+            if let Some(p) = self.pairs.get_mut(i) {
+                p.down_eof = true;
+            }
+        }
+    }
+
+    /// The user's channel is gone: close the upstream one (what it still sends is dropped).
+    pub fn down_closed(&mut self, ch: ChannelId, up: &mut dyn Up) {
+        let Some(i) = self.find_down(ch) else { return };
+        let p = self.pairs.remove(i);
+        if let (Some(u), true) = (p.up, p.up_open) {
+            up.close_channel(u);
+        }
+        // Not confirmed yet: `up_opened` finds no pair and closes it then.
+    }
+
+    /// window-change: passed on at once when the upstream session is open, else folded into
+    /// the pty-req still to be sent.
+    pub fn resize(&mut self, ch: ChannelId, size: WinSize, up: &mut dyn Up) {
+        let Some(i) = self.find_down(ch) else { return };
+        let Some(p) = self.pairs.get_mut(i) else { return };
+        match (&mut p.open, p.up) {
+            (Some(Open::Session { pty: Some(pty), .. }), _) => pty.size = size,
+            (_, Some(u)) if p.up_open => up.window_change(u, size),
+            _ => {}
+        }
+    }
+
+    /// Moves bytes both ways as far as the windows allow, and EOFs after them. Returns whether
+    /// anything moved.
+    pub fn pump(&mut self, up: &mut dyn Up, d: &mut dyn Down, now: Instant) -> bool {
+        let mut progress = false;
+        for p in &mut self.pairs {
+            let Some(u) = p.up.filter(|_| p.up_open) else { continue };
+            // User → upstream.
+            if !p.up_eof_sent {
+                let data = d.inbound(p.down);
+                if !data.is_empty() {
+                    let n = up.send_data(u, data);
+                    if n > 0 {
+                        d.consumed(p.down, n);
+                        progress = true;
+                    }
+                }
+                if p.down_eof && d.inbound(p.down).is_empty() {
+                    up.send_eof(u);
+                    p.up_eof_sent = true;
+                    progress = true;
+                }
+            }
+            // Upstream → user.
+            let out = up.stdout(u);
+            if !out.is_empty() {
+                let n = d.send_data(p.down, out, now);
+                if n > 0 {
+                    up.consume(u, n);
+                    progress = true;
+                }
+            }
+            let err = up.stderr(u);
+            if !err.is_empty() {
+                let n = d.send_stderr(p.down, err, now);
+                if n > 0 {
+                    up.consume_stderr(u, n);
+                    progress = true;
+                }
+            }
+            if p.up_eof && !p.down_eof_sent && up.stdout(u).is_empty() && up.stderr(u).is_empty() {
+                d.eof(p.down);
+                p.down_eof_sent = true;
+                progress = true;
+            }
+        }
+        progress
+    }
+
+    /// The upstream connection failed or ended: every carried channel ends with `text` (on a
+    /// session's stderr, or as the direct-tcpip's open failure), and so do channels opened
+    /// from now on.
+    pub fn fail(&mut self, text: &str, d: &mut dyn Down) {
+        self.failed = Some(text.to_string());
+        for p in std::mem::take(&mut self.pairs) {
+            fail_pair(&p, text, d);
+        }
+    }
+}
+
+/// Ends one pair on the user's side with `text`.
+fn fail_pair(p: &Pair, text: &str, d: &mut dyn Down) {
+    if p.session {
+        let msg = format!("sshfront: {text}\r\n");
+        d.send_stderr(p.down, msg.as_bytes(), Instant::now());
+        d.exited(p.down, ExitStatus::Code(PROXY_EXIT_CODE));
+    } else if p.up_open {
+        d.closed(p.down);
+    } else {
+        let code =
+            if text.contains("too many") { OPEN_RESOURCE_SHORTAGE } else { OPEN_CONNECT_FAILED };
+        d.open_failed(p.down, code, text);
+    }
+}
+
+impl Up for ClientConnection {
+    fn open_session(&mut self) -> Result<ClientChannel, UseError> {
+        ClientConnection::open_session(self)
+    }
+    fn open_direct_tcpip(
+        &mut self,
+        target: (&str, u16),
+        originator: (&str, u16),
+    ) -> Result<ClientChannel, UseError> {
+        ClientConnection::open_direct_tcpip(self, target, originator)
+    }
+    fn request_pty(&mut self, ch: ClientChannel, term: &str, size: WinSize) {
+        let _ = ClientConnection::request_pty(self, ch, term, size, &[]);
+    }
+    fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]) {
+        let _ = ClientConnection::request_env(self, ch, name, value);
+    }
+    fn request_start(&mut self, ch: ClientChannel, start: &Start) {
+        let _ = match start {
+            Start::Shell => self.request_shell(ch),
+            Start::Exec(c) => self.request_exec(ch, c.as_bytes()),
+            Start::Subsystem(s) => self.request_subsystem(ch, s),
+        };
+    }
+    fn window_change(&mut self, ch: ClientChannel, size: WinSize) {
+        let _ = ClientConnection::window_change(self, ch, size);
+    }
+    fn stdout(&self, ch: ClientChannel) -> &[u8] {
+        ClientConnection::stdout(self, ch)
+    }
+    fn stderr(&self, ch: ClientChannel) -> &[u8] {
+        ClientConnection::stderr(self, ch)
+    }
+    fn consume(&mut self, ch: ClientChannel, n: usize) -> usize {
+        ClientConnection::consume(self, ch, n)
+    }
+    fn consume_stderr(&mut self, ch: ClientChannel, n: usize) -> usize {
+        ClientConnection::consume_stderr(self, ch, n)
+    }
+    fn send_data(&mut self, ch: ClientChannel, data: &[u8]) -> usize {
+        ClientConnection::send_data(self, ch, data)
+    }
+    fn send_eof(&mut self, ch: ClientChannel) {
+        let _ = ClientConnection::send_eof(self, ch);
+    }
+    fn close_channel(&mut self, ch: ClientChannel) {
+        let _ = ClientConnection::close_channel(self, ch);
+    }
+}
+
+#[cfg(test)]
+#[path = "bridge_tests.rs"]
+mod tests;
