@@ -297,7 +297,7 @@ pub struct ServerConnection {
     /// Next server keepalive (after authentication, with `keepalive_interval` set).
     next_keepalive: Option<Instant>,
     /// The session-proxy route chosen at login, until the runtime takes it.
-    route: Option<crate::proxy::RouteMatch>,
+    route: Option<Box<crate::proxy::RouteMatch>>,
 }
 
 impl ServerConnection {
@@ -455,7 +455,7 @@ impl ServerConnection {
                 self.next_keepalive = self.config.connection.keepalive_interval.map(|i| now + i);
                 // Chosen before any channel message is read, so a routed connection's channels
                 // are proxied from the first one.
-                self.route = self.config.gateway.routes.select(&user, self.peer.ip());
+                self.route = self.config.gateway.routes.select(&user, self.peer.ip()).map(Box::new);
                 if self.route.is_some() {
                     self.conn.set_proxied();
                 }
@@ -755,7 +755,7 @@ impl ServerConnection {
 
     /// The session-proxy route chosen at login (once; `None` for a user with no route).
     pub fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
-        self.route.take()
+        self.route.take().map(|r| *r)
     }
 
     /// The password the login succeeded with (once), for a route that logs in upstream with

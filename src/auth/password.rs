@@ -16,11 +16,11 @@ pub struct PasswordCheck {
 
 /// A password that checked out, kept for one use upstream (the session proxy's `password`
 /// auth) and wiped when dropped. Never printed.
-pub struct Secret(Vec<u8>);
+pub struct Secret(Box<[u8]>);
 
 impl Secret {
     pub fn new(bytes: &[u8]) -> Self {
-        Secret(bytes.to_vec())
+        Secret(bytes.into())
     }
 
     pub fn expose(&self) -> &[u8] {

@@ -167,25 +167,32 @@ impl Bridge {
 
     /// A downstream channel wants carrying: a session that just started (exec, shell,
     /// subsystem; the pty and env requests before it are in `open`) or a direct-tcpip.
-    pub fn open(&mut self, down: ChannelId, open: Open, up: &mut dyn Up, d: &mut dyn Down) {
+    pub fn open(
+        &mut self,
+        down: ChannelId,
+        open: Open,
+        up: &mut dyn Up,
+        d: &mut dyn Down,
+        now: Instant,
+    ) {
         if let Some(text) = self.failed.clone() {
-            fail_pair(&Pair::new(down, open), &text, d);
+            fail_pair(&Pair::new(down, open), &text, d, now);
             return;
         }
         self.pairs.push(Pair::new(down, open));
         if self.ready {
             let i = self.pairs.len() - 1;
-            self.start(i, up, d);
+            self.start(i, up, d, now);
         }
     }
 
     /// The upstream is logged in: open every channel that waited.
-    pub fn ready(&mut self, up: &mut dyn Up, d: &mut dyn Down) {
+    pub fn ready(&mut self, up: &mut dyn Up, d: &mut dyn Down, now: Instant) {
         self.ready = true;
         let mut i = 0;
         while i < self.pairs.len() {
             let before = self.pairs.len();
-            self.start(i, up, d);
+            self.start(i, up, d, now);
             if self.pairs.len() == before {
                 i += 1;
             }
@@ -193,7 +200,7 @@ impl Bridge {
     }
 
     /// Opens pair `i` upstream (once); on a local refusal the pair fails and is removed.
-    fn start(&mut self, i: usize, up: &mut dyn Up, d: &mut dyn Down) {
+    fn start(&mut self, i: usize, up: &mut dyn Up, d: &mut dyn Down, now: Instant) {
         let Some(p) = self.pairs.get_mut(i) else { return };
         if p.up.is_some() {
             return;
@@ -209,7 +216,7 @@ impl Bridge {
             Ok(ch) => p.up = Some(ch),
             Err(e) => {
                 let p = self.pairs.remove(i);
-                fail_pair(&p, &format!("upstream channel: {e}"), d);
+                fail_pair(&p, &format!("upstream channel: {e}"), d, now);
             }
         }
     }
@@ -242,12 +249,19 @@ impl Bridge {
     }
 
     /// The upstream refused a channel.
-    pub fn up_open_failed(&mut self, ch: ClientChannel, code: u32, text: &str, d: &mut dyn Down) {
+    pub fn up_open_failed(
+        &mut self,
+        ch: ClientChannel,
+        code: u32,
+        text: &str,
+        d: &mut dyn Down,
+        now: Instant,
+    ) {
         let Some(i) = self.find_up(ch) else { return };
         let p = self.pairs.remove(i);
         if p.session {
             let msg = format!("sshfront: upstream refused the session: {text}\r\n");
-            d.send_stderr(p.down, msg.as_bytes(), Instant::now());
+            d.send_stderr(p.down, msg.as_bytes(), now);
             d.exited(p.down, ExitStatus::Code(PROXY_EXIT_CODE));
         } else {
             d.open_failed(p.down, code, text);
@@ -391,19 +405,19 @@ impl Bridge {
     /// The upstream connection failed or ended: every carried channel ends with `text` (on a
     /// session's stderr, or as the direct-tcpip's open failure), and so do channels opened
     /// from now on.
-    pub fn fail(&mut self, text: &str, d: &mut dyn Down) {
+    pub fn fail(&mut self, text: &str, d: &mut dyn Down, now: Instant) {
         self.failed = Some(text.to_string());
         for p in std::mem::take(&mut self.pairs) {
-            fail_pair(&p, text, d);
+            fail_pair(&p, text, d, now);
         }
     }
 }
 
 /// Ends one pair on the user's side with `text`.
-fn fail_pair(p: &Pair, text: &str, d: &mut dyn Down) {
+fn fail_pair(p: &Pair, text: &str, d: &mut dyn Down, now: Instant) {
     if p.session {
         let msg = format!("sshfront: {text}\r\n");
-        d.send_stderr(p.down, msg.as_bytes(), Instant::now());
+        d.send_stderr(p.down, msg.as_bytes(), now);
         d.exited(p.down, ExitStatus::Code(PROXY_EXIT_CODE));
     } else if p.up_open {
         d.closed(p.down);

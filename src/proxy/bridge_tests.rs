@@ -1,5 +1,12 @@
 use super::*;
 
+/// One fixed instant: the bridge only passes it on.
+fn now() -> Instant {
+    static T: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
+    #[allow(clippy::disallowed_methods)]
+    *T.get_or_init(Instant::now)
+}
+
 /// The user's side: inbound bytes, a send window, and a log of what was sent.
 #[derive(Default)]
 struct FakeDown {
@@ -129,10 +136,10 @@ const U: ClientChannel = ClientChannel(1);
 #[test]
 fn waits_for_the_upstream_then_replays_requests_in_order() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.open(D, shell_with_pty(), &mut up, &mut d);
+    b.open(D, shell_with_pty(), &mut up, &mut d, now());
     assert!(up.log.is_empty(), "nothing upstream before it is logged in");
     b.resize(D, size(100, 40), &mut up);
-    b.ready(&mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
     assert_eq!(up.log, ["open session"]);
     b.up_opened(U, &mut up, &mut d);
     assert_eq!(up.log, ["open session", "pty xterm 100x40", "env LANG", "start Shell"]);
@@ -143,74 +150,82 @@ fn waits_for_the_upstream_then_replays_requests_in_order() {
 #[test]
 fn windows_couple_end_to_end() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
     b.open(
         D,
         Open::Session { start: Start::Exec("cat".into()), pty: None, env: vec![] },
         &mut up,
         &mut d,
+        now(),
     );
     b.up_opened(U, &mut up, &mut d);
     // User → upstream: only what the upstream window takes leaves `inbound`.
     d.inbound = vec![1; 100];
     up.window = 30;
-    assert!(b.pump(&mut up, &mut d, Instant::now()));
+    assert!(b.pump(&mut up, &mut d, now()));
     assert_eq!((up.sent.len(), d.inbound.len()), (30, 70), "the rest stays in the user's window");
-    assert!(!b.pump(&mut up, &mut d, Instant::now()), "no window: nothing moves");
+    assert!(!b.pump(&mut up, &mut d, now()), "no window: nothing moves");
     up.window = 1000;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert_eq!((up.sent.len(), d.inbound.len()), (100, 0));
     // Upstream → user: consumed upstream only as the user's window allows.
     up.stdout = vec![2; 50];
     d.window = 20;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert_eq!((d.out.len(), up.stdout.len()), (20, 30));
     d.window = 100;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert_eq!((d.out.len(), up.stdout.len()), (50, 0));
 }
 
 #[test]
 fn eof_follows_the_data_and_exit_status_comes_with_close() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
     b.open(
         D,
         Open::Session { start: Start::Exec("x".into()), pty: None, env: vec![] },
         &mut up,
         &mut d,
+        now(),
     );
     b.up_opened(U, &mut up, &mut d);
     up.stdout = vec![3; 10];
     b.up_eof(U);
     b.up_exit(U, ExitStatus::Code(3));
     d.window = 4;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert!(d.log.is_empty(), "EOF waits for the bytes before it");
     d.window = 100;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert_eq!(d.log, ["eof"]);
     b.up_closed(U, &mut d);
     assert_eq!(d.log, ["eof", "exit Code(3)"]);
     assert!(b.is_empty());
     // The user's EOF goes upstream after its bytes.
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
-    b.open(D, Open::Session { start: Start::Shell, pty: None, env: vec![] }, &mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
+    b.open(
+        D,
+        Open::Session { start: Start::Shell, pty: None, env: vec![] },
+        &mut up,
+        &mut d,
+        now(),
+    );
     b.up_opened(U, &mut up, &mut d);
     d.inbound = vec![1; 10];
     b.down_eof(D);
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert!(!up.log.contains(&"eof".to_string()), "bytes first");
     up.window = 10;
-    b.pump(&mut up, &mut d, Instant::now());
+    b.pump(&mut up, &mut d, now());
     assert_eq!(up.log.last().unwrap(), "eof");
 }
 
 #[test]
 fn failures_reach_the_user_as_words() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.open(D, shell_with_pty(), &mut up, &mut d);
+    b.open(D, shell_with_pty(), &mut up, &mut d, now());
     b.open(
         ChannelId(8),
         Open::DirectTcpip {
@@ -221,8 +236,9 @@ fn failures_reach_the_user_as_words() {
         },
         &mut up,
         &mut d,
+        now(),
     );
-    b.fail("upstream db1:22 unreachable", &mut d);
+    b.fail("upstream db1:22 unreachable", &mut d, now());
     assert_eq!(String::from_utf8_lossy(&d.err), "sshfront: upstream db1:22 unreachable\r\n");
     assert_eq!(
         d.log,
@@ -233,7 +249,7 @@ fn failures_reach_the_user_as_words() {
     );
     assert!(b.is_empty());
     // Later channels fail at once.
-    b.open(ChannelId(9), shell_with_pty(), &mut up, &mut d);
+    b.open(ChannelId(9), shell_with_pty(), &mut up, &mut d, now());
     assert_eq!(d.log.len(), 3);
     assert!(up.log.is_empty());
 }
@@ -241,30 +257,30 @@ fn failures_reach_the_user_as_words() {
 #[test]
 fn refused_exec_and_refused_open_end_the_session_with_a_message() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
     let sftp = Open::Session { start: Start::Subsystem("sftp".into()), pty: None, env: vec![] };
-    b.open(D, sftp, &mut up, &mut d);
+    b.open(D, sftp, &mut up, &mut d, now());
     b.up_opened(U, &mut up, &mut d);
-    b.up_request_done(U, "subsystem", false, &mut up, &mut d, Instant::now());
+    b.up_request_done(U, "subsystem", false, &mut up, &mut d, now());
     assert!(String::from_utf8_lossy(&d.err).contains("refused the subsystem sftp request"));
     assert_eq!(up.log.last().unwrap(), "close");
     b.up_closed(U, &mut d);
     assert_eq!(d.log, [format!("exit Code({PROXY_EXIT_CODE})")]);
 
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
     let direct =
         Open::DirectTcpip { host: "x".into(), port: 1, originator: "o".into(), originator_port: 2 };
-    b.open(D, direct, &mut up, &mut d);
-    b.up_open_failed(U, 2, "connect failed", &mut d);
+    b.open(D, direct, &mut up, &mut d, now());
+    b.up_open_failed(U, 2, "connect failed", &mut d, now());
     assert_eq!(d.log, ["open-failed 2 connect failed"]);
 }
 
 #[test]
 fn user_close_closes_upstream_even_while_the_open_is_in_flight() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
-    b.ready(&mut up, &mut d);
-    b.open(D, shell_with_pty(), &mut up, &mut d);
+    b.ready(&mut up, &mut d, now());
+    b.open(D, shell_with_pty(), &mut up, &mut d, now());
     b.down_closed(D, &mut up);
     assert!(b.is_empty());
     assert!(!up.log.contains(&"close".to_string()), "not open upstream yet");

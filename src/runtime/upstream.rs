@@ -236,7 +236,7 @@ impl State {
         conn: &mut Conn<C>,
         _key: usize,
         ev: Event,
-        _now: Instant,
+        now: Instant,
     ) {
         let Some(link) = conn.upstream.as_mut() else { return };
         let mut down = DownCore(&mut conn.core);
@@ -249,11 +249,11 @@ impl State {
                     (None, None, Some(c)) => Start::Exec(c),
                     (None, None, None) => Start::Shell,
                 };
-                link.bridge.open(channel, Open::Session { start, pty, env }, up, &mut down);
+                link.bridge.open(channel, Open::Session { start, pty, env }, up, &mut down, now);
             }
             Event::OpenBackend { channel, host, port, originator, originator_port } => {
                 let open = Open::DirectTcpip { host, port, originator, originator_port };
-                link.bridge.open(channel, open, up, &mut down);
+                link.bridge.open(channel, open, up, &mut down, now);
             }
             Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
             Event::ChannelEof { channel } => link.bridge.down_eof(channel),
@@ -540,7 +540,7 @@ impl State {
                         "[w{}#{key}] {}: upstream {} logged in as {:?} in {took:?}",
                         self.id, conn.peer, link.target, link.route.upstream_user
                     );
-                    link.bridge.ready(&mut link.core, &mut down);
+                    link.bridge.ready(&mut link.core, &mut down, now);
                 }
                 client::Event::AuthFailed { .. } => {
                     return Some((
@@ -579,7 +579,7 @@ impl State {
                     link.bridge.up_opened(channel, &mut link.core, &mut down)
                 }
                 client::Event::ChannelOpenFailed { channel, code, text } => {
-                    link.bridge.up_open_failed(channel, code, &text, &mut down)
+                    link.bridge.up_open_failed(channel, code, &text, &mut down, now)
                 }
                 client::Event::RequestDone { channel, request, ok } => link.bridge.up_request_done(
                     channel,
@@ -644,7 +644,7 @@ impl State {
         );
         self.drop_upstream_socket(link);
         let mut down = DownCore(&mut conn.core);
-        link.bridge.fail(text, &mut down);
+        link.bridge.fail(text, &mut down, now);
         if !conn.core.is_closed() {
             conn.core.close(DisconnectReason::ByApplication, text, now);
         }
