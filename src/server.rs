@@ -455,7 +455,13 @@ impl ServerConnection {
                 self.next_keepalive = self.config.connection.keepalive_interval.map(|i| now + i);
                 // Chosen before any channel message is read, so a routed connection's channels
                 // are proxied from the first one.
-                self.route = self.config.gateway.routes.select(&user, self.peer.ip()).map(Box::new);
+                self.route = self
+                    .config
+                    .gateway
+                    .routes
+                    .as_ref()
+                    .and_then(|r| r.select(&user, self.peer.ip()))
+                    .map(Box::new);
                 if self.route.is_some() {
                     self.conn.set_proxied();
                 }

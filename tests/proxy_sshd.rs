@@ -367,6 +367,36 @@ fn local_forward_through_the_proxied_session() {
 }
 
 #[test]
+fn remote_forward_through_the_proxied_session() {
+    let l = lab(&[]);
+    let echo = EchoServer::start();
+    let rport = free_port();
+    let mut cmd = l.f.ssh(&l.server);
+    cmd.arg("-N")
+        .arg("-o")
+        .arg("ExitOnForwardFailure=yes")
+        .arg("-R")
+        .arg(format!("127.0.0.1:{rport}:127.0.0.1:{}", echo.port))
+        .arg(dest())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut ssh = cmd.spawn().expect("ssh");
+    // The upstream sshd listens on rport; its connections come back as forwarded-tcpip.
+    let data = random_bytes(1 << 20, 9);
+    let got = round_trip(connect_retry(rport, LIMIT), &data);
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    assert!(
+        got == data,
+        "echo through -R returned {} of {} bytes\n{}",
+        got.len(),
+        data.len(),
+        l.server.stderr()
+    );
+}
+
+#[test]
 fn a_dead_upstream_is_reported_in_words() {
     let f = Fixture::new();
     let dir = TempDir::new("proxy-dead");

@@ -116,7 +116,7 @@ impl Config {
         };
         server.transport.host_keys = load_host_keys(args)?;
         let routes = Arc::new(routes);
-        server.gateway.routes = routes.clone();
+        server.gateway.routes = (!routes.routes.is_empty()).then(|| routes.clone());
         Ok(Config { server: Arc::new(server), runtime, routes })
     }
 }
@@ -136,7 +136,7 @@ pub struct GatewayConfig {
     /// `--routes`: the session proxy's routes, as loaded with this config (a SIGHUP reload
     /// re-reads the file; established connections keep the routes they started with). The
     /// core reads it once, at login, to mark a routed connection.
-    pub routes: Arc<crate::proxy::Routes>,
+    pub routes: Option<Arc<crate::proxy::Routes>>,
 }
 
 impl Default for GatewayConfig {
@@ -146,7 +146,7 @@ impl Default for GatewayConfig {
             allow_exec: false,
             connect_timeout: Duration::from_secs(crate::cli::DEFAULT_CONNECT_TIMEOUT),
             set_env: Vec::new(),
-            routes: Arc::default(),
+            routes: None,
         }
     }
 }
@@ -172,7 +172,7 @@ pub fn server_config_without_host_keys(args: &Args) -> Result<ServerConfig, Conf
             allow_exec: args.allow_exec,
             connect_timeout: Duration::from_secs(args.connect_timeout),
             set_env: parse_assignments("--set-env", &args.set_env, check_env_name)?,
-            routes: Arc::default(),
+            routes: None,
         },
     })
 }

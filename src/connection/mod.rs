@@ -323,9 +323,17 @@ impl Connection {
             b"tcpip-forward" => {
                 let (addr, port) = msgs::host_port(&mut r, "address to bind")?;
                 r.finish("tcpip-forward")?;
-                let allowed =
+                // Proxied: the upstream decides where it listens; key options still apply.
+                let permitted = if self.proxied {
+                    let r = &self.restrictions;
+                    !r.no_port_forwarding
+                        && r.permit_listen
+                            .as_ref()
+                            .map_or(true, |k| forward::permit_listen_allows(k, addr, port))
+                } else {
                     forward::may_listen(&self.policy.permit_listen, &self.restrictions, addr, port)
-                        && self.listeners.len() < self.policy.max_listeners;
+                };
+                let allowed = permitted && self.listeners.len() < self.policy.max_listeners;
                 if !allowed {
                     return self.reply(out, want_reply, Reply::Failure);
                 }

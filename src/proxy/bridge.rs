@@ -20,7 +20,7 @@
 
 use crate::client::{ClientChannel, ClientConnection, UseError};
 use crate::connection::msgs::{WinSize, OPEN_CONNECT_FAILED, OPEN_RESOURCE_SHORTAGE};
-use crate::connection::{ChannelId, ExitStatus, Pty};
+use crate::connection::{ChannelId, ExitStatus, ListenerId, Pty};
 use std::time::Instant;
 
 /// Exit status reported for a session the proxy had to end itself (as ssh does for its own
@@ -44,6 +44,16 @@ pub trait Down {
     fn opened(&mut self, ch: ChannelId);
     /// direct-tcpip: the upstream refused it.
     fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str);
+    /// tcpip-forward: the upstream listens on this port (or refused).
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>);
+    /// forwarded-tcpip: a connection came in on the upstream's listener; open the channel to
+    /// the user.
+    fn forwarded(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Option<ChannelId>;
 }
 
 /// The upstream side: what the bridge asks of the client core.
@@ -65,6 +75,10 @@ pub trait Up {
     fn send_data(&mut self, ch: ClientChannel, data: &[u8]) -> usize;
     fn send_eof(&mut self, ch: ClientChannel);
     fn close_channel(&mut self, ch: ClientChannel);
+    fn tcpip_forward(&mut self, addr: &str, port: u16) -> bool;
+    fn cancel_tcpip_forward(&mut self, addr: &str, port: u16);
+    fn accept_channel(&mut self, ch: ClientChannel);
+    fn reject_channel(&mut self, ch: ClientChannel, code: u32, text: &str);
 }
 
 /// How a session starts.
@@ -88,8 +102,31 @@ impl Start {
 /// What a downstream channel asked for, replayed upstream once its channel is open.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum Open {
-    Session { start: Start, pty: Option<Pty>, env: Vec<(String, String)> },
-    DirectTcpip { host: String, port: u16, originator: String, originator_port: u16 },
+    Session {
+        start: Start,
+        pty: Option<Pty>,
+        env: Vec<(String, String)>,
+    },
+    DirectTcpip {
+        host: String,
+        port: u16,
+        originator: String,
+        originator_port: u16,
+    },
+    /// forwarded-tcpip: the upstream opened it to us; the user's side is being opened.
+    Forwarded,
+}
+
+/// A remote forward (tcpip-forward) carried upstream.
+#[derive(Debug)]
+struct Listen {
+    id: ListenerId,
+    addr: String,
+    port: u16,
+    /// Sent upstream (its reply is awaited or came).
+    sent: bool,
+    /// The port the upstream listens on.
+    bound: Option<u16>,
 }
 
 #[derive(Debug)]
@@ -131,6 +168,10 @@ impl Pair {
 #[derive(Debug, Default)]
 pub struct Bridge {
     pairs: Vec<Pair>,
+    /// Remote forwards (bounded by the server core's listener limit).
+    listens: Vec<Listen>,
+    /// tcpip-forward requests sent upstream, oldest first (replies come in order).
+    forward_replies: std::collections::VecDeque<ListenerId>,
     /// The upstream is logged in: channels open there at once.
     ready: bool,
     /// The upstream failed with this text: new channels fail at once.
@@ -189,6 +230,9 @@ impl Bridge {
     /// The upstream is logged in: open every channel that waited.
     pub fn ready(&mut self, up: &mut dyn Up, d: &mut dyn Down, now: Instant) {
         self.ready = true;
+        for l in &mut self.listens {
+            send_listen(l, up, &mut self.forward_replies, d);
+        }
         let mut i = 0;
         while i < self.pairs.len() {
             let before = self.pairs.len();
@@ -210,7 +254,7 @@ impl Bridge {
             Some(Open::DirectTcpip { host, port, originator, originator_port }) => {
                 up.open_direct_tcpip((host, *port), (originator, *originator_port))
             }
-            None => return,
+            Some(Open::Forwarded) | None => return,
         };
         match r {
             Ok(ch) => p.up = Some(ch),
@@ -244,7 +288,7 @@ impl Bridge {
                 p.open = Some(Open::Session { start, pty: None, env: Vec::new() });
             }
             Some(Open::DirectTcpip { .. }) => d.opened(p.down),
-            None => {}
+            Some(Open::Forwarded) | None => {}
         }
     }
 
@@ -407,9 +451,129 @@ impl Bridge {
     /// from now on.
     pub fn fail(&mut self, text: &str, d: &mut dyn Down, now: Instant) {
         self.failed = Some(text.to_string());
+        for l in std::mem::take(&mut self.listens) {
+            if l.bound.is_none() {
+                d.listen_result(l.id, Err(()));
+            }
+        }
+        self.forward_replies.clear();
         for p in std::mem::take(&mut self.pairs) {
             fail_pair(&p, text, d, now);
         }
+    }
+}
+
+impl Bridge {
+    /// tcpip-forward from the user: asked of the upstream (once it is logged in).
+    pub fn listen(
+        &mut self,
+        id: ListenerId,
+        addr: &str,
+        port: u16,
+        up: &mut dyn Up,
+        d: &mut dyn Down,
+    ) {
+        if self.failed.is_some() {
+            d.listen_result(id, Err(()));
+            return;
+        }
+        let mut l = Listen { id, addr: addr.to_string(), port, sent: false, bound: None };
+        if self.ready {
+            send_listen(&mut l, up, &mut self.forward_replies, d);
+        }
+        self.listens.push(l);
+    }
+
+    /// cancel-tcpip-forward from the user.
+    pub fn unlisten(&mut self, id: ListenerId, up: &mut dyn Up) {
+        let Some(i) = self.listens.iter().position(|l| l.id == id) else { return };
+        let l = self.listens.remove(i);
+        if let Some(port) = l.bound {
+            up.cancel_tcpip_forward(&l.addr, if l.port == 0 { port } else { l.port });
+        }
+    }
+
+    /// A global request's reply from the upstream.
+    pub fn up_global_reply(
+        &mut self,
+        request: &str,
+        ok: bool,
+        port: Option<u32>,
+        d: &mut dyn Down,
+    ) {
+        if request != "tcpip-forward" {
+            return;
+        }
+        let Some(id) = self.forward_replies.pop_front() else { return };
+        let Some(l) = self.listens.iter_mut().find(|l| l.id == id) else { return };
+        let bound = port.and_then(|p| u16::try_from(p).ok()).filter(|&p| p != 0).unwrap_or(l.port);
+        if ok && bound != 0 {
+            l.bound = Some(bound);
+            d.listen_result(id, Ok(bound));
+        } else {
+            d.listen_result(id, Err(()));
+            self.listens.retain(|l| l.id != id);
+        }
+    }
+
+    /// The upstream opened a forwarded-tcpip channel: opened to the user on the listener
+    /// that asked for that port; accepted upstream once the user confirms.
+    pub fn up_incoming(
+        &mut self,
+        ch: ClientChannel,
+        connected_port: u16,
+        originator: (&str, u16),
+        up: &mut dyn Up,
+        d: &mut dyn Down,
+    ) {
+        let listener = self.listens.iter().find(|l| l.bound == Some(connected_port)).map(|l| l.id);
+        let down = listener.and_then(|id| d.forwarded(id, originator.0, originator.1));
+        match down {
+            Some(down) => {
+                let mut p = Pair::new(down, Open::Forwarded);
+                p.up = Some(ch);
+                self.pairs.push(p);
+            }
+            None => up.reject_channel(ch, OPEN_CONNECT_FAILED, "no such forward"),
+        }
+    }
+
+    /// The user confirmed a forwarded-tcpip channel: accept the upstream's.
+    pub fn down_opened(&mut self, ch: ChannelId, up: &mut dyn Up) {
+        let Some(i) = self.find_down(ch) else { return };
+        let Some(p) = self.pairs.get_mut(i) else { return };
+        if let (Some(u), false) = (p.up, p.up_open) {
+            up.accept_channel(u);
+            p.up_open = true;
+            p.open = None;
+        }
+    }
+
+    /// The user refused a forwarded-tcpip channel: refuse the upstream's.
+    pub fn down_open_failed(&mut self, ch: ChannelId, code: u32, text: &str, up: &mut dyn Up) {
+        let Some(i) = self.find_down(ch) else { return };
+        let p = self.pairs.remove(i);
+        if let (Some(u), false) = (p.up, p.up_open) {
+            up.reject_channel(u, code, text);
+        }
+    }
+}
+
+/// Sends one tcpip-forward upstream; a local refusal answers the user at once.
+fn send_listen(
+    l: &mut Listen,
+    up: &mut dyn Up,
+    replies: &mut std::collections::VecDeque<ListenerId>,
+    d: &mut dyn Down,
+) {
+    if l.sent {
+        return;
+    }
+    l.sent = true;
+    if up.tcpip_forward(&l.addr, l.port) {
+        replies.push_back(l.id);
+    } else {
+        d.listen_result(l.id, Err(()));
     }
 }
 
@@ -419,7 +583,7 @@ fn fail_pair(p: &Pair, text: &str, d: &mut dyn Down, now: Instant) {
         let msg = format!("sshfront: {text}\r\n");
         d.send_stderr(p.down, msg.as_bytes(), now);
         d.exited(p.down, ExitStatus::Code(PROXY_EXIT_CODE));
-    } else if p.up_open {
+    } else if p.up_open || matches!(p.open, Some(Open::Forwarded)) {
         d.closed(p.down);
     } else {
         let code =
@@ -475,6 +639,18 @@ impl Up for ClientConnection {
     }
     fn close_channel(&mut self, ch: ClientChannel) {
         let _ = ClientConnection::close_channel(self, ch);
+    }
+    fn tcpip_forward(&mut self, addr: &str, port: u16) -> bool {
+        ClientConnection::tcpip_forward(self, addr, port).is_ok()
+    }
+    fn cancel_tcpip_forward(&mut self, addr: &str, port: u16) {
+        let _ = ClientConnection::cancel_tcpip_forward(self, addr, port);
+    }
+    fn accept_channel(&mut self, ch: ClientChannel) {
+        let _ = ClientConnection::accept_channel(self, ch);
+    }
+    fn reject_channel(&mut self, ch: ClientChannel, code: u32, text: &str) {
+        let _ = ClientConnection::reject_channel(self, ch, code, text);
     }
 }
 

@@ -50,6 +50,13 @@ impl Down for FakeDown {
     fn open_failed(&mut self, _ch: ChannelId, code: u32, text: &str) {
         self.log.push(format!("open-failed {code} {text}"));
     }
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        self.log.push(format!("listen {} {result:?}", listener.0));
+    }
+    fn forwarded(&mut self, listener: ListenerId, _o: &str, _p: u16) -> Option<ChannelId> {
+        self.log.push(format!("forwarded on {}", listener.0));
+        Some(ChannelId(100))
+    }
 }
 
 /// The upstream: records requests, takes data up to its window, hands out stdout.
@@ -115,6 +122,19 @@ impl Up for FakeUp {
     }
     fn close_channel(&mut self, _ch: ClientChannel) {
         self.log.push("close".into());
+    }
+    fn tcpip_forward(&mut self, addr: &str, port: u16) -> bool {
+        self.log.push(format!("forward {addr}:{port}"));
+        true
+    }
+    fn cancel_tcpip_forward(&mut self, addr: &str, port: u16) {
+        self.log.push(format!("cancel {addr}:{port}"));
+    }
+    fn accept_channel(&mut self, ch: ClientChannel) {
+        self.log.push(format!("accept {}", ch.0));
+    }
+    fn reject_channel(&mut self, ch: ClientChannel, code: u32, _text: &str) {
+        self.log.push(format!("reject {} {code}", ch.0));
     }
 }
 
@@ -287,4 +307,33 @@ fn user_close_closes_upstream_even_while_the_open_is_in_flight() {
     b.up_opened(U, &mut up, &mut d);
     assert_eq!(up.log.last().unwrap(), "close", "closed when the confirmation comes");
     assert!(d.log.is_empty());
+}
+
+#[test]
+fn remote_forward_round_trip_of_requests_and_channels() {
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    b.listen(ListenerId(1), "127.0.0.1", 0, &mut up, &mut d);
+    assert!(up.log.is_empty(), "waits for the upstream login");
+    b.ready(&mut up, &mut d, now());
+    assert_eq!(up.log, ["forward 127.0.0.1:0"]);
+    b.up_global_reply("tcpip-forward", true, Some(4242), &mut d);
+    assert_eq!(d.log, ["listen 1 Ok(4242)"]);
+    // A connection on the upstream's port: opened to the user, accepted upstream once the
+    // user confirms; unknown ports are refused.
+    b.up_incoming(ClientChannel(5), 9, ("1.2.3.4", 1), &mut up, &mut d);
+    assert_eq!(up.log.last().unwrap(), &format!("reject 5 {OPEN_CONNECT_FAILED}"));
+    b.up_incoming(ClientChannel(6), 4242, ("1.2.3.4", 1), &mut up, &mut d);
+    assert_eq!(d.log.last().unwrap(), "forwarded on 1");
+    b.down_opened(ChannelId(100), &mut up);
+    assert_eq!(up.log.last().unwrap(), "accept 6");
+    up.stdout = b"hi".to_vec();
+    d.window = 10;
+    b.pump(&mut up, &mut d, now());
+    assert_eq!(d.out, b"hi");
+    b.unlisten(ListenerId(1), &mut up);
+    assert_eq!(up.log.last().unwrap(), "cancel 127.0.0.1:4242");
+    // A refused forward answers the user.
+    b.listen(ListenerId(2), "0.0.0.0", 22, &mut up, &mut d);
+    b.up_global_reply("tcpip-forward", false, None, &mut d);
+    assert_eq!(d.log.last().unwrap(), "listen 2 Err(())");
 }

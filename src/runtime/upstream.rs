@@ -14,7 +14,7 @@ use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
 use crate::algo::SystemRng;
 use crate::client::{self, ClientConnection, LocalKey, Method};
 use crate::connection::msgs::OPEN_ADMINISTRATIVELY_PROHIBITED;
-use crate::connection::{ChannelId, ExitStatus};
+use crate::connection::{ChannelId, ExitStatus, ListenerId};
 use crate::metrics::routes::{route_label, Failure};
 use crate::proxy::bridge::{Bridge, Down, Open, Start};
 use crate::proxy::known_hosts::Verdict;
@@ -131,6 +131,17 @@ impl<C: Core> Down for DownCore<'_, C> {
     fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str) {
         self.0.backend_failed(ch, code, text)
     }
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        self.0.listen_result(listener, result)
+    }
+    fn forwarded(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Option<ChannelId> {
+        self.0.forwarded_connection(listener, originator, originator_port).ok()
+    }
 }
 
 impl State {
@@ -140,7 +151,11 @@ impl State {
         let password = conn.core.take_password();
         let Some(route) = conn.core.take_route() else { return };
         let r = &route.route;
-        let index = conn.gateway.routes.routes.iter().position(|x| Arc::ptr_eq(x, r));
+        let index = conn
+            .gateway
+            .routes
+            .as_ref()
+            .and_then(|t| t.routes.iter().position(|x| Arc::ptr_eq(x, r)));
         let label = route_label(index.unwrap_or(usize::MAX), &r.name);
         self.metrics.routes.session(&label);
         let password = if r.auth == UpstreamAuth::Password { password } else { None };
@@ -263,10 +278,16 @@ impl State {
                 OPEN_ADMINISTRATIVELY_PROHIBITED,
                 "not carried by the session proxy",
             ),
-            // Remote forwarding through the proxy is not carried yet: refused.
-            Event::Listen { listener, .. } | Event::ListenUnix { listener, .. } => {
-                conn.core.listen_result(listener, Err(()))
+            Event::Listen { listener, addr, port } => {
+                link.bridge.listen(listener, &addr, port, up, &mut down)
             }
+            Event::Unlisten { listener } => link.bridge.unlisten(listener, up),
+            Event::ChannelOpened { channel } => link.bridge.down_opened(channel, up),
+            Event::ChannelOpenFailed { channel, code, text } => {
+                link.bridge.down_open_failed(channel, code, &text, up)
+            }
+            // Unix-socket forwarding is not carried: refused.
+            Event::ListenUnix { listener, .. } => down.listen_result(listener, Err(())),
             _ => {}
         }
         conn.pump_again = true;
@@ -599,6 +620,19 @@ impl State {
                 client::Event::ChannelClosed { channel } => {
                     link.bridge.up_closed(channel, &mut down)
                 }
+                client::Event::IncomingChannel {
+                    channel,
+                    kind: client::IncomingKind::ForwardedTcpip,
+                    connected,
+                    originator,
+                } => {
+                    let port = connected.as_ref().map_or(0, |c| c.1);
+                    let (oh, op) = originator.unwrap_or_default();
+                    link.bridge.up_incoming(channel, port, (&oh, op), &mut link.core, &mut down);
+                }
+                client::Event::GlobalReply { request, ok, port } => {
+                    link.bridge.up_global_reply(request, ok, port, &mut down)
+                }
                 client::Event::IncomingChannel { channel, .. } => {
                     let _ = link.core.reject_channel(
                         channel,
@@ -609,8 +643,7 @@ impl State {
                 client::Event::ChannelReadable { .. }
                 | client::Event::ChannelWritable { .. }
                 | client::Event::ServiceAccepted(_)
-                | client::Event::Banner(_)
-                | client::Event::GlobalReply { .. } => {}
+                | client::Event::Banner(_) => {}
             }
         }
         None
