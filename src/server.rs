@@ -192,6 +192,10 @@ pub enum Event {
     },
     /// window-change on a PTY session: resize the terminal (TIOCSWINSZ on the master).
     WindowChange { channel: ChannelId, size: conn::msgs::WinSize },
+    /// signal on a proxied session (name without "SIG"): pass it upstream.
+    Signal { channel: ChannelId, name: String },
+    /// break on a proxied session (RFC 4335, length in ms): pass it upstream.
+    Break { channel: ChannelId, ms: u32 },
     /// Client data is waiting in `inbound(channel)` (there was none before): write it to the
     /// backend or child, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -224,6 +228,8 @@ impl Event {
             Event::Unlisten { .. } => "Unlisten",
             Event::Exec { .. } => "Exec",
             Event::WindowChange { .. } => "WindowChange",
+            Event::Signal { .. } => "Signal",
+            Event::Break { .. } => "Break",
             Event::ChannelReadable { .. } => "ChannelReadable",
             Event::ChannelWritable { .. } => "ChannelWritable",
             Event::ChannelEof { .. } => "ChannelEof",
@@ -249,6 +255,8 @@ impl From<conn::Event> for Event {
                 Event::Exec { channel, command, subsystem, env, forced_command, pty }
             }
             C::WindowChange { channel, size } => Event::WindowChange { channel, size },
+            C::Signal { channel, name } => Event::Signal { channel, name },
+            C::Break { channel, ms } => Event::Break { channel, ms },
             C::ChannelReadable { channel } => Event::ChannelReadable { channel },
             C::ChannelWritable { channel } => Event::ChannelWritable { channel },
             C::ChannelEof { channel } => Event::ChannelEof { channel },

@@ -558,6 +558,14 @@ impl ClientConnection {
     }
 
     /// signal (RFC 4254 §6.9): the name without "SIG".
+    /// break (RFC 4335): a BREAK of `ms` milliseconds on the server's terminal line (no reply
+    /// asked).
+    pub fn send_break(&mut self, ch: ClientChannel, ms: u32) -> Result<(), UseError> {
+        self.request(ch, "break", false, |w| {
+            w.u32(ms);
+        })
+    }
+
     pub fn signal(&mut self, ch: ClientChannel, name: &str) -> Result<(), UseError> {
         self.request(ch, "signal", false, |w| {
             w.string(name.as_bytes());

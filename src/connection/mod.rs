@@ -154,6 +154,10 @@ pub enum Event {
     },
     /// window-change on a session running with a PTY: resize it (TIOCSWINSZ).
     WindowChange { channel: ChannelId, size: msgs::WinSize },
+    /// signal on a proxied session: pass it upstream (name without "SIG").
+    Signal { channel: ChannelId, name: String },
+    /// break on a proxied session: pass it upstream (length in ms).
+    Break { channel: ChannelId, ms: u32 },
     /// Inbound data is waiting (`inbound`), and there was none before: write it to the
     /// backend, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -712,6 +716,12 @@ impl Connection {
         }
         if let SessionAction::Resize(size) = action {
             self.events.push_back(Event::WindowChange { channel: ChannelId(id), size });
+        }
+        if let SessionAction::Signal(name) = &action {
+            self.events.push_back(Event::Signal { channel: ChannelId(id), name: name.clone() });
+        }
+        if let SessionAction::Break(ms) = action {
+            self.events.push_back(Event::Break { channel: ChannelId(id), ms });
         }
         if let SessionAction::Start { command, subsystem } = action {
             let (env, pty) = match &ch.kind {

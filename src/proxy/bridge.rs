@@ -68,6 +68,8 @@ pub trait Up {
     fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]);
     fn request_start(&mut self, ch: ClientChannel, start: &Start);
     fn window_change(&mut self, ch: ClientChannel, size: WinSize);
+    fn signal(&mut self, ch: ClientChannel, name: &str);
+    fn send_break(&mut self, ch: ClientChannel, ms: u32);
     fn stdout(&self, ch: ClientChannel) -> &[u8];
     fn stderr(&self, ch: ClientChannel) -> &[u8];
     fn consume(&mut self, ch: ClientChannel, n: usize) -> usize;
@@ -398,6 +400,25 @@ impl Bridge {
         }
     }
 
+    /// signal / break from the user: passed on when the upstream session is open (before
+    /// that there is nothing running to signal).
+    pub fn signal(&mut self, ch: ChannelId, name: &str, up: &mut dyn Up) {
+        if let Some(u) = self.open_up(ch) {
+            up.signal(u, name);
+        }
+    }
+
+    pub fn send_break(&mut self, ch: ChannelId, ms: u32, up: &mut dyn Up) {
+        if let Some(u) = self.open_up(ch) {
+            up.send_break(u, ms);
+        }
+    }
+
+    fn open_up(&mut self, ch: ChannelId) -> Option<ClientChannel> {
+        let i = self.find_down(ch)?;
+        self.pairs.get(i).filter(|p| p.up_open).and_then(|p| p.up)
+    }
+
     /// Moves bytes both ways as far as the windows allow, and EOFs after them. Returns whether
     /// anything moved.
     pub fn pump(&mut self, up: &mut dyn Up, d: &mut dyn Down, now: Instant) -> bool {
@@ -618,6 +639,12 @@ impl Up for ClientConnection {
     }
     fn window_change(&mut self, ch: ClientChannel, size: WinSize) {
         let _ = ClientConnection::window_change(self, ch, size);
+    }
+    fn signal(&mut self, ch: ClientChannel, name: &str) {
+        let _ = ClientConnection::signal(self, ch, name);
+    }
+    fn send_break(&mut self, ch: ClientChannel, ms: u32) {
+        let _ = ClientConnection::send_break(self, ch, ms);
     }
     fn stdout(&self, ch: ClientChannel) -> &[u8] {
         ClientConnection::stdout(self, ch)

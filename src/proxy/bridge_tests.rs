@@ -97,6 +97,12 @@ impl Up for FakeUp {
     fn window_change(&mut self, _ch: ClientChannel, size: WinSize) {
         self.log.push(format!("resize {}x{}", size.cols, size.rows));
     }
+    fn signal(&mut self, _ch: ClientChannel, name: &str) {
+        self.log.push(format!("signal {name}"));
+    }
+    fn send_break(&mut self, _ch: ClientChannel, ms: u32) {
+        self.log.push(format!("break {ms}"));
+    }
     fn stdout(&self, _ch: ClientChannel) -> &[u8] {
         &self.stdout
     }
@@ -165,6 +171,9 @@ fn waits_for_the_upstream_then_replays_requests_in_order() {
     assert_eq!(up.log, ["open session", "pty xterm 100x40", "env LANG", "start Shell"]);
     b.resize(D, size(120, 50), &mut up);
     assert_eq!(up.log.last().unwrap(), "resize 120x50", "after start: passed on at once");
+    b.signal(D, "INT", &mut up);
+    b.send_break(D, 300, &mut up);
+    assert_eq!(up.log[up.log.len() - 2..], ["signal INT", "break 300"]);
 }
 
 #[test]

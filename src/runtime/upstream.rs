@@ -271,6 +271,8 @@ impl State {
                 link.bridge.open(channel, open, up, &mut down, now);
             }
             Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
+            Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
+            Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
             Event::ChannelEof { channel } => link.bridge.down_eof(channel),
             Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
             Event::OpenUnixBackend { channel, .. } => down.open_failed(
