@@ -342,8 +342,8 @@ pub struct Args {
     /// the client's `env` request for the same name.
     #[arg(long = "set-env", value_name = "NAME=VALUE")]
     pub set_env: Vec<String>,
-    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Parsed and
-    /// validated at startup; not yet used to carry sessions.
+    /// Session proxy routes (TOML): which users go to which upstream SSH servers. A routed
+    /// user's sessions, forwards and sftp are carried there after login; re-read on SIGHUP.
     #[arg(long, value_name = "FILE")]
     pub routes: Option<std::path::PathBuf>,
 

@@ -79,7 +79,7 @@ complete -c sshfront -n "__fish_sshfront_needs_command" -l max-channels -d 'Chan
 complete -c sshfront -n "__fish_sshfront_needs_command" -l session-command -d 'Command run (through /bin/sh -c) for every exec, shell or subsystem request, with the client\'s request in SSH_ORIGINAL_COMMAND and SSH_USER, SSH_CLIENT set' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l subsystem -d 'A subsystem sessions may start (repeatable), as sshd\'s Subsystem: e.g. sftp=/usr/lib/openssh/sftp-server. COMMAND runs through /bin/sh -c like --session-command children. Other subsystem requests are refused' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l set-env -d 'Environment variable set for every command (repeatable), as sshd\'s SetEnv; wins over the client\'s `env` request for the same name' -r
-complete -c sshfront -n "__fish_sshfront_needs_command" -l routes -d 'Session proxy routes (TOML): which users go to which upstream SSH servers. Parsed and validated at startup; not yet used to carry sessions' -r -F
+complete -c sshfront -n "__fish_sshfront_needs_command" -l routes -d 'Session proxy routes (TOML): which users go to which upstream SSH servers. A routed user\'s sessions, forwards and sftp are carried there after login; re-read on SIGHUP' -r -F
 complete -c sshfront -n "__fish_sshfront_needs_command" -l env-allow -d 'Environment variable names accepted from `env` requests, comma-separated, wildcards allowed; "" accepts none' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l keepalive-interval -d 'Seconds between server keepalives after login; 0 = none' -r
 complete -c sshfront -n "__fish_sshfront_needs_command" -l keepalive-count-max -d 'Unanswered keepalives after which the connection is dropped' -r
