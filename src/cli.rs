@@ -347,9 +347,10 @@ pub struct Args {
     /// the client's `env` request for the same name.
     #[arg(long = "set-env", value_name = "NAME=VALUE")]
     pub set_env: Vec<String>,
-    /// Session proxy routes (TOML): which users go to which upstream SSH servers. Re-read on
-    /// SIGHUP; a file that does not load keeps the routes in use. Without it, a [routes] table
-    /// in the --config file is used.
+    /// Session proxy routes (TOML): which users go to which upstream SSH servers. A routed
+    /// user's sessions, forwards and sftp are carried there after login. Re-read on SIGHUP; a
+    /// file that does not load keeps the routes in use. Without it, a [routes] table in the
+    /// --config file is used.
     #[arg(long, value_name = "FILE")]
     pub routes: Option<std::path::PathBuf>,
 

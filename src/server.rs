@@ -136,35 +136,46 @@ impl JobClass {
 pub enum ServerJob {
     Kex(CryptoJob),
     Auth(AuthJob),
+    /// The session proxy's upstream connection: its key exchange (same pool, same
+    /// connection tag; the result goes to the upstream core, not this one).
+    UpstreamKex(CryptoJob),
+    /// The upstream login's publickey signature with the route's identity file.
+    UpstreamSign(crate::client::SignRequest),
 }
 
 /// A finished [`ServerJob`], fed back with `handle_job_done`.
 pub enum ServerJobDone {
     Kex(JobDone),
     Auth(AuthJobResult),
+    UpstreamKex(JobDone),
+    UpstreamSign(Result<Vec<u8>, String>),
 }
 
 impl ServerJob {
     /// For per-kind histograms: the KEX method, or `auth-…`.
     pub fn label(&self) -> &'static str {
         match self {
-            ServerJob::Kex(j) => j.label(),
+            ServerJob::Kex(j) | ServerJob::UpstreamKex(j) => j.label(),
             ServerJob::Auth(j) => j.label(),
+            ServerJob::UpstreamSign(_) => "upstream-sign",
         }
     }
 
     /// Bytes the job holds for the peer while queued or running (memory budget).
     pub fn held_bytes(&self) -> usize {
         match self {
-            ServerJob::Kex(j) => j.held_bytes(),
+            ServerJob::Kex(j) | ServerJob::UpstreamKex(j) => j.held_bytes(),
             ServerJob::Auth(j) => j.held_bytes(),
+            ServerJob::UpstreamSign(r) => std::mem::size_of_val(r) + r.data.len(),
         }
     }
 
     /// The queue this job waits in.
     pub fn class(&self) -> JobClass {
         match self {
-            ServerJob::Kex(_) => JobClass::Kex,
+            ServerJob::Kex(_) | ServerJob::UpstreamKex(_) | ServerJob::UpstreamSign(_) => {
+                JobClass::Kex
+            }
             ServerJob::Auth(AuthJob::LoadKeys { .. }) => JobClass::Read,
             // A password file read at each check is file IO: never where KEX runs.
             ServerJob::Auth(AuthJob::CheckPassword(c))
@@ -228,6 +239,10 @@ pub enum Event {
     },
     /// window-change on a PTY session: resize the terminal (TIOCSWINSZ on the master).
     WindowChange { channel: ChannelId, size: conn::msgs::WinSize },
+    /// signal on a proxied session (name without "SIG"): pass it upstream.
+    Signal { channel: ChannelId, name: String },
+    /// break on a proxied session (RFC 4335, length in ms): pass it upstream.
+    Break { channel: ChannelId, ms: u32 },
     /// Client data is waiting in `inbound(channel)` (there was none before): write it to the
     /// backend or child, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -263,6 +278,8 @@ impl Event {
             Event::Unlisten { .. } => "Unlisten",
             Event::Exec { .. } => "Exec",
             Event::WindowChange { .. } => "WindowChange",
+            Event::Signal { .. } => "Signal",
+            Event::Break { .. } => "Break",
             Event::ChannelReadable { .. } => "ChannelReadable",
             Event::ChannelWritable { .. } => "ChannelWritable",
             Event::ChannelEof { .. } => "ChannelEof",
@@ -289,6 +306,8 @@ impl From<conn::Event> for Event {
                 Event::Exec { channel, command, subsystem, env, forced_command, pty }
             }
             C::WindowChange { channel, size } => Event::WindowChange { channel, size },
+            C::Signal { channel, name } => Event::Signal { channel, name },
+            C::Break { channel, ms } => Event::Break { channel, ms },
             C::ChannelReadable { channel } => Event::ChannelReadable { channel },
             C::ChannelWritable { channel } => Event::ChannelWritable { channel },
             C::ChannelEof { channel } => Event::ChannelEof { channel },
@@ -337,6 +356,8 @@ pub struct ServerConnection {
     conn: Connection,
     /// Next server keepalive (after authentication, with `keepalive_interval` set).
     next_keepalive: Option<Instant>,
+    /// The session-proxy route chosen at login, until the runtime takes it.
+    route: Option<Box<crate::proxy::RouteMatch>>,
 }
 
 impl ServerConnection {
@@ -359,6 +380,7 @@ impl ServerConnection {
             auth: Auth::new(peer.ip()),
             conn: Connection::new(config.connection.clone()),
             next_keepalive: None,
+            route: None,
             config,
             peer,
             events: VecDeque::new(),
@@ -490,6 +512,18 @@ impl ServerConnection {
                 self.transport.set_authenticated();
                 self.conn.set_restrictions(self.auth.restrictions().clone());
                 self.next_keepalive = self.config.connection.keepalive_interval.map(|i| now + i);
+                // Chosen before any channel message is read, so a routed connection's channels
+                // are proxied from the first one.
+                self.route = self
+                    .config
+                    .gateway
+                    .routes
+                    .as_ref()
+                    .and_then(|r| r.select(&user, self.peer.ip()))
+                    .map(Box::new);
+                if self.route.is_some() {
+                    self.conn.set_proxied();
+                }
                 self.events.push_back(Event::Authenticated { user, method });
             }
             Err(e) => self.transport.fail(e.into_transport()),
@@ -516,6 +550,8 @@ impl ServerConnection {
         let result = match done {
             ServerJobDone::Kex(done) => return self.transport.handle_job_done(done, now),
             ServerJobDone::Auth(result) => result,
+            // The runtime routes these to the upstream core; never ours.
+            ServerJobDone::UpstreamKex(_) | ServerJobDone::UpstreamSign(_) => return,
         };
         if self.transport.is_closed() {
             return;
@@ -837,6 +873,17 @@ impl ServerConnection {
     pub fn open_agent_channel(&mut self) -> Result<ChannelId, AgentChannelError> {
         let r = self.conn.open_agent_channel(&mut self.transport);
         self.after_conn(r).unwrap_or(Err(AgentChannelError::NotRequested))
+    }
+
+    /// The session-proxy route chosen at login (once; `None` for a user with no route).
+    pub fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
+        self.route.take().map(|r| *r)
+    }
+
+    /// The password the login succeeded with (once), for a route that logs in upstream with
+    /// it; drop it otherwise (it is wiped).
+    pub fn take_password(&mut self) -> Option<crate::auth::Secret> {
+        self.auth.take_password()
     }
 
     /// The config this connection started with.

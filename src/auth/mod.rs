@@ -20,7 +20,7 @@ use crate::transport::DisconnectReason;
 use crate::wire::{msg_no, DecodeError};
 pub use authorized_key::{AuthorizedKey, KeyOptions};
 use msgs::{MethodRequest, UserauthRequest};
-pub use password::PasswordCheck;
+pub use password::{PasswordCheck, Secret};
 pub use policy::{AuthPolicy, Method, PasswordSource};
 pub use publickey::VerifyFn;
 use std::net::IpAddr;
@@ -139,6 +139,9 @@ pub struct Auth {
     none_seen: bool,
     banner_sent: bool,
     state: State,
+    /// The password of the attempt in flight, then of the login that succeeded, until the
+    /// runtime takes it (`take_password`); wiped on failure.
+    password: Option<Secret>,
 }
 
 impl Auth {
@@ -163,6 +166,7 @@ impl Auth {
             none_seen: false,
             banner_sent: false,
             state: State::Idle,
+            password: None,
         }
     }
 
@@ -192,6 +196,16 @@ impl Auth {
     /// The user name of this login, once the first request named it (for log lines).
     pub fn user(&self) -> Option<&str> {
         self.user.as_deref()
+    }
+
+    /// The password the login succeeded with, once (the session proxy logs in upstream with
+    /// it); `None` after the first call or for other methods.
+    pub fn take_password(&mut self) -> Option<Secret> {
+        if matches!(self.state, State::Done) {
+            self.password.take()
+        } else {
+            None
+        }
     }
 
     /// Options of the key(s) that authenticated (empty for password-only logins).
@@ -313,7 +327,8 @@ impl Auth {
         Ok(AuthOutcome::Job(self.password_job(cx, &user, password)))
     }
 
-    fn password_job(&self, cx: AuthContext<'_>, user: &str, password: &[u8]) -> AuthJob {
+    fn password_job(&mut self, cx: AuthContext<'_>, user: &str, password: &[u8]) -> AuthJob {
+        self.password = Some(Secret::new(password));
         AuthJob::CheckPassword(PasswordCheck {
             source: cx.policy.passwords.clone(),
             user: user.to_string(),
@@ -371,6 +386,7 @@ impl Auth {
                 if ok {
                     self.method_succeeded(cx, out, method, None)
                 } else {
+                    self.password = None;
                     self.failure(cx, out)
                 }
             }

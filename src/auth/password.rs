@@ -14,6 +14,34 @@ pub struct PasswordCheck {
     pub password: Vec<u8>,
 }
 
+/// A password that checked out, kept for one use upstream (the session proxy's `password`
+/// auth) and wiped when dropped. Never printed.
+pub struct Secret(Box<[u8]>);
+
+impl Secret {
+    pub fn new(bytes: &[u8]) -> Self {
+        Secret(bytes.into())
+    }
+
+    pub fn expose(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+impl Drop for Secret {
+    fn drop(&mut self) {
+        self.0.iter_mut().for_each(|b| *b = 0);
+        // Keeps the wipe from being optimised away as a dead store.
+        std::hint::black_box(&self.0);
+    }
+}
+
+impl std::fmt::Debug for Secret {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Secret(..)")
+    }
+}
+
 impl std::fmt::Debug for PasswordCheck {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("PasswordCheck").field("user", &self.user).finish_non_exhaustive()

@@ -178,6 +178,11 @@ impl Table {
     pub fn len(&self) -> usize {
         self.slots.iter().filter(|s| s.is_some()).count()
     }
+
+    /// Received bytes held over all channels.
+    pub fn buffered(&self) -> usize {
+        self.slots.iter().flatten().map(Chan::buffered).sum()
+    }
 }
 
 #[cfg(test)]

@@ -221,6 +221,12 @@ impl ClientConnection {
         self.transport.is_authenticated()
     }
 
+    /// Memory held on the server's behalf: sealed output not yet taken and received channel
+    /// bytes not yet consumed (the proxy charges it to the buffer budget).
+    pub fn held_bytes(&self) -> usize {
+        self.transport.held_bytes() + self.channels.buffered()
+    }
+
     pub fn channel_count(&self) -> usize {
         self.channels.len()
     }
@@ -552,6 +558,14 @@ impl ClientConnection {
     }
 
     /// signal (RFC 4254 §6.9): the name without "SIG".
+    /// break (RFC 4335): a BREAK of `ms` milliseconds on the server's terminal line (no reply
+    /// asked).
+    pub fn send_break(&mut self, ch: ClientChannel, ms: u32) -> Result<(), UseError> {
+        self.request(ch, "break", false, |w| {
+            w.u32(ms);
+        })
+    }
+
     pub fn signal(&mut self, ch: ClientChannel, name: &str) -> Result<(), UseError> {
         self.request(ch, "signal", false, |w| {
             w.string(name.as_bytes());

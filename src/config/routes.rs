@@ -249,12 +249,14 @@ fn route(cx: &Cx<'_>, i: usize, t: &Table) -> Result<Route, String> {
         })?,
     };
     let identity = s("identity_file")?;
+    let mut identity_key = None;
     let auth = match (s("auth")?.as_deref(), identity) {
         (Some("key"), Some(f)) => {
             let p = cx.path(&f);
             let text = (cx.read)(&p).map_err(|e| cx.err(Some("identity_file"), e))?;
-            HostKeyPair::from_openssh(&text)
+            let key = HostKeyPair::from_openssh(&text)
                 .map_err(|e| cx.err(Some("identity_file"), format!("{}: {e}", p.display())))?;
+            identity_key = Some(crate::proxy::route::Identity(Arc::new(key)));
             UpstreamAuth::Key(p)
         }
         (Some("key"), None) => {
@@ -285,6 +287,7 @@ fn route(cx: &Cx<'_>, i: usize, t: &Table) -> Result<Route, String> {
     let mut r = Route::new(name, origin, user, target, sources, upstreams, balance, auth);
     r.upstream_user = s("upstream_user")?;
     r.known_hosts = known_hosts;
+    r.identity = identity_key;
     r.connect_timeout = secs("connect_timeout", 10)?;
     r.login_timeout = secs("login_timeout", 30)?;
     r.record_dir = s("record_dir")?.map(|d| cx.path(&d));

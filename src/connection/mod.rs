@@ -155,6 +155,10 @@ pub enum Event {
     },
     /// window-change on a session running with a PTY: resize it (TIOCSWINSZ).
     WindowChange { channel: ChannelId, size: msgs::WinSize },
+    /// signal on a proxied session: pass it upstream (name without "SIG").
+    Signal { channel: ChannelId, name: String },
+    /// break on a proxied session: pass it upstream (length in ms).
+    Break { channel: ChannelId, ms: u32 },
     /// Inbound data is waiting (`inbound`), and there was none before: write it to the
     /// backend, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -236,6 +240,9 @@ pub struct Connection {
     replies: VecDeque<(u64, Reply)>,
     next_reply: u64,
     no_more_sessions: bool,
+    /// The session proxy carries this connection upstream: subsystems of any name pass
+    /// through and direct-tcpip is the upstream's to allow (key options still apply).
+    proxied: bool,
     keepalives_outstanding: u32,
     keepalives_missed: u32,
     events: VecDeque<Event>,
@@ -263,6 +270,7 @@ impl Connection {
             replies: VecDeque::new(),
             next_reply: 0,
             no_more_sessions: false,
+            proxied: false,
             keepalives_outstanding: 0,
             keepalives_missed: 0,
             events: VecDeque::new(),
@@ -284,6 +292,11 @@ impl Connection {
     }
 
     /// The options of the key the user logged in with (`permitopen=`, `command=`, …).
+    /// Marks the connection as carried upstream by the session proxy (see `proxied`).
+    pub fn set_proxied(&mut self) {
+        self.proxied = true;
+    }
+
     pub fn set_restrictions(&mut self, r: KeyOptions) {
         self.restrictions = r;
     }
@@ -351,9 +364,17 @@ impl Connection {
             b"tcpip-forward" => {
                 let (addr, port) = msgs::host_port(&mut r, "address to bind")?;
                 r.finish("tcpip-forward")?;
-                let allowed =
+                // Proxied: the upstream decides where it listens; key options still apply.
+                let permitted = if self.proxied {
+                    let r = &self.restrictions;
+                    !r.no_port_forwarding
+                        && r.permit_listen
+                            .as_ref()
+                            .map_or(true, |k| forward::permit_listen_allows(k, addr, port))
+                } else {
                     forward::may_listen(&self.policy.permit_listen, &self.restrictions, addr, port)
-                        && self.listeners.len() < self.policy.max_listeners;
+                };
+                let allowed = permitted && self.listeners.len() < self.policy.max_listeners;
                 if !allowed {
                     return self.reply(out, want_reply, Reply::Failure);
                 }
@@ -506,8 +527,8 @@ impl Connection {
                     return refuse(out, msgs::OPEN_RESOURCE_SHORTAGE, "too many channels");
                 };
                 let window = self.new_window();
-                let mut ch =
-                    Channel::new(Kind::Session(Session::default()), Phase::Open, sender, window);
+                let session = Session { any_subsystem: self.proxied, ..Session::default() };
+                let mut ch = Channel::new(Kind::Session(session), Phase::Open, sender, window);
                 ch.peer_window = open.window;
                 ch.peer_max_packet = open.max_packet;
                 self.insert(id, ch);
@@ -517,7 +538,16 @@ impl Connection {
             }
             b"direct-tcpip" => {
                 let ((host, port), (orig, orig_port)) = msgs::parse_direct_tcpip(open.rest)?;
-                if !forward::may_open(&self.policy.permit_open, &self.restrictions, host, port) {
+                let allowed = if self.proxied {
+                    let r = &self.restrictions;
+                    !r.no_port_forwarding
+                        && r.permit_open
+                            .as_ref()
+                            .map_or(true, |k| forward::permit_open_allows(k, host, port))
+                } else {
+                    forward::may_open(&self.policy.permit_open, &self.restrictions, host, port)
+                };
+                if !allowed {
                     return refuse(
                         out,
                         msgs::OPEN_ADMINISTRATIVELY_PROHIBITED,
@@ -728,6 +758,12 @@ impl Connection {
         }
         if let SessionAction::Resize(size) = action {
             self.events.push_back(Event::WindowChange { channel: ChannelId(id), size });
+        }
+        if let SessionAction::Signal(name) = &action {
+            self.events.push_back(Event::Signal { channel: ChannelId(id), name: name.clone() });
+        }
+        if let SessionAction::Break(ms) = action {
+            self.events.push_back(Event::Break { channel: ChannelId(id), ms });
         }
         if let SessionAction::Start { command, subsystem } = action {
             let (env, pty) = match &ch.kind {

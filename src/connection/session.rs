@@ -39,6 +39,9 @@ pub(crate) struct Session {
     /// exec, shell or subsystem was accepted: only one per channel (RFC 4254 §6.5).
     pub started: bool,
     pub exited: bool,
+    /// Carried upstream by the session proxy: any subsystem name is passed on (the upstream
+    /// decides), and signal / break requests of a started session go upstream too.
+    pub any_subsystem: bool,
 }
 
 /// What a session request asks the connection to do.
@@ -53,6 +56,10 @@ pub(crate) enum SessionAction {
     Start { command: Option<String>, subsystem: Option<String> },
     /// window-change on a running PTY session: emit `WindowChange`.
     Resize(WinSize),
+    /// signal (RFC 4254 §6.9) on a proxied, started session: emit `Signal`.
+    Signal(String),
+    /// break (RFC 4335) on a proxied, started session: emit `Break`.
+    Break(u32),
 }
 
 impl Session {
@@ -124,6 +131,9 @@ impl Session {
                     return Ok(SessionAction::Refuse);
                 };
                 let action = match (name, arg) {
+                    (b"subsystem", Some(sub)) if self.any_subsystem => {
+                        SessionAction::Start { command: None, subsystem: Some(sub.to_string()) }
+                    }
                     (b"subsystem", Some(sub)) => {
                         let Some((n, cmd)) = subsystems.iter().find(|(n, _)| n == sub) else {
                             return Ok(SessionAction::Refuse);
@@ -140,8 +150,23 @@ impl Session {
                 self.started = true;
                 Ok(action)
             }
-            // No X11 or agent forwarding; signals have nothing to act on: a clean refusal,
-            // never a disconnect.
+            b"signal" if self.any_subsystem && self.started => {
+                let name = r.string_max("signal name", MAX_NAME_LEN)?;
+                r.finish("signal request")?;
+                match std::str::from_utf8(name) {
+                    Ok(n) if n.bytes().all(|b| b.is_ascii_alphanumeric()) && !n.is_empty() => {
+                        Ok(SessionAction::Signal(n.to_string()))
+                    }
+                    _ => Ok(SessionAction::Refuse),
+                }
+            }
+            b"break" if self.any_subsystem && self.started => {
+                let ms = r.u32("break length")?;
+                r.finish("break request")?;
+                Ok(SessionAction::Break(ms))
+            }
+            // No X11 or agent forwarding; local sessions have nothing to act on a signal with:
+            // a clean refusal, never a disconnect.
             _ => Ok(SessionAction::Refuse),
         }
     }
@@ -296,5 +321,50 @@ mod tests {
         let b = pty_body(&[b'x'; 300], 80, 24);
         assert!(s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).is_err(), "TERM bound");
         assert!(s.pty.is_none());
+    }
+
+    #[test]
+    fn proxied_sessions_pass_any_subsystem_signals_and_break() {
+        let mut s = Session { any_subsystem: true, ..Session::default() };
+        let sig = body(|w| {
+            w.string(b"INT");
+        });
+        assert_eq!(
+            s.request(b"signal", Reader::new(&sig), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse,
+            "nothing started yet"
+        );
+        let sub = body(|w| {
+            w.string(b"sftp");
+        });
+        assert_eq!(
+            s.request(b"subsystem", Reader::new(&sub), &allow(), &[], true).unwrap(),
+            SessionAction::Start { command: None, subsystem: Some("sftp".into()) },
+            "not configured here: the upstream decides"
+        );
+        assert_eq!(
+            s.request(b"signal", Reader::new(&sig), &allow(), &[], true).unwrap(),
+            SessionAction::Signal("INT".into())
+        );
+        let bad = body(|w| {
+            w.string(b"I\nT");
+        });
+        assert_eq!(
+            s.request(b"signal", Reader::new(&bad), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse
+        );
+        let brk = body(|w| {
+            w.u32(500);
+        });
+        assert_eq!(
+            s.request(b"break", Reader::new(&brk), &allow(), &[], true).unwrap(),
+            SessionAction::Break(500)
+        );
+        // A local session still refuses them.
+        let mut local = Session { started: true, ..Session::default() };
+        assert_eq!(
+            local.request(b"signal", Reader::new(&sig), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse
+        );
     }
 }

@@ -329,6 +329,8 @@ impl ServerSim {
             | Event::Log(_)
             | Event::Unlisten { .. }
             | Event::WindowChange { .. }
+            | Event::Signal { .. }
+            | Event::Break { .. }
             | Event::ChannelWritable { .. }
             | Event::ChannelOpenFailed { .. }
             | Event::AgentForwarding { .. } => {}

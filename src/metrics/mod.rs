@@ -8,6 +8,7 @@
 
 pub mod prometheus;
 pub mod proxy;
+pub mod routes;
 
 use hdrhistogram::Histogram;
 use std::collections::BTreeMap;
@@ -92,6 +93,8 @@ pub struct Metrics {
     /// the totals above they give the gauges by state, without any shared counter.
     pub closed_after_kex: u64,
     pub closed_authenticated: u64,
+    /// The session proxy, per route.
+    pub routes: routes::RouteMetrics,
 }
 
 impl Default for Metrics {
@@ -121,6 +124,7 @@ impl Default for Metrics {
             auth_ok: BTreeMap::new(),
             closed_after_kex: 0,
             closed_authenticated: 0,
+            routes: routes::RouteMetrics::default(),
         }
     }
 }
@@ -198,6 +202,7 @@ impl Metrics {
         self.handshakes_failed += other.handshakes_failed;
         self.closed_after_kex += other.closed_after_kex;
         self.closed_authenticated += other.closed_authenticated;
+        self.routes.merge(&other.routes);
         add(&mut self.accept_to_banner, &other.accept_to_banner);
         add(&mut self.handshake, &other.handshake);
         add(&mut self.batch, &other.batch);

@@ -272,6 +272,7 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
         family(&mut o, name, "histogram", help);
         histogram(&mut o, name, &[], h);
     }
+    render_routes(&mut o, &m.routes);
     for (name, help, map) in [
         (
             "sshfront_crypto_wait_seconds",
@@ -312,6 +313,33 @@ pub fn reason_name(code: u32) -> &'static str {
         14 => "NO_MORE_AUTH_METHODS_AVAILABLE",
         15 => "ILLEGAL_USER_NAME",
         _ => "OTHER",
+    }
+}
+
+/// The session proxy's per-route families (labels: route names from the operator's file,
+/// bounded; failure kinds from a fixed set).
+fn render_routes(o: &mut String, r: &super::routes::RouteMetrics) {
+    use super::routes::Failure;
+    family(o, "sshfront_proxy_sessions_total", "counter", "Proxied sessions started, by route.");
+    for (route, s) in &r.by_route {
+        sample(o, "sshfront_proxy_sessions_total", &[("route", route)], s.sessions);
+    }
+    family(
+        o,
+        "sshfront_proxy_failures_total",
+        "counter",
+        "Proxied sessions that failed, by route and kind.",
+    );
+    for (route, s) in &r.by_route {
+        for (kind, n) in Failure::ALL.iter().zip(s.failures.iter()) {
+            let labels = [("route", route.as_str()), ("kind", kind.name())];
+            sample(o, "sshfront_proxy_failures_total", &labels, *n);
+        }
+    }
+    let name = "sshfront_proxy_upstream_setup_seconds";
+    family(o, name, "histogram", "Upstream TCP connect, key exchange and login, by route.");
+    for (route, s) in &r.by_route {
+        histogram(o, name, &[("route", route)], &s.setup);
     }
 }
 

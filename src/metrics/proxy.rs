@@ -1,116 +1,24 @@
-//! Session proxy and recording metrics: per-route counters the bridge updates from any worker
-//! (atomics, no lock on the data path), the health checker's gauges, and the recorder's counts.
+//! Session proxy and recording metrics kept across workers: per-route active sessions (a guard
+//! the upstream link holds), the health checker's gauges, and the recorder's counts. Sessions
+//! started, failures by kind and the upstream setup time are per-worker counters
+//! (`metrics::routes`), merged like every other worker metric.
 //!
 //! Route names come from the operator's routes file, so they may be labels, but the set is
 //! bounded: the first [`MAX_ROUTE_LABELS`] names seen get their own series, later ones share
 //! `route="other"`. Failure kinds are a fixed set ([`Failure`]). Counters are kept by name
 //! across SIGHUP, so a reload never resets them.
 //!
-//! For the bridge:
-//! ```ignore
-//! let stats = metrics::proxy::route(&route.name);   // once per session (a short lock)
-//! let active = stats.session_started();              // gauge held until `active` drops
-//! stats.login_time(started.elapsed());               // upstream connect + KEX + auth done
-//! stats.failed(Failure::HostKey);                    // or a failure, by kind
-//! ```
+//! For the upstream link: `let active = metrics::proxy::route(&label).session_started();`
+//! once per session (a short lock); the gauge counts it until `active` drops.
 
-use super::prometheus::BUCKETS_SECONDS;
 use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
-use std::time::Duration;
 
 /// Routes with a series of their own; the rest are counted under `other`.
 pub const MAX_ROUTE_LABELS: usize = 64;
 /// The label of routes past [`MAX_ROUTE_LABELS`].
 pub const OTHER_ROUTE: &str = "other";
-
-/// Why a proxied session failed to reach its upstream or ended in error.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Failure {
-    /// No healthy upstream, connect refused or failed.
-    Unreachable,
-    /// The upstream's host key is not the pinned one.
-    HostKey,
-    /// The upstream refused our authentication.
-    Auth,
-    /// Connect or login took longer than the route allows.
-    Timeout,
-    /// The upstream broke the protocol.
-    Protocol,
-    Other,
-}
-
-impl Failure {
-    pub const ALL: [Failure; 6] = [
-        Failure::Unreachable,
-        Failure::HostKey,
-        Failure::Auth,
-        Failure::Timeout,
-        Failure::Protocol,
-        Failure::Other,
-    ];
-
-    pub fn name(self) -> &'static str {
-        match self {
-            Failure::Unreachable => "unreachable",
-            Failure::HostKey => "host_key",
-            Failure::Auth => "auth",
-            Failure::Timeout => "timeout",
-            Failure::Protocol => "protocol",
-            Failure::Other => "other",
-        }
-    }
-}
-
-/// A histogram over [`BUCKETS_SECONDS`] that any thread records into without a lock.
-#[derive(Debug)]
-pub struct AtomicHistogram {
-    /// Per bucket (not cumulative); the last slot is +Inf.
-    buckets: [AtomicU64; BUCKETS_SECONDS.len() + 1],
-    count: AtomicU64,
-    sum_us: AtomicU64,
-}
-
-impl Default for AtomicHistogram {
-    fn default() -> Self {
-        AtomicHistogram {
-            buckets: std::array::from_fn(|_| AtomicU64::new(0)),
-            count: AtomicU64::new(0),
-            sum_us: AtomicU64::new(0),
-        }
-    }
-}
-
-impl AtomicHistogram {
-    pub fn record(&self, d: Duration) {
-        let s = d.as_secs_f64();
-        let i = BUCKETS_SECONDS.iter().position(|&b| s <= b).unwrap_or(BUCKETS_SECONDS.len());
-        if let Some(b) = self.buckets.get(i) {
-            b.fetch_add(1, Ordering::Relaxed);
-        }
-        self.count.fetch_add(1, Ordering::Relaxed);
-        let us = u64::try_from(d.as_micros()).unwrap_or(u64::MAX);
-        self.sum_us.fetch_add(us, Ordering::Relaxed);
-    }
-
-    pub fn count(&self) -> u64 {
-        self.count.load(Ordering::Relaxed)
-    }
-
-    fn render(&self, o: &mut String, name: &str, route: &str) {
-        let mut cum = 0u64;
-        for (b, le) in self.buckets.iter().zip(BUCKETS_SECONDS) {
-            cum += b.load(Ordering::Relaxed);
-            let _ = writeln!(o, "{name}_bucket{{route=\"{route}\",le=\"{le}\"}} {cum}");
-        }
-        cum += self.buckets.last().map_or(0, |b| b.load(Ordering::Relaxed));
-        let _ = writeln!(o, "{name}_bucket{{route=\"{route}\",le=\"+Inf\"}} {cum}");
-        let sum = self.sum_us.load(Ordering::Relaxed) as f64 / 1e6;
-        let _ = writeln!(o, "{name}_sum{{route=\"{route}\"}} {sum}");
-        let _ = writeln!(o, "{name}_count{{route=\"{route}\"}} {cum}");
-    }
-}
 
 /// One route's series (or the shared `other` series).
 #[derive(Debug, Default)]
@@ -118,8 +26,6 @@ pub struct RouteStats {
     label: String,
     started: AtomicU64,
     ended: AtomicU64,
-    failures: [AtomicU64; 6],
-    login: AtomicHistogram,
     /// Set by the health checker: upstreams up, and all upstreams, of the routes in use.
     healthy: AtomicU64,
     upstreams: AtomicU64,
@@ -148,28 +54,12 @@ impl RouteStats {
         ActiveSession(self.clone())
     }
 
-    /// A session failed, by kind (each failed session counts once).
-    pub fn failed(&self, kind: Failure) {
-        if let Some(c) = self.failures.get(kind as usize) {
-            c.fetch_add(1, Ordering::Relaxed);
-        }
-    }
-
-    /// Upstream connect + KEX + authentication took `d` (successful logins only).
-    pub fn login_time(&self, d: Duration) {
-        self.login.record(d);
-    }
-
     pub fn sessions_started(&self) -> u64 {
         self.started.load(Ordering::Relaxed)
     }
 
     pub fn sessions_active(&self) -> u64 {
         self.started.load(Ordering::Relaxed).saturating_sub(self.ended.load(Ordering::Relaxed))
-    }
-
-    pub fn failures(&self, kind: Failure) -> u64 {
-        self.failures.get(kind as usize).map_or(0, |c| c.load(Ordering::Relaxed))
     }
 }
 
@@ -347,15 +237,6 @@ fn render_with(reg: &Registry, o: &mut String) {
     if routes.is_empty() {
         return;
     }
-    head(o, "sshfront_proxy_sessions_total", "counter", "Proxied sessions started, by route.");
-    for s in &routes {
-        let _ = writeln!(
-            o,
-            "sshfront_proxy_sessions_total{{route=\"{}\"}} {}",
-            s.label,
-            s.sessions_started()
-        );
-    }
     head(o, "sshfront_proxy_sessions_active", "gauge", "Proxied sessions open, by route.");
     for s in &routes {
         let _ = writeln!(
@@ -364,23 +245,6 @@ fn render_with(reg: &Registry, o: &mut String) {
             s.label,
             s.sessions_active()
         );
-    }
-    head(
-        o,
-        "sshfront_proxy_failures_total",
-        "counter",
-        "Proxied sessions that failed, by route and kind.",
-    );
-    for s in &routes {
-        for k in Failure::ALL {
-            let _ = writeln!(
-                o,
-                "sshfront_proxy_failures_total{{route=\"{}\",kind=\"{}\"}} {}",
-                s.label,
-                k.name(),
-                s.failures(k)
-            );
-        }
     }
     head(
         o,
@@ -397,11 +261,6 @@ fn render_with(reg: &Registry, o: &mut String) {
         let t = s.upstreams.load(Ordering::Relaxed);
         let _ = writeln!(o, "sshfront_proxy_upstreams{{route=\"{}\"}} {t}", s.label);
     }
-    let name = "sshfront_proxy_upstream_login_seconds";
-    head(o, name, "histogram", "Upstream connect, key exchange and authentication, by route.");
-    for s in &routes {
-        s.login.render(o, name, &s.label);
-    }
 }
 
 #[cfg(test)]
@@ -415,13 +274,10 @@ mod tests {
         let a = route("metrics-test-a");
         let active = a.session_started();
         a.session_started(); // dropped at once: started, then ended
-        a.failed(Failure::HostKey);
-        a.login_time(Duration::from_millis(30));
         assert_eq!(route("metrics-test-a").sessions_active(), 1);
         drop(active);
         assert_eq!(a.sessions_active(), 0);
         assert_eq!(a.sessions_started(), 2);
-        assert_eq!(a.failures(Failure::HostKey), 1);
         // Far more names than labels: the registry stops growing, the rest share "other".
         for i in 0..(MAX_ROUTE_LABELS * 2) {
             route(&format!("metrics-test-many-{i}")).session_started();
@@ -431,20 +287,10 @@ mod tests {
         reg.publish_health(&[("metrics-test-a", 1, 2)]);
         let mut o = String::new();
         render_with(&reg, &mut o);
-        assert!(
-            o.contains(
-                "sshfront_proxy_failures_total{route=\"metrics-test-a\",kind=\"host_key\"} 1"
-            ),
-            "{o}"
-        );
         assert!(o.contains("sshfront_proxy_upstreams_healthy{route=\"metrics-test-a\"} 1"), "{o}");
-        assert!(o.contains("sshfront_proxy_upstream_login_seconds_bucket{route=\"metrics-test-a\",le=\"0.05\"} 1"), "{o}");
-        assert!(
-            o.contains("sshfront_proxy_upstream_login_seconds_count{route=\"metrics-test-a\"} 1"),
-            "{o}"
-        );
-        assert!(o.contains("sshfront_proxy_sessions_total{route=\"other\"}"), "{o}");
-        let series = o.lines().filter(|l| l.starts_with("sshfront_proxy_sessions_total{")).count();
+        assert!(o.contains("sshfront_proxy_sessions_active{route=\"other\"}"), "{o}");
+        assert!(o.contains("sshfront_proxy_sessions_active{route=\"metrics-test-a\"} 0"), "{o}");
+        let series = o.lines().filter(|l| l.starts_with("sshfront_proxy_sessions_active{")).count();
         assert!(series <= MAX_ROUTE_LABELS + 1, "{series} series");
     }
 }

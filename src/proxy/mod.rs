@@ -3,6 +3,7 @@
 //! clock, a socket or a file (the routes file is read by `config::routes`).
 
 pub mod agent;
+pub mod bridge;
 pub mod health;
 pub mod known_hosts;
 pub mod recording;

@@ -92,6 +92,16 @@ impl std::fmt::Display for Upstream {
     }
 }
 
+/// A route's loaded identity key (never printed).
+#[derive(Clone)]
+pub struct Identity(pub Arc<crate::algo::host_key::HostKeyPair>);
+
+impl std::fmt::Debug for Identity {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("Identity(..)")
+    }
+}
+
 #[derive(Debug)]
 pub struct Route {
     /// For logs and metrics labels: the `name` key, or `route<N>` (a fixed set per file).
@@ -111,6 +121,8 @@ pub struct Route {
     /// Pinned upstream host keys; None: not pinned (accepted with a warning by the runtime).
     pub known_hosts: Option<Arc<PinnedKeys>>,
     pub auth: UpstreamAuth,
+    /// The identity file of `auth = "key"`, loaded with the routes (workers never read files).
+    pub identity: Option<Identity>,
     pub connect_timeout: Duration,
     /// Upstream KEX + authentication must finish in this.
     pub login_timeout: Duration,
@@ -142,6 +154,7 @@ impl Route {
             upstream_user: None,
             known_hosts: None,
             auth,
+            identity: None,
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
             record_dir: None,

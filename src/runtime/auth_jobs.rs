@@ -12,6 +12,10 @@ pub fn run(job: ServerJob) -> ServerJobDone {
     match job {
         ServerJob::Kex(j) => ServerJobDone::Kex(j.run()),
         ServerJob::Auth(j) => ServerJobDone::Auth(run_auth(j)),
+        ServerJob::UpstreamKex(j) => ServerJobDone::UpstreamKex(j.run()),
+        ServerJob::UpstreamSign(r) => ServerJobDone::UpstreamSign(
+            r.run_local().unwrap_or_else(|| Err("the key is not held here".into())),
+        ),
     }
 }
 

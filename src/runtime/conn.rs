@@ -25,6 +25,8 @@ pub enum SocketKind {
     ChildStdin = 3,
     ChildStdout = 4,
     ChildStderr = 5,
+    /// The session proxy's upstream connection (keyed like its client connection).
+    Upstream = 6,
 }
 
 impl SocketKind {
@@ -36,6 +38,7 @@ impl SocketKind {
             3 => SocketKind::ChildStdin,
             4 => SocketKind::ChildStdout,
             5 => SocketKind::ChildStderr,
+            6 => SocketKind::Upstream,
             _ => return None,
         })
     }
@@ -160,6 +163,8 @@ pub struct Conn<C = ServerConnection> {
     pub notes: super::log::NoteLimiter,
     /// Its `--max-startups` slot until it authenticates.
     pub startup: Option<super::startups::StartupGuard>,
+    /// The session proxy's upstream side, for a routed user.
+    pub upstream: Option<Box<super::worker::UpstreamLink>>,
 }
 
 impl<C> Conn<C> {
@@ -205,6 +210,7 @@ impl<C> Conn<C> {
             notes: super::log::NoteLimiter::default(),
             startup: None,
             source: None,
+            upstream: None,
         }
     }
 
@@ -262,6 +268,7 @@ mod tests {
             SocketKind::ChildStdin,
             SocketKind::ChildStdout,
             SocketKind::ChildStderr,
+            SocketKind::Upstream,
         ] {
             let (k, key, g) = decode(token_of(kind, 77, 5)).unwrap();
             assert_eq!((k, key), (kind, 77));

@@ -59,6 +59,19 @@ pub trait Core {
     fn penalty(&self, _now: Instant) -> Option<crate::server::PenaltyKind> {
         None
     }
+    /// The transport settings this connection runs with (the proxy's upstream uses the same
+    /// algorithm choices); test cores have none.
+    fn transport_config(&self) -> Option<&crate::transport::TransportConfig> {
+        None
+    }
+    /// The session-proxy route chosen at login, once (see `ServerConnection::take_route`).
+    fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
+        None
+    }
+    /// The password the login succeeded with, once.
+    fn take_password(&mut self) -> Option<crate::auth::Secret> {
+        None
+    }
     /// The peer closed its end (EOF) without a DISCONNECT.
     fn peer_closed(&mut self, now: Instant) {
         self.close(DisconnectReason::ConnectionLost, "connection closed by peer", now);
@@ -169,6 +182,15 @@ impl Core for ServerConnection {
     }
     fn peer_closed(&mut self, _now: Instant) {
         ServerConnection::peer_closed(self)
+    }
+    fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
+        ServerConnection::take_route(self)
+    }
+    fn transport_config(&self) -> Option<&crate::transport::TransportConfig> {
+        Some(&self.config().transport)
+    }
+    fn take_password(&mut self) -> Option<crate::auth::Secret> {
+        ServerConnection::take_password(self)
     }
     fn backend_connected(&mut self, channel: ChannelId) {
         ServerConnection::backend_connected(self, channel)

@@ -19,7 +19,7 @@ use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
 use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
-use crate::server::{Event, ServerConfig, ServerConnection, ServerJob};
+use crate::server::{Event, ServerConfig, ServerConnection, ServerJob, ServerJobDone};
 use crate::transport::DisconnectReason;
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::TcpStream;
@@ -193,6 +193,15 @@ pub fn run_with<C: Core>(
             let Some((kind, key, gen_bits)) = decode(ev.token()) else {
                 continue;
             };
+            if kind == SocketKind::Upstream {
+                let c = conns.get_mut(key).filter(|c| generation_matches(gen_bits, c.generation));
+                if let Some((c, u)) = c.and_then(|c| Some((c.generation, c.upstream.as_mut()?))) {
+                    let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
+                    u.mark_ready(r, ev.is_writable() || ev.is_write_closed() || ev.is_error());
+                    touched.push((key, c));
+                }
+                continue;
+            }
             if kind != SocketKind::Client {
                 // A backend, listener or child pipe: note readiness, service its connection.
                 if let Some(owner) = st.endpoint_ready(kind, key, gen_bits, ev) {
@@ -288,6 +297,9 @@ pub fn run_with<C: Core>(
             }
             st.lend_output(conn);
             match r.done {
+                Some(done @ (ServerJobDone::UpstreamKex(_) | ServerJobDone::UpstreamSign(_))) => {
+                    st.upstream_job_done(conn, done, now)
+                }
                 Some(done) => conn.core.handle_job_done(done, now),
                 None => conn.core.close(
                     DisconnectReason::KeyExchangeFailed,
@@ -473,8 +485,12 @@ impl State {
             if !conn.links.is_empty() {
                 self.lend_output(conn);
             }
-            let (progress, more) =
+            let (mut progress, mut more) =
                 if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
+            if conn.upstream.is_some() {
+                let (p, m) = self.pump_upstream(conn, key, now);
+                (progress, more) = (progress || p, more || m);
+            }
             self.output_and_events(conn, key, now);
             if more {
                 again = true;
@@ -627,7 +643,7 @@ impl State {
 
     /// Charges what the core holds for the peer now (its last charge replaced).
     fn recharge<C: Core>(&mut self, conn: &mut Conn<C>) {
-        let held = conn.core.held_bytes();
+        let held = conn.core.held_bytes() + conn.upstream.as_ref().map_or(0, |u| u.held_bytes());
         self.pool.charge(conn.charged, held);
         conn.charged = held;
     }
@@ -760,6 +776,7 @@ impl State {
                 );
                 conn.user = Some(user);
                 conn.startup = None;
+                self.start_upstream(conn, key, now);
             }
             Event::Closed { code, reason, by_peer } => {
                 conn.closing = true;
@@ -781,6 +798,7 @@ impl State {
                 ),
                 None => {}
             },
+            other if conn.upstream.is_some() => self.upstream_event(conn, key, other, now),
             other => self.channel_event(conn, key, other, now),
         }
     }
@@ -929,7 +947,10 @@ impl State {
         if conn.closing && conn.linger_deadline.is_none() {
             conn.linger_deadline = Some(now + CLOSE_LINGER);
         }
-        let core_deadline = if conn.core.is_closed() { None } else { conn.core.poll_timeout() };
+        let mut core_deadline = if conn.core.is_closed() { None } else { conn.core.poll_timeout() };
+        if let Some(u) = conn.upstream.as_ref().and_then(|u| u.next_deadline()) {
+            core_deadline = Some(core_deadline.map_or(u, |d| d.min(u)));
+        }
         let want = match (core_deadline, conn.linger_deadline) {
             (Some(a), Some(b)) => Some(a.min(b)),
             (a, b) => a.or(b),
@@ -947,6 +968,7 @@ impl State {
             return;
         };
         self.teardown(&mut conn, Instant::now());
+        self.teardown_upstream(&mut conn);
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(b) = conn.rbuf.take() {
             self.pool.release(b);
@@ -998,6 +1020,10 @@ impl State {
 
 #[path = "channels.rs"]
 mod channels;
+
+#[path = "upstream.rs"]
+mod upstream;
+pub use upstream::UpstreamLink;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]

@@ -1,0 +1,762 @@
+//! The session proxy's runtime half: the upstream TCP connection and its `ClientConnection`,
+//! held in the same worker slot as the downstream `ServerConnection` (`Conn::upstream`), with
+//! the sans-IO [`Bridge`] between their channels.
+//!
+//! Life of one proxied login: the core picks the route at USERAUTH_SUCCESS → the worker picks
+//! an upstream, starts a non-blocking connect (bounded by the route's `connect_timeout`) →
+//! key exchange on the crypto pool (jobs tagged with the connection's key and generation, like
+//! its own) → host key checked against the route's pin → login (`key`: signed on the pool;
+//! `password`: the one the user just gave, sent once and wiped) → channels carried. The whole
+//! setup is bounded by `login_timeout`. Any failure ends the user's sessions with the reason
+//! on their stderr and the connection with a DISCONNECT carrying the same words.
+
+use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
+use crate::algo::SystemRng;
+use crate::client::{self, ClientConnection, LocalKey, Method};
+use crate::connection::msgs::OPEN_ADMINISTRATIVELY_PROHIBITED;
+use crate::connection::{ChannelId, ExitStatus, ListenerId};
+use crate::metrics::routes::{route_label, Failure};
+use crate::proxy::bridge::{Bridge, Down, Open, Start};
+use crate::proxy::known_hosts::Verdict;
+use crate::proxy::{Pick, RouteMatch, UpstreamAuth};
+use crate::runtime::backend::ip_literal;
+use crate::runtime::buffers::Buf;
+use crate::runtime::conn::{token_of, SocketKind};
+use crate::server::{Event, ServerJob, ServerJobDone};
+use crate::transport::DisconnectReason;
+use mio::net::TcpStream;
+use mio::Interest;
+use std::io::{self, Read, Write};
+use std::sync::Arc;
+use std::time::Instant;
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Phase {
+    Connecting,
+    /// Key exchange, host key check, login.
+    Login,
+    Ready,
+    /// Failed or ended: the socket is gone; new channels fail at once.
+    Dead,
+}
+
+/// A proxied connection's upstream side.
+pub struct UpstreamLink {
+    socket: Option<TcpStream>,
+    core: ClientConnection,
+    bridge: Bridge,
+    /// The upstream chosen (counts as one active session for least-conn until dropped).
+    pick: Option<Pick>,
+    route: RouteMatch,
+    /// `host:port`, for messages.
+    target: String,
+    /// Metrics label of the route (bounded set).
+    label: String,
+    /// Counts this session in `sshfront_proxy_sessions_active{route}` until the link drops.
+    _active: crate::metrics::proxy::ActiveSession,
+    phase: Phase,
+    /// The user's password, for `auth = "password"`, until sent once.
+    password: Option<crate::auth::Secret>,
+    readable: bool,
+    writable: bool,
+    rbuf: Option<Buf>,
+    wbuf: Vec<u8>,
+    started: Instant,
+    connect_deadline: Instant,
+    login_deadline: Instant,
+}
+
+impl UpstreamLink {
+    /// Memory the upstream core holds (sealed output, received channel bytes): charged with
+    /// the connection's.
+    pub fn held_bytes(&self) -> usize {
+        self.core.held_bytes() + self.wbuf.capacity()
+    }
+
+    /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
+    pub fn next_deadline(&self) -> Option<Instant> {
+        let bound = match self.phase {
+            Phase::Connecting => Some(self.connect_deadline.min(self.login_deadline)),
+            Phase::Login => Some(self.login_deadline),
+            Phase::Ready | Phase::Dead => None,
+        };
+        let core = if self.phase == Phase::Dead { None } else { self.core.poll_timeout() };
+        match (bound, core) {
+            (Some(a), Some(b)) => Some(a.min(b)),
+            (a, b) => a.or(b),
+        }
+    }
+
+    /// Readiness of the upstream socket (from the worker's poll loop).
+    pub fn mark_ready(&mut self, readable: bool, writable: bool) {
+        self.readable |= readable;
+        self.writable |= writable;
+    }
+}
+
+/// The downstream core as the bridge sees it.
+struct DownCore<'a, C: Core>(&'a mut C);
+
+impl<C: Core> Down for DownCore<'_, C> {
+    fn inbound(&self, ch: ChannelId) -> &[u8] {
+        self.0.inbound(ch)
+    }
+    fn consumed(&mut self, ch: ChannelId, n: usize) -> usize {
+        self.0.backend_consumed(ch, n)
+    }
+    fn send_data(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
+        let n = data.len().min(self.0.send_capacity(ch));
+        if n == 0 {
+            return 0;
+        }
+        self.0.send_data(ch, data.get(..n).unwrap_or_default(), now)
+    }
+    fn send_stderr(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
+        let n = data.len().min(self.0.send_capacity(ch));
+        if n == 0 {
+            return 0;
+        }
+        self.0.send_stderr(ch, data.get(..n).unwrap_or_default(), now)
+    }
+    fn eof(&mut self, ch: ChannelId) {
+        self.0.backend_eof(ch)
+    }
+    fn closed(&mut self, ch: ChannelId) {
+        self.0.backend_closed(ch)
+    }
+    fn exited(&mut self, ch: ChannelId, status: ExitStatus) {
+        self.0.child_exited(ch, status)
+    }
+    fn opened(&mut self, ch: ChannelId) {
+        self.0.backend_connected(ch)
+    }
+    fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str) {
+        self.0.backend_failed(ch, code, text)
+    }
+    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
+        self.0.listen_result(listener, result)
+    }
+    fn forwarded(
+        &mut self,
+        listener: ListenerId,
+        originator: &str,
+        originator_port: u16,
+    ) -> Option<ChannelId> {
+        self.0.forwarded_connection(listener, originator, originator_port).ok()
+    }
+}
+
+impl State {
+    /// At login: a routed user gets an upstream link (dead at once when nothing can be
+    /// tried, so its channels fail with the reason instead of running locally).
+    pub(super) fn start_upstream<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
+        let password = conn.core.take_password();
+        let Some(route) = conn.core.take_route() else { return };
+        let r = &route.route;
+        let index = conn
+            .gateway
+            .routes
+            .as_ref()
+            .and_then(|t| t.routes.iter().position(|x| Arc::ptr_eq(x, r)));
+        let label = route_label(index.unwrap_or(usize::MAX), &r.name);
+        self.metrics.routes.session(&label);
+        let password = if r.auth == UpstreamAuth::Password { password } else { None };
+        let mut transport = conn.core.transport_config().cloned().unwrap_or_else(|| {
+            crate::transport::TransportConfig::all_algorithms(concat!(
+                "sshfront_",
+                env!("CARGO_PKG_VERSION")
+            ))
+        });
+        transport.host_keys = Vec::new();
+        let core = ClientConnection::new(Arc::new(transport), Box::new(SystemRng), None, now);
+        // Upstreams the health checker marked down are skipped (all up until checked).
+        let pick = r.pick_healthy(&route.user);
+        let target =
+            pick.as_ref().map_or_else(|| format!("route {}", r.name), |p| p.upstream().to_string());
+        let mut link = Box::new(UpstreamLink {
+            socket: None,
+            core,
+            bridge: Bridge::new(),
+            pick,
+            _active: crate::metrics::proxy::route(&label).session_started(),
+            label,
+            target,
+            phase: Phase::Connecting,
+            password,
+            readable: false,
+            writable: false,
+            rbuf: None,
+            wbuf: Vec::new(),
+            started: now,
+            connect_deadline: now + r.connect_timeout,
+            login_deadline: now + r.login_timeout,
+            route,
+        });
+        log::info!(
+            event = "proxy_start", worker = self.id, conn = key, peer:% = conn.peer,
+            user = conn.user.as_deref(), route = link.route.route.name.as_str(),
+            upstream = link.target.as_str();
+            "[w{}#{key}] {}: user {:?} routed by {} to {}",
+            self.id, conn.peer, crate::runtime::log::peer_str(conn.user.as_deref().unwrap_or("")),
+            link.route.route.name, link.target
+        );
+        let connected = match link.pick.as_ref() {
+            None => Err((
+                Failure::NoUpstream,
+                format!("no upstream of route {} is up", link.route.route.name),
+            )),
+            Some(p) => {
+                let u = p.upstream();
+                match ip_literal(&u.host, u.port) {
+                    None => Err((
+                        Failure::Unreachable,
+                        format!(
+                            "upstream {} unreachable (only IP addresses are supported)",
+                            link.target
+                        ),
+                    )),
+                    Some(addr) => match TcpStream::connect(addr) {
+                        Ok(mut s) => {
+                            let t = token_of(SocketKind::Upstream, key, conn.generation);
+                            match self.poll.registry().register(
+                                &mut s,
+                                t,
+                                Interest::READABLE | Interest::WRITABLE,
+                            ) {
+                                Ok(()) => {
+                                    let _ = s.set_nodelay(true);
+                                    link.socket = Some(s);
+                                    Ok(())
+                                }
+                                Err(e) => Err((
+                                    Failure::Protocol,
+                                    format!("upstream {}: {e}", link.target),
+                                )),
+                            }
+                        }
+                        Err(e) => Err((
+                            Failure::Unreachable,
+                            format!("upstream {} unreachable ({e})", link.target),
+                        )),
+                    },
+                }
+            }
+        };
+        if let Err((kind, text)) = connected {
+            self.upstream_failed(conn, key, &mut link, kind, &text, now);
+        }
+        conn.upstream = Some(link);
+        conn.pump_again = true;
+    }
+
+    /// A downstream channel event of a proxied connection: carried by the bridge.
+    pub(super) fn upstream_event<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        _key: usize,
+        ev: Event,
+        now: Instant,
+    ) {
+        let Some(link) = conn.upstream.as_mut() else { return };
+        let mut down = DownCore(&mut conn.core);
+        let up = &mut link.core;
+        match ev {
+            Event::Exec { channel, command, subsystem, env, forced_command, pty } => {
+                let start = match (forced_command, subsystem, command) {
+                    (Some(c), _, _) => Start::Exec(c),
+                    (None, Some(s), _) => Start::Subsystem(s),
+                    (None, None, Some(c)) => Start::Exec(c),
+                    (None, None, None) => Start::Shell,
+                };
+                link.bridge.open(channel, Open::Session { start, pty, env }, up, &mut down, now);
+            }
+            Event::OpenBackend { channel, host, port, originator, originator_port } => {
+                let open = Open::DirectTcpip { host, port, originator, originator_port };
+                link.bridge.open(channel, open, up, &mut down, now);
+            }
+            Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
+            Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
+            Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
+            Event::ChannelEof { channel } => link.bridge.down_eof(channel),
+            Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
+            Event::OpenUnixBackend { channel, .. } => down.open_failed(
+                channel,
+                OPEN_ADMINISTRATIVELY_PROHIBITED,
+                "not carried by the session proxy",
+            ),
+            Event::Listen { listener, addr, port } => {
+                link.bridge.listen(listener, &addr, port, up, &mut down)
+            }
+            Event::Unlisten { listener } => link.bridge.unlisten(listener, up),
+            Event::ChannelOpened { channel } => link.bridge.down_opened(channel, up),
+            Event::ChannelOpenFailed { channel, code, text } => {
+                link.bridge.down_open_failed(channel, code, &text, up)
+            }
+            // Unix-socket forwarding is not carried: refused.
+            Event::ListenUnix { listener, .. } => down.listen_result(listener, Err(())),
+            _ => {}
+        }
+        conn.pump_again = true;
+    }
+
+    /// A finished upstream job (KEX or signature).
+    pub(super) fn upstream_job_done<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        done: ServerJobDone,
+        now: Instant,
+    ) {
+        let Some(link) = conn.upstream.as_mut() else { return };
+        match done {
+            ServerJobDone::UpstreamKex(d) => link.core.handle_job_done(d, now),
+            ServerJobDone::UpstreamSign(s) => link.core.sign_done(s),
+            _ => {}
+        }
+    }
+
+    /// One round of the upstream side: connect progress, write, read, events, the bridge.
+    /// Returns (progress, more: the read budget ran out).
+    pub(super) fn pump_upstream<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        now: Instant,
+    ) -> (bool, bool) {
+        let Some(mut link) = conn.upstream.take() else { return (false, false) };
+        let r = self.pump_link(conn, key, &mut link, now);
+        conn.upstream = Some(link);
+        r
+    }
+
+    fn pump_link<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        link: &mut UpstreamLink,
+        now: Instant,
+    ) -> (bool, bool) {
+        if link.phase == Phase::Dead || conn.closing || conn.core.is_closed() {
+            return (false, false);
+        }
+        if link.phase == Phase::Connecting {
+            if link.readable || link.writable {
+                match check_connected(link.socket.as_ref()) {
+                    Ok(true) => {
+                        link.phase = Phase::Login;
+                        link.readable = true;
+                        link.writable = true;
+                    }
+                    Ok(false) => {}
+                    Err(e) => {
+                        let text = format!("upstream {} unreachable ({e})", link.target);
+                        self.upstream_failed(conn, key, link, Failure::Unreachable, &text, now);
+                        return (true, false);
+                    }
+                }
+            }
+            if link.phase == Phase::Connecting {
+                if now >= link.connect_deadline.min(link.login_deadline) {
+                    let text = format!("upstream {} unreachable (connect timed out)", link.target);
+                    self.upstream_failed(conn, key, link, Failure::Timeout, &text, now);
+                    return (true, false);
+                }
+                return (false, false);
+            }
+        }
+        if link.phase == Phase::Login && now >= link.login_deadline {
+            let text = format!("upstream {} login timed out", link.target);
+            self.upstream_failed(conn, key, link, Failure::Timeout, &text, now);
+            return (true, false);
+        }
+        if link.core.poll_timeout().is_some_and(|d| d <= now) {
+            link.core.handle_timeout(now);
+        }
+        let mut progress = false;
+        let mut more = false;
+        // Input.
+        let mut budget = READ_BUDGET_PER_TURN;
+        let mut read_closed = false;
+        loop {
+            if let Some(b) = link.rbuf.as_mut().filter(|b| !b.is_empty()) {
+                let n = link.core.handle_input(b.filled_mut(), now);
+                b.consume(n);
+                progress |= n > 0;
+            }
+            if !link.readable || read_closed || link.wbuf.len() >= WRITE_HIGH_WATER {
+                break;
+            }
+            if budget == 0 {
+                more = true;
+                break;
+            }
+            let room = match link.rbuf.take() {
+                None => self.pool.checkout(1),
+                Some(mut b) => {
+                    b.compact();
+                    if b.spare() == 0 {
+                        match self.pool.checkout(2) {
+                            Some(mut bigger) if bigger.capacity() > b.capacity() => {
+                                bigger.push(b.filled());
+                                self.pool.release(b);
+                                Some(bigger)
+                            }
+                            Some(other) => {
+                                self.pool.release(other);
+                                Some(b)
+                            }
+                            None => Some(b),
+                        }
+                    } else {
+                        Some(b)
+                    }
+                }
+            };
+            let Some(mut b) = room else { break };
+            if b.spare() == 0 {
+                link.rbuf = Some(b);
+                let text = format!("upstream {} sent a packet larger than allowed", link.target);
+                self.upstream_failed(conn, key, link, Failure::Protocol, &text, now);
+                return (true, false);
+            }
+            let want = b.spare_mut().len().min(budget);
+            let res = match link.socket.as_mut() {
+                Some(s) => s.read(b.spare_mut().get_mut(..want).unwrap_or_default()),
+                None => Ok(0),
+            };
+            match res {
+                Ok(0) => {
+                    read_closed = true;
+                    link.core.peer_closed();
+                }
+                Ok(n) => {
+                    b.end += n;
+                    budget = budget.saturating_sub(n);
+                    progress = true;
+                }
+                Err(e) if e.kind() == io::ErrorKind::WouldBlock => link.readable = false,
+                Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+                Err(_) => {
+                    read_closed = true;
+                    link.core.peer_closed();
+                }
+            }
+            link.rbuf = Some(b);
+        }
+        if link.rbuf.as_ref().is_some_and(Buf::is_empty) {
+            if let Some(b) = link.rbuf.take() {
+                self.pool.release(b);
+            }
+        }
+        // Events, then the bridge, then output.
+        if let Some((kind, text)) = self.upstream_events(conn, key, link, now) {
+            self.upstream_failed(conn, key, link, kind, &text, now);
+            return (true, false);
+        }
+        if link.phase == Phase::Ready && link.wbuf.len() < WRITE_HIGH_WATER {
+            let mut down = DownCore(&mut conn.core);
+            progress |= link.bridge.pump(&mut link.core, &mut down, now);
+            link.core.check_rekey(now);
+        }
+        link.core.poll_transmit(&mut link.wbuf);
+        progress |= flush(link);
+        if link.socket.is_none() {
+            let text = format!("upstream {} closed the connection", link.target);
+            self.upstream_failed(conn, key, link, Failure::Closed, &text, now);
+        }
+        (progress, more)
+    }
+
+    /// Drains the client core's events. `Some` ends the upstream with that failure.
+    fn upstream_events<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        link: &mut UpstreamLink,
+        now: Instant,
+    ) -> Option<(Failure, String)> {
+        while let Some(ev) = link.core.poll_event() {
+            let mut down = DownCore(&mut conn.core);
+            match ev {
+                client::Event::Job(j) => self.submit(conn, key, ServerJob::UpstreamKex(j), now),
+                client::Event::Sign(req) => {
+                    self.submit(conn, key, ServerJob::UpstreamSign(req), now)
+                }
+                client::Event::KexDone(s) => {
+                    if !s.first {
+                        continue;
+                    }
+                    let key_blob = link.core.transport().server_host_key().unwrap_or_default();
+                    let (host, port) = link.pick.as_ref().map_or((String::new(), 0), |p| {
+                        (p.upstream().host.clone(), p.upstream().port)
+                    });
+                    match link
+                        .route
+                        .route
+                        .known_hosts
+                        .as_ref()
+                        .map(|k| k.check(&host, port, key_blob))
+                    {
+                        Some(Verdict::Match) => {}
+                        None => self.note(
+                            conn,
+                            key,
+                            now,
+                            &format!(
+                            "upstream {} host key accepted unpinned (route {} has no known_hosts)",
+                            link.target, link.route.route.name
+                        ),
+                        ),
+                        Some(v) => {
+                            return Some((
+                                Failure::HostKey,
+                                format!(
+                                    "upstream {} host key mismatch ({}); refusing",
+                                    link.target,
+                                    match v {
+                                        Verdict::Revoked => "key revoked",
+                                        Verdict::Unknown => "no key pinned for it",
+                                        _ => "not the pinned key",
+                                    }
+                                ),
+                            ))
+                        }
+                    }
+                    let user = link.route.upstream_user.clone();
+                    let method = match &link.route.route.auth {
+                        UpstreamAuth::Password => match link.password.take() {
+                            Some(p) => Method::Password(p.expose().to_vec()),
+                            None => {
+                                return Some((
+                                    Failure::Auth,
+                                    format!(
+                                        "upstream {} needs the login password, and this login used none",
+                                        link.target
+                                    ),
+                                ))
+                            }
+                        },
+                        UpstreamAuth::Key(path) => match &link.route.route.identity {
+                            Some(k) => Method::PublicKey(Arc::new(LocalKey::new(k.0.clone()))),
+                            None => {
+                                let p = path.display();
+                                return Some((Failure::Auth, format!("upstream identity {p} not loaded")));
+                            }
+                        },
+                        UpstreamAuth::Agent => {
+                            return Some((
+                                Failure::Auth,
+                                "upstream login with the forwarded agent is not supported yet".into(),
+                            ))
+                        }
+                    };
+                    if let Err(e) = link.core.authenticate(&user, method) {
+                        return Some((
+                            Failure::Protocol,
+                            format!("upstream {} login: {e}", link.target),
+                        ));
+                    }
+                }
+                client::Event::Authenticated => {
+                    link.phase = Phase::Ready;
+                    link.password = None;
+                    let took = now.saturating_duration_since(link.started);
+                    self.metrics.routes.setup(&link.label, took);
+                    log::info!(
+                        event = "proxy_ready", worker = self.id, conn = key, peer:% = conn.peer,
+                        upstream = link.target.as_str(), duration_ms = took.as_millis() as u64;
+                        "[w{}#{key}] {}: upstream {} logged in as {:?} in {took:?}",
+                        self.id, conn.peer, link.target, link.route.upstream_user
+                    );
+                    link.bridge.ready(&mut link.core, &mut down, now);
+                }
+                client::Event::AuthFailed { .. } => {
+                    return Some((
+                        Failure::Auth,
+                        format!(
+                            "upstream {} refused the login as {:?}",
+                            link.target, link.route.upstream_user
+                        ),
+                    ))
+                }
+                client::Event::Closed { reason, by_peer, .. } => {
+                    let (kind, text) = match (link.phase, by_peer) {
+                        (Phase::Ready, _) => (
+                            Failure::Closed,
+                            format!("upstream {} closed the connection", link.target),
+                        ),
+                        (_, true) => (
+                            Failure::Closed,
+                            format!("upstream {} closed the connection: {reason}", link.target),
+                        ),
+                        (_, false) if reason.contains("host key") => (
+                            Failure::HostKey,
+                            format!("upstream {} host key mismatch; refusing", link.target),
+                        ),
+                        _ => (
+                            Failure::Protocol,
+                            format!("upstream {} failed: {reason}", link.target),
+                        ),
+                    };
+                    return Some((kind, text));
+                }
+                client::Event::Log(t) => {
+                    self.note(conn, key, now, &format!("upstream {}: {t}", link.target))
+                }
+                client::Event::ChannelOpened { channel } => {
+                    link.bridge.up_opened(channel, &mut link.core, &mut down)
+                }
+                client::Event::ChannelOpenFailed { channel, code, text } => {
+                    link.bridge.up_open_failed(channel, code, &text, &mut down, now)
+                }
+                client::Event::RequestDone { channel, request, ok } => link.bridge.up_request_done(
+                    channel,
+                    request,
+                    ok,
+                    &mut link.core,
+                    &mut down,
+                    now,
+                ),
+                client::Event::ExitStatus { channel, code } => {
+                    link.bridge.up_exit(channel, ExitStatus::Code(code))
+                }
+                client::Event::ExitSignal { channel, signal, .. } => {
+                    link.bridge.up_exit(channel, ExitStatus::Signal(signal))
+                }
+                client::Event::ChannelEof { channel } => link.bridge.up_eof(channel),
+                client::Event::ChannelClosed { channel } => {
+                    link.bridge.up_closed(channel, &mut down)
+                }
+                client::Event::IncomingChannel {
+                    channel,
+                    kind: client::IncomingKind::ForwardedTcpip,
+                    connected,
+                    originator,
+                } => {
+                    let port = connected.as_ref().map_or(0, |c| c.1);
+                    let (oh, op) = originator.unwrap_or_default();
+                    link.bridge.up_incoming(channel, port, (&oh, op), &mut link.core, &mut down);
+                }
+                client::Event::GlobalReply { request, ok, port } => {
+                    link.bridge.up_global_reply(request, ok, port, &mut down)
+                }
+                client::Event::IncomingChannel { channel, .. } => {
+                    let _ = link.core.reject_channel(
+                        channel,
+                        OPEN_ADMINISTRATIVELY_PROHIBITED,
+                        "not carried by the session proxy",
+                    );
+                }
+                client::Event::ChannelReadable { .. }
+                | client::Event::ChannelWritable { .. }
+                | client::Event::ServiceAccepted(_)
+                | client::Event::Banner(_) => {}
+            }
+        }
+        None
+    }
+
+    /// The upstream failed: the user's channels end with `text`, the connection with a
+    /// DISCONNECT saying it; counted and logged once.
+    fn upstream_failed<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        link: &mut UpstreamLink,
+        kind: Failure,
+        text: &str,
+        now: Instant,
+    ) {
+        if link.phase == Phase::Dead {
+            return;
+        }
+        let was_ready = link.phase == Phase::Ready;
+        link.phase = Phase::Dead;
+        link.password = None;
+        if !(was_ready && kind == Failure::Closed) {
+            self.metrics.routes.failure(&link.label, kind);
+        }
+        log::info!(
+            event = "proxy_failed", worker = self.id, conn = key, peer:% = conn.peer,
+            user = conn.user.as_deref(), route = link.route.route.name.as_str(),
+            kind = kind.name(), reason = text;
+            "[w{}#{key}] {}: {text}", self.id, conn.peer
+        );
+        self.drop_upstream_socket(link);
+        let mut down = DownCore(&mut conn.core);
+        link.bridge.fail(text, &mut down, now);
+        if !conn.core.is_closed() {
+            conn.core.close(DisconnectReason::ByApplication, text, now);
+        }
+        conn.pump_again = true;
+    }
+
+    fn drop_upstream_socket(&mut self, link: &mut UpstreamLink) {
+        if let Some(mut s) = link.socket.take() {
+            let _ = self.poll.registry().deregister(&mut s);
+        }
+        if let Some(b) = link.rbuf.take() {
+            self.pool.release(b);
+        }
+        link.wbuf = Vec::new();
+    }
+
+    /// The connection is gone: a last DISCONNECT upstream (best effort), then the socket.
+    pub(super) fn teardown_upstream<C: Core>(&mut self, conn: &mut Conn<C>) {
+        let Some(mut link) = conn.upstream.take() else { return };
+        if link.phase != Phase::Dead && !link.core.is_closed() {
+            link.core.close(DisconnectReason::ByApplication, "the user's connection closed");
+            link.core.poll_transmit(&mut link.wbuf);
+            flush(&mut link);
+        }
+        self.drop_upstream_socket(&mut link);
+    }
+
+    /// A rate-limited log line about this connection's upstream (peer-triggered).
+    fn note<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant, text: &str) {
+        if conn.notes.admit(now).is_some() {
+            log::info!(event = "proxy_note", worker = self.id, conn = key, peer:% = conn.peer,
+                reason = text; "[w{}#{key}] {}: {text}", self.id, conn.peer);
+        }
+    }
+}
+
+/// Writes what the socket takes; drops the socket on a write error (the caller sees it gone).
+fn flush(link: &mut UpstreamLink) -> bool {
+    let mut wrote = false;
+    while link.writable && !link.wbuf.is_empty() {
+        let Some(s) = link.socket.as_mut() else { break };
+        match s.write(&link.wbuf) {
+            Ok(0) => {
+                link.socket = None;
+                break;
+            }
+            Ok(n) => {
+                link.wbuf.drain(..n);
+                wrote = true;
+            }
+            Err(e) if e.kind() == io::ErrorKind::WouldBlock => link.writable = false,
+            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
+            Err(_) => {
+                link.socket = None;
+                break;
+            }
+        }
+    }
+    if link.wbuf.is_empty() && link.wbuf.capacity() > 256 * 1024 {
+        link.wbuf = Vec::new();
+    }
+    wrote
+}
+
+/// After a readiness event while connecting: connected, still in progress, or failed.
+fn check_connected(s: Option<&TcpStream>) -> io::Result<bool> {
+    let Some(s) = s else { return Err(io::Error::other("no socket")) };
+    if let Some(e) = s.take_error()? {
+        return Err(e);
+    }
+    match s.peer_addr() {
+        Ok(_) => Ok(true),
+        Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
+        Err(e) => Err(e),
+    }
+}
