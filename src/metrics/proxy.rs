@@ -15,8 +15,9 @@ use std::fmt::Write as _;
 use std::sync::atomic::{AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, OnceLock};
 
-/// Routes with a series of their own; the rest are counted under `other`.
-pub const MAX_ROUTE_LABELS: usize = 64;
+/// Routes with a series of their own; the rest are counted under `other` (the same bound as
+/// the per-worker route metrics).
+pub const MAX_ROUTE_LABELS: usize = super::routes::MAX_ROUTE_LABELS;
 /// The label of routes past [`MAX_ROUTE_LABELS`].
 pub const OTHER_ROUTE: &str = "other";
 
