@@ -125,6 +125,9 @@ struct State {
     reports: Sender<Report>,
     acceptor_waker: Arc<Waker>,
     report_penalties: bool,
+    /// One small job per loop turn may run inline on an idle pool: a burst of key exchanges
+    /// still goes through the bounded queues (and their refusals), one lone login does not.
+    inline_left: bool,
 }
 
 /// Runs a worker driving `ServerConnection`s until it has drained.
@@ -168,6 +171,7 @@ pub fn run_with<C: Core>(
         reports: reports.clone(),
         acceptor_waker: acceptor_waker.clone(),
         report_penalties: true,
+        inline_left: true,
     };
     let mut conns: Slab<Conn<C>> = Slab::new();
     let mut next_generation: u32 = 1;
@@ -185,6 +189,7 @@ pub fn run_with<C: Core>(
             break;
         }
         let now = Instant::now();
+        st.inline_left = true;
 
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
@@ -812,7 +817,12 @@ impl State {
         // result is back (or it is dropped from the wait queue).
         let bytes = job.held_bytes();
         let job = if self.wait_queue[class].is_empty() {
-            let job = match self.crypto.try_run_inline(job) {
+            let inline = if std::mem::take(&mut self.inline_left) {
+                self.crypto.try_run_inline(job)
+            } else {
+                Err(job)
+            };
+            let job = match inline {
                 Ok((done, compute)) => {
                     self.metrics.record_job(label, Duration::ZERO, compute);
                     match done {
