@@ -817,7 +817,10 @@ impl State {
         // result is back (or it is dropped from the wait queue).
         let bytes = job.held_bytes();
         let job = if self.wait_queue[class].is_empty() {
-            let inline = if std::mem::take(&mut self.inline_left) {
+            // An upstream job's result goes to the upstream core, which is out of `conn` while
+            // its events (which submit it) are drained: those always take the pool.
+            let upstream = matches!(job, ServerJob::UpstreamKex(_) | ServerJob::UpstreamSign(_));
+            let inline = if !upstream && std::mem::take(&mut self.inline_left) {
                 self.crypto.try_run_inline(job)
             } else {
                 Err(job)
