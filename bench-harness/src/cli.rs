@@ -175,6 +175,9 @@ pub struct HandshakeArgs {
     /// Also open one session channel and close it before disconnecting.
     #[arg(long)]
     pub channel: bool,
+    /// Instead: run this command in a session channel and wait for the channel's close.
+    #[arg(long, conflicts_with = "channel")]
+    pub exec: Option<String>,
 }
 
 #[derive(Args, Debug, Clone)]
@@ -215,6 +218,10 @@ pub struct IdleArgs {
     /// Seconds to hold them after all are up (memory is sampled at the start of the hold).
     #[arg(long, default_value_t = 2.0)]
     pub hold: f64,
+    /// Seconds to wait, still serving events, between the last connection up and the memory
+    /// sample (a proxy's upstream logins finish after its users' logins).
+    #[arg(long, default_value_t = 1.0)]
+    pub settle: f64,
     /// Upper bound on the setup phase, seconds.
     #[arg(long, default_value_t = 120.0)]
     pub max_time: f64,

@@ -238,7 +238,10 @@ fn run_handshake(a: &HandshakeArgs) -> Result<Report, String> {
     let plan = Arc::new(Plan {
         user: a.common.user.clone(),
         auth: auth_method(&a.common)?,
-        goal: Goal::Handshake { channel: a.channel },
+        goal: match &a.exec {
+            Some(cmd) => Goal::Exec(cmd.clone()),
+            None => Goal::Handshake { channel: a.channel },
+        },
     });
     let pid = a.common.server_pid;
     let n0 = pid.map_or(0, |p| procstat::tree(p).len());
@@ -267,7 +270,14 @@ fn run_handshake(a: &HandshakeArgs) -> Result<Report, String> {
     let mut r = Report::default();
     put_common(&mut r, "handshake", &a.common);
     r.put("concurrency", u64::from(a.concurrency));
-    r.put("channel", if a.channel { "session open+close" } else { "none" });
+    r.put(
+        "channel",
+        match &a.exec {
+            Some(cmd) => format!("exec {cmd}, until close"),
+            None if a.channel => "session open+close".into(),
+            None => "none".into(),
+        },
+    );
     r.put("duration_s", elapsed);
     r.put("ok", tally.ok);
     let failed: u64 = tally.failures.values().sum();
@@ -470,6 +480,7 @@ fn run_idle(a: &IdleArgs) -> Result<Report, String> {
     cli::validate(&a.common)?;
     cli::check_secs("--max-time", a.max_time)?;
     cli::check_secs("--hold", a.hold)?;
+    cli::check_secs("--settle", a.settle)?;
     let cfg = Arc::new(transport_config(&a.common)?);
     let plan = Arc::new(Plan {
         user: a.common.user.clone(),
@@ -506,7 +517,7 @@ fn run_idle(a: &IdleArgs) -> Result<Report, String> {
     }
     let setup_s = t0.elapsed().as_secs_f64();
     // Let the server settle (per-connection processes finish starting), still serving events.
-    let settle_end = Instant::now() + Duration::from_secs(1);
+    let settle_end = Instant::now() + secs(a.settle);
     while Instant::now() < settle_end {
         for f in eng.turn(Duration::from_millis(10)) {
             t.record(&f);

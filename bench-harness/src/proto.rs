@@ -32,6 +32,10 @@ pub enum Goal {
     /// Authenticate, optionally open one session channel (done at its confirmation), then
     /// disconnect.
     Handshake { channel: bool },
+    /// Authenticate, run this command in a session channel and wait for the server's CLOSE
+    /// (done then), so a proxy that confirms the channel before its upstream is ready is timed
+    /// to the command's end.
+    Exec(String),
     /// Authenticate, push `bytes` through one channel, wait for the peer's CLOSE.
     Bulk { bytes: u64, target: Target },
     /// Authenticate and stay open.
@@ -222,6 +226,9 @@ impl Session {
             Event::AuthFailed { .. } => self.set_failed(FailKind::AuthRejected),
             Event::ChannelOpened { channel } => self.on_channel_open(channel, now),
             Event::ChannelOpenFailed { .. } => self.set_failed(FailKind::ChannelRejected),
+            Event::RequestDone { ok: true, .. } if matches!(self.plan.goal, Goal::Exec(_)) => {
+                self.phase = Phase::Draining;
+            }
             Event::RequestDone { ok: true, .. } => self.start_data(now),
             Event::RequestDone { ok: false, .. } => self.set_failed(FailKind::ChannelRejected),
             Event::ChannelReadable { channel } => {
@@ -271,9 +278,9 @@ impl Session {
                 return;
             }
             Goal::Handshake { channel: false } => return self.set_done(now),
-            Goal::Handshake { channel: true } | Goal::Bulk { target: Target::Exec(_), .. } => {
-                self.conn.open_session()
-            }
+            Goal::Handshake { channel: true }
+            | Goal::Exec(_)
+            | Goal::Bulk { target: Target::Exec(_), .. } => self.conn.open_session(),
             Goal::Bulk { target: Target::Direct(host, port), .. } => {
                 self.conn.open_direct_tcpip((host, *port), ("127.0.0.1", 40000))
             }
@@ -290,7 +297,7 @@ impl Session {
     fn on_channel_open(&mut self, ch: ClientChannel, now: Instant) {
         let plan = self.plan.clone();
         match &plan.goal {
-            Goal::Bulk { target: Target::Exec(cmd), .. } => {
+            Goal::Exec(cmd) | Goal::Bulk { target: Target::Exec(cmd), .. } => {
                 match self.conn.request_exec(ch, cmd.as_bytes()) {
                     Ok(()) => self.phase = Phase::ExecRequest,
                     Err(e) => self.set_failed(FailKind::Protocol(e.to_string())),

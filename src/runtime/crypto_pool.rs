@@ -192,7 +192,10 @@ impl CryptoPool {
         &self,
         job: ServerJob,
     ) -> Result<(Option<ServerJobDone>, Duration), ServerJob> {
-        if !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
+        // Upstream jobs never run inline: they are submitted while the session proxy has the
+        // upstream link out of its connection, so an inline result would find no link to go to.
+        let upstream = matches!(job, ServerJob::UpstreamKex(_) | ServerJob::UpstreamSign(_));
+        if upstream || !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
             return Err(job);
         }
         let started = Instant::now();

@@ -1,0 +1,266 @@
+#!/usr/bin/env bash
+# The session proxy's cost against going straight to sshd: one private OpenSSH sshd on a
+# 127.0.0.1 high port, and one sshfront whose --routes file sends the harness user to that sshd
+# (auth = key, an identity file of its own, the sshd host key pinned in a known_hosts file).
+#
+#   scripts/compare-proxy.sh [--quick] [--rounds N] [--out DIR]
+#
+# Round after round, alternating (a) sshd directly and (b) sshfront → sshd, it runs the same
+# bench-harness loads: handshake with one `exec true` waited to its close, at C=1 and C=16
+# (the proxy confirms a session channel before its upstream is up, so only a command's end
+# times the upstream leg too) (latency; CPU per
+# session: for (a) sshd's process tree, for (b) sshfront's tree plus the upstream sshd's tree),
+# bulk through direct-tcpip to the harness's sink (MB/s, core-s/GB of the same trees), and idle
+# (N authenticated sessions held; for (b) sshfront's own RSS/PSS per session, sshd's excluded,
+# with a fresh sshfront per run). sshd runs with its own config, host key and authorized_keys
+# from a temp dir (never the system service). Every process it starts is stopped by PID on exit.
+# Raw results (one JSON line per run) go to DIR/results.jsonl, the machine note to
+# DIR/machine.txt and the table (scripts/proxy-tables.py) to DIR/summary.md.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+
+QUICK=0
+ROUNDS=3
+OUT=""
+while [ $# -gt 0 ]; do
+    case "$1" in
+        --quick) QUICK=1; ROUNDS=1 ;;
+        --rounds) ROUNDS="$2"; shift ;;
+        --out) OUT="$2"; shift ;;
+        -h|--help) sed -n '2,16p' "$0"; exit 0 ;;
+        *) echo "unknown argument: $1" >&2; exit 2 ;;
+    esac
+    shift
+done
+if [ "$QUICK" = 1 ]; then
+    HS_SECS=3; BULK_BYTES=256M; IDLE_N=200; IDLE_HOLD=1; IDLE_SETTLE=8
+else
+    HS_SECS=5; BULK_BYTES=512M; IDLE_N=200; IDLE_HOLD=2; IDLE_SETTLE=8
+fi
+OUT=${OUT:-$ROOT/target/compare-proxy-$(date -u +%Y%m%dT%H%M%SZ)}
+mkdir -p "$OUT"
+RESULTS="$OUT/results.jsonl"
+: > "$RESULTS"
+
+log() { printf '== %s\n' "$*" >&2; }
+
+if [ ! -x /usr/sbin/sshd ]; then
+    log "installing openssh-server (the system service is not touched)"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
+fi
+
+WORK=$(mktemp -d /tmp/sshfront-proxy.XXXXXX)
+PIDS=()
+cleanup() {
+    local p
+    for p in "${PIDS[@]}"; do
+        kill "$p" 2>/dev/null || true
+    done
+    for p in "${PIDS[@]}"; do
+        wait "$p" 2>/dev/null || true
+    done
+    rm -rf "$WORK"
+}
+trap cleanup EXIT
+
+log "building release binaries"
+cargo build --release --bins -p sshfront -p bench-harness >&2
+H="$ROOT/target/release/bench-harness"
+USER_NAME=$(id -un)
+
+# The harness's key (accepted by sshfront, and by sshd for the direct runs) and the gateway's
+# upstream identity (accepted by sshd).
+ssh-keygen -q -t ed25519 -N '' -C bench-host -f "$WORK/host_ed25519"
+ssh-keygen -q -t ed25519 -N '' -C bench-up-host -f "$WORK/up_host_ed25519"
+ssh-keygen -q -t ed25519 -N '' -C bench-user -f "$WORK/user_ed25519"
+ssh-keygen -q -t ed25519 -N '' -C bench-gateway -f "$WORK/gw_id"
+cp "$WORK/user_ed25519.pub" "$WORK/authorized_keys"
+cat "$WORK/user_ed25519.pub" "$WORK/gw_id.pub" > "$WORK/sshd_authorized_keys"
+chmod 600 "$WORK"/host_ed25519 "$WORK"/up_host_ed25519 "$WORK"/user_ed25519 "$WORK"/gw_id \
+    "$WORK"/authorized_keys "$WORK"/sshd_authorized_keys
+
+free_port() {
+    local p
+    for p in $(seq "$1" $(($1 + 200))); do
+        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
+            echo "$p"
+            return
+        fi
+    done
+    echo "no free port near $1" >&2
+    exit 1
+}
+# Below the ephemeral range (32768+), where the client ports live.
+P_SSHD=$(free_port 22400)
+P_FRONT=$(free_port $((P_SSHD + 1)))
+P_IDLE=$(free_port $((P_FRONT + 1)))
+
+wait_port() {
+    local i
+    for i in $(seq 1 100); do
+        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
+        sleep 0.1
+    done
+    echo "nothing listening on 127.0.0.1:$1" >&2
+    return 1
+}
+
+# sshd: settings as in compare.sh (no PAM, no DNS, ed25519, curve25519, no MaxStartups throttling).
+mkdir -p /run/sshd && chmod 0755 /run/sshd
+cat > "$WORK/sshd_config" <<EOF
+Port $P_SSHD
+ListenAddress 127.0.0.1
+HostKey $WORK/up_host_ed25519
+PidFile $WORK/sshd.pid
+AuthorizedKeysFile $WORK/sshd_authorized_keys
+StrictModes no
+PermitRootLogin prohibit-password
+PubkeyAuthentication yes
+PasswordAuthentication no
+KbdInteractiveAuthentication no
+UsePAM no
+UseDNS no
+MaxStartups 100000
+MaxSessions 100
+AllowTcpForwarding yes
+X11Forwarding no
+PrintMotd no
+PrintLastLog no
+Subsystem sftp internal-sftp
+LogLevel ERROR
+KexAlgorithms curve25519-sha256
+HostKeyAlgorithms ssh-ed25519
+Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
+EOF
+printf '[127.0.0.1]:%s %s\n' "$P_SSHD" "$(cut -d' ' -f1-2 "$WORK/up_host_ed25519.pub")" \
+    > "$WORK/upstream_known_hosts"
+cat > "$WORK/routes.toml" <<EOF
+[[route]]
+name = "bench"
+user = "$USER_NAME"
+upstreams = ["127.0.0.1:$P_SSHD"]
+upstream_user = "$USER_NAME"
+auth = "key"
+identity_file = "$WORK/gw_id"
+known_hosts = "$WORK/upstream_known_hosts"
+connect_timeout = 5
+login_timeout = 30
+EOF
+
+# start_front PORT LOGFILE: one sshfront with the route; its PID in LAST_PID. Its own
+# direct-tcpip policy also applies to proxied channels, so the harness's loopback sink is
+# permitted (sshd's default permits any destination).
+start_front() {
+    "$ROOT/target/release/sshfront" --listen "127.0.0.1:$1" \
+        --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data-$1" \
+        --authorized-keys "$WORK/authorized_keys" --routes "$WORK/routes.toml" \
+        --permit-open '127.0.0.1:*' \
+        --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
+        --max-connections 20000 --log-level warn 2>>"$2" &
+    LAST_PID=$!
+    PIDS+=("$LAST_PID")
+}
+stop_pid() {
+    local p keep=()
+    kill "$1" 2>/dev/null || true
+    wait "$1" 2>/dev/null || true
+    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
+    PIDS=("${keep[@]}")
+}
+
+/usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>>"$OUT/sshd.log" &
+PID_SSHD=$!
+PIDS+=("$PID_SSHD")
+wait_port "$P_SSHD"
+start_front "$P_FRONT" "$OUT/sshfront.log"; PID_FRONT=$LAST_PID
+wait_port "$P_FRONT"
+
+# tree_stat PID: "CPU-seconds processes" of PID's process tree, counted as procstat.rs does
+# (each live process's utime+stime+cutime+cstime, so reaped sshd children are in their
+# parent's figure).
+tree_stat() {
+    python3 - "$1" <<'PY'
+import os, sys
+root = int(sys.argv[1])
+stats = {}
+for d in os.listdir("/proc"):
+    if not d.isdigit():
+        continue
+    try:
+        s = open(f"/proc/{d}/stat").read()
+    except OSError:
+        continue
+    f = s[s.rfind(")") + 2:].split()
+    stats[int(d)] = (int(f[1]), sum(int(x) for x in f[11:15]))
+kids = {}
+for p, (pp, _) in stats.items():
+    kids.setdefault(pp, []).append(p)
+seen, stack = [], [root] if root in stats else []
+while stack and len(seen) < 100000:
+    p = stack.pop()
+    seen.append(p)
+    stack.extend(kids.get(p, []))
+print(sum(stats[p][1] for p in seen) / os.sysconf("SC_CLK_TCK"), len(seen))
+PY
+}
+
+# run PATH TEST ROUND SUB ARGS...: one harness run against PATH (direct = sshd, proxied =
+# sshfront → sshd); the harness samples the entry server's tree (--server-pid), this script the
+# upstream sshd's tree around the run (for direct runs both are sshd's). One JSON line.
+run() {
+    local path=$1 test=$2 round=$3 sub=$4
+    shift 4
+    local port pid j before after
+    if [ "$path" = direct ]; then port=$P_SSHD; pid=$PID_SSHD; else port=$P_FRONT; pid=$PID_FRONT; fi
+    port=${RUN_PORT:-$port}
+    pid=${RUN_PID:-$pid}
+    before=$(tree_stat "$PID_SSHD")
+    j=$("$H" "$sub" --addr "127.0.0.1:$port" --user "$USER_NAME" \
+        --key "$WORK/user_ed25519" --server-pid "$pid" --json "$@" \
+        2>>"$OUT/harness.log") || j='{"error":"harness exited with an error"}'
+    sleep 0.5
+    after=$(tree_stat "$PID_SSHD")
+    printf '{"path":"%s","test":"%s","round":%s,"loadavg":"%s","sshd_cpu_before":%s,"sshd_cpu_after":%s,"sshd_procs_after":%s,"result":%s}\n' \
+        "$path" "$test" "$round" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+        "${before%% *}" "${after%% *}" "${after##* }" "$j" >> "$RESULTS"
+    log "round $round $test $path: $(echo "$j" | head -c 300)"
+}
+
+{
+    echo "nproc: $(nproc)"
+    grep -m1 'model name' /proc/cpuinfo
+    echo "kernel: $(uname -r)"
+    echo "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1 || true)"
+    echo "loadavg at start: $(cat /proc/loadavg)"
+    echo "rounds: $ROUNDS, handshake seconds per point: $HS_SECS, bulk bytes: $BULK_BYTES, idle: $IDLE_N"
+} > "$OUT/machine.txt"
+
+for round in $(seq 1 "$ROUNDS"); do
+    for c in 1 16; do
+        for path in direct proxied; do
+            run "$path" "handshake_c$c" "$round" handshake -c "$c" --exec true --duration "$HS_SECS"
+        done
+    done
+    for path in direct proxied; do
+        run "$path" bulk_direct_tcpip "$round" bulk --bytes "$BULK_BYTES" --max-time 60
+    done
+    # Idle: a fresh sshfront per run, so heap grown by the loads above is not reused; the
+    # harness samples only sshfront's tree, the upstream sshd's children are outside it. The
+    # sample waits --settle seconds after the last user login, for the upstream logins
+    # (sshd takes seconds to start 200 sessions on this machine).
+    # sshd's own figure (its whole tree) for reference.
+    run direct idle "$round" idle -n "$IDLE_N" --settle "$IDLE_SETTLE" --hold "$IDLE_HOLD" --max-time 90
+    start_front "$P_IDLE" "$OUT/sshfront-idle.log"
+    if wait_port "$P_IDLE"; then
+        RUN_PORT=$P_IDLE RUN_PID=$LAST_PID run proxied idle "$round" idle \
+            -n "$IDLE_N" --settle "$IDLE_SETTLE" --hold "$IDLE_HOLD" --max-time 90
+    fi
+    stop_pid "$LAST_PID"
+done
+
+python3 "$ROOT/scripts/proxy-tables.py" "$RESULTS" --machine "$OUT/machine.txt" > "$OUT/summary.md"
+cat "$OUT/summary.md"
+log "results in $OUT"
