@@ -192,10 +192,9 @@ impl CryptoPool {
         &self,
         job: ServerJob,
     ) -> Result<(Option<ServerJobDone>, Duration), ServerJob> {
-        // Upstream jobs never run inline: they are submitted while the session proxy has the
-        // upstream link out of its connection, so an inline result would find no link to go to.
-        let upstream = matches!(job, ServerJob::UpstreamKex(_) | ServerJob::UpstreamSign(_));
-        if upstream || !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
+        // Upstream jobs never come here: the worker keeps them on the pool (their result goes
+        // to the upstream core, which is out of its connection while they are submitted).
+        if !matches!(job.class(), JobClass::Kex | JobClass::Verify) || !self.is_idle() {
             return Err(job);
         }
         let started = Instant::now();
