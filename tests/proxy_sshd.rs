@@ -11,6 +11,7 @@ mod common;
 use common::gateway::{
     connect_retry, free_port, random_bytes, round_trip, run, EchoServer, Fixture, PASSWORD, USER,
 };
+use common::tmux::Tmux;
 use common::{scrape_metrics, Server, TempDir};
 use std::io::{BufRead, BufReader, Write};
 use std::path::{Path, PathBuf};
@@ -194,46 +195,6 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
     );
 }
 
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux must be installed (scripts/test.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn wait_for(&self, what: &str, f: impl Fn(&str) -> bool, server: &Server) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let s = self.cmd(&["capture-pane", "-p", "-t", "s"]);
-            if s.lines().any(&f) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on the terminal:\n{s}\n--- server ---\n{}",
-                server.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
-
 #[test]
 fn interactive_pty_shell_through_the_proxy_under_tmux() {
     let l = lab(&[]);
@@ -242,7 +203,7 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
     line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
     line.push("-tt".into());
     line.push(dest());
-    let t = Tmux { socket: format!("sshfront-proxy-{}", std::process::id()) };
+    let t = Tmux::new("proxy");
     t.cmd(&[
         "-f",
         "/dev/null",

@@ -7,60 +7,12 @@
 mod common;
 
 use common::gateway::{run, Fixture, USER};
+use common::tmux::Tmux;
 use common::Server;
 use std::process::Command;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
-
-/// A tmux server of our own (its own socket), killed on drop.
-struct Tmux {
-    socket: String,
-}
-
-impl Tmux {
-    fn new() -> Tmux {
-        Tmux { socket: format!("sshfront-pty-{}", std::process::id()) }
-    }
-
-    fn cmd(&self, args: &[&str]) -> String {
-        let out = Command::new("tmux")
-            .arg("-L")
-            .arg(&self.socket)
-            .args(args)
-            .output()
-            .expect("tmux must be installed (scripts/test.sh installs it)");
-        assert!(out.status.success(), "tmux {args:?}: {}", String::from_utf8_lossy(&out.stderr));
-        String::from_utf8_lossy(&out.stdout).into_owned()
-    }
-
-    fn screen(&self) -> String {
-        self.cmd(&["capture-pane", "-p", "-t", "s"])
-    }
-
-    /// Waits until the pane shows a line for which `f` is true; returns the screen.
-    fn wait_for(&self, what: &str, f: impl Fn(&str) -> bool, server: &Server) -> String {
-        let deadline = Instant::now() + LIMIT;
-        loop {
-            let s = self.screen();
-            if s.lines().any(&f) {
-                return s;
-            }
-            assert!(
-                Instant::now() < deadline,
-                "no {what} on the terminal:\n{s}\n--- server ---\n{}",
-                server.stderr()
-            );
-            std::thread::sleep(Duration::from_millis(50));
-        }
-    }
-}
-
-impl Drop for Tmux {
-    fn drop(&mut self) {
-        let _ = Command::new("tmux").arg("-L").arg(&self.socket).arg("kill-server").output();
-    }
-}
 
 fn ssh_line(f: &Fixture, server: &Server) -> String {
     let cmd = f.ssh(server);
@@ -75,7 +27,7 @@ fn ssh_line(f: &Fixture, server: &Server) -> String {
 fn interactive_shell_under_tmux_prompt_command_and_resize() {
     let f = Fixture::new();
     let server = f.server(&["--allow-exec"]);
-    let t = Tmux::new();
+    let t = Tmux::new("pty");
     t.cmd(&[
         "-f",
         "/dev/null",

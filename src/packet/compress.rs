@@ -66,8 +66,9 @@ impl Deflater {
         self.stream.is_some()
     }
 
-    /// Compresses `input` into `out` (cleared first), ending with a partial flush.
-    #[cfg(test)]
+    /// Compresses `input` into `out` (cleared first), ending with a partial flush (tests and
+    /// the decompression fuzz target).
+    #[cfg(any(test, feature = "fuzzing"))]
     pub(crate) fn deflate(&mut self, input: &[u8], out: &mut Vec<u8>) -> Result<(), PacketError> {
         out.clear();
         self.deflate_append(input, out)

@@ -4,6 +4,7 @@
 
 pub mod gateway;
 pub mod sshclient;
+pub mod tmux;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
