@@ -47,6 +47,10 @@ pub const CLOSE_LINGER: Duration = Duration::from_secs(5);
 /// on other threads, which do not wake us.
 const RETRY_INTERVAL: Duration = Duration::from_millis(5);
 
+/// A job waiting for pool room: connection key, generation, the job, its label, and the bytes
+/// charged to the memory budget for it.
+type WaitingJob = (usize, u32, ServerJob, &'static str, usize);
+
 /// Messages from the acceptor.
 pub enum Control {
     NewConn {
@@ -113,8 +117,9 @@ struct State {
     timers: TimerHeap,
     metrics: Metrics,
     /// Jobs waiting for room in the crypto pool, one queue per job class so a full password
-    /// class never holds up key exchanges: (key, generation, job, label).
-    wait_queue: [VecDeque<(usize, u32, ServerJob, &'static str)>; 4],
+    /// class never holds up key exchanges: (key, generation, job, label, bytes charged to the
+    /// memory budget).
+    wait_queue: [VecDeque<WaitingJob>; 4],
     /// Connections to service again next turn (budget used), deduplicated by `Conn::queued`.
     ready: Vec<(usize, u32)>,
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
@@ -859,7 +864,7 @@ impl State {
         };
         if self.wait_queue[class].len() < JOB_WAIT_QUEUE {
             self.pool.charge(0, bytes);
-            self.wait_queue[class].push_back((key, conn.generation, job, label));
+            self.wait_queue[class].push_back((key, conn.generation, job, label, bytes));
             return;
         }
         self.metrics.crypto_refused += 1;
@@ -871,17 +876,16 @@ impl State {
     /// Moves waiting jobs to the pool while it has room; drops those of closed connections.
     fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
         for queue in &mut self.wait_queue {
-            while let Some((key, generation, job, label)) = queue.pop_front() {
+            while let Some((key, generation, job, label, bytes)) = queue.pop_front() {
                 if !conns.get(key).is_some_and(|c| c.generation == generation) {
-                    self.pool.charge(job.held_bytes(), 0);
+                    self.pool.charge(bytes, 0);
                     continue;
                 }
-                let bytes = job.held_bytes();
                 let ticket = JobTicket { worker: self.id, key, generation, submitted: now, bytes };
                 if let Err(job) =
                     self.crypto.try_submit(job, label, ticket, &self.results_tx, &self.waker)
                 {
-                    queue.push_front((key, generation, job, label));
+                    queue.push_front((key, generation, job, label, bytes));
                     break;
                 }
             }
