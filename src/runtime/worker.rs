@@ -490,6 +490,7 @@ impl State {
         let mut again = self.read_input(conn, key, now);
         // Relay between channels and endpoints, flush, handle events; again while a round made
         // progress or an event asked for it (bounded: the relay budget is per round).
+        let mut unfinished = false;
         for _ in 0..channels::PUMP_ROUNDS {
             conn.pump_again = false;
             if !conn.links.is_empty() {
@@ -501,15 +502,22 @@ impl State {
                 let (p, m) = self.pump_upstream(conn, key, now);
                 (progress, more) = (progress || p, more || m);
             }
-            self.output_and_events(conn, key, now);
+            if self.output_and_events(conn, key, now) {
+                // Events of the last round may have staged output or raised more events.
+                conn.pump_again = true;
+            }
             if more {
                 again = true;
                 break;
             }
-            if !progress && !conn.pump_again {
+            unfinished = progress || conn.pump_again;
+            if !unfinished {
                 break;
             }
         }
+        // Rounds used up with work left: edge triggering will not report this connection again,
+        // so it goes on the ready list (otherwise staged output could wait for a wake-up forever).
+        again |= unfinished;
         if again && !conn.queued {
             conn.queued = true;
             self.ready.push((key, conn.generation));
@@ -694,7 +702,9 @@ impl State {
 
     /// Seals the connection's staged packets (one batch) → queue → one `writev`, then events;
     /// again if events were handled (a Closed event may leave a DISCONNECT to flush).
-    fn output_and_events<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) {
+    /// Returns true when the rounds ran out while events were still being handled: the caller
+    /// must come back, as output they staged has not been sealed yet.
+    fn output_and_events<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
         for _ in 0..3 {
             // The sealed batch comes back in the buffer it was staged in; the core keeps none.
             let mut batch = Vec::new();
@@ -735,9 +745,10 @@ impl State {
                 self.handle_event(conn, key, ev, now);
             }
             if !handled {
-                break;
+                return false;
             }
         }
+        true
     }
 
     fn handle_event<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, ev: Event, now: Instant) {
