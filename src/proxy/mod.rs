@@ -8,5 +8,6 @@ pub mod health;
 pub mod known_hosts;
 pub mod recording;
 pub mod route;
+pub mod upstream_algs;
 
 pub use route::{Balance, Pick, Route, RouteMatch, Routes, Upstream, UpstreamAuth};

@@ -161,13 +161,13 @@ impl State {
         let label = route_label(index.unwrap_or(usize::MAX), &r.name);
         self.metrics.routes.session(&label);
         let password = if r.auth == UpstreamAuth::Password { password } else { None };
-        let mut transport = conn.core.transport_config().cloned().unwrap_or_else(|| {
-            crate::transport::TransportConfig::all_algorithms(concat!(
+        let transport = match conn.core.transport_config() {
+            Some(server) => crate::proxy::upstream_algs::upstream_transport(server),
+            None => crate::transport::TransportConfig::all_algorithms(concat!(
                 "sshfront_",
                 env!("CARGO_PKG_VERSION")
-            ))
-        });
-        transport.host_keys = Vec::new();
+            )),
+        };
         let core = ClientConnection::new(Arc::new(transport), Box::new(SystemRng), None, now);
         // Upstreams the health checker marked down are skipped (all up until checked).
         let pick = r.pick_healthy(&route.user);
