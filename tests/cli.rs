@@ -137,7 +137,7 @@ fn refuses_host_key_readable_by_others() {
 
 #[test]
 fn first_start_generates_host_keys_0600_and_second_start_reuses_them() {
-    let server = Server::start(&["--workers", "1", "--crypto-threads", "1"]);
+    let server = Server::start_generating_keys(&["--workers", "1", "--crypto-threads", "1"]);
     let keys = server.key_dir();
     let names = ["ssh_host_ed25519_key", "ssh_host_ecdsa_key", "ssh_host_rsa_key"];
     let mut first = Vec::new();

@@ -24,6 +24,7 @@ const LIMIT: Duration = Duration::from_secs(60);
 /// sshfront, which keeps that pid (as systemd sets it between fork and exec).
 fn spawn_activated(listener: &TcpListener, notify: &Path, dir: &Path) -> Child {
     let fd = listener.as_raw_fd();
+    common::seed_host_keys(&dir.join("keys"));
     let mut cmd = Command::new("sh");
     cmd.arg("-c")
         .arg("LISTEN_PID=$$ exec \"$0\" \"$@\"")

@@ -54,6 +54,60 @@ pub fn run(args: &[&str]) -> Output {
     Command::new(bin()).args(args).stdin(Stdio::null()).output().expect("run sshfront")
 }
 
+/// The default host key set, made once per test binary by `ssh-keygen` and kept in memory.
+/// Servers started by [`Server::start`] get a copy in their data dir: generating a 3072-bit RSA
+/// key per server took over a minute on a loaded 2-core machine, and only the first-start test
+/// needs to watch the server generate its own.
+fn host_key_set() -> &'static [(String, Vec<u8>)] {
+    static KEYS: std::sync::OnceLock<Vec<(String, Vec<u8>)>> = std::sync::OnceLock::new();
+    KEYS.get_or_init(|| {
+        let dir = TempDir::new("keyset");
+        let mut set = Vec::new();
+        for (name, kind, bits) in [
+            ("ssh_host_ed25519_key", "ed25519", "256"),
+            ("ssh_host_ecdsa_key", "ecdsa", "256"),
+            ("ssh_host_rsa_key", "rsa", "3072"),
+        ] {
+            let path = dir.path().join(name);
+            let out = Command::new("ssh-keygen")
+                .args(["-q", "-t", kind, "-b", bits, "-N", "", "-C", "", "-f"])
+                .arg(&path)
+                .stdin(Stdio::null())
+                .output()
+                .expect(
+                    "ssh-keygen (openssh-client, installed by scripts/test.sh) must be on PATH",
+                );
+            assert!(out.status.success(), "ssh-keygen: {}", String::from_utf8_lossy(&out.stderr));
+            for file in [name.to_string(), format!("{name}.pub")] {
+                let bytes = std::fs::read(dir.path().join(&file)).expect("read generated key");
+                set.push((file, bytes));
+            }
+        }
+        set
+    })
+}
+
+/// Writes the shared host key set into `keys` (0700, private files 0600), as the server would;
+/// files already there stay.
+pub fn seed_host_keys(keys: &Path) {
+    use std::io::Write;
+    use std::os::unix::fs::{DirBuilderExt, OpenOptionsExt};
+    std::fs::DirBuilder::new().recursive(true).mode(0o700).create(keys).expect("key dir");
+    for (name, bytes) in host_key_set() {
+        if keys.join(name).exists() {
+            continue;
+        }
+        let mode = if name.ends_with(".pub") { 0o644 } else { 0o600 };
+        let mut f = std::fs::OpenOptions::new()
+            .write(true)
+            .create_new(true)
+            .mode(mode)
+            .open(keys.join(name))
+            .expect("write host key");
+        f.write_all(bytes).expect("write host key");
+    }
+}
+
 /// A running server. Dropping it kills exactly the process we spawned.
 pub struct Server {
     pub child: Child,
@@ -67,7 +121,14 @@ impl Server {
     /// (bounded) until it has written its port file.
     pub fn start(extra: &[&str]) -> Server {
         let data_dir = TempDir::new("server");
+        seed_host_keys(&data_dir.path().join("keys"));
         Self::start_in(data_dir, extra)
+    }
+
+    /// Like [`start`](Self::start), but the server generates its own host keys (the first-start
+    /// path), which can take seconds for RSA on a loaded machine.
+    pub fn start_generating_keys(extra: &[&str]) -> Server {
+        Self::start_in(TempDir::new("server"), extra)
     }
 
     /// Like [`start`](Self::start) with a given data dir (e.g. to test key reuse).
