@@ -10,7 +10,8 @@
 # (the proxy confirms a session channel before its upstream is up, so only a command's end
 # times the upstream leg too) (latency; CPU per
 # session: for (a) sshd's process tree, for (b) sshfront's tree plus the upstream sshd's tree),
-# bulk through direct-tcpip to the harness's sink (MB/s, core-s/GB of the same trees), and idle
+# bulk through direct-tcpip to the harness's sink (MB/s, core-s/GB of the same trees), sftp put
+# and get of one file by OpenSSH's sftp client (MB/s, core-s/GB, checked byte for byte), and idle
 # (N authenticated sessions held; for (b) sshfront's own RSS/PSS per session, sshd's excluded,
 # with a fresh sshfront per run). sshd runs with its own config, host key and authorized_keys
 # from a temp dir (never the system service). Every process it starts is stopped by PID on exit.
@@ -34,9 +35,9 @@ while [ $# -gt 0 ]; do
     shift
 done
 if [ "$QUICK" = 1 ]; then
-    HS_SECS=3; BULK_BYTES=256M; IDLE_N=200; IDLE_HOLD=1; IDLE_SETTLE=8
+    HS_SECS=3; BULK_BYTES=256M; SFTP_BYTES=64M; IDLE_N=200; IDLE_HOLD=1; IDLE_SETTLE=8
 else
-    HS_SECS=5; BULK_BYTES=512M; IDLE_N=200; IDLE_HOLD=2; IDLE_SETTLE=8
+    HS_SECS=5; BULK_BYTES=512M; SFTP_BYTES=256M; IDLE_N=200; IDLE_HOLD=2; IDLE_SETTLE=8
 fi
 OUT=${OUT:-$ROOT/target/compare-proxy-$(date -u +%Y%m%dT%H%M%SZ)}
 mkdir -p "$OUT"
@@ -235,8 +236,58 @@ run() {
     echo "kernel: $(uname -r)"
     echo "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1 || true)"
     echo "loadavg at start: $(cat /proc/loadavg)"
-    echo "rounds: $ROUNDS, handshake seconds per point: $HS_SECS, bulk bytes: $BULK_BYTES, idle: $IDLE_N"
+    echo "rounds: $ROUNDS, handshake seconds per point: $HS_SECS, bulk bytes: $BULK_BYTES, sftp bytes: $SFTP_BYTES, idle: $IDLE_N"
 } > "$OUT/machine.txt"
+
+# sftp_run PATH ROUND: OpenSSH's sftp client puts, then gets, an SFTP_BYTES file through PATH
+# (direct = sshd's internal-sftp; proxied = sshfront's bridge to it), aes128-gcm on every leg.
+# Wall time from the sftp process; CPU of sshd's tree and, proxied, sshfront's; the copy must
+# come back byte for byte. One JSON line per direction, in the harness's bulk shape.
+SFTP_SRC="$WORK/sftp-src"
+head -c "$SFTP_BYTES" /dev/urandom > "$SFTP_SRC"
+sftp_run() {
+    local path=$1 round=$2 port dir t0 t1 s0 s1 f0 f1 ok bytes
+    if [ "$path" = direct ]; then port=$P_SSHD; else port=$P_FRONT; fi
+    bytes=$(stat -c %s "$SFTP_SRC")
+    for dir in put get; do
+        rm -f "$WORK/sftp-back"
+        if [ "$dir" = put ]; then rm -f "$WORK/sftp-dst"; fi
+        if [ "$dir" = put ]; then
+            printf 'put %s %s\n' "$SFTP_SRC" "$WORK/sftp-dst" > "$WORK/sftp-batch"
+        else
+            printf 'get %s %s\n' "$WORK/sftp-dst" "$WORK/sftp-back" > "$WORK/sftp-batch"
+        fi
+        s0=$(tree_stat "$PID_SSHD"); f0=$(tree_stat "$PID_FRONT")
+        t0=$(date +%s.%N)
+        if sftp -q -b "$WORK/sftp-batch" -P "$port" -i "$WORK/user_ed25519" \
+            -o BatchMode=yes -o StrictHostKeyChecking=no -o UserKnownHostsFile=/dev/null \
+            -o Ciphers=aes128-gcm@openssh.com "$USER_NAME@127.0.0.1" >>"$OUT/sftp.log" 2>&1; then
+            ok=1
+        else
+            ok=0
+        fi
+        t1=$(date +%s.%N)
+        sleep 0.5
+        s1=$(tree_stat "$PID_SSHD"); f1=$(tree_stat "$PID_FRONT")
+        if [ "$dir" = put ] && ! cmp -s "$SFTP_SRC" "$WORK/sftp-dst"; then ok=0; fi
+        if [ "$dir" = get ] && ! cmp -s "$SFTP_SRC" "$WORK/sftp-back"; then ok=0; fi
+        python3 - "$path" "$dir" "$round" "$ok" "$bytes" "$t0" "$t1" "${s0%% *}" "${s1%% *}" \
+            "${s1##* }" "${f0%% *}" "${f1%% *}" "$(cut -d' ' -f1-3 /proc/loadavg)" \
+            >> "$RESULTS" <<'PY'
+import json, sys
+path, d, rnd, ok, n, t0, t1, s0, s1, procs, f0, f1, load = sys.argv[1:]
+secs = float(t1) - float(t0)
+res = {"mode": "sftp", "ok": int(ok), "failed": 1 - int(ok), "connections": 1,
+       "bytes_per_connection": int(n), "data_seconds": secs,
+       "total_mb_per_s": int(n) / secs / 1e6 if int(ok) else 0,
+       "server_cpu_s": float(f1) - float(f0) if path == "proxied" else None}
+print(json.dumps({"path": path, "test": f"sftp_{d}", "round": int(rnd), "loadavg": load,
+                  "sshd_cpu_before": float(s0), "sshd_cpu_after": float(s1),
+                  "sshd_procs_after": int(procs), "result": res}))
+PY
+        log "round $round sftp $dir $path: ok=$ok $(tail -n 1 "$RESULTS" | head -c 200)"
+    done
+}
 
 for round in $(seq 1 "$ROUNDS"); do
     for c in 1 16; do
@@ -246,6 +297,9 @@ for round in $(seq 1 "$ROUNDS"); do
     done
     for path in direct proxied; do
         run "$path" bulk_direct_tcpip "$round" bulk --bytes "$BULK_BYTES" --max-time 60
+    done
+    for path in direct proxied; do
+        sftp_run "$path" "$round"
     done
     # Idle: a fresh sshfront per run, so heap grown by the loads above is not reused; the
     # harness samples only sshfront's tree, the upstream sshd's children are outside it. The

@@ -110,6 +110,21 @@ def block(rows):
     pt = cell([x and x[0] for x in pc], "{:.2f}")[0]
     ft = cell([x and x[1] for x in pc], "{:.2f}")[0]
     lines.append(f"| direct-tcpip bulk, 1 connection | server core-s/GB | {dt} | {pt} | {ft} |")
+    for d_ in ("put", "get"):
+        d, p = runs(rows, "direct", f"sftp_{d_}"), runs(rows, "proxied", f"sftp_{d_}")
+        if not d and not p:
+            continue  # results from before the sftp runs were added
+        mb = max([r["result"]["bytes_per_connection"] for r in d + p]) // 2**20
+        what = f"sftp {d_}, {mb} MiB file"
+        dv = cell([r["result"].get("total_mb_per_s") or None for r in d], "{:.0f}")[0]
+        pv = cell([r["result"].get("total_mb_per_s") or None for r in p], "{:.0f}")[0]
+        lines.append(f"| {what} | MB/s | {dv} | {pv} | |")
+        dc = [core_s_per_gb(r, "direct") for r in d]
+        pc = [core_s_per_gb(r, "proxied") for r in p]
+        dt = cell([x and x[0] for x in dc], "{:.2f}")[0]
+        pt = cell([x and x[0] for x in pc], "{:.2f}")[0]
+        ft = cell([x and x[1] for x in pc], "{:.2f}")[0]
+        lines.append(f"| {what} | server core-s/GB | {dt} | {pt} | {ft} |")
     d, p = runs(rows, "direct", "idle"), runs(rows, "proxied", "idle")
     n = max([r["result"].get("held") or 0 for r in d + p] or [0])
     dv = cell([(r["result"].get("server_pss_bytes_per_conn") or 0) / 1024 or None for r in d],
