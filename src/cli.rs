@@ -29,6 +29,8 @@ pub const DEFAULT_LOGIN_GRACE_TIME: u64 = 120;
 pub const DEFAULT_MAX_CONNECTIONS: usize = 10_000;
 /// Seconds between one-line statistics summaries; 0 turns them off.
 pub const DEFAULT_STATS_INTERVAL: u64 = 0;
+/// Seconds between returns of freed heap memory to the OS (`--heap-trim-interval`).
+pub const DEFAULT_HEAP_TRIM_INTERVAL: u64 = 30;
 /// Seconds authenticated connections may keep running after SIGTERM/SIGINT.
 pub const DEFAULT_DRAIN_TIMEOUT: u64 = 30;
 /// Budget for all pooled read/write buffers together (K/M/G suffixes, powers of 1024).
@@ -224,6 +226,11 @@ pub struct Args {
     /// Seconds between one-line statistics summaries on stderr; 0 = off.
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_STATS_INTERVAL)]
     pub stats_interval: u64,
+
+    /// Seconds between returns of freed heap memory to the OS (glibc malloc_trim, on its own
+    /// thread), so RSS comes back down after load peaks; 0 = off.
+    #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_HEAP_TRIM_INTERVAL)]
+    pub heap_trim_interval: u64,
 
     /// Seconds authenticated connections may run after SIGTERM/SIGINT before the process exits.
     #[arg(long, allow_negative_numbers = true, value_name = "SECS", default_value_t = DEFAULT_DRAIN_TIMEOUT)]

@@ -47,7 +47,7 @@ _sshfront() {
 
     case "${cmd}" in
         sshfront)
-            opts="-h -V --config --listen --data-dir --host-key --workers --crypto-threads --crypto-queue --crypto-policy --password-concurrency --kex --ciphers --macs --host-key-algorithms --compression --moduli --rekey-limit --no-kexguess2 --login-grace-time --max-connections --max-per-source --max-startups --per-source-max-startups --per-source-penalties --per-source-penalty-exempt --per-source-netblock --log-level --log-format --stats-interval --drain-timeout --max-buffer-memory --port-file --proxy-protocol --proxy-from --proxy-timeout --reuse-port --metrics-listen --drain-delay --authorized-keys --password-file --auth-methods --pubkey-accepted-algorithms --max-auth-tries --banner --permit-open --permit-listen --permit-open-path --permit-listen-path --max-sessions --max-channels --session-command --allow-exec --subsystem --set-env --routes --record-dir --record-max-size --env-allow --keepalive-interval --keepalive-count-max --connect-timeout --help --version passwd check-config generate-docs help"
+            opts="-h -V --config --listen --data-dir --host-key --workers --crypto-threads --crypto-queue --crypto-policy --password-concurrency --kex --ciphers --macs --host-key-algorithms --compression --moduli --rekey-limit --no-kexguess2 --login-grace-time --max-connections --max-per-source --max-startups --per-source-max-startups --per-source-penalties --per-source-penalty-exempt --per-source-netblock --log-level --log-format --stats-interval --heap-trim-interval --drain-timeout --max-buffer-memory --port-file --proxy-protocol --proxy-from --proxy-timeout --reuse-port --metrics-listen --drain-delay --authorized-keys --password-file --auth-methods --pubkey-accepted-algorithms --max-auth-tries --banner --permit-open --permit-listen --permit-open-path --permit-listen-path --max-sessions --max-channels --session-command --allow-exec --subsystem --set-env --routes --record-dir --record-max-size --env-allow --keepalive-interval --keepalive-count-max --connect-timeout --help --version passwd check-config generate-docs help"
             if [[ ${cur} == -* || ${COMP_CWORD} -eq 1 ]] ; then
                 COMPREPLY=( $(compgen -W "${opts}" -- "${cur}") )
                 return 0
@@ -158,6 +158,10 @@ _sshfront() {
                     return 0
                     ;;
                 --stats-interval)
+                    COMPREPLY=($(compgen -f "${cur}"))
+                    return 0
+                    ;;
+                --heap-trim-interval)
                     COMPREPLY=($(compgen -f "${cur}"))
                     return 0
                     ;;

@@ -77,6 +77,8 @@ pub struct RuntimeSettings {
     pub password_concurrency: usize,
     pub max_connections: usize,
     pub stats_interval: Option<Duration>,
+    /// `--heap-trim-interval`; `None` = off.
+    pub heap_trim_interval: Option<Duration>,
     pub drain_timeout: Duration,
     pub max_buffer_memory: usize,
     pub port_file: Option<PathBuf>,
@@ -366,6 +368,7 @@ fn check_seconds(flag: &'static str, secs: u64) -> Result<(), ConfigError> {
 fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
     check_seconds("--login-grace-time", args.login_grace_time)?;
     check_seconds("--stats-interval", args.stats_interval)?;
+    check_seconds("--heap-trim-interval", args.heap_trim_interval)?;
     check_seconds("--drain-timeout", args.drain_timeout)?;
     if args.listen.is_empty() {
         return Err(ConfigError::new("--listen", "no address to listen on"));
@@ -392,6 +395,8 @@ fn runtime_settings(args: &Args) -> Result<RuntimeSettings, ConfigError> {
             .clamp(1, crypto_threads.max(1)),
         max_connections: args.max_connections,
         stats_interval: (args.stats_interval > 0).then(|| Duration::from_secs(args.stats_interval)),
+        heap_trim_interval: (args.heap_trim_interval > 0)
+            .then(|| Duration::from_secs(args.heap_trim_interval)),
         drain_timeout: Duration::from_secs(args.drain_timeout),
         max_buffer_memory,
         port_file: args.port_file.clone(),

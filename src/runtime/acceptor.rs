@@ -74,6 +74,8 @@ pub struct Acceptor {
     /// health-check thread that watches their upstreams.
     pub routes: Option<std::sync::Arc<crate::proxy::Routes>>,
     pub health_checks: Option<super::health_check::HealthChecks>,
+    /// Returns freed heap to the OS at `--heap-trim-interval`; stops when dropped.
+    pub heap_trim: Option<super::heap_trim::HeapTrim>,
 }
 
 /// How often systemd's STATUS= line is refreshed (only when the counts changed).
@@ -611,6 +613,7 @@ mod tests {
             drop_rng: super::super::startups::DropRng::new(),
             routes: None,
             health_checks: None,
+            heap_trim: None,
         };
         let mut st = state(2);
         // Four clients; room for three more connections (4 open of 7).

@@ -16,6 +16,7 @@ pub mod crypto_pool;
 pub mod fleet;
 pub mod forward_listen;
 pub mod health_check;
+pub mod heap_trim;
 pub mod log;
 pub mod log_format;
 pub mod metrics_http;
@@ -125,6 +126,10 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         fleet::Fleet::start(&settings.fleet, crypto.budget.clone(), crypto.class_budgets())?;
     let routes = config.server.gateway.routes.clone();
     let health_checks = health_check::HealthChecks::start(routes.clone())?;
+    let heap_trim = match settings.heap_trim_interval {
+        Some(every) => heap_trim::HeapTrim::start(every)?,
+        None => None,
+    };
     ::log::info!(
         event = "started";
         "sshfront {} started: {} workers, {} crypto threads",
@@ -156,6 +161,7 @@ pub fn run(args: Args, config: Config) -> io::Result<()> {
         drop_rng: startups::DropRng::new(),
         routes,
         health_checks: Some(health_checks),
+        heap_trim,
     }
     .run()
 }
