@@ -3,6 +3,7 @@
 //! clock, a socket or a file (the routes file is read by `config::routes`).
 
 pub mod agent;
+pub mod agent_login;
 pub mod bridge;
 pub mod health;
 pub mod known_hosts;
