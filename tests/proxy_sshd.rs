@@ -131,6 +131,20 @@ fn lab(extra: &[&str]) -> Lab {
     Lab { f, dir, sshd, server }
 }
 
+/// Scrapes the metrics endpoint until a line is `want` (worker snapshots are published
+/// shortly after the fact); returns that scrape. Bounded by `LIMIT`.
+fn wait_metric(addr: std::net::SocketAddr, want: &str) -> String {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let m = scrape_metrics(addr);
+        if m.lines().any(|l| l == want) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no {want}:\n{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn dest() -> String {
     format!("{USER}@127.0.0.1")
 }
@@ -184,12 +198,8 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
         data.len()
     );
 
-    let m = scrape_metrics(l.server.metrics_addr());
-    let sessions = m
-        .lines()
-        .find(|x| x.starts_with("sshfront_proxy_sessions_total{route=\"lab\"}"))
-        .unwrap_or_else(|| panic!("no per-route sessions metric:\n{m}"));
-    assert_eq!(sessions.rsplit(' ').next(), Some("3"), "{sessions}");
+    // Worker snapshots reach the endpoint shortly after the sessions end: poll (bounded).
+    let m = wait_metric(l.server.metrics_addr(), "sshfront_proxy_sessions_total{route=\"lab\"} 3");
     assert!(m.contains("sshfront_proxy_upstream_setup_seconds_count{route=\"lab\"} 3"), "{m}");
     assert!(
         m.contains("sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 0"),
@@ -381,17 +391,10 @@ fn a_dead_upstream_is_reported_in_words() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
     assert!(server.stderr().contains(&want), "log line:\n{}", server.stderr());
     // Worker snapshots reach the endpoint shortly after: poll (bounded).
-    let want = "sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 1";
-    let addr = server.metrics_addr();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let m = scrape_metrics(addr);
-        if m.contains(want) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no {want}:\n{m}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_metric(
+        server.metrics_addr(),
+        "sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 1",
+    );
 }
 
 #[test]
@@ -680,17 +683,10 @@ fn agent_login_without_a_forwarded_agent_or_an_accepted_key_says_so() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
 
-    let want = "sshfront_proxy_failures_total{route=\"lab\",kind=\"auth\"} 2";
-    let addr = l.server.metrics_addr();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let m = scrape_metrics(addr);
-        if m.contains(want) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no {want}:\n{m}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_metric(
+        l.server.metrics_addr(),
+        "sshfront_proxy_failures_total{route=\"lab\",kind=\"auth\"} 2",
+    );
 }
 
 #[test]
