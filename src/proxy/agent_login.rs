@@ -114,6 +114,12 @@ impl AgentLogin {
         }
     }
 
+    /// Memory held for the user's agent (a partial reply, requests not yet sent): charged
+    /// with the connection's.
+    pub fn held_bytes(&self) -> usize {
+        self.client.buffered() + self.out.capacity()
+    }
+
     /// Whether `ch` is the login's agent channel (its events are the login's, not the
     /// bridge's).
     pub fn owns(&self, ch: ChannelId) -> bool {
@@ -280,6 +286,7 @@ impl AgentLogin {
     pub fn finish(&mut self, d: &mut dyn Down) {
         self.phase = Phase::Done;
         self.out = Vec::new();
+        self.client = AgentClient::new();
         self.keys.clear();
         if let Some(ch) = self.channel.take() {
             d.closed(ch);

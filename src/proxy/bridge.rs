@@ -13,6 +13,10 @@
 //!
 //! What the proxy holds is therefore bounded by the two windows per channel.
 //!
+//! Agent forwarding: a session the user forwarded the agent on (`ssh -A`) asks the upstream
+//! for it too, and each `auth-agent@openssh.com` channel the upstream then opens is paired with
+//! a new agent channel to the user, like a forwarded-tcpip channel (never before we asked).
+//!
 //! Ordering: the upstream's EOF is passed on once everything it sent before has been; its
 //! exit-status / exit-signal is kept and sent with the downstream CLOSE once the upstream
 //! channel has closed (after its data), as a local session sends it when its child ends. The

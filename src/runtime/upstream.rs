@@ -71,10 +71,12 @@ pub struct UpstreamLink {
 }
 
 impl UpstreamLink {
-    /// Memory the upstream core holds (sealed output, received channel bytes): charged with
-    /// the connection's.
+    /// Memory the upstream core holds (sealed output, received channel bytes, a partial
+    /// agent reply): charged with the connection's.
     pub fn held_bytes(&self) -> usize {
-        self.core.held_bytes() + self.wbuf.capacity()
+        self.core.held_bytes()
+            + self.wbuf.capacity()
+            + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
     }
 
     /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
