@@ -653,6 +653,7 @@ fn agent_login_upstream_with_the_users_forwarded_agent() {
     assert!(log.contains("logged in as"), "upstream login logged:\n{log}");
 }
 
+/// No -A; -A with no key the backend takes; -A with a login key marked no-agent-forwarding.
 #[test]
 fn agent_login_without_a_forwarded_agent_or_an_accepted_key_says_so() {
     let (l, agent) = agent_lab(&["--metrics-listen", "127.0.0.1:0"]);
@@ -683,9 +684,30 @@ fn agent_login_without_a_forwarded_agent_or_an_accepted_key_says_so() {
     );
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
 
+    // Forwarded, accepted upstream, but the user's login key says no-agent-forwarding: the
+    // gateway does not use the agent.
+    std::fs::write(l.dir.path().join("authorized_keys"), &agent.public).unwrap();
+    let keys = l.f.path(&format!("{USER}.keys"));
+    let restricted: String = std::fs::read_to_string(&keys)
+        .unwrap()
+        .lines()
+        .map(|k| format!("no-agent-forwarding {k}\n"))
+        .collect();
+    std::fs::write(&keys, restricted).unwrap();
+    let mut cmd = ssh_with_agent(&l, &agent, true);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("no-agent-forwarding", &out, &l.server));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&want),
+        "{}",
+        explain("no-agent-forwarding", &out, &l.server)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+
     wait_metric(
         l.server.metrics_addr(),
-        "sshfront_proxy_failures_total{route=\"lab\",kind=\"auth\"} 2",
+        "sshfront_proxy_failures_total{route=\"lab\",kind=\"auth\"} 3",
     );
 }
 
