@@ -523,6 +523,10 @@ impl ServerConnection {
                     .map(Box::new);
                 if self.route.is_some() {
                     self.conn.set_proxied();
+                    // A proxied session may forward the user's agent (upstream login with it,
+                    // `ssh-add -l` on the backend), unless the login key forbids it; local
+                    // sessions still refuse `ssh -A`.
+                    self.conn.allow_agent_forwarding(true);
                 }
                 self.events.push_back(Event::Authenticated { user, method });
             }
@@ -856,8 +860,8 @@ impl ServerConnection {
         self.conn.channel_listener(channel)
     }
 
-    /// Lets sessions ask for agent forwarding (`ssh -A`; off by default: refused). The
-    /// session proxy turns it on for routes that log in with the user's agent.
+    /// Lets sessions ask for agent forwarding (`ssh -A`; off by default: refused). On for
+    /// every routed (proxied) connection.
     pub fn allow_agent_forwarding(&mut self, allow: bool) {
         self.conn.allow_agent_forwarding(allow);
     }

@@ -2,7 +2,9 @@
 //! paramiko) → sshfront with `--routes` → an OpenSSH `sshd` the test starts on 127.0.0.1 with
 //! its own config, host key and authorized_keys (logging in as the current user with the
 //! route's identity file). Also: a dead upstream and a host-key mismatch reach the user as
-//! words, password pass-through to a second sshfront, and a routes change on SIGHUP.
+//! words, password pass-through to a second sshfront, a routes change on SIGHUP, and upstream
+//! login with the user's forwarded agent (a real `ssh-agent`) plus agent forwarding to the
+//! backend.
 // Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
@@ -129,6 +131,20 @@ fn lab(extra: &[&str]) -> Lab {
     Lab { f, dir, sshd, server }
 }
 
+/// Scrapes the metrics endpoint until a line is `want` (worker snapshots are published
+/// shortly after the fact); returns that scrape. Bounded by `LIMIT`.
+fn wait_metric(addr: std::net::SocketAddr, want: &str) -> String {
+    let deadline = Instant::now() + LIMIT;
+    loop {
+        let m = scrape_metrics(addr);
+        if m.lines().any(|l| l == want) {
+            return m;
+        }
+        assert!(Instant::now() < deadline, "no {want}:\n{m}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
 fn dest() -> String {
     format!("{USER}@127.0.0.1")
 }
@@ -182,12 +198,8 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
         data.len()
     );
 
-    let m = scrape_metrics(l.server.metrics_addr());
-    let sessions = m
-        .lines()
-        .find(|x| x.starts_with("sshfront_proxy_sessions_total{route=\"lab\"}"))
-        .unwrap_or_else(|| panic!("no per-route sessions metric:\n{m}"));
-    assert_eq!(sessions.rsplit(' ').next(), Some("3"), "{sessions}");
+    // Worker snapshots reach the endpoint shortly after the sessions end: poll (bounded).
+    let m = wait_metric(l.server.metrics_addr(), "sshfront_proxy_sessions_total{route=\"lab\"} 3");
     assert!(m.contains("sshfront_proxy_upstream_setup_seconds_count{route=\"lab\"} 3"), "{m}");
     assert!(
         m.contains("sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 0"),
@@ -379,17 +391,10 @@ fn a_dead_upstream_is_reported_in_words() {
     assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
     assert!(server.stderr().contains(&want), "log line:\n{}", server.stderr());
     // Worker snapshots reach the endpoint shortly after: poll (bounded).
-    let want = "sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 1";
-    let addr = server.metrics_addr();
-    let deadline = Instant::now() + LIMIT;
-    loop {
-        let m = scrape_metrics(addr);
-        if m.contains(want) {
-            break;
-        }
-        assert!(Instant::now() < deadline, "no {want}:\n{m}");
-        std::thread::sleep(Duration::from_millis(100));
-    }
+    wait_metric(
+        server.metrics_addr(),
+        "sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 1",
+    );
 }
 
 #[test]
@@ -556,4 +561,169 @@ fn sighup_routes_change_new_sessions_follow_established_ones_stay() {
         std::thread::sleep(Duration::from_millis(20));
     };
     assert!(status.success());
+}
+
+/// A private `ssh-agent -D -a SOCK` holding one ed25519 key, killed (by its PID) on drop.
+struct Agent {
+    child: Child,
+    sock: PathBuf,
+    /// The public key line (`ssh-ed25519 AAAA… agent-key-for-backend`).
+    public: String,
+}
+
+impl Drop for Agent {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+const AGENT_KEY_COMMENT: &str = "agent-key-for-backend";
+
+fn start_agent(dir: &Path) -> Agent {
+    let sock = dir.join("agent.sock");
+    let child = Command::new("ssh-agent")
+        .arg("-D")
+        .arg("-a")
+        .arg(&sock)
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .spawn()
+        .expect("ssh-agent (openssh-client, installed by scripts/test.sh)");
+    let key = dir.join("agent_id");
+    let st = Command::new("ssh-keygen")
+        .args(["-q", "-t", "ed25519", "-N", "", "-C", AGENT_KEY_COMMENT, "-f"])
+        .arg(&key)
+        .stdin(Stdio::null())
+        .status()
+        .expect("ssh-keygen");
+    assert!(st.success());
+    let agent =
+        Agent { child, sock, public: std::fs::read_to_string(key.with_extension("pub")).unwrap() };
+    let deadline = Instant::now() + LIMIT;
+    while !agent.sock.exists() {
+        assert!(Instant::now() < deadline, "ssh-agent did not create {}", agent.sock.display());
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let out = Command::new("ssh-add")
+        .arg(&key)
+        .env("SSH_AUTH_SOCK", &agent.sock)
+        .stdin(Stdio::null())
+        .output()
+        .expect("ssh-add");
+    assert!(out.status.success(), "ssh-add: {}", String::from_utf8_lossy(&out.stderr));
+    agent
+}
+
+/// sshd accepting only the agent's key, a route logging in with the user's agent, a gateway,
+/// and the agent.
+fn agent_lab(extra: &[&str]) -> (Lab, Agent) {
+    let f = Fixture::new();
+    let dir = TempDir::new("proxy-agent");
+    let sshd = start_sshd(dir.path());
+    let agent = start_agent(dir.path());
+    // The gateway holds no key the backend takes: only the user's agent does.
+    std::fs::write(dir.path().join("authorized_keys"), &agent.public).unwrap();
+    let routes = write_routes(dir.path(), sshd.port, Some(&sshd.known_hosts), "agent", &me());
+    let mut flags = vec!["--routes", routes.to_str().unwrap()];
+    flags.extend_from_slice(extra);
+    let server = f.server(&flags);
+    (Lab { f, dir, sshd, server }, agent)
+}
+
+/// `ssh` to the gateway with the agent in reach (`SSH_AUTH_SOCK`), forwarding it with `-A`
+/// when `forward`.
+fn ssh_with_agent(l: &Lab, agent: &Agent, forward: bool) -> Command {
+    let mut cmd = l.f.ssh(&l.server);
+    cmd.env("SSH_AUTH_SOCK", &agent.sock).arg(if forward { "-A" } else { "-a" });
+    cmd
+}
+
+#[test]
+fn agent_login_upstream_with_the_users_forwarded_agent() {
+    let (l, agent) = agent_lab(&[]);
+    let mut cmd = ssh_with_agent(&l, &agent, true);
+    cmd.arg(dest()).arg("echo via-agent-$((6*7)); whoami; exit 3");
+    let out = run(cmd, None, LIMIT);
+    assert_eq!(out.status.code(), Some(3), "{}", explain("agent login", &out, &l.server));
+    assert_eq!(String::from_utf8_lossy(&out.stdout), format!("via-agent-42\n{}\n", me()));
+    // The upstream login happened (the gateway's own identity is not authorized there).
+    let log = l.server.stderr();
+    assert!(log.contains("logged in as"), "upstream login logged:\n{log}");
+}
+
+/// No -A; -A with no key the backend takes; -A with a login key marked no-agent-forwarding.
+#[test]
+fn agent_login_without_a_forwarded_agent_or_an_accepted_key_says_so() {
+    let (l, agent) = agent_lab(&["--metrics-listen", "127.0.0.1:0"]);
+    // The agent runs, but is not forwarded.
+    let mut cmd = ssh_with_agent(&l, &agent, false);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("no -A", &out, &l.server));
+    let want = format!("upstream 127.0.0.1:{}: no forwarded agent (ssh -A)", l.sshd.port);
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&want),
+        "{}",
+        explain("no -A", &out, &l.server)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+
+    // Forwarded, but the backend takes no key of the agent's.
+    let gw = std::fs::read_to_string(l.dir.path().join("gw_id.pub")).unwrap();
+    std::fs::write(l.dir.path().join("authorized_keys"), gw).unwrap();
+    let mut cmd = ssh_with_agent(&l, &agent, true);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("refused key", &out, &l.server));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("refused every agent key"),
+        "{}",
+        explain("refused key", &out, &l.server)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+
+    // Forwarded, accepted upstream, but the user's login key says no-agent-forwarding: the
+    // gateway does not use the agent.
+    std::fs::write(l.dir.path().join("authorized_keys"), &agent.public).unwrap();
+    let keys = l.f.path(&format!("{USER}.keys"));
+    let restricted: String = std::fs::read_to_string(&keys)
+        .unwrap()
+        .lines()
+        .map(|k| format!("no-agent-forwarding {k}\n"))
+        .collect();
+    std::fs::write(&keys, restricted).unwrap();
+    let mut cmd = ssh_with_agent(&l, &agent, true);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0), "{}", explain("no-agent-forwarding", &out, &l.server));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&want),
+        "{}",
+        explain("no-agent-forwarding", &out, &l.server)
+    );
+    assert!(!String::from_utf8_lossy(&out.stdout).contains("never"));
+
+    wait_metric(
+        l.server.metrics_addr(),
+        "sshfront_proxy_failures_total{route=\"lab\",kind=\"auth\"} 3",
+    );
+}
+
+#[test]
+fn agent_forwarding_end_to_end_ssh_add_on_the_backend_lists_the_users_key() {
+    let (l, agent) = agent_lab(&[]);
+    let mut cmd = ssh_with_agent(&l, &agent, true);
+    cmd.arg(dest()).arg("ssh-add -l; echo rc=$?");
+    let out = run(cmd, None, LIMIT);
+    assert!(out.status.success(), "{}", explain("ssh-add -l", &out, &l.server));
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        stdout.contains(AGENT_KEY_COMMENT)
+            && stdout.contains("(ED25519)")
+            && stdout.contains("rc=0"),
+        "{}",
+        explain("ssh-add -l on the backend", &out, &l.server)
+    );
 }

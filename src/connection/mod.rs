@@ -246,8 +246,8 @@ pub struct Connection {
     keepalives_outstanding: u32,
     keepalives_missed: u32,
     events: VecDeque<Event>,
-    /// The runtime lets sessions ask for agent forwarding (the session proxy, for routes with
-    /// `auth = "agent"`); off: auth-agent-req is refused, as before.
+    /// Sessions may ask for agent forwarding (proxied connections); off: auth-agent-req is
+    /// refused, as before.
     agent_allowed: bool,
     /// The session that asked for agent forwarding.
     agent_session: Option<ChannelId>,

@@ -200,6 +200,11 @@ impl AgentClient {
         AgentClient::default()
     }
 
+    /// Reply bytes held for an incomplete frame (at most `4 + MAX_FRAME`).
+    pub fn buffered(&self) -> usize {
+        self.decoder.buffered()
+    }
+
     /// Requests sent and not answered yet.
     pub fn pending(&self) -> usize {
         self.pending.len()

@@ -13,13 +13,19 @@
 //!
 //! What the proxy holds is therefore bounded by the two windows per channel.
 //!
+//! Agent forwarding: a session the user forwarded the agent on (`ssh -A`) asks the upstream
+//! for it too, and each `auth-agent@openssh.com` channel the upstream then opens is paired with
+//! a new agent channel to the user, like a forwarded-tcpip channel (never before we asked).
+//!
 //! Ordering: the upstream's EOF is passed on once everything it sent before has been; its
 //! exit-status / exit-signal is kept and sent with the downstream CLOSE once the upstream
 //! channel has closed (after its data), as a local session sends it when its child ends. The
 //! user's EOF goes upstream once the bytes before it have.
 
 use crate::client::{ClientChannel, ClientConnection, UseError};
-use crate::connection::msgs::{WinSize, OPEN_CONNECT_FAILED, OPEN_RESOURCE_SHORTAGE};
+use crate::connection::msgs::{
+    WinSize, OPEN_ADMINISTRATIVELY_PROHIBITED, OPEN_CONNECT_FAILED, OPEN_RESOURCE_SHORTAGE,
+};
 use crate::connection::{ChannelId, ExitStatus, ListenerId, Pty};
 use std::time::Instant;
 
@@ -54,6 +60,11 @@ pub trait Down {
         originator: &str,
         originator_port: u16,
     ) -> Option<ChannelId>;
+    /// The user forwarded an agent (`ssh -A`) on a session that is still open.
+    fn agent_requested(&self) -> bool;
+    /// Opens an `auth-agent@openssh.com` channel to the user's agent; `None` when it was not
+    /// forwarded (or is not allowed) or the channel table is full.
+    fn open_agent(&mut self) -> Option<ChannelId>;
 }
 
 /// The upstream side: what the bridge asks of the client core.
@@ -81,6 +92,8 @@ pub trait Up {
     fn cancel_tcpip_forward(&mut self, addr: &str, port: u16);
     fn accept_channel(&mut self, ch: ClientChannel);
     fn reject_channel(&mut self, ch: ClientChannel, code: u32, text: &str);
+    /// auth-agent-req@openssh.com on a session (no reply wanted).
+    fn request_agent(&mut self, ch: ClientChannel);
 }
 
 /// How a session starts.
@@ -108,6 +121,8 @@ pub enum Open {
         start: Start,
         pty: Option<Pty>,
         env: Vec<(String, String)>,
+        /// The user forwarded an agent on this session: the upstream session asks too.
+        agent: bool,
     },
     DirectTcpip {
         host: String,
@@ -115,7 +130,8 @@ pub enum Open {
         originator: String,
         originator_port: u16,
     },
-    /// forwarded-tcpip: the upstream opened it to us; the user's side is being opened.
+    /// forwarded-tcpip or auth-agent: the upstream opened it to us; the user's side is being
+    /// opened.
     Forwarded,
 }
 
@@ -178,6 +194,9 @@ pub struct Bridge {
     ready: bool,
     /// The upstream failed with this text: new channels fail at once.
     failed: Option<String>,
+    /// auth-agent-req went upstream: the upstream may open agent channels to the user's agent
+    /// (never before, so an upstream cannot reach an agent the user did not forward to it).
+    agent_asked: bool,
 }
 
 impl Bridge {
@@ -278,7 +297,12 @@ impl Bridge {
         let Some(p) = self.pairs.get_mut(i) else { return };
         p.up_open = true;
         match p.open.take() {
-            Some(Open::Session { start, pty, env }) => {
+            Some(Open::Session { start, pty, env, agent }) => {
+                // OpenSSH's order: the agent first, so the shell sees SSH_AUTH_SOCK.
+                if agent {
+                    up.request_agent(ch);
+                    self.agent_asked = true;
+                }
                 if let Some(pty) = pty {
                     up.request_pty(ch, &pty.term, pty.size);
                 }
@@ -287,7 +311,7 @@ impl Bridge {
                 }
                 up.request_start(ch, &start);
                 // The start request is kept for its refusal text.
-                p.open = Some(Open::Session { start, pty: None, env: Vec::new() });
+                p.open = Some(Open::Session { start, pty: None, env: Vec::new(), agent: false });
             }
             Some(Open::DirectTcpip { .. }) => d.opened(p.down),
             Some(Open::Forwarded) | None => {}
@@ -559,6 +583,21 @@ impl Bridge {
         }
     }
 
+    /// The upstream opened an `auth-agent@openssh.com` channel: carried to a new agent
+    /// channel to the user (one to one, like forwarded-tcpip), if a session of ours asked the
+    /// upstream for agent forwarding and the user's agent is still reachable.
+    pub fn up_agent(&mut self, ch: ClientChannel, up: &mut dyn Up, d: &mut dyn Down) {
+        let down = if self.agent_asked && self.failed.is_none() { d.open_agent() } else { None };
+        match down {
+            Some(down) => {
+                let mut p = Pair::new(down, Open::Forwarded);
+                p.up = Some(ch);
+                self.pairs.push(p);
+            }
+            None => up.reject_channel(ch, OPEN_ADMINISTRATIVELY_PROHIBITED, "no agent forwarding"),
+        }
+    }
+
     /// The user confirmed a forwarded-tcpip channel: accept the upstream's.
     pub fn down_opened(&mut self, ch: ChannelId, up: &mut dyn Up) {
         let Some(i) = self.find_down(ch) else { return };
@@ -678,6 +717,9 @@ impl Up for ClientConnection {
     }
     fn reject_channel(&mut self, ch: ClientChannel, code: u32, text: &str) {
         let _ = ClientConnection::reject_channel(self, ch, code, text);
+    }
+    fn request_agent(&mut self, ch: ClientChannel) {
+        let _ = ClientConnection::request_agent_forwarding(self, ch);
     }
 }
 

@@ -15,6 +15,8 @@ struct FakeDown {
     out: Vec<u8>,
     err: Vec<u8>,
     log: Vec<String>,
+    /// The user forwarded an agent.
+    agent: bool,
 }
 
 impl Down for FakeDown {
@@ -56,6 +58,14 @@ impl Down for FakeDown {
     fn forwarded(&mut self, listener: ListenerId, _o: &str, _p: u16) -> Option<ChannelId> {
         self.log.push(format!("forwarded on {}", listener.0));
         Some(ChannelId(100))
+    }
+    fn agent_requested(&self) -> bool {
+        self.agent
+    }
+    fn open_agent(&mut self) -> Option<ChannelId> {
+        self.log.push("open agent".into());
+        let n = self.log.iter().filter(|l| *l == "open agent").count() as u32;
+        self.agent.then_some(ChannelId(200 + n))
     }
 }
 
@@ -142,6 +152,9 @@ impl Up for FakeUp {
     fn reject_channel(&mut self, ch: ClientChannel, code: u32, _text: &str) {
         self.log.push(format!("reject {} {code}", ch.0));
     }
+    fn request_agent(&mut self, _ch: ClientChannel) {
+        self.log.push("agent".into());
+    }
 }
 
 fn size(cols: u32, rows: u32) -> WinSize {
@@ -153,6 +166,7 @@ fn shell_with_pty() -> Open {
         start: Start::Shell,
         pty: Some(Pty { term: "xterm".into(), size: size(80, 24) }),
         env: vec![("LANG".into(), "C".into())],
+        agent: false,
     }
 }
 
@@ -182,7 +196,7 @@ fn windows_couple_end_to_end() {
     b.ready(&mut up, &mut d, now());
     b.open(
         D,
-        Open::Session { start: Start::Exec("cat".into()), pty: None, env: vec![] },
+        Open::Session { start: Start::Exec("cat".into()), pty: None, env: vec![], agent: false },
         &mut up,
         &mut d,
         now(),
@@ -213,7 +227,7 @@ fn eof_follows_the_data_and_exit_status_comes_with_close() {
     b.ready(&mut up, &mut d, now());
     b.open(
         D,
-        Open::Session { start: Start::Exec("x".into()), pty: None, env: vec![] },
+        Open::Session { start: Start::Exec("x".into()), pty: None, env: vec![], agent: false },
         &mut up,
         &mut d,
         now(),
@@ -236,7 +250,7 @@ fn eof_follows_the_data_and_exit_status_comes_with_close() {
     b.ready(&mut up, &mut d, now());
     b.open(
         D,
-        Open::Session { start: Start::Shell, pty: None, env: vec![] },
+        Open::Session { start: Start::Shell, pty: None, env: vec![], agent: false },
         &mut up,
         &mut d,
         now(),
@@ -287,7 +301,12 @@ fn failures_reach_the_user_as_words() {
 fn refused_exec_and_refused_open_end_the_session_with_a_message() {
     let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
     b.ready(&mut up, &mut d, now());
-    let sftp = Open::Session { start: Start::Subsystem("sftp".into()), pty: None, env: vec![] };
+    let sftp = Open::Session {
+        start: Start::Subsystem("sftp".into()),
+        pty: None,
+        env: vec![],
+        agent: false,
+    };
     b.open(D, sftp, &mut up, &mut d, now());
     b.up_opened(U, &mut up, &mut d);
     b.up_request_done(U, "subsystem", false, &mut up, &mut d, now());
@@ -345,4 +364,44 @@ fn remote_forward_round_trip_of_requests_and_channels() {
     b.listen(ListenerId(2), "0.0.0.0", 22, &mut up, &mut d);
     b.up_global_reply("tcpip-forward", false, None, &mut d);
     assert_eq!(d.log.last().unwrap(), "listen 2 Err(())");
+}
+
+#[test]
+fn agent_forwarding_is_asked_upstream_and_its_channels_are_carried() {
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    d.agent = true;
+    // Before any session asked upstream, an agent channel from the upstream is refused.
+    b.ready(&mut up, &mut d, now());
+    b.up_agent(ClientChannel(9), &mut up, &mut d);
+    assert_eq!(up.log, [format!("reject 9 {OPEN_ADMINISTRATIVELY_PROHIBITED}")]);
+    assert!(d.log.is_empty(), "the user's agent is not reached");
+    up.log.clear();
+    let open = Open::Session { start: Start::Shell, pty: None, env: vec![], agent: true };
+    b.open(D, open, &mut up, &mut d, now());
+    b.up_opened(U, &mut up, &mut d);
+    assert_eq!(up.log, ["open session", "agent", "start Shell"], "agent first, as OpenSSH");
+    // The upstream's agent channel: a new agent channel to the user, accepted upstream once
+    // the user confirms, then bytes both ways within the windows.
+    b.up_agent(ClientChannel(5), &mut up, &mut d);
+    assert_eq!(d.log, ["open agent"]);
+    assert_eq!(b.len(), 2);
+    b.down_opened(ChannelId(201), &mut up);
+    assert_eq!(up.log.last().unwrap(), "accept 5");
+    up.stdout = vec![0, 0, 0, 1, 11];
+    d.window = 3;
+    b.pump(&mut up, &mut d, now());
+    assert_eq!((d.out.len(), up.stdout.len()), (3, 2), "bounded by the user's window");
+    d.window = 100;
+    b.pump(&mut up, &mut d, now());
+    assert_eq!(d.out, [0, 0, 0, 1, 11]);
+    // The user's agent went: a later upstream agent channel is refused.
+    d.agent = false;
+    b.up_agent(ClientChannel(6), &mut up, &mut d);
+    assert_eq!(up.log.last().unwrap(), &format!("reject 6 {OPEN_ADMINISTRATIVELY_PROHIBITED}"));
+    // The user refuses the channel: so does the upstream.
+    d.agent = true;
+    b.up_agent(ClientChannel(7), &mut up, &mut d);
+    b.down_open_failed(ChannelId(203), 1, "no", &mut up);
+    assert_eq!(up.log.last().unwrap(), "reject 7 1");
+    assert_eq!(b.len(), 2, "the first agent channel and the session stay");
 }

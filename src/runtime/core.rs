@@ -115,6 +115,14 @@ pub trait Core {
     ) -> Result<ChannelId, ForwardError> {
         Err(ForwardError::NoListener)
     }
+    /// The open session that forwarded the user's agent (see `ServerConnection`).
+    fn agent_requested(&self) -> Option<ChannelId> {
+        None
+    }
+    /// Opens an agent channel to the user (see `ServerConnection::open_agent_channel`).
+    fn open_agent_channel(&mut self) -> Option<ChannelId> {
+        None
+    }
 }
 
 impl Core for ServerConnection {
@@ -232,5 +240,11 @@ impl Core for ServerConnection {
         originator_port: u16,
     ) -> Result<ChannelId, ForwardError> {
         ServerConnection::forwarded_connection(self, listener, originator, originator_port)
+    }
+    fn agent_requested(&self) -> Option<ChannelId> {
+        ServerConnection::agent_requested(self)
+    }
+    fn open_agent_channel(&mut self) -> Option<ChannelId> {
+        ServerConnection::open_agent_channel(self).ok()
     }
 }

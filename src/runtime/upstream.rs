@@ -6,8 +6,9 @@
 //! an upstream, starts a non-blocking connect (bounded by the route's `connect_timeout`) →
 //! key exchange on the crypto pool (jobs tagged with the connection's key and generation, like
 //! its own) → host key checked against the route's pin → login (`key`: signed on the pool;
-//! `password`: the one the user just gave, sent once and wiped) → channels carried. The whole
-//! setup is bounded by `login_timeout`. Any failure ends the user's sessions with the reason
+//! `password`: the one the user just gave, sent once and wiped; `agent`: the user's forwarded
+//! agent, over an agent channel to the user, see `proxy::agent_login`) → channels carried. The
+//! whole setup is bounded by `login_timeout`. Any failure ends the user's sessions with the reason
 //! on their stderr and the connection with a DISCONNECT carrying the same words.
 
 use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
@@ -16,6 +17,7 @@ use crate::client::{self, ClientConnection, LocalKey, Method};
 use crate::connection::msgs::OPEN_ADMINISTRATIVELY_PROHIBITED;
 use crate::connection::{ChannelId, ExitStatus, ListenerId};
 use crate::metrics::routes::{route_label, Failure};
+use crate::proxy::agent_login::{AgentLogin, AgentLoginError};
 use crate::proxy::bridge::{Bridge, Down, Open, Start};
 use crate::proxy::known_hosts::Verdict;
 use crate::proxy::{Pick, RouteMatch, UpstreamAuth};
@@ -57,6 +59,8 @@ pub struct UpstreamLink {
     phase: Phase,
     /// The user's password, for `auth = "password"`, until sent once.
     password: Option<crate::auth::Secret>,
+    /// `auth = "agent"`: the login through the user's forwarded agent.
+    agent: Option<AgentLogin>,
     readable: bool,
     writable: bool,
     rbuf: Option<Buf>,
@@ -67,10 +71,12 @@ pub struct UpstreamLink {
 }
 
 impl UpstreamLink {
-    /// Memory the upstream core holds (sealed output, received channel bytes): charged with
-    /// the connection's.
+    /// Memory the upstream core holds (sealed output, received channel bytes, a partial
+    /// agent reply): charged with the connection's.
     pub fn held_bytes(&self) -> usize {
-        self.core.held_bytes() + self.wbuf.capacity()
+        self.core.held_bytes()
+            + self.wbuf.capacity()
+            + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
     }
 
     /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
@@ -144,6 +150,32 @@ impl<C: Core> Down for DownCore<'_, C> {
     ) -> Option<ChannelId> {
         self.0.forwarded_connection(listener, originator, originator_port).ok()
     }
+    fn agent_requested(&self) -> bool {
+        self.0.agent_requested().is_some()
+    }
+    fn open_agent(&mut self) -> Option<ChannelId> {
+        self.0.open_agent_channel()
+    }
+}
+
+/// An agent login failure in words, and how it is counted.
+fn agent_failure(target: &str, user: &str, e: AgentLoginError) -> (Failure, String) {
+    match e {
+        AgentLoginError::NoAgent => {
+            (Failure::Auth, format!("upstream {target}: no forwarded agent (ssh -A)"))
+        }
+        AgentLoginError::NoKeys => {
+            (Failure::Auth, format!("upstream {target}: the forwarded agent holds no usable key"))
+        }
+        AgentLoginError::Refused { tried } => (
+            Failure::Auth,
+            format!("upstream {target} refused every agent key ({tried} tried as {user:?})"),
+        ),
+        AgentLoginError::Agent(m) => {
+            (Failure::Auth, format!("upstream {target}: forwarded agent: {m}"))
+        }
+        AgentLoginError::Core(m) => (Failure::Protocol, format!("upstream {target} login: {m}")),
+    }
 }
 
 impl State {
@@ -161,6 +193,7 @@ impl State {
         let label = route_label(index.unwrap_or(usize::MAX), &r.name);
         self.metrics.routes.session(&label);
         let password = if r.auth == UpstreamAuth::Password { password } else { None };
+        let agent = (r.auth == UpstreamAuth::Agent).then(|| AgentLogin::new(&route.upstream_user));
         let transport = match conn.core.transport_config() {
             Some(server) => crate::proxy::upstream_algs::upstream_transport(server),
             None => crate::transport::TransportConfig::all_algorithms(concat!(
@@ -183,6 +216,7 @@ impl State {
             target,
             phase: Phase::Connecting,
             password,
+            agent,
             readable: false,
             writable: false,
             rbuf: None,
@@ -249,53 +283,21 @@ impl State {
         conn.pump_again = true;
     }
 
-    /// A downstream channel event of a proxied connection: carried by the bridge.
+    /// A downstream channel event of a proxied connection: carried by the bridge (or, for
+    /// the agent channel of an `auth = "agent"` login, by the login).
     pub(super) fn upstream_event<C: Core>(
         &mut self,
         conn: &mut Conn<C>,
-        _key: usize,
+        key: usize,
         ev: Event,
         now: Instant,
     ) {
-        let Some(link) = conn.upstream.as_mut() else { return };
-        let mut down = DownCore(&mut conn.core);
-        let up = &mut link.core;
-        match ev {
-            Event::Exec { channel, command, subsystem, env, forced_command, pty } => {
-                let start = match (forced_command, subsystem, command) {
-                    (Some(c), _, _) => Start::Exec(c),
-                    (None, Some(s), _) => Start::Subsystem(s),
-                    (None, None, Some(c)) => Start::Exec(c),
-                    (None, None, None) => Start::Shell,
-                };
-                link.bridge.open(channel, Open::Session { start, pty, env }, up, &mut down, now);
-            }
-            Event::OpenBackend { channel, host, port, originator, originator_port } => {
-                let open = Open::DirectTcpip { host, port, originator, originator_port };
-                link.bridge.open(channel, open, up, &mut down, now);
-            }
-            Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
-            Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
-            Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
-            Event::ChannelEof { channel } => link.bridge.down_eof(channel),
-            Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
-            Event::OpenUnixBackend { channel, .. } => down.open_failed(
-                channel,
-                OPEN_ADMINISTRATIVELY_PROHIBITED,
-                "not carried by the session proxy",
-            ),
-            Event::Listen { listener, addr, port } => {
-                link.bridge.listen(listener, &addr, port, up, &mut down)
-            }
-            Event::Unlisten { listener } => link.bridge.unlisten(listener, up),
-            Event::ChannelOpened { channel } => link.bridge.down_opened(channel, up),
-            Event::ChannelOpenFailed { channel, code, text } => {
-                link.bridge.down_open_failed(channel, code, &text, up)
-            }
-            // Unix-socket forwarding is not carried: refused.
-            Event::ListenUnix { listener, .. } => down.listen_result(listener, Err(())),
-            _ => {}
+        let Some(mut link) = conn.upstream.take() else { return };
+        if let Err(e) = carry_event(&mut link, &mut conn.core, ev, now) {
+            let (kind, text) = agent_failure(&link.target, &link.route.upstream_user, e);
+            self.upstream_failed(conn, key, &mut link, kind, &text, now);
         }
+        conn.upstream = Some(link);
         conn.pump_again = true;
     }
 
@@ -364,8 +366,13 @@ impl State {
             }
         }
         if link.phase == Phase::Login && now >= link.login_deadline {
-            let text = format!("upstream {} login timed out", link.target);
-            self.upstream_failed(conn, key, link, Failure::Timeout, &text, now);
+            // Still waiting for the user's agent: that is the reason, not the upstream.
+            let (kind, text) = if link.agent.as_ref().is_some_and(AgentLogin::waiting_for_agent) {
+                agent_failure(&link.target, &link.route.upstream_user, AgentLoginError::NoAgent)
+            } else {
+                (Failure::Timeout, format!("upstream {} login timed out", link.target))
+            };
+            self.upstream_failed(conn, key, link, kind, &text, now);
             return (true, false);
         }
         if link.core.poll_timeout().is_some_and(|d| d <= now) {
@@ -447,7 +454,21 @@ impl State {
                 self.pool.release(b);
             }
         }
-        // Events, then the bridge, then output.
+        // The agent's answers (an `auth = "agent"` login), events, the bridge, output.
+        if link.phase == Phase::Login {
+            if let Some(login) = link.agent.as_mut() {
+                let mut down = DownCore(&mut conn.core);
+                match login.pump(&mut down, &mut link.core, now) {
+                    Ok(p) => progress |= p,
+                    Err(e) => {
+                        let (kind, text) =
+                            agent_failure(&link.target, &link.route.upstream_user, e);
+                        self.upstream_failed(conn, key, link, kind, &text, now);
+                        return (true, false);
+                    }
+                }
+            }
+        }
         if let Some((kind, text)) = self.upstream_events(conn, key, link, now) {
             self.upstream_failed(conn, key, link, kind, &text, now);
             return (true, false);
@@ -478,9 +499,14 @@ impl State {
             let mut down = DownCore(&mut conn.core);
             match ev {
                 client::Event::Job(j) => self.submit(conn, key, ServerJob::UpstreamKex(j), now),
-                client::Event::Sign(req) => {
-                    self.submit(conn, key, ServerJob::UpstreamSign(req), now)
-                }
+                client::Event::Sign(req) => match link.agent.as_mut() {
+                    Some(login) => {
+                        if let Err(e) = login.sign(&*req.signer, &req.data, &mut down, now) {
+                            return Some(agent_failure(&link.target, &link.route.upstream_user, e));
+                        }
+                    }
+                    None => self.submit(conn, key, ServerJob::UpstreamSign(req), now),
+                },
                 client::Event::KexDone(s) => {
                     if !s.first {
                         continue;
@@ -543,10 +569,13 @@ impl State {
                             }
                         },
                         UpstreamAuth::Agent => {
-                            return Some((
-                                Failure::Auth,
-                                "upstream login with the forwarded agent is not supported yet".into(),
-                            ))
+                            // Keys are offered as the user's agent lists them.
+                            let mut down = DownCore(&mut conn.core);
+                            let r = link.agent.as_mut().map_or(Ok(()), |l| l.start(&mut down));
+                            if let Err(e) = r {
+                                return Some(agent_failure(&link.target, &user, e));
+                            }
+                            continue;
                         }
                     };
                     if let Err(e) = link.core.authenticate(&user, method) {
@@ -559,6 +588,10 @@ impl State {
                 client::Event::Authenticated => {
                     link.phase = Phase::Ready;
                     link.password = None;
+                    // The login's agent channel is closed; forwarding proper is the bridge's.
+                    if let Some(login) = link.agent.as_mut() {
+                        login.finish(&mut down);
+                    }
                     let took = now.saturating_duration_since(link.started);
                     self.metrics.routes.setup(&link.label, took);
                     log::info!(
@@ -568,6 +601,12 @@ impl State {
                         self.id, conn.peer, link.target, link.route.upstream_user
                     );
                     link.bridge.ready(&mut link.core, &mut down, now);
+                }
+                client::Event::AuthFailed { .. } if link.agent.is_some() => {
+                    if let Some(Err(e)) = link.agent.as_mut().map(|l| l.auth_failed(&mut link.core))
+                    {
+                        return Some(agent_failure(&link.target, &link.route.upstream_user, e));
+                    }
                 }
                 client::Event::AuthFailed { .. } => {
                     return Some((
@@ -636,15 +675,13 @@ impl State {
                     let (oh, op) = originator.unwrap_or_default();
                     link.bridge.up_incoming(channel, port, (&oh, op), &mut link.core, &mut down);
                 }
+                client::Event::IncomingChannel {
+                    channel,
+                    kind: client::IncomingKind::AuthAgent,
+                    ..
+                } => link.bridge.up_agent(channel, &mut link.core, &mut down),
                 client::Event::GlobalReply { request, ok, port } => {
                     link.bridge.up_global_reply(request, ok, port, &mut down)
-                }
-                client::Event::IncomingChannel { channel, .. } => {
-                    let _ = link.core.reject_channel(
-                        channel,
-                        OPEN_ADMINISTRATIVELY_PROHIBITED,
-                        "not carried by the session proxy",
-                    );
                 }
                 client::Event::ChannelReadable { .. }
                 | client::Event::ChannelWritable { .. }
@@ -683,6 +720,9 @@ impl State {
         );
         self.drop_upstream_socket(link);
         let mut down = DownCore(&mut conn.core);
+        if let Some(login) = link.agent.as_mut() {
+            login.finish(&mut down);
+        }
         link.bridge.fail(text, &mut down, now);
         if !conn.core.is_closed() {
             conn.core.close(DisconnectReason::ByApplication, text, now);
@@ -759,4 +799,76 @@ fn check_connected(s: Option<&TcpStream>) -> io::Result<bool> {
         Err(e) if e.kind() == io::ErrorKind::NotConnected => Ok(false),
         Err(e) => Err(e),
     }
+}
+
+/// One downstream channel event of a proxied connection, given to the agent login (its own
+/// channel, agent forwarding, a session start it must see) or the bridge. An error ends the
+/// upstream login.
+fn carry_event<C: Core>(
+    link: &mut UpstreamLink,
+    core: &mut C,
+    ev: Event,
+    now: Instant,
+) -> Result<(), AgentLoginError> {
+    let mut down = DownCore(core);
+    let up = &mut link.core;
+    let login = link.agent.as_mut().filter(|_| link.phase != Phase::Dead);
+    match ev {
+        Event::Exec { channel, command, subsystem, env, forced_command, pty } => {
+            let start = match (forced_command, subsystem, command) {
+                (Some(c), _, _) => Start::Exec(c),
+                (None, Some(s), _) => Start::Subsystem(s),
+                (None, None, Some(c)) => Start::Exec(c),
+                (None, None, None) => Start::Shell,
+            };
+            let agent = down.0.agent_requested() == Some(channel);
+            let open = Open::Session { start, pty, env, agent };
+            link.bridge.open(channel, open, up, &mut down, now);
+            if let Some(login) = login {
+                login.session_started(&down)?;
+            }
+        }
+        Event::AgentForwarding { .. } => {
+            if let Some(login) = login {
+                login.forwarding(&mut down)?;
+            }
+        }
+        Event::ChannelOpened { channel } => match login {
+            Some(login) if login.owns(channel) => login.opened(&mut down, now)?,
+            _ => link.bridge.down_opened(channel, up),
+        },
+        Event::ChannelOpenFailed { channel, code, text } => match login {
+            Some(login) if login.owns(channel) => login.channel_gone()?,
+            _ => link.bridge.down_open_failed(channel, code, &text, up),
+        },
+        Event::ChannelEof { channel } | Event::ChannelClosed { channel }
+            if login.as_ref().is_some_and(|l| l.owns(channel)) =>
+        {
+            if let Some(login) = login {
+                login.channel_gone()?;
+            }
+        }
+        Event::OpenBackend { channel, host, port, originator, originator_port } => {
+            let open = Open::DirectTcpip { host, port, originator, originator_port };
+            link.bridge.open(channel, open, up, &mut down, now);
+        }
+        Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
+        Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
+        Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
+        Event::ChannelEof { channel } => link.bridge.down_eof(channel),
+        Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
+        Event::OpenUnixBackend { channel, .. } => down.open_failed(
+            channel,
+            OPEN_ADMINISTRATIVELY_PROHIBITED,
+            "not carried by the session proxy",
+        ),
+        Event::Listen { listener, addr, port } => {
+            link.bridge.listen(listener, &addr, port, up, &mut down)
+        }
+        Event::Unlisten { listener } => link.bridge.unlisten(listener, up),
+        // Unix-socket forwarding is not carried: refused.
+        Event::ListenUnix { listener, .. } => down.listen_result(listener, Err(())),
+        _ => {}
+    }
+    Ok(())
 }
