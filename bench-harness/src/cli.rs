@@ -212,6 +212,10 @@ pub struct IdleArgs {
     /// Connections to open and hold.
     #[arg(short = 'n', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20000))]
     pub connections: u32,
+    /// Source addresses to spread the connections over, 127.0.0.2 onwards, round robin (0: the
+    /// kernel's choice, 127.0.0.1). For more connections than one source has ephemeral ports.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=250))]
+    pub sources: u32,
     /// Connections being set up at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub ramp: u32,

@@ -51,8 +51,10 @@ pub struct Engine {
     timeout: Duration,
     again: Vec<usize>,
     last_sweep: Instant,
-    /// Local source address for new connections (attack runs act as a separate source).
-    bind: Option<IpAddr>,
+    /// Local source addresses for new connections, used in turn (attack runs act as a separate
+    /// source; a large idle run spreads over several); empty: the kernel's choice.
+    binds: Vec<IpAddr>,
+    next_bind: usize,
 }
 
 impl Engine {
@@ -72,13 +74,20 @@ impl Engine {
             timeout,
             again: Vec::new(),
             last_sweep: Instant::now(),
-            bind: None,
+            binds: Vec::new(),
+            next_bind: 0,
         })
     }
 
     /// Connect new connections from this local address (port chosen by the kernel).
     pub fn set_bind(&mut self, ip: IpAddr) {
-        self.bind = Some(ip);
+        self.set_binds(vec![ip]);
+    }
+
+    /// Connect new connections from these local addresses in turn.
+    pub fn set_binds(&mut self, ips: Vec<IpAddr>) {
+        self.binds = ips;
+        self.next_bind = 0;
     }
 
     /// Connections open (in progress or held).
@@ -98,7 +107,11 @@ impl Engine {
 
     /// Starts one connection; an immediate connect error comes back as a failure.
     pub fn open(&mut self, now: Instant) -> Result<(), FailKind> {
-        let mut sock = connect_from(self.bind, self.addr).map_err(|e| classify(&e))?;
+        let bind = self.binds.get(self.next_bind).copied();
+        if !self.binds.is_empty() {
+            self.next_bind = (self.next_bind + 1) % self.binds.len();
+        }
+        let mut sock = connect_from(bind, self.addr).map_err(|e| classify(&e))?;
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
