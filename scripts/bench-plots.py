@@ -69,7 +69,7 @@ def bulk_bars(res, plt, out):
                 groups.append((f"{name}\n{k} conns", t))
     if not groups:
         return None
-    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.6 * len(groups)), 8), sharex=True)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 2.1 * len(groups)), 8), sharex=True)
     width = 0.8 / len(bt.SERVERS)
     metrics = [
         (axes[0], bt.get("total_mb_per_s"), "MB/s (aggregate)"),

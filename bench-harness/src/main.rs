@@ -497,7 +497,9 @@ fn run_idle(a: &IdleArgs) -> Result<Report, String> {
         Engine::new(cfg, plan, a.common.addr, secs(a.common.timeout)).map_err(|e| e.to_string())?;
     if a.sources > 0 {
         // 127.0.0.2, 127.0.0.3, …: each source has its own ephemeral ports to the server.
-        eng.set_binds((0..a.sources).map(|i| IpAddr::V4(Ipv4Addr::from(0x7f00_0002 + i))).collect());
+        eng.set_binds(
+            (0..a.sources).map(|i| IpAddr::V4(Ipv4Addr::from(0x7f00_0002 + i))).collect(),
+        );
     }
     let mut t = Tally::new();
     let t0 = Instant::now();
