@@ -115,6 +115,9 @@ IDLE_METRICS = [
 
 
 def table(res, title, tests, auth, metrics):
+    # A section the run left out (compare.sh --only) gets no table at all.
+    if not any(r["test"] in tests and r["auth"] == auth for r in res.rows):
+        return []
     out = [f"### {title}", ""]
     head = ["point", "metric"] + SERVERS + ["sshfront/sshd", "sshfront/russh"]
     out.append("| " + " | ".join(head) + " |")
@@ -230,7 +233,7 @@ def floor_table(res):
     """Server CPU per publickey handshake over the crypto floor measured in the same run
     (bench-harness crypto: X25519 + Ed25519 sign + Ed25519 verify); empty without a floor."""
     fl = floors(res)
-    if not fl:
+    if not fl or not any(r["test"] in HANDSHAKE_POINTS for r in res.rows):
         return []
     floor = statistics.median(fl)
     out = [

@@ -15,7 +15,7 @@
 #   multi      8 and 64 concurrent connections, the same bytes in total, both ciphers
 #   idle       1000 idle connections, publickey and KEX-only (a fresh server each)
 #   idle20k    20,000 idle authenticated connections (a fresh server each; skipped for a server
-#              whose memory per connection, measured first, would need more than half of
+#              whose memory (PSS) per connection, measured first, would need more than half of
 #              MemAvailable: sshd forks a process per connection)
 # then prints medians, min–max and the ratios sshfront/sshd and sshfront/russh, and draws PNG
 # plots (matplotlib in target/plot-venv, installed on first use). The expected duration and the
@@ -344,15 +344,16 @@ idle_fresh() {
     stop_server "$LAST_PID"
 }
 
-# rss_per_conn SERVER: the latest measured RSS bytes per idle authenticated connection of
-# SERVER in this run's results (empty if none).
-rss_per_conn() {
+# pss_per_conn SERVER: the latest measured PSS bytes per idle authenticated connection of
+# SERVER in this run's results (empty if none). PSS, not RSS: sshd's per-connection processes
+# share most of their pages.
+pss_per_conn() {
     python3 - "$RESULTS" "$1" <<'PY'
 import json, sys
 v = None
 for line in open(sys.argv[1]):
     r = json.loads(line)
-    x = r["result"].get("server_rss_bytes_per_conn")
+    x = r["result"].get("server_pss_bytes_per_conn")
     if r["server"] == sys.argv[2] and r["auth"] == "publickey" and r["test"] in ("idle", "idle_probe") \
             and r["result"].get("held") and isinstance(x, (int, float)):
         v = x
@@ -416,18 +417,18 @@ for round in $(seq 1 "$ROUNDS"); do
         # connection says they would not fit in half of the available memory.
         for s in $SERVERS; do
             if [ "${AUTH[$s]}" != publickey ]; then continue; fi
-            per=$(rss_per_conn "$s")
+            per=$(pss_per_conn "$s")
             if [ -z "$per" ]; then
                 RUN_GUARD=150 RUN_EST=15 idle_fresh "$s" idle_probe publickey "$round" \
                     -n 500 --hold 1 --max-time 90
-                per=$(rss_per_conn "$s")
+                per=$(pss_per_conn "$s")
             fi
-            avail=$(awk '/MemAvailable/ {printf "%d", $2 * 1024}' /proc/meminfo)
+            avail=$(($(awk '/MemAvailable/ {print $2}' /proc/meminfo) * 1024))
             if [ -z "$per" ]; then
                 skip "$s" "idle_$BIG_IDLE_N" publickey "$round" "no memory per connection measured first"
             elif [ $((per * BIG_IDLE_N)) -gt $((avail / 2)) ]; then
                 skip "$s" "idle_$BIG_IDLE_N" publickey "$round" \
-                    "$BIG_IDLE_N × $per B RSS = $((per * BIG_IDLE_N / 1000000)) MB would exceed half of MemAvailable ($((avail / 2000000)) MB)"
+                    "$BIG_IDLE_N × $per B PSS = $((per * BIG_IDLE_N / 1000000)) MB would exceed half of MemAvailable ($((avail / 2000000)) MB)"
             else
                 RUN_GUARD=300 RUN_EST=$((BIG_IDLE_N / 500 + 20)) idle_fresh "$s" "idle_$BIG_IDLE_N" \
                     publickey "$round" -n "$BIG_IDLE_N" --ramp 64 --sources "$SOURCES" \
