@@ -9,7 +9,7 @@ Writes, when the run has the data for them:
                      CDF of the median round, chosen by p50)
   bulk.png           MB/s and server core-s/GB per server, for 1, 8 and 64 connections and
                      both ciphers (bars: median over rounds; whiskers: min–max)
-  memory.png         server RSS per idle connection per server and idle point (log scale)
+  memory.png         server PSS per idle connection per server and idle point (log scale)
 scripts/bench-tables.py links the files it finds next to the results in its tables.
 """
 
@@ -110,7 +110,8 @@ def memory_bars(res, plt, out):
         return None
     fig, ax = plt.subplots(figsize=(max(7, 2.4 * len(points)), 4.5))
     width = 0.8 / len(bt.SERVERS)
-    key = bt.get("server_rss_bytes_per_conn")
+    key = bt.get("server_pss_bytes_per_conn")
+    labels = [p[0] for p in points]
     for i, s in enumerate(bt.SERVERS):
         xs, meds = [], []
         for g, (_, test, auth) in enumerate(points):
@@ -118,19 +119,19 @@ def memory_bars(res, plt, out):
             if vals:
                 xs.append(g + (i - (len(bt.SERVERS) - 1) / 2) * width)
                 meds.append(statistics.median(vals) / 1024)
+            elif res.runs(test, auth, s):
+                # Measured for others but skipped or failed for this one (sshd at 20,000).
+                labels[g] += f"\n({s}: not measured)"
         if xs:
             bars = ax.bar(xs, meds, width, label=s, color=COLOURS[s])
-            ax.bar_label(bars, labels=[f"{m:.1f}" if m < 100 else f"{m:.0f}" for m in meds],
-                         fontsize=8)
-        # A point measured for others but skipped for this server (sshd at 20,000).
-        for g, (_, test, auth) in enumerate(points):
-            if not res.values(test, auth, s, key, "held") and res.runs(test, auth, s):
-                x = g + (i - (len(bt.SERVERS) - 1) / 2) * width
-                ax.text(x, 1, "skipped", rotation=90, ha="center", va="bottom", fontsize=8)
+            ax.bar_label(
+                bars, labels=[f"{m:.1f}" if m < 100 else f"{m:.0f}" for m in meds], fontsize=8
+            )
     ax.set_yscale("log")
-    ax.set_ylabel("server RSS per connection, KiB (log)")
+    ax.set_ylim(bottom=1)
+    ax.set_ylabel("server PSS per connection, KiB (log)")
     ax.set_xticks(range(len(points)))
-    ax.set_xticklabels([p[0] for p in points])
+    ax.set_xticklabels(labels)
     ax.set_title("Server memory per idle connection (fresh server each)")
     ax.grid(True, axis="y", which="both", alpha=0.3)
     ax.legend()
