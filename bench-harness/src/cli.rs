@@ -306,6 +306,12 @@ mod tests {
         assert_eq!(b.bytes, 64 << 20);
         assert_eq!(b.target, TargetKind::Direct);
 
+        let cli = Cli::try_parse_from(["bench-harness", "idle", "-n", "20000", "--sources", "2"])
+            .unwrap();
+        let Cmd::Idle(i) = cli.cmd else { panic!("wrong subcommand") };
+        assert_eq!((i.connections, i.sources), (20000, 2));
+        assert!(Cli::try_parse_from(["bench-harness", "idle", "--sources", "251"]).is_err());
+
         assert!(Cli::try_parse_from(["bench-harness", "idle", "-n", "0"]).is_err());
         assert!(Cli::try_parse_from(["bench-harness", "handshake", "-c", "0"]).is_err());
     }

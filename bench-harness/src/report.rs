@@ -305,6 +305,9 @@ mod tests {
         assert!(t.contains("rate                         1.5000\n"), "{t}");
         assert!(t.contains("less CPU per op"), "{t}");
         let mut s = String::new();
+        Json::Arr(vec![Json::Arr(vec![0.5.into(), 2u64.into()]), Json::Null]).render(&mut s);
+        assert_eq!(s, "[[0.5,2],null]");
+        let mut s = String::new();
         Json::Str("a\"b\\\n\u{1}".into()).render(&mut s);
         assert_eq!(s, "\"a\\\"b\\\\\\n\\u0001\"");
     }
