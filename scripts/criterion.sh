@@ -12,7 +12,7 @@
 #   <bench>.txt              criterion's console output, as printed
 #   raw/<group>/<id>/*.json  criterion's own files for each benchmark run now (estimates.json,
 #                            sample.json, benchmark.json: every sample, not only the summary)
-# Expected time: full ~15 min for the three benches, --quick ~3 min (2-core machine), after
+# Expected time: full about 4 min for the three benches (54 benchmarks), --quick under 2 min (2-core machine), after
 # the release build.
 set -euo pipefail
 cd "$(dirname "$0")/.."
