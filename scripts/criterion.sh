@@ -12,8 +12,8 @@
 #   <bench>.txt              criterion's console output, as printed
 #   raw/<group>/<id>/*.json  criterion's own files for each benchmark run now (estimates.json,
 #                            sample.json, benchmark.json: every sample, not only the summary)
-# Expected time: full about 4 min for the three benches (54 benchmarks), --quick under 2 min (2-core machine), after
-# the release build.
+# Expected time after the build: about 4 min for the three benches (54 benchmarks), under 2 min
+# with --quick (2-core machine).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
