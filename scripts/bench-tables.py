@@ -448,12 +448,17 @@ def multi_headline(res):
             for t in tests:
                 mb = res.median(t, "publickey", s, get("total_mb_per_s"))
                 gb = res.median(t, "publickey", s, get("server_core_s_per_gb"))
-                parts.append("—" if mb is None else f"{mb:.0f} MB/s, {fmt_or_dash(gb, '%.2f')}")
-            return " / ".join(parts)
+                k = t.split("_")[0][len("bulk") :]
+                parts.append(
+                    f"{k}: —"
+                    if mb is None
+                    else f"{k}: {mb:.0f} MB/s at {fmt_or_dash(gb, '%.2f')} core-s/GB"
+                )
+            return "; ".join(parts)
 
         name = cipher.split("@")[0]
         rows.append(
-            [f"bulk {name}, {' / '.join(ks)} connections, aggregate (core-s/GB)"]
+            [f"bulk {name}, {' and '.join(ks)} connections, aggregate"]
             + [cell(s) for s in SERVERS]
             + ["—", "—"]
         )
