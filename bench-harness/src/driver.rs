@@ -31,6 +31,8 @@ struct Conn {
     eof: bool,
     /// Any byte from the server yet (a close before the first byte is a refusal at accept).
     got_bytes: bool,
+    /// Counted in `Engine::holding` (kept in step with the phase after every drive).
+    held: bool,
 }
 
 /// A connection that reached its goal or failed.
@@ -55,6 +57,8 @@ pub struct Engine {
     /// source; a large idle run spreads over several); empty: the kernel's choice.
     binds: Vec<IpAddr>,
     next_bind: usize,
+    /// Connections in `Phase::Holding`.
+    holding: usize,
 }
 
 impl Engine {
@@ -76,6 +80,7 @@ impl Engine {
             last_sweep: Instant::now(),
             binds: Vec::new(),
             next_bind: 0,
+            holding: 0,
         })
     }
 
@@ -96,8 +101,9 @@ impl Engine {
     }
 
     /// Connections that reached the idle goal and are being held.
+    /// A counter, not a scan: an idle run asks once per turn with tens of thousands open.
     pub fn holding(&self) -> usize {
-        self.conns.iter().filter(|(_, c)| c.sess.phase == Phase::Holding).count()
+        self.holding
     }
 
     /// Connections whose channel is pushing (or has pushed) data.
@@ -130,6 +136,7 @@ impl Engine {
             connected: false,
             eof: false,
             got_bytes: false,
+            held: false,
         });
         Ok(())
     }
@@ -153,6 +160,15 @@ impl Engine {
             let Some(c) = self.conns.get_mut(key) else { continue };
             if drive(c, now) {
                 self.again.push(key);
+            }
+            let holds = c.sess.phase == Phase::Holding;
+            if holds != c.held {
+                c.held = holds;
+                if holds {
+                    self.holding += 1;
+                } else {
+                    self.holding -= 1;
+                }
             }
             if c.sess.is_finished() {
                 finished.push(self.remove(key));
@@ -181,6 +197,9 @@ impl Engine {
 
     fn remove(&mut self, key: usize) -> Finished {
         let mut c = self.conns.remove(key);
+        if c.held {
+            self.holding -= 1;
+        }
         flush(&mut c);
         let _ = self.poll.registry().deregister(&mut c.sock);
         Finished { started: c.started, sess: c.sess, got_bytes: c.got_bytes }

@@ -508,7 +508,7 @@ fn run_idle(a: &IdleArgs) -> Result<Report, String> {
     let mut failed = 0usize;
     while Instant::now() < end {
         let held = eng.holding();
-        while opened < n && eng.len() - eng.holding() < a.ramp as usize {
+        while opened < n && eng.len() - held < a.ramp as usize {
             opened += 1;
             if let Err(k) = eng.open(Instant::now()) {
                 t.fail(&k);
