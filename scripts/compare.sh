@@ -308,7 +308,7 @@ expected_seconds() {
     if want bulk; then t=$((t + 2 * 3 * 5)); fi
     if want multi; then t=$((t + 2 * 2 * 3 * (MULTI_MIB / 300 + 4))); fi
     if want idle; then t=$((t + 6 * (IDLE_N / 150 + 4))); fi
-    if want idle20k; then t=$((t + 2 * (BIG_IDLE_N / 1200 + 10) + 10)); fi
+    if want idle20k; then t=$((t + 2 * (BIG_IDLE_N / 800 + 10) + 10)); fi
     echo $((t * ROUNDS))
 }
 EXPECTED=$(expected_seconds)
