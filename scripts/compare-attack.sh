@@ -4,6 +4,7 @@
 # table and the plots.
 
 if [ "$QUICK" = 1 ]; then ATTACK_SECS=5; else ATTACK_SECS=30; fi
+log "attack: 4 modes × 2 servers at ${ATTACK_SECS} s, then preauth-10k: expected about $(((8 * (ATTACK_SECS + 4) + (ATTACK_SECS > 15 ? ATTACK_SECS : 15) + 20 + 59) / 60)) min"
 ATTACK_RATE=50
 # Attacker connections per mode (the targets: 64-concurrent spray, 256-concurrent KEX
 # flood; pre-auth connections held by the thousand).

@@ -114,6 +114,22 @@ fi
 # --quick goes through the same spreading code the full run may need.
 if [ "$QUICK" = 1 ] && [ "$SOURCES" -lt 2 ]; then SOURCES=2; fi
 
+# expected_seconds: the run's expected length from the section sizes (about a third of it is
+# setup, teardown and settling around the timed parts; measured on the 2-core machine).
+expected_seconds() {
+    local t=5  # crypto floor
+    if want handshake; then t=$((t + 3 * 6 * (HS_SECS + 1))); fi
+    if want bulk; then t=$((t + 2 * 3 * 5)); fi
+    if want multi; then t=$((t + 2 * 2 * 3 * (MULTI_MIB / 300 + 4))); fi
+    if want idle; then t=$((t + 6 * (IDLE_N / 150 + 4))); fi
+    if want idle20k; then t=$((t + 2 * (BIG_IDLE_N / 800 + 10) + 10)); fi
+    echo $((t * ROUNDS))
+}
+if [ "$ATTACK" = 0 ]; then
+    EXPECTED=$(expected_seconds)
+    log "sections: $ONLY; $ROUNDS round(s); expected about $(((EXPECTED + 59) / 60)) min after the build; budget ${BUDGET_MIN} min (runs that would end later are skipped; one run is bounded by its own limit, at most 5 min)"
+fi
+
 WORK=$(mktemp -d /tmp/sshfront-compare.XXXXXX)
 PIDS=()
 cleanup() {
@@ -300,22 +316,9 @@ floor() {
     log "round $1 crypto floor: $j"
 }
 
-# expected_seconds: the run's expected length from the section sizes (about a third of it is
-# setup, teardown and settling around the timed parts; measured on the 2-core machine).
-expected_seconds() {
-    local t=5  # crypto floor
-    if want handshake; then t=$((t + 3 * 6 * (HS_SECS + 1))); fi
-    if want bulk; then t=$((t + 2 * 3 * 5)); fi
-    if want multi; then t=$((t + 2 * 2 * 3 * (MULTI_MIB / 300 + 4))); fi
-    if want idle; then t=$((t + 6 * (IDLE_N / 150 + 4))); fi
-    if want idle20k; then t=$((t + 2 * (BIG_IDLE_N / 800 + 10) + 10)); fi
-    echo $((t * ROUNDS))
-}
-EXPECTED=$(expected_seconds)
 # The budget counts from here: the builds and server starts above are not in it.
 T_START=$(date +%s)
 DEADLINE=$((T_START + BUDGET_MIN * 60))
-log "sections: $ONLY; $ROUNDS round(s); expected about $(((EXPECTED + 59) / 60)) min after the build; budget ${BUDGET_MIN} min (runs that would end later are skipped; one run is bounded by its own limit, at most 5 min)"
 
 {
     echo "nproc: $(nproc)"
