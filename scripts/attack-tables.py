@@ -17,7 +17,9 @@ import os
 import sys
 
 SERVERS = ["sshfront", "sshd"]
-MODES = ["spray", "kex-flood", "preauth-idle", "slowloris"]
+# preauth-10k: preauth-idle with 10,000 connections held (sshfront only), for server memory.
+MODES = ["spray", "kex-flood", "preauth-idle", "slowloris", "preauth-10k"]
+PREAUTH_RSS_TARGET = 60 * 2**20  # bytes for 10,000 idle pre-auth connections (issue 10)
 
 
 def load(path):
@@ -81,7 +83,35 @@ def table(d, machine):
             fmt(peak_pss / 2**20 if peak_pss else None),
         ]
         out.append("| " + " | ".join(cells) + " |")
+    out += preauth_memory(d)
     return "\n".join(out) + "\n"
+
+
+def preauth_memory(d):
+    """The server's memory for 10,000 idle pre-auth connections: RSS at the second the most
+    attacker connections were open, less RSS before the attack; empty without that run."""
+    p = os.path.join(d, "sshfront-preauth-10k.jsonl")
+    if not os.path.exists(p):
+        return []
+    seconds, sm = load(p)
+    out = ["", "10,000 idle pre-auth connections: server memory (sshfront)", ""]
+    pts = [x for x in seconds if isinstance(x.get("server_rss"), (int, float))]
+    before = (sm or {}).get("server_rss_before")
+    if not pts or not isinstance(before, (int, float)):
+        return out + ["(not measured: no memory samples or no summary)"]
+    peak = max(pts, key=lambda x: ((x.get("attack") or {}).get("open") or 0, x["server_rss"]))
+    held = (peak.get("attack") or {}).get("open") or 0
+    delta = peak["server_rss"] - before
+    met = "yes" if held >= 10000 and delta <= PREAUTH_RSS_TARGET else "no"
+    per = f"{delta / held:.0f}" if held else "–"
+    out += [
+        "| held (most open at once) | RSS before, MiB | RSS then, MiB | added RSS, MiB "
+        "| bytes per connection | target | met? |",
+        "|---|---|---|---|---|---|---|",
+        f"| {held} | {before / 2**20:.1f} | {peak['server_rss'] / 2**20:.1f} "
+        f"| {delta / 2**20:.1f} | {per} | ≤ 60 MiB for 10,000 | {met} |",
+    ]
+    return out
 
 
 def plot(d, outdir):

@@ -7,6 +7,9 @@ bench-harness run), so no figure is typed by hand.
   scripts/bench-tables.py RESULTS.jsonl --update BENCHMARKS.md      # rewrite both in place
   scripts/bench-tables.py RESULTS.jsonl --check BENCHMARKS.md       # exit 1 if they differ
 
+When the plots of scripts/bench-plots.py lie next to RESULTS.jsonl, the comparison block links
+them (relative to the Markdown file; to RESULTS' directory on stdout).
+
 --update replaces what lies between the markers
   <!-- generated: headline (scripts/bench-tables.py) -->  …  <!-- end generated -->
   <!-- generated: comparison (scripts/bench-tables.py) -->  …  <!-- end generated -->
@@ -17,6 +20,7 @@ the "met?" column are computed from those medians against the targets below.
 import argparse
 import functools
 import json
+import os
 import re
 import statistics
 import sys
@@ -100,6 +104,9 @@ BULK_METRICS = [
     ("server core-s/GB", get("server_core_s_per_gb"), "%.3f", "ok"),
     ("harness core-s/GB", get("harness_core_s_per_gb"), "%.3f", "ok"),
 ]
+MULTI_METRICS = BULK_METRICS + [
+    ("failed connections", get("failed"), "%d", "ok"),
+]
 IDLE_METRICS = [
     ("server RSS bytes/conn", get("server_rss_bytes_per_conn"), "%.0f", "held"),
     ("server PSS bytes/conn", get("server_pss_bytes_per_conn"), "%.0f", "held"),
@@ -108,6 +115,9 @@ IDLE_METRICS = [
 
 
 def table(res, title, tests, auth, metrics):
+    # A section the run left out (compare.sh --only) gets no table at all.
+    if not any(r["test"] in tests and r["auth"] == auth for r in res.rows):
+        return []
     out = [f"### {title}", ""]
     head = ["point", "metric"] + SERVERS + ["sshfront/sshd", "sshfront/russh"]
     out.append("| " + " | ".join(head) + " |")
@@ -129,7 +139,36 @@ def table(res, title, tests, auth, metrics):
     return out
 
 
-def comparison(res):
+def multi_points(res):
+    """The multi-connection bulk points present (bulk<K>_<cipher>), by K then cipher."""
+    found = {r["test"] for r in res.rows if re.fullmatch(r"bulk\d+_.+", r["test"])}
+    return sorted(found, key=lambda t: (int(re.match(r"bulk(\d+)_", t).group(1)), t))
+
+
+def big_idle_points(res):
+    """The large idle points present (idle_<N>), by N."""
+    found = {r["test"] for r in res.rows if re.fullmatch(r"idle_\d+", r["test"])}
+    return sorted(found, key=lambda t: int(t.split("_")[1]))
+
+
+PLOTS = [
+    ("handshake-cdf.png", "Handshake latency CDF per server (publickey auth, C=1, 8, 64)"),
+    ("bulk.png", "Bulk through direct-tcpip: MB/s and server core-s/GB, 1, 8 and 64 connections"),
+    ("memory.png", "Server memory per idle connection"),
+]
+
+
+def plot_links(figdir, relto):
+    out = []
+    for name, title in PLOTS:
+        path = os.path.join(figdir, name)
+        if os.path.exists(path):
+            out.append(f"![{title}]({os.path.relpath(path, relto)})")
+            out.append("")
+    return (["### Plots", ""] + out) if out else []
+
+
+def comparison(res, figdir=None, relto=None):
     out = []
     out += table(
         res,
@@ -153,10 +192,31 @@ def comparison(res):
         "publickey",
         BULK_METRICS,
     )
+    multi = multi_points(res)
+    if multi:
+        out += table(
+            res,
+            "Bulk through direct-tcpip, K concurrent connections (bulk<K>_…: aggregate MB/s, "
+            "the same bytes in total split over K; publickey auth)",
+            multi,
+            "publickey",
+            MULTI_METRICS,
+        )
     for auth in ("publickey", "none"):
         if any(r["test"] == "idle" and r["auth"] == auth for r in res.rows):
             out += table(res, f"Idle connections (auth: {auth})", ["idle"], auth, IDLE_METRICS)
+    big = big_idle_points(res)
+    if big:
+        out += table(
+            res,
+            "Idle connections, large (idle_<N>: N held, auth: publickey, a fresh server each)",
+            big,
+            "publickey",
+            IDLE_METRICS,
+        )
     out += floor_table(res)
+    if figdir:
+        out += plot_links(figdir, relto or figdir)
     return out
 
 
@@ -173,7 +233,7 @@ def floor_table(res):
     """Server CPU per publickey handshake over the crypto floor measured in the same run
     (bench-harness crypto: X25519 + Ed25519 sign + Ed25519 verify); empty without a floor."""
     fl = floors(res)
-    if not fl:
+    if not fl or not any(r["test"] in HANDSHAKE_POINTS for r in res.rows):
         return []
     floor = statistics.median(fl)
     out = [
@@ -352,9 +412,57 @@ def headline(res):
             met = "yes" if ours is not None and ours <= target else "no"
         rows.append([label] + [idle_cell(s) for s in SERVERS] + [tgt, met])
 
+    rows += multi_headline(res)
+    for test in big_idle_points(res):
+
+        def big_cell(s, test=test):
+            pss = med(test, "publickey", s, get("server_pss_bytes_per_conn"), "held")
+            held = med(test, "publickey", s, get("held"), "held")
+            if pss is None:
+                return "—"
+            return f"{human_bytes(pss)} PSS, {held:.0f} held"
+
+        rows.append(
+            [f"memory per idle authenticated connection, {test.split('_')[1]} opened"]
+            + [big_cell(s) for s in SERVERS]
+            + ["—", "—"]
+        )
+
     out = ["| | sshfront | sshd | russh | target | met? |", "|---|---|---|---|---|---|"]
     out += ["| " + " | ".join(r) + " |" for r in rows]
     return out
+
+
+def multi_headline(res):
+    """One row per cipher: aggregate MB/s and core-s/GB at each K (only when measured)."""
+    rows = []
+    multi = multi_points(res)
+    for cipher in ("aes128-gcm@openssh.com", "chacha20-poly1305@openssh.com"):
+        tests = [t for t in multi if t.endswith("_" + cipher)]
+        if not tests:
+            continue
+        ks = [t.split("_")[0][len("bulk") :] for t in tests]
+
+        def cell(s, tests=tests):
+            parts = []
+            for t in tests:
+                mb = res.median(t, "publickey", s, get("total_mb_per_s"))
+                gb = res.median(t, "publickey", s, get("server_core_s_per_gb"))
+                k = t.split("_")[0][len("bulk") :]
+                parts.append(
+                    f"{k}: —"
+                    if mb is None
+                    else f"{k}: {mb:.0f} MB/s at {fmt_or_dash(gb, '%.2f')} core-s/GB"
+                )
+            return "; ".join(parts)
+
+        name = cipher.split("@")[0]
+        rows.append(
+            [f"bulk {name}, {' and '.join(ks)} connections, aggregate"]
+            + [cell(s) for s in SERVERS]
+            + ["—", "—"]
+        )
+    return rows
 
 
 def replace_block(text, name, lines):
@@ -380,12 +488,14 @@ def main():
     if a.floor:
         print("\n".join(floor_table(res) or ["no crypto floor in these results"]))
         return
+    figdir = os.path.dirname(os.path.abspath(a.results))
     path = a.update or a.check
     if path:
         with open(path) as f:
             old = f.read()
+        relto = os.path.dirname(os.path.abspath(path))
         text = replace_block(old, "headline", headline(res))
-        text = replace_block(text, "comparison", comparison(res))
+        text = replace_block(text, "comparison", comparison(res, figdir, relto))
         if a.check:
             if text != old:
                 sys.exit(f"{path}: tables differ from {a.results}; rerun with --update")
@@ -401,7 +511,7 @@ def main():
         with open(a.machine) as f:
             print(f.read().rstrip())
         print("```\n")
-    print("\n".join(comparison(res)))
+    print("\n".join(comparison(res, figdir)))
 
 
 if __name__ == "__main__":

@@ -167,6 +167,8 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
     });
     let stats = Arc::new(AttackStats::default());
     let stop = Arc::new(AtomicBool::new(false));
+    // The server's memory before the attack: the baseline of what held connections cost.
+    let mem0 = a.common.server_pid.and_then(crate::procstat::tree_memory);
     let t0 = Instant::now();
     let end = t0 + Duration::from_secs_f64(a.duration);
     let attacker = {
@@ -206,6 +208,8 @@ pub fn run(a: &AttackArgs) -> Result<(), String> {
     r.put_failures(&failures);
     r.put_latency(report::latency(&total));
     r.put("attack", Json::Obj(stats.fields()));
+    r.put("server_rss_before", mem0.map(|m| m.0));
+    r.put("server_pss_before", mem0.map(|m| m.1));
     writeln!(out, "{}", r.json()).map_err(|e| e.to_string())?;
     out.flush().map_err(|e| e.to_string())
 }

@@ -212,6 +212,10 @@ pub struct IdleArgs {
     /// Connections to open and hold.
     #[arg(short = 'n', long, default_value_t = 1000, value_parser = clap::value_parser!(u32).range(1..=20000))]
     pub connections: u32,
+    /// Source addresses to spread the connections over, 127.0.0.2 onwards, round robin (0: the
+    /// kernel's choice, 127.0.0.1). For more connections than one source has ephemeral ports.
+    #[arg(long, default_value_t = 0, value_parser = clap::value_parser!(u32).range(0..=250))]
+    pub sources: u32,
     /// Connections being set up at once.
     #[arg(long, default_value_t = 32, value_parser = clap::value_parser!(u32).range(1..=10000))]
     pub ramp: u32,
@@ -301,6 +305,12 @@ mod tests {
         let Cmd::Bulk(b) = cli.cmd else { panic!("wrong subcommand") };
         assert_eq!(b.bytes, 64 << 20);
         assert_eq!(b.target, TargetKind::Direct);
+
+        let cli = Cli::try_parse_from(["bench-harness", "idle", "-n", "20000", "--sources", "2"])
+            .unwrap();
+        let Cmd::Idle(i) = cli.cmd else { panic!("wrong subcommand") };
+        assert_eq!((i.connections, i.sources), (20000, 2));
+        assert!(Cli::try_parse_from(["bench-harness", "idle", "--sources", "251"]).is_err());
 
         assert!(Cli::try_parse_from(["bench-harness", "idle", "-n", "0"]).is_err());
         assert!(Cli::try_parse_from(["bench-harness", "handshake", "-c", "0"]).is_err());

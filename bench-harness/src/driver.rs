@@ -31,6 +31,8 @@ struct Conn {
     eof: bool,
     /// Any byte from the server yet (a close before the first byte is a refusal at accept).
     got_bytes: bool,
+    /// Counted in `Engine::holding` (kept in step with the phase after every drive).
+    held: bool,
 }
 
 /// A connection that reached its goal or failed.
@@ -51,8 +53,12 @@ pub struct Engine {
     timeout: Duration,
     again: Vec<usize>,
     last_sweep: Instant,
-    /// Local source address for new connections (attack runs act as a separate source).
-    bind: Option<IpAddr>,
+    /// Local source addresses for new connections, used in turn (attack runs act as a separate
+    /// source; a large idle run spreads over several); empty: the kernel's choice.
+    binds: Vec<IpAddr>,
+    next_bind: usize,
+    /// Connections in `Phase::Holding`.
+    holding: usize,
 }
 
 impl Engine {
@@ -72,13 +78,21 @@ impl Engine {
             timeout,
             again: Vec::new(),
             last_sweep: Instant::now(),
-            bind: None,
+            binds: Vec::new(),
+            next_bind: 0,
+            holding: 0,
         })
     }
 
     /// Connect new connections from this local address (port chosen by the kernel).
     pub fn set_bind(&mut self, ip: IpAddr) {
-        self.bind = Some(ip);
+        self.set_binds(vec![ip]);
+    }
+
+    /// Connect new connections from these local addresses in turn.
+    pub fn set_binds(&mut self, ips: Vec<IpAddr>) {
+        self.binds = ips;
+        self.next_bind = 0;
     }
 
     /// Connections open (in progress or held).
@@ -87,8 +101,9 @@ impl Engine {
     }
 
     /// Connections that reached the idle goal and are being held.
+    /// A counter, not a scan: an idle run asks once per turn with tens of thousands open.
     pub fn holding(&self) -> usize {
-        self.conns.iter().filter(|(_, c)| c.sess.phase == Phase::Holding).count()
+        self.holding
     }
 
     /// Connections whose channel is pushing (or has pushed) data.
@@ -98,7 +113,11 @@ impl Engine {
 
     /// Starts one connection; an immediate connect error comes back as a failure.
     pub fn open(&mut self, now: Instant) -> Result<(), FailKind> {
-        let mut sock = connect_from(self.bind, self.addr).map_err(|e| classify(&e))?;
+        let bind = self.binds.get(self.next_bind).copied();
+        if !self.binds.is_empty() {
+            self.next_bind = (self.next_bind + 1) % self.binds.len();
+        }
+        let mut sock = connect_from(bind, self.addr).map_err(|e| classify(&e))?;
         let _ = sock.set_nodelay(true);
         let entry = self.conns.vacant_entry();
         let key = entry.key();
@@ -117,6 +136,7 @@ impl Engine {
             connected: false,
             eof: false,
             got_bytes: false,
+            held: false,
         });
         Ok(())
     }
@@ -140,6 +160,15 @@ impl Engine {
             let Some(c) = self.conns.get_mut(key) else { continue };
             if drive(c, now) {
                 self.again.push(key);
+            }
+            let holds = c.sess.phase == Phase::Holding;
+            if holds != c.held {
+                c.held = holds;
+                if holds {
+                    self.holding += 1;
+                } else {
+                    self.holding -= 1;
+                }
             }
             if c.sess.is_finished() {
                 finished.push(self.remove(key));
@@ -168,6 +197,9 @@ impl Engine {
 
     fn remove(&mut self, key: usize) -> Finished {
         let mut c = self.conns.remove(key);
+        if c.held {
+            self.holding -= 1;
+        }
         flush(&mut c);
         let _ = self.poll.registry().deregister(&mut c.sock);
         Finished { started: c.started, sess: c.sess, got_bytes: c.got_bytes }

@@ -12,6 +12,7 @@ pub enum Json {
     Bool(bool),
     Num(f64),
     Str(String),
+    Arr(Vec<Json>),
     Obj(Vec<(String, Json)>),
 }
 
@@ -42,6 +43,16 @@ impl Json {
                     }
                 }
                 out.push('"');
+            }
+            Json::Arr(items) => {
+                out.push('[');
+                for (i, v) in items.iter().enumerate() {
+                    if i > 0 {
+                        out.push(',');
+                    }
+                    v.render(out);
+                }
+                out.push(']');
             }
             Json::Obj(fields) => {
                 out.push('{');
@@ -106,6 +117,37 @@ pub fn latency(h: &Histogram<u64>) -> Option<Latency> {
         p99: ms(h.value_at_quantile(0.99)),
         max: ms(h.max()),
     })
+}
+
+/// Quantiles of the latency CDF (plots): every 2% plus the tail.
+const CDF_QUANTILES: [f64; 56] = {
+    let mut q = [0.0; 56];
+    let mut i = 0;
+    while i < 50 {
+        q[i] = i as f64 / 50.0;
+        i += 1;
+    }
+    // 50..56: the tail from 99% to the maximum.
+    q[50] = 0.99;
+    q[51] = 0.995;
+    q[52] = 0.999;
+    q[53] = 0.9999;
+    q[54] = 0.99999;
+    q[55] = 1.0;
+    q
+};
+
+/// The latency CDF as `[[quantile, ms], ...]` (for plots); an empty array when nothing was
+/// recorded.
+pub fn cdf(h: &Histogram<u64>) -> Json {
+    if h.is_empty() {
+        return Json::Arr(Vec::new());
+    }
+    let pts = CDF_QUANTILES.iter().map(|&q| {
+        let ms = h.value_at_quantile(q) as f64 / 1000.0;
+        Json::Arr(vec![Json::Num(q), Json::Num(ms)])
+    });
+    Json::Arr(pts.collect())
 }
 
 /// A histogram for microsecond latencies up to 10 minutes, 3 significant digits.
@@ -220,6 +262,20 @@ mod tests {
         for us in 1..=1000u64 {
             h.record(us * 1000).unwrap();
         }
+        let Json::Arr(c) = cdf(&h) else { panic!("not an array") };
+        assert_eq!(c.len(), CDF_QUANTILES.len());
+        let ms: Vec<f64> = c
+            .iter()
+            .map(|p| match p {
+                Json::Arr(v) => match v[1] {
+                    Json::Num(x) => x,
+                    _ => panic!("not a number"),
+                },
+                _ => panic!("not a pair"),
+            })
+            .collect();
+        assert!(ms.windows(2).all(|w| w[0] <= w[1]), "CDF not monotonic: {ms:?}");
+        assert!((ms[25] - 500.0).abs() < 1.0 && (ms[ms.len() - 1] - 1000.0).abs() < 1.0);
         let l = latency(&h).unwrap();
         assert!((l.p50 - 500.0).abs() < 1.0, "{l:?}");
         assert!((l.p90 - 900.0).abs() < 1.0, "{l:?}");
@@ -248,6 +304,9 @@ mod tests {
         let t = r.text();
         assert!(t.contains("rate                         1.5000\n"), "{t}");
         assert!(t.contains("less CPU per op"), "{t}");
+        let mut s = String::new();
+        Json::Arr(vec![Json::Arr(vec![0.5.into(), 2u64.into()]), Json::Null]).render(&mut s);
+        assert_eq!(s, "[[0.5,2],null]");
         let mut s = String::new();
         Json::Str("a\"b\\\n\u{1}".into()).render(&mut s);
         assert_eq!(s, "\"a\\\"b\\\\\\n\\u0001\"");
