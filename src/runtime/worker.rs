@@ -141,61 +141,114 @@ pub fn run(parts: WorkerParts) {
 }
 
 /// Runs a worker whose connections' cores are made by `new_core` (a fake in tests).
-pub fn run_with<C: Core>(
+///
+/// One turn: wait for readiness, then the phases in the order below. Writing out happens in
+/// each connection's service (pending output first, then what the turn sealed).
+pub fn run_with<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C>(
     parts: WorkerParts,
-    new_core: impl Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C,
+    new_core: F,
 ) {
-    let WorkerParts {
-        id,
-        poll,
-        waker,
-        control,
-        results_tx,
-        results,
-        reports,
-        acceptor_waker,
-        mut config,
-        load,
-        buffer_used,
-        buffer_budget,
-        crypto,
-    } = parts;
-    let mut st = State {
-        id,
-        poll,
-        waker: waker.clone(),
-        results_tx,
-        crypto,
-        pool: BufferPool::new(buffer_used, buffer_budget),
-        timers: TimerHeap::new(),
-        metrics: Metrics::default(),
-        wait_queue: Default::default(),
-        ready: Vec::new(),
-        starved: Vec::new(),
-        endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
-        reports: reports.clone(),
-        acceptor_waker: acceptor_waker.clone(),
-        report_penalties: true,
-        inline_left: true,
-    };
-    let mut conns: Slab<Conn<C>> = Slab::new();
-    let mut next_generation: u32 = 1;
-    let mut draining: Option<Instant> = None;
+    let mut worker = Worker::new(parts, new_core);
     let mut events = Events::with_capacity(1024);
-    let mut touched: Vec<(usize, u32)> = Vec::new();
-
     loop {
-        let timeout = st.poll_timeout(draining);
-        if let Err(e) = st.poll.poll(&mut events, timeout) {
+        let timeout = worker.st.poll_timeout(worker.draining);
+        if let Err(e) = worker.st.poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            log::error!("worker {id}: poll failed: {e}; closing its connections");
+            log::error!("worker {}: poll failed: {e}; closing its connections", worker.st.id);
             break;
         }
         let now = Instant::now();
-        st.inline_left = true;
+        worker.st.inline_left = true;
+        worker.mark_ready(&events);
+        worker.drain_control(now);
+        worker.drain_crypto_results(now);
+        worker.drive_endpoints(now);
+        worker.fire_timers(now);
+        worker.service_ready(now);
+        if worker.drained(now) {
+            break;
+        }
+    }
+    worker.shut_down();
+}
 
+/// A worker thread: its connections, the channels the rest of the process reaches it by, and
+/// `State`, the rest (kept apart so a `&mut Conn` and the worker's state borrow together).
+/// Its methods are the phases of one turn.
+struct Worker<C, F> {
+    st: State,
+    conns: Slab<Conn<C>>,
+    control: Receiver<Control>,
+    results: Receiver<JobResult>,
+    /// Given to connections accepted from now on.
+    config: Arc<ServerConfig>,
+    /// Connections on this worker, as the acceptor sees them (it picks the least loaded).
+    load: Arc<AtomicUsize>,
+    new_core: F,
+    next_generation: u32,
+    /// Set by a drain: the worker exits when its connections are gone or at this instant.
+    draining: Option<Instant>,
+    /// Connections to service this turn; an entry whose generation is stale is skipped.
+    touched: Vec<(usize, u32)>,
+}
+
+impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
+    fn new(parts: WorkerParts, new_core: F) -> Self {
+        let WorkerParts {
+            id,
+            poll,
+            waker,
+            control,
+            results_tx,
+            results,
+            reports,
+            acceptor_waker,
+            config,
+            load,
+            buffer_used,
+            buffer_budget,
+            crypto,
+        } = parts;
+        let st = State {
+            id,
+            poll,
+            waker: waker.clone(),
+            results_tx,
+            crypto,
+            pool: BufferPool::new(buffer_used, buffer_budget),
+            timers: TimerHeap::new(),
+            metrics: Metrics::default(),
+            wait_queue: Default::default(),
+            ready: Vec::new(),
+            starved: Vec::new(),
+            endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
+            reports,
+            acceptor_waker,
+            report_penalties: true,
+            inline_left: true,
+        };
+        Worker {
+            st,
+            conns: Slab::new(),
+            control,
+            results,
+            config,
+            load,
+            new_core,
+            next_generation: 1,
+            draining: None,
+            touched: Vec::new(),
+        }
+    }
+
+    /// Readiness from `poll`, kept in user space: a client socket marks its connection, an
+    /// endpoint or upstream socket marks itself; either way its connection is touched.
+    fn mark_ready(&mut self, events: &Events) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
+        let touched = &mut self.touched;
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
                 continue;
@@ -233,41 +286,47 @@ pub fn run_with<C: Core>(
             }
             touched.push((key, conn.generation));
         }
+    }
 
-        // Control messages: drained fully, bounded by the channel's capacity.
+    /// Control messages: drained fully, bounded by the channel's capacity.
+    fn drain_control(&mut self, now: Instant) {
+        let st = &mut self.st;
+        let conns = &mut self.conns;
+        let touched = &mut self.touched;
+        let id = st.id;
         loop {
-            match control.try_recv() {
+            match self.control.try_recv() {
                 Ok(Control::NewConn { stream, peer, accepted_at, source, startup }) => {
-                    if draining.is_some() {
-                        load.fetch_sub(1, Ordering::AcqRel);
+                    if self.draining.is_some() {
+                        self.load.fetch_sub(1, Ordering::AcqRel);
                         continue;
                     }
-                    let generation = next_generation;
-                    next_generation = next_generation.wrapping_add(1).max(1);
+                    let generation = self.next_generation;
+                    self.next_generation = self.next_generation.wrapping_add(1).max(1);
                     if let Some(key) = st.add_conn(
-                        &mut conns,
+                        conns,
                         stream,
                         peer,
                         accepted_at,
                         generation,
-                        new_core(config.clone(), peer, now),
+                        (self.new_core)(self.config.clone(), peer, now),
                     ) {
                         if let Some(c) = conns.get_mut(key) {
-                            c.gateway = config.gateway.clone();
+                            c.gateway = self.config.gateway.clone();
                             c.source = source;
                             c.startup = startup;
                         }
                         touched.push((key, generation));
                     } else {
-                        load.fetch_sub(1, Ordering::AcqRel);
+                        self.load.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
-                Ok(Control::NewConfig(c)) => config = c,
+                Ok(Control::NewConfig(c)) => self.config = c,
                 Ok(Control::Drain { deadline }) => {
-                    if draining.is_none() {
+                    if self.draining.is_none() {
                         log::info!("worker {id}: draining {} connection(s)", conns.len());
                     }
-                    draining = Some(deadline);
+                    self.draining = Some(deadline);
                     st.report_penalties = false;
                     for (key, conn) in conns.iter_mut() {
                         if !conn.core.is_closed() && !conn.core.is_authenticated() {
@@ -282,24 +341,27 @@ pub fn run_with<C: Core>(
                 }
                 Ok(Control::Stats { full }) => {
                     let metrics = Box::new(st.metrics.clone());
-                    let _ = reports.try_send(Report::Stats { worker: id, metrics, full });
-                    let _ = acceptor_waker.wake();
+                    let _ = st.reports.try_send(Report::Stats { worker: id, metrics, full });
+                    let _ = st.acceptor_waker.wake();
                 }
                 Err(TryRecvError::Empty) => break,
                 // The acceptor is gone: finish as if draining with no grace.
                 Err(TryRecvError::Disconnected) => {
-                    draining = Some(draining.map_or(now, |d| d.min(now)));
+                    self.draining = Some(self.draining.map_or(now, |d| d.min(now)));
                     break;
                 }
             }
         }
+    }
 
-        // Finished crypto jobs (wake-ups coalesce, so take all).
-        while let Ok(r) = results.try_recv() {
+    /// Finished crypto jobs (wake-ups coalesce, so take all).
+    fn drain_crypto_results(&mut self, now: Instant) {
+        let st = &mut self.st;
+        while let Ok(r) = self.results.try_recv() {
             st.crypto.release(r.class);
             st.pool.charge(r.ticket.bytes, 0);
             st.metrics.record_job(r.label, r.queue_wait, r.compute);
-            let Some(conn) = conns.get_mut(r.ticket.key) else {
+            let Some(conn) = self.conns.get_mut(r.ticket.key) else {
                 continue;
             };
             if conn.generation != r.ticket.generation {
@@ -317,15 +379,22 @@ pub fn run_with<C: Core>(
                     now,
                 ),
             }
-            touched.push((r.ticket.key, conn.generation));
+            self.touched.push((r.ticket.key, conn.generation));
         }
+    }
 
-        st.submit_waiting(&conns, now);
-        st.resolver_answers(&mut conns, now, &mut touched);
-        st.endpoint_timers(&mut conns, now, &mut touched);
-        st.reap_dying(now);
+    /// Jobs waiting for pool room, name lookups answered, endpoint deadlines, dying children.
+    fn drive_endpoints(&mut self, now: Instant) {
+        self.st.submit_waiting(&self.conns, now);
+        self.st.resolver_answers(&mut self.conns, now, &mut self.touched);
+        self.st.endpoint_timers(&mut self.conns, now, &mut self.touched);
+        self.st.reap_dying(now);
+    }
 
-        // Timers: stale entries (connection gone, deadline moved) are skipped.
+    /// Timers: stale entries (connection gone, deadline moved) are skipped.
+    fn fire_timers(&mut self, now: Instant) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
         let due = st.timers.expired(now, |e| {
             conns
                 .get(e.key)
@@ -338,10 +407,17 @@ pub fn run_with<C: Core>(
                     st.lend_output(conn);
                     conn.core.handle_timeout(now);
                 }
-                touched.push((e.key, e.generation));
+                self.touched.push((e.key, e.generation));
             }
         }
+    }
 
+    /// Services every touched connection, those left over from last turn, and starved ones if
+    /// memory freed; removes those that are over.
+    fn service_ready(&mut self, now: Instant) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
+        let touched = &mut self.touched;
         // Idle buffers kept for reuse are given back while memory is short, so other workers'
         // connections can have them.
         if st.pool.over_high_water() {
@@ -371,34 +447,36 @@ pub fn run_with<C: Core>(
             };
             conn.hold_back = st.pool.over_high_water() && conn.holding() > share;
             if st.service(conn, key, now) {
-                st.remove(&mut conns, key, &load);
-            }
-        }
-
-        if let Some(deadline) = draining {
-            if conns.is_empty() || now >= deadline {
-                break;
+                st.remove(conns, key, &self.load);
             }
         }
     }
 
-    // Shutdown: a last DISCONNECT attempt for whatever is left, then close everything.
-    let now = Instant::now();
-    let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
-    for key in keys {
-        if let Some(conn) = conns.get_mut(key) {
-            if !conn.core.is_closed() {
-                conn.core.close(DisconnectReason::ByApplication, "server shutting down", now);
-            }
-            conn.writable = true;
-            let _ = st.service(conn, key, now);
-        }
-        st.remove(&mut conns, key, &load);
+    /// Draining and nothing left to wait for: no connection, or the deadline has passed.
+    fn drained(&self, now: Instant) -> bool {
+        self.draining.is_some_and(|deadline| self.conns.is_empty() || now >= deadline)
     }
-    st.reap_all_on_exit();
-    let metrics = Box::new(std::mem::take(&mut st.metrics));
-    let _ = reports.try_send(Report::Exited { worker: id, metrics });
-    let _ = acceptor_waker.wake();
+
+    /// A last DISCONNECT attempt for whatever is left, then close everything and report.
+    fn shut_down(mut self) {
+        let st = &mut self.st;
+        let now = Instant::now();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.core.is_closed() {
+                    conn.core.close(DisconnectReason::ByApplication, "server shutting down", now);
+                }
+                conn.writable = true;
+                let _ = st.service(conn, key, now);
+            }
+            st.remove(&mut self.conns, key, &self.load);
+        }
+        st.reap_all_on_exit();
+        let metrics = Box::new(std::mem::take(&mut st.metrics));
+        let _ = st.reports.try_send(Report::Exited { worker: st.id, metrics });
+        let _ = st.acceptor_waker.wake();
+    }
 }
 
 impl State {
