@@ -5,7 +5,7 @@
 //! READABLE|WRITABLE, edge-triggered) → drain control, job-result and resolver channels → fire
 //! timers → service every touched connection: flush pending output, feed buffered input, read
 //! until WouldBlock / buffer full / per-turn budget, relay between its channels and their
-//! endpoints (backend sockets, -R listeners, child pipes: `channels.rs`), `poll_transmit` into
+//! endpoints (backend sockets, -R listeners, child pipes: `endpoints`), `poll_transmit` into
 //! one write, handle events, re-arm the timer. An endpoint's readiness only marks its
 //! connection for service. A connection that used its budget goes on the ready-again list,
 //! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
@@ -13,9 +13,11 @@
 use super::buffers::{Buf, BufferPool, CLASSES};
 use super::conn::{
     decode, decode_token, generation_matches, token_for, Conn, SocketKind, WAKER_TOKEN,
+    WRITE_HIGH_WATER,
 };
 use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
+use super::endpoints::{self, Endpoints};
 use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
@@ -34,9 +36,6 @@ use std::time::{Duration, Instant};
 
 /// Bytes one connection may read per turn before others get theirs.
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
-/// Stop feeding input while this much sealed output waits for the socket (backpressure on a
-/// peer that sends but does not read).
-pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
 /// Jobs a worker holds back while the crypto pool is at its bound; past it: DISCONNECT 12.
 pub const JOB_WAIT_QUEUE: usize = 64;
 /// Messages queued to a worker (new sockets, config, drain, stats requests).
@@ -125,7 +124,7 @@ struct State {
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
     starved: Vec<(usize, u32)>,
     /// Backend sockets, forward listeners and session children of all connections.
-    endpoints: channels::Endpoints,
+    endpoints: Endpoints,
     /// Where penalty events go (the acceptor); off while draining, when we end connections.
     reports: Sender<Report>,
     acceptor_waker: Arc<Waker>,
@@ -148,7 +147,17 @@ pub fn run_with<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C>(
     parts: WorkerParts,
     new_core: F,
 ) {
-    let mut worker = Worker::new(parts, new_core);
+    let (id, reports, acceptor_waker) =
+        (parts.id, parts.reports.clone(), parts.acceptor_waker.clone());
+    let mut worker = match Worker::new(parts, new_core) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("worker {id}: cannot start: {e}");
+            let _ = reports.try_send(Report::Exited { worker: id, metrics: Box::default() });
+            let _ = acceptor_waker.wake();
+            return;
+        }
+    };
     let mut events = Events::with_capacity(1024);
     loop {
         let timeout = worker.st.poll_timeout(worker.draining);
@@ -195,7 +204,7 @@ struct Worker<C, F> {
 }
 
 impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
-    fn new(parts: WorkerParts, new_core: F) -> Self {
+    fn new(parts: WorkerParts, new_core: F) -> io::Result<Self> {
         let WorkerParts {
             id,
             poll,
@@ -211,6 +220,7 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             buffer_budget,
             crypto,
         } = parts;
+        let registry = poll.registry().try_clone()?;
         let st = State {
             id,
             poll,
@@ -223,13 +233,13 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             wait_queue: Default::default(),
             ready: Vec::new(),
             starved: Vec::new(),
-            endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
+            endpoints: Endpoints::new(id, registry, super::resolve::Resolver::new(waker.clone())),
             reports,
             acceptor_waker,
             report_penalties: true,
             inline_left: true,
         };
-        Worker {
+        Ok(Worker {
             st,
             conns: Slab::new(),
             control,
@@ -240,7 +250,7 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             next_generation: 1,
             draining: None,
             touched: Vec::new(),
-        }
+        })
     }
 
     /// Readiness from `poll`, kept in user space: a client socket marks its connection, an
@@ -267,7 +277,7 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             }
             if kind != SocketKind::Client {
                 // A backend, listener or child pipe: note readiness, service its connection.
-                if let Some(owner) = st.endpoint_ready(kind, key, gen_bits, ev) {
+                if let Some(owner) = st.endpoints.endpoint_ready(kind, key, gen_bits, ev) {
                     touched.push(owner);
                 }
                 continue;
@@ -386,9 +396,9 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
     /// Jobs waiting for pool room, name lookups answered, endpoint deadlines, dying children.
     fn drive_endpoints(&mut self, now: Instant) {
         self.st.submit_waiting(&self.conns, now);
-        self.st.resolver_answers(&mut self.conns, now, &mut self.touched);
-        self.st.endpoint_timers(&mut self.conns, now, &mut self.touched);
-        self.st.reap_dying(now);
+        self.st.endpoints.resolver_answers(&mut self.conns, now, &mut self.touched);
+        self.st.endpoints.endpoint_timers(&mut self.conns, now, &mut self.touched);
+        self.st.endpoints.reap_dying(now);
     }
 
     /// Timers: stale entries (connection gone, deadline moved) are skipped.
@@ -472,7 +482,7 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             }
             st.remove(&mut self.conns, key, &self.load);
         }
-        st.reap_all_on_exit();
+        st.endpoints.reap_all_on_exit();
         let metrics = Box::new(std::mem::take(&mut st.metrics));
         let _ = st.reports.try_send(Report::Exited { worker: st.id, metrics });
         let _ = st.acceptor_waker.wake();
@@ -569,13 +579,16 @@ impl State {
         // Relay between channels and endpoints, flush, handle events; again while a round made
         // progress or an event asked for it (bounded: the relay budget is per round).
         let mut unfinished = false;
-        for _ in 0..channels::PUMP_ROUNDS {
+        for _ in 0..endpoints::PUMP_ROUNDS {
             conn.pump_again = false;
             if !conn.links.is_empty() {
                 self.lend_output(conn);
             }
-            let (mut progress, mut more) =
-                if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
+            let (mut progress, mut more) = if conn.links.is_empty() {
+                (false, false)
+            } else {
+                self.endpoints.pump(conn, key, now, &mut self.metrics.payload_copied)
+            };
             if conn.upstream.is_some() {
                 let (p, m) = self.pump_upstream(conn, key, now);
                 (progress, more) = (progress || p, more || m);
@@ -762,7 +775,7 @@ impl State {
         }
         let mut want = (conn.out_hint as usize).max(1);
         if !conn.links.is_empty() {
-            want = want.max(channels::RELAY_BUDGET_PER_TURN + 4096);
+            want = want.max(endpoints::RELAY_BUDGET_PER_TURN + 4096);
         }
         let Some(v) = self.pool.checkout_vec(want) else {
             return;
@@ -898,7 +911,7 @@ impl State {
                 None => {}
             },
             other if conn.upstream.is_some() => self.upstream_event(conn, key, other, now),
-            other => self.channel_event(conn, key, other, now),
+            other => self.endpoints.channel_event(conn, key, other, now),
         }
     }
 
@@ -1073,7 +1086,7 @@ impl State {
         let Some(mut conn) = conns.try_remove(key) else {
             return;
         };
-        self.teardown(&mut conn, Instant::now());
+        self.endpoints.teardown(&mut conn, Instant::now());
         self.teardown_upstream(&mut conn);
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(b) = conn.rbuf.take() {
@@ -1123,9 +1136,6 @@ impl State {
         );
     }
 }
-
-#[path = "channels.rs"]
-mod channels;
 
 #[path = "upstream.rs"]
 mod upstream;
