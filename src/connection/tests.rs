@@ -2,6 +2,7 @@
 
 use super::*;
 use crate::service::VecOutbound;
+use crate::transport::DisconnectReason;
 use crate::wire::{Reader, Writer};
 
 fn policy() -> ConnectionPolicy {

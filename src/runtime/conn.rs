@@ -12,6 +12,10 @@ use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
+/// Stop feeding input (and reading endpoints) while this much sealed output waits for the
+/// socket: backpressure on a peer that sends but does not read.
+pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
+
 /// What a token's socket is. Kept in the token so an event is routed without a lookup, and a
 /// stale event for a recycled slab key of another kind can never be misread.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]

@@ -1,8 +1,11 @@
 //! The contract between a worker and the protocol core it drives.
 //!
-//! It is exactly `ServerConnection`'s API; the trait exists so the worker's event loop (reads,
-//! writes, timers, close and drain) can be tested with a small fake core, independently of the
-//! protocol.
+//! Why a trait and not `ServerConnection` itself: it is what lets the worker's event loop
+//! (reads, writes, timers, buffer budget, close and drain) be tested with a small fake core
+//! (`worker_tests.rs`, a line echo), apart from the protocol. That is its only reason; there is
+//! one real implementation. So the trait is `ServerConnection`'s API as the worker uses it,
+//! the impl below only forwards to it, and every method a fake need not care about (channels,
+//! routes, penalties, output lending) has a default fit for a fake.
 
 use crate::connection::{ChannelId, DataSink, ExitStatus, ForwardError, ListenerId};
 use crate::server::{Event, ServerConnection, ServerJobDone};
@@ -125,6 +128,7 @@ pub trait Core {
     }
 }
 
+/// The one real core: each method forwards to the inherent method of the same name.
 impl Core for ServerConnection {
     fn handle_input(&mut self, input: &mut [u8], now: Instant) -> usize {
         ServerConnection::handle_input(self, input, now)

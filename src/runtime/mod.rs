@@ -7,14 +7,12 @@
 
 pub mod acceptor;
 pub mod auth_jobs;
-pub mod backend;
 pub mod buffers;
-pub mod child;
 pub mod conn;
 pub mod core;
 pub mod crypto_pool;
+pub mod endpoints;
 pub mod fleet;
-pub mod forward_listen;
 pub mod health_check;
 pub mod heap_trim;
 pub mod log;

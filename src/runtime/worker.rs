@@ -5,7 +5,7 @@
 //! READABLE|WRITABLE, edge-triggered) → drain control, job-result and resolver channels → fire
 //! timers → service every touched connection: flush pending output, feed buffered input, read
 //! until WouldBlock / buffer full / per-turn budget, relay between its channels and their
-//! endpoints (backend sockets, -R listeners, child pipes: `channels.rs`), `poll_transmit` into
+//! endpoints (backend sockets, -R listeners, child pipes: `endpoints`), `poll_transmit` into
 //! one write, handle events, re-arm the timer. An endpoint's readiness only marks its
 //! connection for service. A connection that used its budget goes on the ready-again list,
 //! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
@@ -13,9 +13,11 @@
 use super::buffers::{Buf, BufferPool, CLASSES};
 use super::conn::{
     decode, decode_token, generation_matches, token_for, Conn, SocketKind, WAKER_TOKEN,
+    WRITE_HIGH_WATER,
 };
 use super::core::Core;
 use super::crypto_pool::{CryptoPool, JobResult, JobTicket};
+use super::endpoints::{self, Endpoints};
 use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
@@ -34,9 +36,6 @@ use std::time::{Duration, Instant};
 
 /// Bytes one connection may read per turn before others get theirs.
 pub const READ_BUDGET_PER_TURN: usize = 256 * 1024;
-/// Stop feeding input while this much sealed output waits for the socket (backpressure on a
-/// peer that sends but does not read).
-pub const WRITE_HIGH_WATER: usize = 1024 * 1024;
 /// Jobs a worker holds back while the crypto pool is at its bound; past it: DISCONNECT 12.
 pub const JOB_WAIT_QUEUE: usize = 64;
 /// Messages queued to a worker (new sockets, config, drain, stats requests).
@@ -125,7 +124,7 @@ struct State {
     /// Connections waiting for buffer memory, deduplicated by `Conn::starved`.
     starved: Vec<(usize, u32)>,
     /// Backend sockets, forward listeners and session children of all connections.
-    endpoints: channels::Endpoints,
+    endpoints: Endpoints,
     /// Where penalty events go (the acceptor); off while draining, when we end connections.
     reports: Sender<Report>,
     acceptor_waker: Arc<Waker>,
@@ -141,61 +140,125 @@ pub fn run(parts: WorkerParts) {
 }
 
 /// Runs a worker whose connections' cores are made by `new_core` (a fake in tests).
-pub fn run_with<C: Core>(
+///
+/// One turn: wait for readiness, then the phases in the order below. Writing out happens in
+/// each connection's service (pending output first, then what the turn sealed).
+pub fn run_with<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C>(
     parts: WorkerParts,
-    new_core: impl Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C,
+    new_core: F,
 ) {
-    let WorkerParts {
-        id,
-        poll,
-        waker,
-        control,
-        results_tx,
-        results,
-        reports,
-        acceptor_waker,
-        mut config,
-        load,
-        buffer_used,
-        buffer_budget,
-        crypto,
-    } = parts;
-    let mut st = State {
-        id,
-        poll,
-        waker: waker.clone(),
-        results_tx,
-        crypto,
-        pool: BufferPool::new(buffer_used, buffer_budget),
-        timers: TimerHeap::new(),
-        metrics: Metrics::default(),
-        wait_queue: Default::default(),
-        ready: Vec::new(),
-        starved: Vec::new(),
-        endpoints: channels::Endpoints::new(super::resolve::Resolver::new(waker.clone())),
-        reports: reports.clone(),
-        acceptor_waker: acceptor_waker.clone(),
-        report_penalties: true,
-        inline_left: true,
+    let (id, reports, acceptor_waker) =
+        (parts.id, parts.reports.clone(), parts.acceptor_waker.clone());
+    let mut worker = match Worker::new(parts, new_core) {
+        Ok(w) => w,
+        Err(e) => {
+            log::error!("worker {id}: cannot start: {e}");
+            let _ = reports.try_send(Report::Exited { worker: id, metrics: Box::default() });
+            let _ = acceptor_waker.wake();
+            return;
+        }
     };
-    let mut conns: Slab<Conn<C>> = Slab::new();
-    let mut next_generation: u32 = 1;
-    let mut draining: Option<Instant> = None;
     let mut events = Events::with_capacity(1024);
-    let mut touched: Vec<(usize, u32)> = Vec::new();
-
     loop {
-        let timeout = st.poll_timeout(draining);
-        if let Err(e) = st.poll.poll(&mut events, timeout) {
+        let timeout = worker.st.poll_timeout(worker.draining);
+        if let Err(e) = worker.st.poll.poll(&mut events, timeout) {
             if e.kind() == io::ErrorKind::Interrupted {
                 continue;
             }
-            log::error!("worker {id}: poll failed: {e}; closing its connections");
+            log::error!("worker {}: poll failed: {e}; closing its connections", worker.st.id);
             break;
         }
         let now = Instant::now();
-        st.inline_left = true;
+        worker.st.inline_left = true;
+        worker.mark_ready(&events);
+        worker.drain_control(now);
+        worker.drain_crypto_results(now);
+        worker.drive_endpoints(now);
+        worker.fire_timers(now);
+        worker.service_ready(now);
+        if worker.drained(now) {
+            break;
+        }
+    }
+    worker.shut_down();
+}
 
+/// A worker thread: its connections, the channels the rest of the process reaches it by, and
+/// `State`, the rest (kept apart so a `&mut Conn` and the worker's state borrow together).
+/// Its methods are the phases of one turn.
+struct Worker<C, F> {
+    st: State,
+    conns: Slab<Conn<C>>,
+    control: Receiver<Control>,
+    results: Receiver<JobResult>,
+    /// Given to connections accepted from now on.
+    config: Arc<ServerConfig>,
+    /// Connections on this worker, as the acceptor sees them (it picks the least loaded).
+    load: Arc<AtomicUsize>,
+    new_core: F,
+    next_generation: u32,
+    /// Set by a drain: the worker exits when its connections are gone or at this instant.
+    draining: Option<Instant>,
+    /// Connections to service this turn; an entry whose generation is stale is skipped.
+    touched: Vec<(usize, u32)>,
+}
+
+impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
+    fn new(parts: WorkerParts, new_core: F) -> io::Result<Self> {
+        let WorkerParts {
+            id,
+            poll,
+            waker,
+            control,
+            results_tx,
+            results,
+            reports,
+            acceptor_waker,
+            config,
+            load,
+            buffer_used,
+            buffer_budget,
+            crypto,
+        } = parts;
+        let registry = poll.registry().try_clone()?;
+        let st = State {
+            id,
+            poll,
+            waker: waker.clone(),
+            results_tx,
+            crypto,
+            pool: BufferPool::new(buffer_used, buffer_budget),
+            timers: TimerHeap::new(),
+            metrics: Metrics::default(),
+            wait_queue: Default::default(),
+            ready: Vec::new(),
+            starved: Vec::new(),
+            endpoints: Endpoints::new(id, registry, super::resolve::Resolver::new(waker.clone())),
+            reports,
+            acceptor_waker,
+            report_penalties: true,
+            inline_left: true,
+        };
+        Ok(Worker {
+            st,
+            conns: Slab::new(),
+            control,
+            results,
+            config,
+            load,
+            new_core,
+            next_generation: 1,
+            draining: None,
+            touched: Vec::new(),
+        })
+    }
+
+    /// Readiness from `poll`, kept in user space: a client socket marks its connection, an
+    /// endpoint or upstream socket marks itself; either way its connection is touched.
+    fn mark_ready(&mut self, events: &Events) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
+        let touched = &mut self.touched;
         for ev in events.iter() {
             if ev.token() == WAKER_TOKEN {
                 continue;
@@ -214,7 +277,7 @@ pub fn run_with<C: Core>(
             }
             if kind != SocketKind::Client {
                 // A backend, listener or child pipe: note readiness, service its connection.
-                if let Some(owner) = st.endpoint_ready(kind, key, gen_bits, ev) {
+                if let Some(owner) = st.endpoints.endpoint_ready(kind, key, gen_bits, ev) {
                     touched.push(owner);
                 }
                 continue;
@@ -233,41 +296,47 @@ pub fn run_with<C: Core>(
             }
             touched.push((key, conn.generation));
         }
+    }
 
-        // Control messages: drained fully, bounded by the channel's capacity.
+    /// Control messages: drained fully, bounded by the channel's capacity.
+    fn drain_control(&mut self, now: Instant) {
+        let st = &mut self.st;
+        let conns = &mut self.conns;
+        let touched = &mut self.touched;
+        let id = st.id;
         loop {
-            match control.try_recv() {
+            match self.control.try_recv() {
                 Ok(Control::NewConn { stream, peer, accepted_at, source, startup }) => {
-                    if draining.is_some() {
-                        load.fetch_sub(1, Ordering::AcqRel);
+                    if self.draining.is_some() {
+                        self.load.fetch_sub(1, Ordering::AcqRel);
                         continue;
                     }
-                    let generation = next_generation;
-                    next_generation = next_generation.wrapping_add(1).max(1);
+                    let generation = self.next_generation;
+                    self.next_generation = self.next_generation.wrapping_add(1).max(1);
                     if let Some(key) = st.add_conn(
-                        &mut conns,
+                        conns,
                         stream,
                         peer,
                         accepted_at,
                         generation,
-                        new_core(config.clone(), peer, now),
+                        (self.new_core)(self.config.clone(), peer, now),
                     ) {
                         if let Some(c) = conns.get_mut(key) {
-                            c.gateway = config.gateway.clone();
+                            c.gateway = self.config.gateway.clone();
                             c.source = source;
                             c.startup = startup;
                         }
                         touched.push((key, generation));
                     } else {
-                        load.fetch_sub(1, Ordering::AcqRel);
+                        self.load.fetch_sub(1, Ordering::AcqRel);
                     }
                 }
-                Ok(Control::NewConfig(c)) => config = c,
+                Ok(Control::NewConfig(c)) => self.config = c,
                 Ok(Control::Drain { deadline }) => {
-                    if draining.is_none() {
+                    if self.draining.is_none() {
                         log::info!("worker {id}: draining {} connection(s)", conns.len());
                     }
-                    draining = Some(deadline);
+                    self.draining = Some(deadline);
                     st.report_penalties = false;
                     for (key, conn) in conns.iter_mut() {
                         if !conn.core.is_closed() && !conn.core.is_authenticated() {
@@ -282,24 +351,27 @@ pub fn run_with<C: Core>(
                 }
                 Ok(Control::Stats { full }) => {
                     let metrics = Box::new(st.metrics.clone());
-                    let _ = reports.try_send(Report::Stats { worker: id, metrics, full });
-                    let _ = acceptor_waker.wake();
+                    let _ = st.reports.try_send(Report::Stats { worker: id, metrics, full });
+                    let _ = st.acceptor_waker.wake();
                 }
                 Err(TryRecvError::Empty) => break,
                 // The acceptor is gone: finish as if draining with no grace.
                 Err(TryRecvError::Disconnected) => {
-                    draining = Some(draining.map_or(now, |d| d.min(now)));
+                    self.draining = Some(self.draining.map_or(now, |d| d.min(now)));
                     break;
                 }
             }
         }
+    }
 
-        // Finished crypto jobs (wake-ups coalesce, so take all).
-        while let Ok(r) = results.try_recv() {
+    /// Finished crypto jobs (wake-ups coalesce, so take all).
+    fn drain_crypto_results(&mut self, now: Instant) {
+        let st = &mut self.st;
+        while let Ok(r) = self.results.try_recv() {
             st.crypto.release(r.class);
             st.pool.charge(r.ticket.bytes, 0);
             st.metrics.record_job(r.label, r.queue_wait, r.compute);
-            let Some(conn) = conns.get_mut(r.ticket.key) else {
+            let Some(conn) = self.conns.get_mut(r.ticket.key) else {
                 continue;
             };
             if conn.generation != r.ticket.generation {
@@ -317,15 +389,22 @@ pub fn run_with<C: Core>(
                     now,
                 ),
             }
-            touched.push((r.ticket.key, conn.generation));
+            self.touched.push((r.ticket.key, conn.generation));
         }
+    }
 
-        st.submit_waiting(&conns, now);
-        st.resolver_answers(&mut conns, now, &mut touched);
-        st.endpoint_timers(&mut conns, now, &mut touched);
-        st.reap_dying(now);
+    /// Jobs waiting for pool room, name lookups answered, endpoint deadlines, dying children.
+    fn drive_endpoints(&mut self, now: Instant) {
+        self.st.submit_waiting(&self.conns, now);
+        self.st.endpoints.resolver_answers(&mut self.conns, now, &mut self.touched);
+        self.st.endpoints.endpoint_timers(&mut self.conns, now, &mut self.touched);
+        self.st.endpoints.reap_dying(now);
+    }
 
-        // Timers: stale entries (connection gone, deadline moved) are skipped.
+    /// Timers: stale entries (connection gone, deadline moved) are skipped.
+    fn fire_timers(&mut self, now: Instant) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
         let due = st.timers.expired(now, |e| {
             conns
                 .get(e.key)
@@ -338,10 +417,17 @@ pub fn run_with<C: Core>(
                     st.lend_output(conn);
                     conn.core.handle_timeout(now);
                 }
-                touched.push((e.key, e.generation));
+                self.touched.push((e.key, e.generation));
             }
         }
+    }
 
+    /// Services every touched connection, those left over from last turn, and starved ones if
+    /// memory freed; removes those that are over.
+    fn service_ready(&mut self, now: Instant) {
+        let conns = &mut self.conns;
+        let st = &mut self.st;
+        let touched = &mut self.touched;
         // Idle buffers kept for reuse are given back while memory is short, so other workers'
         // connections can have them.
         if st.pool.over_high_water() {
@@ -371,34 +457,36 @@ pub fn run_with<C: Core>(
             };
             conn.hold_back = st.pool.over_high_water() && conn.holding() > share;
             if st.service(conn, key, now) {
-                st.remove(&mut conns, key, &load);
-            }
-        }
-
-        if let Some(deadline) = draining {
-            if conns.is_empty() || now >= deadline {
-                break;
+                st.remove(conns, key, &self.load);
             }
         }
     }
 
-    // Shutdown: a last DISCONNECT attempt for whatever is left, then close everything.
-    let now = Instant::now();
-    let keys: Vec<usize> = conns.iter().map(|(k, _)| k).collect();
-    for key in keys {
-        if let Some(conn) = conns.get_mut(key) {
-            if !conn.core.is_closed() {
-                conn.core.close(DisconnectReason::ByApplication, "server shutting down", now);
-            }
-            conn.writable = true;
-            let _ = st.service(conn, key, now);
-        }
-        st.remove(&mut conns, key, &load);
+    /// Draining and nothing left to wait for: no connection, or the deadline has passed.
+    fn drained(&self, now: Instant) -> bool {
+        self.draining.is_some_and(|deadline| self.conns.is_empty() || now >= deadline)
     }
-    st.reap_all_on_exit();
-    let metrics = Box::new(std::mem::take(&mut st.metrics));
-    let _ = reports.try_send(Report::Exited { worker: id, metrics });
-    let _ = acceptor_waker.wake();
+
+    /// A last DISCONNECT attempt for whatever is left, then close everything and report.
+    fn shut_down(mut self) {
+        let st = &mut self.st;
+        let now = Instant::now();
+        let keys: Vec<usize> = self.conns.iter().map(|(k, _)| k).collect();
+        for key in keys {
+            if let Some(conn) = self.conns.get_mut(key) {
+                if !conn.core.is_closed() {
+                    conn.core.close(DisconnectReason::ByApplication, "server shutting down", now);
+                }
+                conn.writable = true;
+                let _ = st.service(conn, key, now);
+            }
+            st.remove(&mut self.conns, key, &self.load);
+        }
+        st.endpoints.reap_all_on_exit();
+        let metrics = Box::new(std::mem::take(&mut st.metrics));
+        let _ = st.reports.try_send(Report::Exited { worker: st.id, metrics });
+        let _ = st.acceptor_waker.wake();
+    }
 }
 
 impl State {
@@ -491,13 +579,16 @@ impl State {
         // Relay between channels and endpoints, flush, handle events; again while a round made
         // progress or an event asked for it (bounded: the relay budget is per round).
         let mut unfinished = false;
-        for _ in 0..channels::PUMP_ROUNDS {
+        for _ in 0..endpoints::PUMP_ROUNDS {
             conn.pump_again = false;
             if !conn.links.is_empty() {
                 self.lend_output(conn);
             }
-            let (mut progress, mut more) =
-                if conn.links.is_empty() { (false, false) } else { self.pump(conn, key, now) };
+            let (mut progress, mut more) = if conn.links.is_empty() {
+                (false, false)
+            } else {
+                self.endpoints.pump(conn, key, now, &mut self.metrics.payload_copied)
+            };
             if conn.upstream.is_some() {
                 let (p, m) = self.pump_upstream(conn, key, now);
                 (progress, more) = (progress || p, more || m);
@@ -684,7 +775,7 @@ impl State {
         }
         let mut want = (conn.out_hint as usize).max(1);
         if !conn.links.is_empty() {
-            want = want.max(channels::RELAY_BUDGET_PER_TURN + 4096);
+            want = want.max(endpoints::RELAY_BUDGET_PER_TURN + 4096);
         }
         let Some(v) = self.pool.checkout_vec(want) else {
             return;
@@ -820,7 +911,7 @@ impl State {
                 None => {}
             },
             other if conn.upstream.is_some() => self.upstream_event(conn, key, other, now),
-            other => self.channel_event(conn, key, other, now),
+            other => self.endpoints.channel_event(conn, key, other, now),
         }
     }
 
@@ -995,7 +1086,7 @@ impl State {
         let Some(mut conn) = conns.try_remove(key) else {
             return;
         };
-        self.teardown(&mut conn, Instant::now());
+        self.endpoints.teardown(&mut conn, Instant::now());
         self.teardown_upstream(&mut conn);
         let _ = self.poll.registry().deregister(&mut conn.socket);
         if let Some(b) = conn.rbuf.take() {
@@ -1045,9 +1136,6 @@ impl State {
         );
     }
 }
-
-#[path = "channels.rs"]
-mod channels;
 
 #[path = "upstream.rs"]
 mod upstream;

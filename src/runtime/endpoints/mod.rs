@@ -1,10 +1,12 @@
-//! The worker's half of the connection protocol: backend sockets, remote-forward listeners and
-//! session children ("endpoints"), wired to the channels of the core that asked for them.
+//! A connection's endpoints: backend sockets, remote-forward listeners and session children,
+//! wired to the channels of the core that asked for them (the worker's half of the connection
+//! protocol).
 //!
 //! Endpoints live in one worker-level slab; their tokens carry the socket kind, the slab key
 //! and a generation, so a late event for a closed endpoint is dropped. An event only records
-//! readiness and marks the owning connection; the work happens in [`State::pump`], which runs
-//! in the connection's turn and moves bytes in both directions as far as the windows allow:
+//! readiness and marks the owning connection; the work happens in [`Endpoints::pump`], which
+//! runs in the connection's turn and moves bytes in both directions as far as the windows
+//! allow:
 //! - client → endpoint: CHANNEL_DATA is offered to the endpoint straight from the decrypted
 //!   packet ([`EndpointSink`]); what it does not take waits in `core.inbound(ch)` and is written
 //!   from there once the endpoint is writable again, then `backend_consumed` gives the window
@@ -16,21 +18,23 @@
 //! Memory per channel is therefore bounded by the channel window on the way in and by the
 //! relay buffer plus the connection's output high-water mark on the way out.
 
-use super::{Conn, Core, State};
+pub mod backend;
+pub mod child;
+pub mod forward_listen;
+mod relay;
+
 use crate::connection::msgs::OPEN_CONNECT_FAILED;
 use crate::connection::{ChannelId, DataSink, ExitStatus};
-use crate::runtime::backend::{ip_literal, Backend, Phase, Stream};
-use crate::runtime::child::{self, ChildProc, Dying, ExecSpec, REAP_MAX};
-use crate::runtime::conn::{token_of, Link, SocketKind};
-use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
-
-#[path = "relay.rs"]
-mod relay;
+use crate::runtime::conn::{generation_matches, token_of, Conn, Link, SocketKind};
+use crate::runtime::core::Core;
 use crate::runtime::recording;
 use crate::runtime::resolve::{Resolver, Ticket};
 use crate::runtime::timers::TimerHeap;
 use crate::server::Event;
-use mio::Interest;
+use backend::{ip_literal, Backend, Phase, Stream};
+use child::{ChildProc, Dying, ExecSpec, REAP_MAX};
+use forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
+use mio::{Interest, Registry};
 use relay::{
     accept_forwarded, close_pipes, connect_next, connect_unix, pump_backend, pump_child, Fate,
     Relay,
@@ -65,6 +69,10 @@ pub struct Endpoint {
 
 /// Everything the worker keeps for endpoints.
 pub struct Endpoints {
+    /// The worker's id, for log lines.
+    worker: usize,
+    /// The worker's registry: endpoint sockets and pipes are registered with its poll.
+    registry: Registry,
     pub slab: Slab<Endpoint>,
     next_generation: u32,
     /// Connect deadlines and reap retries: (deadline, endpoint key, endpoint generation).
@@ -76,8 +84,10 @@ pub struct Endpoints {
 }
 
 impl Endpoints {
-    pub fn new(resolver: Resolver) -> Self {
+    pub fn new(worker: usize, registry: Registry, resolver: Resolver) -> Self {
         Endpoints {
+            worker,
+            registry,
             slab: Slab::new(),
             next_generation: 1,
             timers: TimerHeap::new(),
@@ -136,17 +146,17 @@ impl DataSink for EndpointSink<'_> {
     }
 }
 
-impl State {
+impl Endpoints {
     /// Readiness for an endpoint token; returns the owning connection to service.
-    pub(super) fn endpoint_ready(
+    pub fn endpoint_ready(
         &mut self,
         kind: SocketKind,
         key: usize,
         gen_bits: usize,
         ev: &mio::event::Event,
     ) -> Option<(usize, u32)> {
-        let ep = self.endpoints.slab.get_mut(key)?;
-        if !super::generation_matches(gen_bits, ep.generation) {
+        let ep = self.slab.get_mut(key)?;
+        if !generation_matches(gen_bits, ep.generation) {
             return None;
         }
         let r = ev.is_readable() || ev.is_read_closed() || ev.is_error();
@@ -166,7 +176,7 @@ impl State {
     }
 
     /// Channel events of one connection: start, feed and end its endpoints.
-    pub(super) fn channel_event<C: Core>(
+    pub fn channel_event<C: Core>(
         &mut self,
         conn: &mut Conn<C>,
         key: usize,
@@ -192,9 +202,7 @@ impl State {
                 self.exec(conn, key, channel, req, now)
             }
             Event::WindowChange { channel, size } => {
-                let ep = conn
-                    .endpoint(Link::Channel(channel))
-                    .and_then(|k| self.endpoints.slab.get_mut(k));
+                let ep = conn.endpoint(Link::Channel(channel)).and_then(|k| self.slab.get_mut(k));
                 if let Some(EndpointKind::Child(c)) = ep.map(|e| &mut e.kind) {
                     c.resize(size);
                     if let Some(r) = c.recording.as_mut() {
@@ -204,9 +212,7 @@ impl State {
             }
             Event::ChannelReadable { .. } | Event::ChannelWritable { .. } => conn.pump_again = true,
             Event::ChannelEof { channel } => {
-                let ep = conn
-                    .endpoint(Link::Channel(channel))
-                    .and_then(|k| self.endpoints.slab.get_mut(k));
+                let ep = conn.endpoint(Link::Channel(channel)).and_then(|k| self.slab.get_mut(k));
                 match ep.map(|e| &mut e.kind) {
                     Some(EndpointKind::Backend(b)) => b.client_eof = true,
                     Some(EndpointKind::Child(c)) => c.client_eof = true,
@@ -220,9 +226,7 @@ impl State {
                 }
             }
             Event::ChannelOpened { channel } => {
-                let ep = conn
-                    .endpoint(Link::Channel(channel))
-                    .and_then(|k| self.endpoints.slab.get_mut(k));
+                let ep = conn.endpoint(Link::Channel(channel)).and_then(|k| self.slab.get_mut(k));
                 match ep.map(|e| &mut e.kind) {
                     Some(EndpointKind::Backend(b)) if b.phase == Phase::AwaitingOpen => {
                         b.phase = Phase::Open;
@@ -235,7 +239,7 @@ impl State {
                 conn.pump_again = true;
             }
             other => {
-                log::debug!("[w{}#{key}] unexpected event {}", self.id, other.name())
+                log::debug!("[w{}#{key}] unexpected event {}", self.worker, other.name())
             }
         }
     }
@@ -254,15 +258,12 @@ impl State {
         let deadline = now + conn.gateway.connect_timeout;
         let mut b = Backend::new(channel, Phase::Resolving, None);
         b.deadline = Some(deadline);
-        let (ekey, generation) =
-            self.endpoints.insert((key, conn.generation), EndpointKind::Backend(b));
+        let (ekey, generation) = self.insert((key, conn.generation), EndpointKind::Backend(b));
         conn.links.push((Link::Channel(channel), ekey));
-        self.endpoints.timers.push(deadline, ekey, generation);
+        self.timers.push(deadline, ekey, generation);
         let started = match ip_literal(host, port) {
             Some(addr) => self.connect_addrs(ekey, vec![addr]),
-            None => {
-                self.endpoints.resolver.lookup(Ticket { endpoint: ekey, generation }, host, port)
-            }
+            None => self.resolver.lookup(Ticket { endpoint: ekey, generation }, host, port),
         };
         if let Err(text) = started {
             self.fail_backend(conn, ekey, &format!("{host}:{port}: {text}"), now);
@@ -282,12 +283,11 @@ impl State {
         let deadline = now + conn.gateway.connect_timeout;
         let mut b = Backend::new(channel, Phase::Connecting, None);
         b.deadline = Some(deadline);
-        let (ekey, generation) =
-            self.endpoints.insert((key, conn.generation), EndpointKind::Backend(b));
+        let (ekey, generation) = self.insert((key, conn.generation), EndpointKind::Backend(b));
         conn.links.push((Link::Channel(channel), ekey));
-        self.endpoints.timers.push(deadline, ekey, generation);
-        let registry = self.poll.registry();
-        let started = match self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind) {
+        self.timers.push(deadline, ekey, generation);
+        let registry = &self.registry;
+        let started = match self.slab.get_mut(ekey).map(|e| &mut e.kind) {
             Some(EndpointKind::Backend(b)) => {
                 connect_unix(registry, ekey, generation, b, std::path::Path::new(path))
             }
@@ -311,7 +311,7 @@ impl State {
             Err(e) => {
                 log::info!(
                     "[w{}#{key}] {}: streamlocal-forward {path} failed: {e}",
-                    self.id,
+                    self.worker,
                     conn.peer
                 );
                 conn.core.listen_result(listener, Err(()));
@@ -324,7 +324,7 @@ impl State {
     /// Starts a non-blocking connect to the first address that accepts one; the others are
     /// kept for when it fails.
     fn connect_addrs(&mut self, ekey: usize, mut addrs: Vec<SocketAddr>) -> Result<(), String> {
-        let Some(ep) = self.endpoints.slab.get_mut(ekey) else {
+        let Some(ep) = self.slab.get_mut(ekey) else {
             return Err("gone".into());
         };
         let generation = ep.generation;
@@ -333,16 +333,16 @@ impl State {
         };
         addrs.reverse(); // pop() from the front of the original order
         b.more_addrs = addrs;
-        connect_next(self.poll.registry(), ekey, generation, b)
+        connect_next(&self.registry, ekey, generation, b)
     }
 
     /// CHANNEL_OPEN_FAILURE (connect failed) and the endpoint is gone.
     fn fail_backend<C: Core>(&mut self, conn: &mut Conn<C>, ekey: usize, text: &str, now: Instant) {
-        if let Some(EndpointKind::Backend(b)) = self.endpoints.slab.get(ekey).map(|e| &e.kind) {
+        if let Some(EndpointKind::Backend(b)) = self.slab.get(ekey).map(|e| &e.kind) {
             let ch = b.channel;
-            log::info!(event = "backend_connect_failed", worker = self.id, peer:% = conn.peer,
+            log::info!(event = "backend_connect_failed", worker = self.worker, peer:% = conn.peer,
                 user = conn.user.as_deref(), reason = text;
-                "[w{}] {}: backend connect failed: {text}", self.id, conn.peer);
+                "[w{}] {}: backend connect failed: {text}", self.worker, conn.peer);
             conn.core.backend_failed(ch, OPEN_CONNECT_FAILED, text);
             conn.unlink(Link::Channel(ch));
         }
@@ -362,10 +362,10 @@ impl State {
             Ok(x) => x,
             Err(e) => {
                 log::info!(
-                    event = "forward_listen_failed", worker = self.id, conn = key,
+                    event = "forward_listen_failed", worker = self.worker, conn = key,
                     peer:% = conn.peer, reason:% = e;
                     "[w{}#{key}] {}: tcpip-forward {addr}:{port} failed: {e}",
-                    self.id,
+                    self.worker,
                     conn.peer
                 );
                 conn.core.listen_result(listener, Err(()));
@@ -385,12 +385,10 @@ impl State {
     ) {
         let listener = l.id;
         let port = l.port().unwrap_or(0);
-        let (ekey, generation) =
-            self.endpoints.insert((key, conn.generation), EndpointKind::Listener(l));
-        let registered = match self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind) {
+        let (ekey, generation) = self.insert((key, conn.generation), EndpointKind::Listener(l));
+        let registered = match self.slab.get_mut(ekey).map(|e| &mut e.kind) {
             Some(EndpointKind::Listener(l)) => self
-                .poll
-                .registry()
+                .registry
                 .register(
                     &mut l.listener,
                     token_of(SocketKind::Listener, ekey, generation),
@@ -400,12 +398,12 @@ impl State {
             _ => false,
         };
         if !registered {
-            self.endpoints.slab.try_remove(ekey);
+            self.slab.try_remove(ekey);
             conn.core.listen_result(listener, Err(()));
             return;
         }
-        log::info!(event = "forward_listen", worker = self.id, conn = key, peer:% = conn.peer;
-            "[w{}#{key}] {}: listening on {what} (-R)", self.id, conn.peer);
+        log::info!(event = "forward_listen", worker = self.worker, conn = key, peer:% = conn.peer;
+            "[w{}#{key}] {}: listening on {what} (-R)", self.worker, conn.peer);
         conn.links.push((Link::Listener(listener), ekey));
         conn.core.listen_result(listener, Ok(port));
         conn.pump_again = true;
@@ -471,19 +469,18 @@ impl State {
             proc.recording = recording::start(dir, conn.gateway.record_max_bytes, header);
         }
         log::info!(
-            event = "exec_started", worker = self.id, conn = key, peer:% = conn.peer,
+            event = "exec_started", worker = self.worker, conn = key, peer:% = conn.peer,
             user = user.as_str(), pid = proc.child.id();
             "[w{}#{key}] {}: started pid {} for user={user:?}",
-            self.id,
+            self.worker,
             conn.peer,
             proc.child.id()
         );
         let (ekey, generation) =
-            self.endpoints.insert((key, conn.generation), EndpointKind::Child(Box::new(proc)));
+            self.insert((key, conn.generation), EndpointKind::Child(Box::new(proc)));
         conn.links.push((Link::Channel(channel), ekey));
-        let registry = self.poll.registry();
-        if let Some(EndpointKind::Child(c)) = self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind)
-        {
+        let registry = &self.registry;
+        if let Some(EndpointKind::Child(c)) = self.slab.get_mut(ekey).map(|e| &mut e.kind) {
             // A pipe that cannot be registered is dropped: as if the child had closed it.
             if let Some(p) = c.stdin.as_mut() {
                 let t = token_of(SocketKind::ChildStdin, ekey, generation);
@@ -507,13 +504,15 @@ impl State {
         conn.pump_again = true;
     }
 
-    /// Moves bytes between the connection's channels and its endpoints. Returns (progress,
-    /// more to do: the per-turn budget ran out or a listener has more to accept).
-    pub(super) fn pump<C: Core>(
+    /// Moves bytes between the connection's channels and its endpoints; bytes copied on the
+    /// way (not zero-copy) are added to `copied`. Returns (progress, more to do: the per-turn
+    /// budget ran out or a listener has more to accept).
+    pub fn pump<C: Core>(
         &mut self,
         conn: &mut Conn<C>,
         key: usize,
         now: Instant,
+        copied: &mut u64,
     ) -> (bool, bool) {
         if conn.closing || conn.core.is_closed() {
             return (false, false); // nothing more goes out; teardown follows the flush
@@ -523,18 +522,17 @@ impl State {
         let mut more = false;
         let mut failed: Vec<(usize, Fate)> = Vec::new();
         let mut accepted: Vec<(ChannelId, Stream)> = Vec::new();
-        let registry = self.poll.registry();
-        let eps = &mut self.endpoints;
+        let registry = &self.registry;
         let mut i = 0;
         while let Some(&(_, ekey)) = conn.links.get(i) {
             i += 1;
-            let Some(ep) = eps.slab.get_mut(ekey) else { continue };
+            let Some(ep) = self.slab.get_mut(ekey) else { continue };
             let generation = ep.generation;
             let mut relay = Relay {
-                buf: &mut eps.relay_buf,
+                buf: &mut self.relay_buf,
                 budget: &mut budget,
                 progress: &mut progress,
-                copied: &mut self.metrics.payload_copied,
+                copied: &mut *copied,
                 now,
             };
             match &mut ep.kind {
@@ -546,7 +544,7 @@ impl State {
                 }
                 EndpointKind::Child(c) => {
                     if let Some(at) = pump_child(conn, c, registry, &mut relay) {
-                        eps.timers.push(at, ekey, generation);
+                        self.timers.push(at, ekey, generation);
                     }
                 }
                 EndpointKind::Listener(l) => {
@@ -562,9 +560,7 @@ impl State {
                 Fate::Keep => {}
                 Fate::ConnectFailed(text) => self.fail_backend(conn, ekey, &text, now),
                 Fate::Failed => {
-                    if let Some(EndpointKind::Backend(b)) =
-                        self.endpoints.slab.get(ekey).map(|e| &e.kind)
-                    {
+                    if let Some(EndpointKind::Backend(b)) = self.slab.get(ekey).map(|e| &e.kind) {
                         let ch = b.channel;
                         conn.core.backend_closed(ch);
                         conn.unlink(Link::Channel(ch));
@@ -591,13 +587,11 @@ impl State {
         let mut b = Backend::new(ch, Phase::AwaitingOpen, Some(stream));
         b.readable = false;
         b.writable = false;
-        let (ekey, generation) =
-            self.endpoints.insert((key, conn.generation), EndpointKind::Backend(b));
+        let (ekey, generation) = self.insert((key, conn.generation), EndpointKind::Backend(b));
         conn.links.push((Link::Channel(ch), ekey));
-        let registered = match self.endpoints.slab.get_mut(ekey).map(|e| &mut e.kind) {
+        let registered = match self.slab.get_mut(ekey).map(|e| &mut e.kind) {
             Some(EndpointKind::Backend(Backend { stream: Some(s), .. })) => self
-                .poll
-                .registry()
+                .registry
                 .register(
                     s,
                     token_of(SocketKind::Backend, ekey, generation),
@@ -614,9 +608,9 @@ impl State {
     }
 
     /// Drops an endpoint: sockets closed, a child still running is signalled and reaped later.
-    pub(super) fn remove_endpoint(&mut self, ekey: usize, now: Instant) {
-        let Some(ep) = self.endpoints.slab.try_remove(ekey) else { return };
-        let registry = self.poll.registry();
+    pub fn remove_endpoint(&mut self, ekey: usize, now: Instant) {
+        let Some(ep) = self.slab.try_remove(ekey) else { return };
+        let registry = &self.registry;
         match ep.kind {
             EndpointKind::Backend(mut b) => {
                 if let Some(s) = b.stream.as_mut() {
@@ -632,9 +626,9 @@ impl State {
                     return;
                 }
                 let dying = Dying::start(c.child, now);
-                self.endpoints.dying.push(dying);
-                if self.endpoints.dying.len() > MAX_DYING {
-                    for d in &mut self.endpoints.dying {
+                self.dying.push(dying);
+                if self.dying.len() > MAX_DYING {
+                    for d in &mut self.dying {
                         d.kill_at = now;
                     }
                 }
@@ -643,26 +637,25 @@ impl State {
     }
 
     /// The connection is gone: all its endpoints go with it.
-    pub(super) fn teardown<C: Core>(&mut self, conn: &mut Conn<C>, now: Instant) {
+    pub fn teardown<C: Core>(&mut self, conn: &mut Conn<C>, now: Instant) {
         for (_, ekey) in std::mem::take(&mut conn.links) {
             self.remove_endpoint(ekey, now);
         }
     }
 
     /// Connect timeouts and child reap retries that are due; owners to service go to `touched`.
-    pub(super) fn endpoint_timers<C: Core>(
+    pub fn endpoint_timers<C: Core>(
         &mut self,
         conns: &mut Slab<Conn<C>>,
         now: Instant,
         touched: &mut Vec<(usize, u32)>,
     ) {
-        let slab = &self.endpoints.slab;
+        let slab = &self.slab;
         let due = self
-            .endpoints
             .timers
             .expired(now, |e| slab.get(e.key).is_some_and(|x| x.generation == e.generation));
         for e in due {
-            let Some(ep) = self.endpoints.slab.get_mut(e.key) else { continue };
+            let Some(ep) = self.slab.get_mut(e.key) else { continue };
             let owner = ep.owner;
             let Some(conn) = conns.get_mut(owner.0).filter(|c| c.generation == owner.1) else {
                 continue;
@@ -687,14 +680,14 @@ impl State {
     }
 
     /// Finished name lookups: connect, or fail the channel open.
-    pub(super) fn resolver_answers<C: Core>(
+    pub fn resolver_answers<C: Core>(
         &mut self,
         conns: &mut Slab<Conn<C>>,
         now: Instant,
         touched: &mut Vec<(usize, u32)>,
     ) {
-        while let Some(a) = self.endpoints.resolver.try_recv() {
-            let Some(ep) = self.endpoints.slab.get(a.ticket.endpoint) else { continue };
+        while let Some(a) = self.resolver.try_recv() {
+            let Some(ep) = self.slab.get(a.ticket.endpoint) else { continue };
             if ep.generation != a.ticket.generation {
                 continue;
             }
@@ -714,19 +707,19 @@ impl State {
     }
 
     /// Reaps children being killed; SIGKILL for those past their grace.
-    pub(super) fn reap_dying(&mut self, now: Instant) {
-        if !self.endpoints.dying.is_empty() {
-            self.endpoints.dying.retain_mut(|d| !d.poll(now));
+    pub fn reap_dying(&mut self, now: Instant) {
+        if !self.dying.is_empty() {
+            self.dying.retain_mut(|d| !d.poll(now));
         }
     }
 
     /// Worker exit: give dying children a moment, then SIGKILL and reap them (bounded).
-    pub(super) fn reap_all_on_exit(&mut self) {
+    pub fn reap_all_on_exit(&mut self) {
         let start = Instant::now();
-        while !self.endpoints.dying.is_empty() && start.elapsed() < Duration::from_secs(1) {
+        while !self.dying.is_empty() && start.elapsed() < Duration::from_secs(1) {
             let now = Instant::now();
             if now.duration_since(start) > Duration::from_millis(300) {
-                for d in &mut self.endpoints.dying {
+                for d in &mut self.dying {
                     d.kill_at = now;
                 }
             }

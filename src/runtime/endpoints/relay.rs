@@ -1,15 +1,14 @@
 //! Moving bytes for one endpoint in one connection turn: client data from the channel's
 //! `inbound` to a backend socket or child stdin, and endpoint output to the channel no faster
 //! than `send_capacity` allows; connect completion, EOF and errors on the way. Free functions
-//! over one endpoint and the connection, so `channels.rs` keeps the bookkeeping.
+//! over one endpoint and the connection, so the module above keeps the bookkeeping.
 
+use super::backend::{Backend, Phase, Stream};
+use super::child::{ChildProc, Out};
+use super::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
 use crate::connection::ChannelId;
-use crate::runtime::backend::{Backend, Phase, Stream};
-use crate::runtime::child::{ChildProc, Out};
-use crate::runtime::conn::{token_of, Conn, SocketKind};
+use crate::runtime::conn::{token_of, Conn, SocketKind, WRITE_HIGH_WATER};
 use crate::runtime::core::Core;
-use crate::runtime::forward_listen::{ForwardListener, ACCEPTS_PER_TURN};
-use crate::runtime::worker::WRITE_HIGH_WATER;
 use mio::net::TcpStream;
 use mio::{Interest, Registry};
 use std::path::Path;

@@ -4,8 +4,8 @@
 //! confirmation. Bind addresses are IP literals, `localhost` (loopback) or `""`/`*` (all);
 //! other names are refused rather than looked up on the worker.
 
+use super::backend::Stream;
 use crate::connection::ListenerId;
-use crate::runtime::backend::Stream;
 use mio::event::Source;
 use mio::net::{TcpListener, UnixListener};
 use mio::{Interest, Registry, Token};

@@ -66,7 +66,7 @@ pub struct ChildProc {
     /// stdin and stdout are two handles on one PTY master.
     pub pty: bool,
     /// `--record-dir`: the terminal output as asciicast (PTY sessions only).
-    pub recording: Option<super::recording::Recording>,
+    pub recording: Option<crate::runtime::recording::Recording>,
 }
 
 /// Starts the command with piped, non-blocking stdio.
