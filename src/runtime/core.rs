@@ -64,7 +64,7 @@ pub trait Core {
     }
     /// The transport settings this connection runs with (the proxy's upstream uses the same
     /// algorithm choices); test cores have none.
-    fn transport_config(&self) -> Option<&crate::transport::TransportConfig> {
+    fn transport_config(&self) -> Option<&std::sync::Arc<crate::transport::TransportConfig>> {
         None
     }
     /// The session-proxy route chosen at login, once (see `ServerConnection::take_route`).
@@ -198,7 +198,7 @@ impl Core for ServerConnection {
     fn take_route(&mut self) -> Option<crate::proxy::RouteMatch> {
         ServerConnection::take_route(self)
     }
-    fn transport_config(&self) -> Option<&crate::transport::TransportConfig> {
+    fn transport_config(&self) -> Option<&std::sync::Arc<crate::transport::TransportConfig>> {
         Some(&self.config().transport)
     }
     fn take_password(&mut self) -> Option<crate::auth::Secret> {

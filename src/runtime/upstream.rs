@@ -25,7 +25,7 @@ use crate::runtime::buffers::Buf;
 use crate::runtime::conn::{token_of, SocketKind};
 use crate::runtime::endpoints::backend::ip_literal;
 use crate::server::{Event, ServerJob, ServerJobDone};
-use crate::transport::DisconnectReason;
+use crate::transport::{DisconnectReason, TransportConfig};
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read, Write};
@@ -194,14 +194,8 @@ impl State {
         self.metrics.routes.session(&label);
         let password = if r.auth == UpstreamAuth::Password { password } else { None };
         let agent = (r.auth == UpstreamAuth::Agent).then(|| AgentLogin::new(&route.upstream_user));
-        let transport = match conn.core.transport_config() {
-            Some(server) => crate::proxy::upstream_algs::upstream_transport(server),
-            None => crate::transport::TransportConfig::all_algorithms(concat!(
-                "sshfront_",
-                env!("CARGO_PKG_VERSION")
-            )),
-        };
-        let core = ClientConnection::new(Arc::new(transport), Box::new(SystemRng), None, now);
+        let transport = self.upstream_transport(conn.core.transport_config());
+        let core = ClientConnection::new(transport, Box::new(SystemRng), None, now);
         // Upstreams the health checker marked down are skipped (all up until checked).
         let pick = r.pick_healthy(&route.user);
         let target =
@@ -483,8 +477,35 @@ impl State {
         if link.socket.is_none() {
             let text = format!("upstream {} closed the connection", link.target);
             self.upstream_failed(conn, key, link, Failure::Closed, &text, now);
+        } else if !progress && !more && link.wbuf.is_empty() {
+            // An idle link keeps no output capacity (a busy one keeps it from turn to turn).
+            link.wbuf = Vec::new();
+            link.core.transport_mut().release_buffers();
         }
         (progress, more)
+    }
+
+    /// The upstream client's settings for a connection running with `server`'s: derived once
+    /// per worker and server config, not per session (an idle proxied session then holds no
+    /// copy of the algorithm lists).
+    fn upstream_transport(
+        &mut self,
+        server: Option<&Arc<TransportConfig>>,
+    ) -> Arc<TransportConfig> {
+        let Some(server) = server else {
+            return Arc::new(TransportConfig::all_algorithms(concat!(
+                "sshfront_",
+                env!("CARGO_PKG_VERSION")
+            )));
+        };
+        if let Some((from, derived)) = &self.upstream_transport {
+            if from.upgrade().is_some_and(|f| Arc::ptr_eq(&f, server)) {
+                return derived.clone();
+            }
+        }
+        let derived = Arc::new(crate::proxy::upstream_algs::upstream_transport(server));
+        self.upstream_transport = Some((Arc::downgrade(server), derived.clone()));
+        derived
     }
 
     /// Drains the client core's events. `Some` ends the upstream with that failure.

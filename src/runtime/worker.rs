@@ -22,7 +22,7 @@ use super::out_queue::MAX_IOV;
 use super::timers::TimerHeap;
 use crate::metrics::{record, Metrics};
 use crate::server::{Event, ServerConfig, ServerConnection, ServerJob, ServerJobDone};
-use crate::transport::DisconnectReason;
+use crate::transport::{DisconnectReason, TransportConfig};
 use crossbeam_channel::{Receiver, Sender, TryRecvError};
 use mio::net::TcpStream;
 use mio::{Events, Interest, Poll, Waker};
@@ -31,7 +31,7 @@ use std::collections::VecDeque;
 use std::io::{self, IoSlice, Read, Write};
 use std::net::SocketAddr;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::Arc;
+use std::sync::{Arc, Weak};
 use std::time::{Duration, Instant};
 
 /// Bytes one connection may read per turn before others get theirs.
@@ -132,6 +132,10 @@ struct State {
     /// One small job per loop turn may run inline on an idle pool: a burst of key exchanges
     /// still goes through the bounded queues (and their refusals), one lone login does not.
     inline_left: bool,
+    /// The upstream client's transport settings, derived once from the server's (see
+    /// `proxy::upstream_algs`) and shared by this worker's upstream links until the server's
+    /// change (SIGHUP): (the server's they came from, the derived ones).
+    upstream_transport: Option<(Weak<TransportConfig>, Arc<TransportConfig>)>,
 }
 
 /// Runs a worker driving `ServerConnection`s until it has drained.
@@ -238,6 +242,7 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
             acceptor_waker,
             report_penalties: true,
             inline_left: true,
+            upstream_transport: None,
         };
         Ok(Worker {
             st,
