@@ -119,10 +119,19 @@ struct Lab {
 }
 
 fn lab(extra: &[&str]) -> Lab {
+    lab_with_route(extra, "")
+}
+
+/// The usual setup with `route_lines` added to the route.
+fn lab_with_route(extra: &[&str], route_lines: &str) -> Lab {
     let f = Fixture::new();
     let dir = TempDir::new("proxy-up");
     let sshd = start_sshd(dir.path());
     let routes = write_routes(dir.path(), sshd.port, Some(&sshd.known_hosts), "key", &me());
+    if !route_lines.is_empty() {
+        let text = std::fs::read_to_string(&routes).unwrap();
+        std::fs::write(&routes, format!("{text}{route_lines}")).unwrap();
+    }
     let mut flags = vec!["--routes", routes.to_str().unwrap()];
     flags.extend_from_slice(extra);
     let server = f.server(&flags);
@@ -195,15 +204,16 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
     );
 }
 
-#[test]
-fn interactive_pty_shell_through_the_proxy_under_tmux() {
-    let l = lab(&[]);
+/// `ssh -tt` (plus `extra` options) through the gateway in a private tmux at 80x24, waiting
+/// for the upstream user's login shell: some prompt ending in $ or #.
+fn tmux_ssh(l: &Lab, tag: &str, extra: &[&str]) -> Tmux {
     let cmd = l.f.ssh(&l.server);
     let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
     line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
+    line.extend(extra.iter().map(|a| format!("'{a}'")));
     line.push("-tt".into());
     line.push(dest());
-    let t = Tmux::new("proxy");
+    let t = Tmux::new(tag);
     t.cmd(&[
         "-f",
         "/dev/null",
@@ -218,7 +228,6 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
         &line.join(" "),
     ]);
     t.cmd(&["set-option", "-g", "status", "off"]);
-    // The upstream user's login shell on its terminal: some prompt ending in $ or #.
     t.wait_for(
         "prompt",
         |l| {
@@ -227,6 +236,13 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
         },
         &l.server,
     );
+    t
+}
+
+#[test]
+fn interactive_pty_shell_through_the_proxy_under_tmux() {
+    let l = lab(&[]);
+    let t = tmux_ssh(&l, "proxy", &[]);
     t.cmd(&["send-keys", "-t", "s", "echo hel''lo-$((6*7))", "Enter"]);
     t.wait_for("command output", |l| l == "hello-42", &l.server);
     let size =
@@ -242,6 +258,92 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
     let s = t.wait_for("stty size after resize", |l| l == "resized-done", &l.server);
     assert!(s.lines().any(|l| l == want2), "stty size should say {want2:?}:\n{s}");
     t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+}
+
+/// The asciinema program of the test venv (beside SSHFRONT_TEST_PYTHON when set); a missing
+/// one fails the test.
+fn asciinema() -> PathBuf {
+    let p = match std::env::var_os("SSHFRONT_TEST_PYTHON") {
+        Some(py) => PathBuf::from(py).with_file_name("asciinema"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/asciinema"),
+    };
+    assert!(p.exists(), "{} missing: scripts/test.sh installs asciinema", p.display());
+    p
+}
+
+/// A route's `record_dir`: a proxied PTY session driven through tmux becomes one asciicast v2
+/// file naming user, route and upstream, with the upstream's output as "o" events and the
+/// resize as an "r" event, and `asciinema cat` replays the command's output.
+#[test]
+fn a_recorded_proxied_pty_session_replays() {
+    let rec = TempDir::new("proxy-rec");
+    let line = format!("record_dir = \"{}\"\nrecord_max_size = \"1M\"\n", rec.path().display());
+    let l = lab_with_route(&[], &line);
+    let t = tmux_ssh(&l, "proxyrec", &[]);
+    t.cmd(&["send-keys", "-t", "s", "echo rec''orded-$((6*7))", "Enter"]);
+    t.wait_for("command output", |l| l == "recorded-42", &l.server);
+    t.cmd(&["resize-window", "-t", "s", "-x", "100", "-y", "30"]);
+    t.cmd(&["send-keys", "-t", "s", "stty size; echo size-done", "Enter"]);
+    t.wait_for("stty size", |l| l == "size-done", &l.server);
+    t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+
+    // The recorder thread writes in the background: wait (bounded) for the whole session.
+    let python = r#"import json,sys
+lines=open(sys.argv[1],encoding='utf-8').read().splitlines()
+h=json.loads(lines[0])
+assert h['version']==2 and h['width']==80 and h['height']==24, h
+s=h['sshfront']
+print(s['user'], s['route'], s['upstream'])
+out=''
+for l in lines[1:]:
+    t,k,d=json.loads(l)
+    assert isinstance(t,float) and k in ('o','r','m'), l
+    if k=='o': out+=d
+    if k=='r': print('resize', d)
+print('output', json.dumps(out))
+"#;
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = String::new();
+    let (file, parsed) = loop {
+        let files: Vec<_> = std::fs::read_dir(rec.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let [file] = &files[..] {
+            let o =
+                Command::new("python3").args(["-c", python]).arg(file).output().expect("python3");
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            if o.status.success() && text.contains("size-done") && text.contains("exit") {
+                break (file.clone(), text);
+            }
+            seen = format!(
+                "{}\n{}",
+                std::fs::read_to_string(file).unwrap_or_default(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete recording in {}: {files:?}\n{seen}\n{}",
+            rec.path().display(),
+            l.server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let header = format!("{USER} lab 127.0.0.1:{}", l.sshd.port);
+    assert_eq!(parsed.lines().next(), Some(header.as_str()), "{parsed}");
+    assert!(parsed.lines().any(|x| x == "resize 100x30"), "{parsed}");
+    assert!(parsed.contains("recorded-42"), "{parsed}");
+
+    let mut cat = Command::new(asciinema());
+    cat.arg("cat").arg(&file);
+    let out = run(cat, None, LIMIT);
+    assert!(out.status.success(), "asciinema cat: {}", String::from_utf8_lossy(&out.stderr));
+    let replayed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        // The shell's own escape sequences may precede it on the line.
+        replayed.lines().any(|x| x.trim_end().ends_with("recorded-42")),
+        "the command's output in the replay:\n{replayed}"
+    );
 }
 
 #[test]

@@ -126,7 +126,10 @@ pub struct Route {
     pub connect_timeout: Duration,
     /// Upstream KEX + authentication must finish in this.
     pub login_timeout: Duration,
+    /// Records this route's PTY sessions (asciicast v2, one file per session).
     pub record_dir: Option<PathBuf>,
+    /// Size bound of one recording; None: the global `--record-max-size`.
+    pub record_max_bytes: Option<u64>,
     pub health: super::health::HealthConfig,
     next: AtomicUsize,
 }
@@ -158,6 +161,7 @@ impl Route {
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
             record_dir: None,
+            record_max_bytes: None,
             health: Default::default(),
             next: AtomicUsize::new(0),
         }

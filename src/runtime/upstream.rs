@@ -9,6 +9,9 @@
 //! `password`: the one the user just gave, sent once and wiped) → channels carried. The whole
 //! setup is bounded by `login_timeout`. Any failure ends the user's sessions with the reason
 //! on their stderr and the connection with a DISCONNECT carrying the same words.
+//!
+//! A route with `record_dir` records each proxied PTY session: what the bridge hands the
+//! user's channel is copied to the recorder thread (`runtime::recording`), never waited on.
 
 use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
 use crate::algo::SystemRng;
@@ -18,10 +21,12 @@ use crate::connection::{ChannelId, ExitStatus, ListenerId};
 use crate::metrics::routes::{route_label, Failure};
 use crate::proxy::bridge::{Bridge, Down, Open, Start};
 use crate::proxy::known_hosts::Verdict;
+use crate::proxy::recording::Header;
 use crate::proxy::{Pick, RouteMatch, UpstreamAuth};
 use crate::runtime::backend::ip_literal;
 use crate::runtime::buffers::Buf;
 use crate::runtime::conn::{token_of, SocketKind};
+use crate::runtime::recording::{self, Recording};
 use crate::server::{Event, ServerJob, ServerJobDone};
 use crate::transport::DisconnectReason;
 use mio::net::TcpStream;
@@ -45,6 +50,7 @@ pub struct UpstreamLink {
     socket: Option<TcpStream>,
     core: ClientConnection,
     bridge: Bridge,
+    recs: Recordings,
     /// The upstream chosen (counts as one active session for least-conn until dropped).
     pick: Option<Pick>,
     route: RouteMatch,
@@ -94,47 +100,82 @@ impl UpstreamLink {
     }
 }
 
-/// The downstream core as the bridge sees it.
-struct DownCore<'a, C: Core>(&'a mut C);
+/// Recordings of this connection's proxied PTY sessions (route `record_dir`), one per
+/// downstream channel; at most one per open channel, so bounded by the channel limit. What
+/// the user's terminal receives from the upstream is copied to the recorder thread, which
+/// never makes the worker wait (`runtime::recording`).
+#[derive(Default)]
+struct Recordings(Vec<(ChannelId, Recording)>);
+
+impl Recordings {
+    fn get(&mut self, ch: ChannelId) -> Option<&mut Recording> {
+        self.0.iter_mut().find(|(c, _)| *c == ch).map(|(_, r)| r)
+    }
+
+    fn output(&mut self, ch: ChannelId, data: &[u8]) {
+        if let Some(r) = self.get(ch) {
+            r.output(data);
+        }
+    }
+
+    /// The session's channel ended: its recording is finished.
+    fn end(&mut self, ch: ChannelId) {
+        if !self.0.is_empty() {
+            self.0.retain(|(c, _)| *c != ch);
+        }
+    }
+}
+
+/// The downstream core as the bridge sees it, with the recordings of its sessions.
+struct DownCore<'a, C: Core> {
+    core: &'a mut C,
+    recs: &'a mut Recordings,
+}
 
 impl<C: Core> Down for DownCore<'_, C> {
     fn inbound(&self, ch: ChannelId) -> &[u8] {
-        self.0.inbound(ch)
+        self.core.inbound(ch)
     }
     fn consumed(&mut self, ch: ChannelId, n: usize) -> usize {
-        self.0.backend_consumed(ch, n)
+        self.core.backend_consumed(ch, n)
     }
     fn send_data(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
-        let n = data.len().min(self.0.send_capacity(ch));
+        let n = data.len().min(self.core.send_capacity(ch));
         if n == 0 {
             return 0;
         }
-        self.0.send_data(ch, data.get(..n).unwrap_or_default(), now)
+        let n = self.core.send_data(ch, data.get(..n).unwrap_or_default(), now);
+        self.recs.output(ch, data.get(..n).unwrap_or_default());
+        n
     }
     fn send_stderr(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
-        let n = data.len().min(self.0.send_capacity(ch));
+        let n = data.len().min(self.core.send_capacity(ch));
         if n == 0 {
             return 0;
         }
-        self.0.send_stderr(ch, data.get(..n).unwrap_or_default(), now)
+        let n = self.core.send_stderr(ch, data.get(..n).unwrap_or_default(), now);
+        self.recs.output(ch, data.get(..n).unwrap_or_default());
+        n
     }
     fn eof(&mut self, ch: ChannelId) {
-        self.0.backend_eof(ch)
+        self.core.backend_eof(ch)
     }
     fn closed(&mut self, ch: ChannelId) {
-        self.0.backend_closed(ch)
+        self.recs.end(ch);
+        self.core.backend_closed(ch)
     }
     fn exited(&mut self, ch: ChannelId, status: ExitStatus) {
-        self.0.child_exited(ch, status)
+        self.recs.end(ch);
+        self.core.child_exited(ch, status)
     }
     fn opened(&mut self, ch: ChannelId) {
-        self.0.backend_connected(ch)
+        self.core.backend_connected(ch)
     }
     fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str) {
-        self.0.backend_failed(ch, code, text)
+        self.core.backend_failed(ch, code, text)
     }
     fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
-        self.0.listen_result(listener, result)
+        self.core.listen_result(listener, result)
     }
     fn forwarded(
         &mut self,
@@ -142,7 +183,7 @@ impl<C: Core> Down for DownCore<'_, C> {
         originator: &str,
         originator_port: u16,
     ) -> Option<ChannelId> {
-        self.0.forwarded_connection(listener, originator, originator_port).ok()
+        self.core.forwarded_connection(listener, originator, originator_port).ok()
     }
 }
 
@@ -177,6 +218,7 @@ impl State {
             socket: None,
             core,
             bridge: Bridge::new(),
+            recs: Recordings::default(),
             pick,
             _active: crate::metrics::proxy::route(&label).session_started(),
             label,
@@ -258,7 +300,7 @@ impl State {
         now: Instant,
     ) {
         let Some(link) = conn.upstream.as_mut() else { return };
-        let mut down = DownCore(&mut conn.core);
+        let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
         let up = &mut link.core;
         match ev {
             Event::Exec { channel, command, subsystem, env, forced_command, pty } => {
@@ -268,17 +310,46 @@ impl State {
                     (None, None, Some(c)) => Start::Exec(c),
                     (None, None, None) => Start::Shell,
                 };
+                if let (Some(dir), Some(pty)) = (&link.route.route.record_dir, &pty) {
+                    let max = link.route.route.record_max_bytes;
+                    let header = Header {
+                        width: pty.size.cols,
+                        height: pty.size.rows,
+                        user: conn.user.clone().unwrap_or_default(),
+                        route: Some(link.route.route.name.clone()),
+                        upstream: Some(link.target.clone()),
+                        term: Some(pty.term.clone()),
+                        command: match &start {
+                            Start::Shell => None,
+                            Start::Exec(c) => Some(c.clone()),
+                            Start::Subsystem(s) => Some(format!("subsystem {s}")),
+                        },
+                        ..Default::default()
+                    };
+                    let max = max.unwrap_or(conn.gateway.record_max_bytes);
+                    if let Some(r) = recording::start(dir, max, header) {
+                        down.recs.0.push((channel, r));
+                    }
+                }
                 link.bridge.open(channel, Open::Session { start, pty, env }, up, &mut down, now);
             }
             Event::OpenBackend { channel, host, port, originator, originator_port } => {
                 let open = Open::DirectTcpip { host, port, originator, originator_port };
                 link.bridge.open(channel, open, up, &mut down, now);
             }
-            Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
+            Event::WindowChange { channel, size } => {
+                if let Some(r) = down.recs.get(channel) {
+                    r.resize(size.cols, size.rows);
+                }
+                link.bridge.resize(channel, size, up)
+            }
             Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
             Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
             Event::ChannelEof { channel } => link.bridge.down_eof(channel),
-            Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
+            Event::ChannelClosed { channel } => {
+                down.recs.end(channel);
+                link.bridge.down_closed(channel, up)
+            }
             Event::OpenUnixBackend { channel, .. } => down.open_failed(
                 channel,
                 OPEN_ADMINISTRATIVELY_PROHIBITED,
@@ -453,7 +524,7 @@ impl State {
             return (true, false);
         }
         if link.phase == Phase::Ready && link.wbuf.len() < WRITE_HIGH_WATER {
-            let mut down = DownCore(&mut conn.core);
+            let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
             progress |= link.bridge.pump(&mut link.core, &mut down, now);
             link.core.check_rekey(now);
         }
@@ -475,7 +546,7 @@ impl State {
         now: Instant,
     ) -> Option<(Failure, String)> {
         while let Some(ev) = link.core.poll_event() {
-            let mut down = DownCore(&mut conn.core);
+            let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
             match ev {
                 client::Event::Job(j) => self.submit(conn, key, ServerJob::UpstreamKex(j), now),
                 client::Event::Sign(req) => {
@@ -682,7 +753,7 @@ impl State {
             "[w{}#{key}] {}: {text}", self.id, conn.peer
         );
         self.drop_upstream_socket(link);
-        let mut down = DownCore(&mut conn.core);
+        let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
         link.bridge.fail(text, &mut down, now);
         if !conn.core.is_closed() {
             conn.core.close(DisconnectReason::ByApplication, text, now);
