@@ -204,11 +204,12 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
     );
 }
 
-/// `ssh -tt` (plus `extra` options) through the gateway in a private tmux at 80x24, waiting
-/// for the upstream user's login shell: some prompt ending in $ or #.
-fn tmux_ssh(l: &Lab, tag: &str, extra: &[&str]) -> Tmux {
+/// `ssh -tt` (plus `extra` options) through the gateway in a private tmux at 80x24, after the
+/// shell commands `pre` (run on the pane's terminal first), waiting for the upstream user's
+/// login shell: some prompt ending in $ or #.
+fn tmux_ssh(l: &Lab, tag: &str, pre: &str, extra: &[&str]) -> Tmux {
     let cmd = l.f.ssh(&l.server);
-    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let mut line: Vec<String> = vec![format!("{pre}{}", cmd.get_program().to_string_lossy())];
     line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
     line.extend(extra.iter().map(|a| format!("'{a}'")));
     line.push("-tt".into());
@@ -242,7 +243,7 @@ fn tmux_ssh(l: &Lab, tag: &str, extra: &[&str]) -> Tmux {
 #[test]
 fn interactive_pty_shell_through_the_proxy_under_tmux() {
     let l = lab(&[]);
-    let t = tmux_ssh(&l, "proxy", &[]);
+    let t = tmux_ssh(&l, "proxy", "", &[]);
     t.cmd(&["send-keys", "-t", "s", "echo hel''lo-$((6*7))", "Enter"]);
     t.wait_for("command output", |l| l == "hello-42", &l.server);
     let size =
@@ -257,6 +258,18 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
     t.cmd(&["send-keys", "-t", "s", "clear; stty size; echo resized-done", "Enter"]);
     let s = t.wait_for("stty size after resize", |l| l == "resized-done", &l.server);
     assert!(s.lines().any(|l| l == want2), "stty size should say {want2:?}:\n{s}");
+    t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+}
+
+/// pty-req's terminal modes reach the upstream: the client's terminal has intr set to ^G (not
+/// the default ^C), and `stty -a` on the upstream's terminal says so.
+#[test]
+fn terminal_modes_of_the_client_reach_the_upstream_pty() {
+    let l = lab(&[]);
+    let t = tmux_ssh(&l, "proxymodes", "stty intr '^G'; ", &[]);
+    t.cmd(&["send-keys", "-t", "s", "stty -a | tr ';' '\\n' | grep -w intr", "Enter"]);
+    let s = t.wait_for("stty -a", |x| x.trim() == "intr = ^G", &l.server);
+    assert!(!s.contains("intr = ^C"), "{s}");
     t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
 }
 
@@ -279,7 +292,7 @@ fn a_recorded_proxied_pty_session_replays() {
     let rec = TempDir::new("proxy-rec");
     let line = format!("record_dir = \"{}\"\nrecord_max_size = \"1M\"\n", rec.path().display());
     let l = lab_with_route(&[], &line);
-    let t = tmux_ssh(&l, "proxyrec", &[]);
+    let t = tmux_ssh(&l, "proxyrec", "", &[]);
     t.cmd(&["send-keys", "-t", "s", "echo rec''orded-$((6*7))", "Enter"]);
     t.wait_for("command output", |l| l == "recorded-42", &l.server);
     t.cmd(&["resize-window", "-t", "s", "-x", "100", "-y", "30"]);

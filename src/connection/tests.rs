@@ -301,7 +301,7 @@ fn exec_and_exit_status_before_close() {
             subsystem: None,
             env: vec![("LANG".into(), "C".into())],
             forced_command: None,
-            pty: Some(Pty { term: "xterm".into(), size }),
+            pty: Some(Pty { term: "xterm".into(), size, modes: Vec::new() }),
         }]
     );
     out.take();
@@ -325,7 +325,7 @@ fn exit_signal_and_forced_command() {
     assert!(
         matches!(&ev[..], [Event::Exec { command: None, forced_command: Some(f), .. }] if f == "/bin/forced")
     );
-    c.child_exited(&mut out, ChannelId(0), ExitStatus::Signal("KILL".into())).unwrap();
+    c.child_exited(&mut out, ChannelId(0), ExitStatus::signal("KILL")).unwrap();
     assert_eq!(
         out.numbers(),
         [msg_no::CHANNEL_REQUEST, msg_no::CHANNEL_EOF, msg_no::CHANNEL_CLOSE]

@@ -160,6 +160,9 @@ impl<C: Core> Down for DownCore<'_, C> {
     fn eof(&mut self, ch: ChannelId) {
         self.core.backend_eof(ch)
     }
+    fn send_eow(&mut self, ch: ChannelId) {
+        self.core.send_eow(ch)
+    }
     fn closed(&mut self, ch: ChannelId) {
         self.recs.end(ch);
         self.core.backend_closed(ch)
@@ -345,6 +348,7 @@ impl State {
             }
             Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
             Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
+            Event::Eow { channel } => link.bridge.down_eow(channel, up),
             Event::ChannelEof { channel } => link.bridge.down_eof(channel),
             Event::ChannelClosed { channel } => {
                 down.recs.end(channel);
@@ -690,9 +694,11 @@ impl State {
                 client::Event::ExitStatus { channel, code } => {
                     link.bridge.up_exit(channel, ExitStatus::Code(code))
                 }
-                client::Event::ExitSignal { channel, signal, .. } => {
-                    link.bridge.up_exit(channel, ExitStatus::Signal(signal))
+                client::Event::ExitSignal { channel, signal, core_dumped, message } => {
+                    let status = ExitStatus::Signal { name: signal, core_dumped, message };
+                    link.bridge.up_exit(channel, status)
                 }
+                client::Event::Eow { channel } => link.bridge.up_eow(channel, &mut down),
                 client::Event::ChannelEof { channel } => link.bridge.up_eof(channel),
                 client::Event::ChannelClosed { channel } => {
                     link.bridge.up_closed(channel, &mut down)
