@@ -507,6 +507,48 @@ fn a_dead_upstream_is_reported_in_words() {
     }
 }
 
+/// An upstream named by host name (`localhost:PORT`) is looked up off the worker and reached;
+/// a name that does not resolve ends the session with "cannot resolve".
+#[test]
+fn upstream_host_names_resolve_and_unresolvable_ones_say_so() {
+    let f = Fixture::new();
+    let dir = TempDir::new("proxy-dns");
+    let sshd = start_sshd(dir.path());
+    let pin = sshd.known_hosts.replace("[127.0.0.1]", "[localhost]");
+    let routes = write_routes(dir.path(), sshd.port, Some(&pin), "key", &me());
+    let by_ip = format!("127.0.0.1:{}", sshd.port);
+    let text = std::fs::read_to_string(&routes).unwrap();
+    std::fs::write(&routes, text.replace(&by_ip, &format!("localhost:{}", sshd.port))).unwrap();
+    let server = f.server(&["--routes", routes.to_str().unwrap()]);
+    // Twice: a lookup, then (maybe) the cached addresses.
+    for i in 0..2 {
+        let mut cmd = f.ssh(&server);
+        cmd.arg(dest()).arg(format!("echo by-name-{i}"));
+        let out = run(cmd, None, LIMIT);
+        assert!(out.status.success(), "{}", explain("localhost upstream", &out, &server));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("by-name-{i}\n"));
+    }
+
+    let text = std::fs::read_to_string(&routes).unwrap();
+    let bad = "no-such-host.invalid:22";
+    std::fs::write(&routes, text.replace(&format!("localhost:{}", sshd.port), bad)).unwrap();
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LIMIT;
+    while !server.stderr().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = f.ssh(&server);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("upstream {bad}: cannot resolve")),
+        "{}",
+        explain("unresolvable upstream", &out, &server)
+    );
+}
+
 #[test]
 fn a_host_key_mismatch_refuses_the_session() {
     let f = Fixture::new();

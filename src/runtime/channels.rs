@@ -261,7 +261,8 @@ impl State {
         let started = match ip_literal(host, port) {
             Some(addr) => self.connect_addrs(ekey, vec![addr]),
             None => {
-                self.endpoints.resolver.lookup(Ticket { endpoint: ekey, generation }, host, port)
+                let t = Ticket { endpoint: ekey, generation, upstream: false };
+                self.endpoints.resolver.lookup(t, host, port)
             }
         };
         if let Err(text) = started {
@@ -694,6 +695,14 @@ impl State {
         touched: &mut Vec<(usize, u32)>,
     ) {
         while let Some(a) = self.endpoints.resolver.try_recv() {
+            if a.ticket.upstream {
+                let (key, generation) = (a.ticket.endpoint, a.ticket.generation);
+                if let Some(conn) = conns.get_mut(key).filter(|c| c.generation == generation) {
+                    self.upstream_resolved(conn, key, a.result, now);
+                    touched.push((key, generation));
+                }
+                continue;
+            }
             let Some(ep) = self.endpoints.slab.get(a.ticket.endpoint) else { continue };
             if ep.generation != a.ticket.generation {
                 continue;

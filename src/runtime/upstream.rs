@@ -27,16 +27,20 @@ use crate::runtime::backend::ip_literal;
 use crate::runtime::buffers::Buf;
 use crate::runtime::conn::{token_of, SocketKind};
 use crate::runtime::recording::{self, Recording};
+use crate::runtime::resolve::Ticket;
 use crate::server::{Event, ServerJob, ServerJobDone};
 use crate::transport::DisconnectReason;
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// The upstream's host name is being looked up (off the worker).
+    Resolving,
     Connecting,
     /// Key exchange, host key check, login.
     Login,
@@ -56,6 +60,8 @@ pub struct UpstreamLink {
     route: RouteMatch,
     /// `host:port`, for messages.
     target: String,
+    /// Addresses still to try, last first (a host name may have several).
+    addrs: Vec<SocketAddr>,
     /// Metrics label of the route (bounded set).
     label: String,
     /// Counts this session in `sshfront_proxy_sessions_active{route}` until the link drops.
@@ -82,7 +88,9 @@ impl UpstreamLink {
     /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
     pub fn next_deadline(&self) -> Option<Instant> {
         let bound = match self.phase {
-            Phase::Connecting => Some(self.connect_deadline.min(self.login_deadline)),
+            Phase::Resolving | Phase::Connecting => {
+                Some(self.connect_deadline.min(self.login_deadline))
+            }
             Phase::Login => Some(self.login_deadline),
             Phase::Ready | Phase::Dead => None,
         };
@@ -226,6 +234,7 @@ impl State {
             _active: crate::metrics::proxy::route(&label).session_started(),
             label,
             target,
+            addrs: Vec::new(),
             phase: Phase::Connecting,
             password,
             readable: false,
@@ -245,50 +254,110 @@ impl State {
             self.id, conn.peer, crate::runtime::log::peer_str(conn.user.as_deref().unwrap_or("")),
             link.route.route.name, link.target
         );
-        let connected = match link.pick.as_ref() {
+        let connected = match link.pick.as_ref().map(Pick::upstream) {
             None => Err((
                 Failure::NoUpstream,
                 format!("no upstream of route {} is up", link.route.route.name),
             )),
-            Some(p) => {
-                let u = p.upstream();
-                match ip_literal(&u.host, u.port) {
-                    None => Err((
-                        Failure::Unreachable,
-                        format!(
-                            "upstream {} unreachable (only IP addresses are supported)",
-                            link.target
-                        ),
-                    )),
-                    Some(addr) => match TcpStream::connect(addr) {
-                        Ok(mut s) => {
-                            let t = token_of(SocketKind::Upstream, key, conn.generation);
-                            match self.poll.registry().register(
-                                &mut s,
-                                t,
-                                Interest::READABLE | Interest::WRITABLE,
-                            ) {
-                                Ok(()) => {
-                                    let _ = s.set_nodelay(true);
-                                    link.socket = Some(s);
-                                    Ok(())
-                                }
-                                Err(e) => Err((
-                                    Failure::Protocol,
-                                    format!("upstream {}: {e}", link.target),
-                                )),
-                            }
-                        }
-                        Err(e) => Err((
-                            Failure::Unreachable,
-                            format!("upstream {} unreachable ({e})", link.target),
-                        )),
-                    },
+            Some(u) => match ip_literal(&u.host, u.port) {
+                Some(addr) => {
+                    link.addrs = vec![addr];
+                    self.connect_next(key, conn.generation, &mut link)
                 }
-            }
+                None => match u.cached_addrs(now) {
+                    Some(addrs) => {
+                        link.addrs = try_order(&addrs);
+                        self.connect_next(key, conn.generation, &mut link)
+                    }
+                    // A host name not looked up lately: the worker's resolver thread does it;
+                    // `upstream_resolved` connects (bounded by connect_timeout meanwhile).
+                    None => {
+                        link.phase = Phase::Resolving;
+                        let t =
+                            Ticket { endpoint: key, generation: conn.generation, upstream: true };
+                        self.endpoints.resolver.lookup(t, &u.host, u.port).map_err(|e| {
+                            (
+                                Failure::Unreachable,
+                                format!("upstream {}: cannot resolve ({e})", link.target),
+                            )
+                        })
+                    }
+                },
+            },
         };
         if let Err((kind, text)) = connected {
             self.upstream_failed(conn, key, &mut link, kind, &text, now);
+        }
+        conn.upstream = Some(link);
+        conn.pump_again = true;
+    }
+
+    /// Starts a non-blocking connect to the next address in `link.addrs`; one that fails at
+    /// once is skipped. Err: none was left (the last error in words).
+    fn connect_next(
+        &mut self,
+        key: usize,
+        generation: u32,
+        link: &mut UpstreamLink,
+    ) -> Result<(), (Failure, String)> {
+        let mut last = None;
+        while let Some(addr) = link.addrs.pop() {
+            let mut s = match TcpStream::connect(addr) {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some((
+                        Failure::Unreachable,
+                        format!("upstream {} unreachable ({e})", link.target),
+                    ));
+                    continue;
+                }
+            };
+            let t = token_of(SocketKind::Upstream, key, generation);
+            if let Err(e) =
+                self.poll.registry().register(&mut s, t, Interest::READABLE | Interest::WRITABLE)
+            {
+                last = Some((Failure::Protocol, format!("upstream {}: {e}", link.target)));
+                continue;
+            }
+            let _ = s.set_nodelay(true);
+            link.socket = Some(s);
+            link.phase = Phase::Connecting;
+            link.readable = false;
+            link.writable = false;
+            return Ok(());
+        }
+        Err(last.unwrap_or_else(|| {
+            (Failure::Unreachable, format!("upstream {} unreachable (no address)", link.target))
+        }))
+    }
+
+    /// The worker's resolver thread answered for this connection's upstream: cache the
+    /// addresses and connect, or end the sessions with "cannot resolve".
+    pub(super) fn upstream_resolved<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        result: Result<Vec<SocketAddr>, String>,
+        now: Instant,
+    ) {
+        let Some(mut link) = conn.upstream.take() else { return };
+        if link.phase == Phase::Resolving {
+            let started = match result {
+                Ok(addrs) => {
+                    if let Some(p) = link.pick.as_ref() {
+                        p.upstream().store_addrs(&addrs, now);
+                    }
+                    link.addrs = try_order(&addrs);
+                    self.connect_next(key, conn.generation, &mut link)
+                }
+                Err(e) => Err((
+                    Failure::Unreachable,
+                    format!("upstream {}: cannot resolve ({e})", link.target),
+                )),
+            };
+            if let Err((kind, text)) = started {
+                self.upstream_failed(conn, key, &mut link, kind, &text, now);
+            }
         }
         conn.upstream = Some(link);
         conn.pump_again = true;
@@ -413,6 +482,14 @@ impl State {
         if link.phase == Phase::Dead || conn.closing || conn.core.is_closed() {
             return (false, false);
         }
+        if link.phase == Phase::Resolving {
+            if now >= link.connect_deadline.min(link.login_deadline) {
+                let text = format!("upstream {}: cannot resolve (timed out)", link.target);
+                self.upstream_failed(conn, key, link, Failure::Timeout, &text, now);
+                return (true, false);
+            }
+            return (false, false);
+        }
         if link.phase == Phase::Connecting {
             if link.readable || link.writable {
                 match check_connected(link.socket.as_ref()) {
@@ -423,8 +500,17 @@ impl State {
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        let text = format!("upstream {} unreachable ({e})", link.target);
-                        self.upstream_failed(conn, key, link, Failure::Unreachable, &text, now);
+                        // The next address of a host name, if any, else the user is told.
+                        self.drop_upstream_socket(link);
+                        let next = if link.addrs.is_empty() {
+                            let text = format!("upstream {} unreachable ({e})", link.target);
+                            Err((Failure::Unreachable, text))
+                        } else {
+                            self.connect_next(key, conn.generation, link)
+                        };
+                        if let Err((kind, text)) = next {
+                            self.upstream_failed(conn, key, link, kind, &text, now);
+                        }
                         return (true, false);
                     }
                 }
@@ -823,6 +909,16 @@ fn flush(link: &mut UpstreamLink) -> bool {
         link.wbuf = Vec::new();
     }
     wrote
+}
+
+/// A host name's addresses in the order `connect_next` pops them (from the end): IPv4 first,
+/// each family in the resolver's order (a loopback or dual-stack service most often listens
+/// on IPv4; IPv6 is still tried after).
+fn try_order(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut v: Vec<SocketAddr> = addrs.to_vec();
+    v.sort_by_key(|a| !a.is_ipv4());
+    v.reverse();
+    v
 }
 
 /// After a readiness event while connecting: connected, still in progress, or failed.
