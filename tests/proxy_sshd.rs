@@ -413,9 +413,11 @@ fn sftp_and_scp_put_and_get_20_mb_byte_exact() {
     assert!(std::fs::read(&back2).unwrap() == data, "scp get: file differs");
 }
 
+/// `-L` of a routed user goes to the upstream, which decides (sshd allows it): the gateway's
+/// own `--permit-open`, here one that allows nothing useful, is not applied.
 #[test]
 fn local_forward_through_the_proxied_session() {
-    let l = lab(&[]);
+    let l = lab(&["--permit-open", "192.0.2.1:9"]);
     let echo = EchoServer::start();
     let lport = free_port();
     let mut cmd = l.f.ssh(&l.server);

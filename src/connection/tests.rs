@@ -857,3 +857,19 @@ fn agent_forwarding_request_and_agent_channel() {
     assert_eq!(out.numbers(), [msg_no::CHANNEL_FAILURE]);
     assert_eq!(c.agent_requested(), None);
 }
+
+/// A routed (proxied) user's direct-tcpip is the upstream's to allow or refuse: the gateway's
+/// own `--permit-open` is not applied (nothing is dialled locally), the login key's
+/// `permitopen=` / `no-port-forwarding` still are.
+#[test]
+fn proxied_direct_tcpip_ignores_the_local_permit_open() {
+    let mut c = Connection::new(policy());
+    c.set_proxied();
+    let mut out = VecOutbound::default();
+    c.handle_message(&mut out, &open_direct(1, "127.0.0.1", 40000)).unwrap();
+    assert!(out.msgs.is_empty(), "carried upstream, not refused");
+    assert!(matches!(&events(&mut c)[..], [Event::OpenBackend { port: 40000, .. }]));
+    c.set_restrictions(KeyOptions { no_port_forwarding: true, ..KeyOptions::default() });
+    c.handle_message(&mut out, &open_direct(2, "127.0.0.1", 40000)).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_OPEN_FAILURE], "the key's restriction holds");
+}
