@@ -151,14 +151,13 @@ connect_timeout = 5
 login_timeout = 30
 EOF
 
-# start_front PORT LOGFILE: one sshfront with the route; its PID in LAST_PID. Its own
-# direct-tcpip policy also applies to proxied channels, so the harness's loopback sink is
-# permitted (sshd's default permits any destination).
+# start_front PORT LOGFILE: one sshfront with the route; its PID in LAST_PID. No
+# --permit-open: a routed user's direct-tcpip goes to the upstream sshd, which decides (its
+# default permits any destination).
 start_front() {
     "$ROOT/target/release/sshfront" --listen "127.0.0.1:$1" \
         --host-key "$WORK/host_ed25519" --data-dir "$WORK/sshfront-data-$1" \
         --authorized-keys "$WORK/authorized_keys" --routes "$WORK/routes.toml" \
-        --permit-open '127.0.0.1:*' \
         --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
         --max-connections 20000 --log-level warn 2>>"$2" &
     LAST_PID=$!

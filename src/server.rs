@@ -243,6 +243,8 @@ pub enum Event {
     Signal { channel: ChannelId, name: String },
     /// break on a proxied session (RFC 4335, length in ms): pass it upstream.
     Break { channel: ChannelId, ms: u32 },
+    /// eow@openssh.com on a proxied session: pass it upstream.
+    Eow { channel: ChannelId },
     /// Client data is waiting in `inbound(channel)` (there was none before): write it to the
     /// backend or child, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },
@@ -280,6 +282,7 @@ impl Event {
             Event::WindowChange { .. } => "WindowChange",
             Event::Signal { .. } => "Signal",
             Event::Break { .. } => "Break",
+            Event::Eow { .. } => "Eow",
             Event::ChannelReadable { .. } => "ChannelReadable",
             Event::ChannelWritable { .. } => "ChannelWritable",
             Event::ChannelEof { .. } => "ChannelEof",
@@ -308,6 +311,7 @@ impl From<conn::Event> for Event {
             C::WindowChange { channel, size } => Event::WindowChange { channel, size },
             C::Signal { channel, name } => Event::Signal { channel, name },
             C::Break { channel, ms } => Event::Break { channel, ms },
+            C::Eow { channel } => Event::Eow { channel },
             C::ChannelReadable { channel } => Event::ChannelReadable { channel },
             C::ChannelWritable { channel } => Event::ChannelWritable { channel },
             C::ChannelEof { channel } => Event::ChannelEof { channel },
@@ -812,6 +816,12 @@ impl ServerConnection {
         let n = self.after_conn(r).unwrap_or(0);
         self.transport.check_rekey(now);
         n
+    }
+
+    /// eow@openssh.com to the client (the proxied upstream reads no more of this session).
+    pub fn send_eow(&mut self, channel: ChannelId) {
+        let r = self.conn.send_eow(&mut self.transport, channel);
+        self.after_conn(r);
     }
 
     /// The backend's read side hit EOF: CHANNEL_EOF (once).

@@ -121,10 +121,19 @@ struct Lab {
 }
 
 fn lab(extra: &[&str]) -> Lab {
+    lab_with_route(extra, "")
+}
+
+/// The usual setup with `route_lines` added to the route.
+fn lab_with_route(extra: &[&str], route_lines: &str) -> Lab {
     let f = Fixture::new();
     let dir = TempDir::new("proxy-up");
     let sshd = start_sshd(dir.path());
     let routes = write_routes(dir.path(), sshd.port, Some(&sshd.known_hosts), "key", &me());
+    if !route_lines.is_empty() {
+        let text = std::fs::read_to_string(&routes).unwrap();
+        std::fs::write(&routes, format!("{text}{route_lines}")).unwrap();
+    }
     let mut flags = vec!["--routes", routes.to_str().unwrap()];
     flags.extend_from_slice(extra);
     let server = f.server(&flags);
@@ -207,15 +216,17 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
     );
 }
 
-#[test]
-fn interactive_pty_shell_through_the_proxy_under_tmux() {
-    let l = lab(&[]);
+/// `ssh -tt` (plus `extra` options) through the gateway in a private tmux at 80x24, after the
+/// shell commands `pre` (run on the pane's terminal first), waiting for the upstream user's
+/// login shell: some prompt ending in $ or #.
+fn tmux_ssh(l: &Lab, tag: &str, pre: &str, extra: &[&str]) -> Tmux {
     let cmd = l.f.ssh(&l.server);
-    let mut line: Vec<String> = vec![cmd.get_program().to_string_lossy().into_owned()];
+    let mut line: Vec<String> = vec![format!("{pre}{}", cmd.get_program().to_string_lossy())];
     line.extend(cmd.get_args().map(|a| format!("'{}'", a.to_string_lossy())));
+    line.extend(extra.iter().map(|a| format!("'{a}'")));
     line.push("-tt".into());
     line.push(dest());
-    let t = Tmux::new("proxy");
+    let t = Tmux::new(tag);
     t.cmd(&[
         "-f",
         "/dev/null",
@@ -230,7 +241,6 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
         &line.join(" "),
     ]);
     t.cmd(&["set-option", "-g", "status", "off"]);
-    // The upstream user's login shell on its terminal: some prompt ending in $ or #.
     t.wait_for(
         "prompt",
         |l| {
@@ -239,6 +249,13 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
         },
         &l.server,
     );
+    t
+}
+
+#[test]
+fn interactive_pty_shell_through_the_proxy_under_tmux() {
+    let l = lab(&[]);
+    let t = tmux_ssh(&l, "proxy", "", &[]);
     t.cmd(&["send-keys", "-t", "s", "echo hel''lo-$((6*7))", "Enter"]);
     t.wait_for("command output", |l| l == "hello-42", &l.server);
     let size =
@@ -254,6 +271,104 @@ fn interactive_pty_shell_through_the_proxy_under_tmux() {
     let s = t.wait_for("stty size after resize", |l| l == "resized-done", &l.server);
     assert!(s.lines().any(|l| l == want2), "stty size should say {want2:?}:\n{s}");
     t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+}
+
+/// pty-req's terminal modes reach the upstream: the client's terminal has intr set to ^G (not
+/// the default ^C), and `stty -a` on the upstream's terminal says so.
+#[test]
+fn terminal_modes_of_the_client_reach_the_upstream_pty() {
+    let l = lab(&[]);
+    let t = tmux_ssh(&l, "proxymodes", "stty intr '^G'; ", &[]);
+    t.cmd(&["send-keys", "-t", "s", "stty -a | tr ';' '\\n' | grep -w intr", "Enter"]);
+    let s = t.wait_for("stty -a", |x| x.trim() == "intr = ^G", &l.server);
+    assert!(!s.contains("intr = ^C"), "{s}");
+    t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+}
+
+/// The asciinema program of the test venv (beside SSHFRONT_TEST_PYTHON when set); a missing
+/// one fails the test.
+fn asciinema() -> PathBuf {
+    let p = match std::env::var_os("SSHFRONT_TEST_PYTHON") {
+        Some(py) => PathBuf::from(py).with_file_name("asciinema"),
+        None => PathBuf::from(env!("CARGO_MANIFEST_DIR")).join(".venv-test/bin/asciinema"),
+    };
+    assert!(p.exists(), "{} missing: scripts/test.sh installs asciinema", p.display());
+    p
+}
+
+/// A route's `record_dir`: a proxied PTY session driven through tmux becomes one asciicast v2
+/// file naming user, route and upstream, with the upstream's output as "o" events and the
+/// resize as an "r" event, and `asciinema cat` replays the command's output.
+#[test]
+fn a_recorded_proxied_pty_session_replays() {
+    let rec = TempDir::new("proxy-rec");
+    let line = format!("record_dir = \"{}\"\nrecord_max_size = \"1M\"\n", rec.path().display());
+    let l = lab_with_route(&[], &line);
+    let t = tmux_ssh(&l, "proxyrec", "", &[]);
+    t.cmd(&["send-keys", "-t", "s", "echo rec''orded-$((6*7))", "Enter"]);
+    t.wait_for("command output", |l| l == "recorded-42", &l.server);
+    t.cmd(&["resize-window", "-t", "s", "-x", "100", "-y", "30"]);
+    t.cmd(&["send-keys", "-t", "s", "stty size; echo size-done", "Enter"]);
+    t.wait_for("stty size", |l| l == "size-done", &l.server);
+    t.cmd(&["send-keys", "-t", "s", "exit", "Enter"]);
+
+    // The recorder thread writes in the background: wait (bounded) for the whole session.
+    let python = r#"import json,sys
+lines=open(sys.argv[1],encoding='utf-8').read().splitlines()
+h=json.loads(lines[0])
+assert h['version']==2 and h['width']==80 and h['height']==24, h
+s=h['sshfront']
+print(s['user'], s['route'], s['upstream'])
+out=''
+for l in lines[1:]:
+    t,k,d=json.loads(l)
+    assert isinstance(t,float) and k in ('o','r','m'), l
+    if k=='o': out+=d
+    if k=='r': print('resize', d)
+print('output', json.dumps(out))
+"#;
+    let deadline = Instant::now() + LIMIT;
+    let mut seen = String::new();
+    let (file, parsed) = loop {
+        let files: Vec<_> = std::fs::read_dir(rec.path())
+            .map(|d| d.flatten().map(|e| e.path()).collect())
+            .unwrap_or_default();
+        if let [file] = &files[..] {
+            let o =
+                Command::new("python3").args(["-c", python]).arg(file).output().expect("python3");
+            let text = String::from_utf8_lossy(&o.stdout).into_owned();
+            if o.status.success() && text.contains("size-done") && text.contains("exit") {
+                break (file.clone(), text);
+            }
+            seen = format!(
+                "{}\n{}",
+                std::fs::read_to_string(file).unwrap_or_default(),
+                String::from_utf8_lossy(&o.stderr)
+            );
+        }
+        assert!(
+            Instant::now() < deadline,
+            "no complete recording in {}: {files:?}\n{seen}\n{}",
+            rec.path().display(),
+            l.server.stderr()
+        );
+        std::thread::sleep(Duration::from_millis(50));
+    };
+    let header = format!("{USER} lab 127.0.0.1:{}", l.sshd.port);
+    assert_eq!(parsed.lines().next(), Some(header.as_str()), "{parsed}");
+    assert!(parsed.lines().any(|x| x == "resize 100x30"), "{parsed}");
+    assert!(parsed.contains("recorded-42"), "{parsed}");
+
+    let mut cat = Command::new(asciinema());
+    cat.arg("cat").arg(&file);
+    let out = run(cat, None, LIMIT);
+    assert!(out.status.success(), "asciinema cat: {}", String::from_utf8_lossy(&out.stderr));
+    let replayed = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        // The shell's own escape sequences may precede it on the line.
+        replayed.lines().any(|x| x.trim_end().ends_with("recorded-42")),
+        "the command's output in the replay:\n{replayed}"
+    );
 }
 
 #[test]
@@ -310,9 +425,11 @@ fn sftp_and_scp_put_and_get_20_mb_byte_exact() {
     assert!(std::fs::read(&back2).unwrap() == data, "scp get: file differs");
 }
 
+/// `-L` of a routed user goes to the upstream, which decides (sshd allows it): the gateway's
+/// own `--permit-open`, here one that allows nothing useful, is not applied.
 #[test]
 fn local_forward_through_the_proxied_session() {
-    let l = lab(&[]);
+    let l = lab(&["--permit-open", "192.0.2.1:9"]);
     let echo = EchoServer::start();
     let lport = free_port();
     let mut cmd = l.f.ssh(&l.server);
@@ -394,6 +511,48 @@ fn a_dead_upstream_is_reported_in_words() {
     wait_metric(
         server.metrics_addr(),
         "sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 1",
+    );
+}
+
+/// An upstream named by host name (`localhost:PORT`) is looked up off the worker and reached;
+/// a name that does not resolve ends the session with "cannot resolve".
+#[test]
+fn upstream_host_names_resolve_and_unresolvable_ones_say_so() {
+    let f = Fixture::new();
+    let dir = TempDir::new("proxy-dns");
+    let sshd = start_sshd(dir.path());
+    let pin = sshd.known_hosts.replace("[127.0.0.1]", "[localhost]");
+    let routes = write_routes(dir.path(), sshd.port, Some(&pin), "key", &me());
+    let by_ip = format!("127.0.0.1:{}", sshd.port);
+    let text = std::fs::read_to_string(&routes).unwrap();
+    std::fs::write(&routes, text.replace(&by_ip, &format!("localhost:{}", sshd.port))).unwrap();
+    let server = f.server(&["--routes", routes.to_str().unwrap()]);
+    // Twice: a lookup, then (maybe) the cached addresses.
+    for i in 0..2 {
+        let mut cmd = f.ssh(&server);
+        cmd.arg(dest()).arg(format!("echo by-name-{i}"));
+        let out = run(cmd, None, LIMIT);
+        assert!(out.status.success(), "{}", explain("localhost upstream", &out, &server));
+        assert_eq!(String::from_utf8_lossy(&out.stdout), format!("by-name-{i}\n"));
+    }
+
+    let text = std::fs::read_to_string(&routes).unwrap();
+    let bad = "no-such-host.invalid:22";
+    std::fs::write(&routes, text.replace(&format!("localhost:{}", sshd.port), bad)).unwrap();
+    server.signal(libc::SIGHUP);
+    let deadline = Instant::now() + LIMIT;
+    while !server.stderr().contains("configuration reloaded") {
+        assert!(Instant::now() < deadline, "no reload:\n{}", server.stderr());
+        std::thread::sleep(Duration::from_millis(50));
+    }
+    let mut cmd = f.ssh(&server);
+    cmd.arg(dest()).arg("echo never");
+    let out = run(cmd, None, LIMIT);
+    assert_ne!(out.status.code(), Some(0));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains(&format!("upstream {bad}: cannot resolve")),
+        "{}",
+        explain("unresolvable upstream", &out, &server)
     );
 }
 

@@ -261,6 +261,7 @@ impl Session {
             | Event::ChannelWritable { .. }
             | Event::ExitStatus { .. }
             | Event::ExitSignal { .. }
+            | Event::Eow { .. }
             | Event::ChannelEof { .. }
             | Event::GlobalReply { .. } => {}
             Event::IncomingChannel { channel, .. } => {

@@ -103,6 +103,10 @@ pub enum Event {
         core_dumped: bool,
         message: String,
     },
+    /// eow@openssh.com: the server reads no more of this channel's data.
+    Eow {
+        channel: ClientChannel,
+    },
     /// The reply to a global request (`tcpip-forward`: `port` is the bound port when 0 was
     /// asked for).
     GlobalReply {
@@ -566,6 +570,11 @@ impl ClientConnection {
         })
     }
 
+    /// eow@openssh.com (OpenSSH PROTOCOL §2.1): we read no more of this channel's data.
+    pub fn send_eow(&mut self, ch: ClientChannel) -> Result<(), UseError> {
+        self.request(ch, "eow@openssh.com", false, |_| {})
+    }
+
     pub fn signal(&mut self, ch: ClientChannel, name: &str) -> Result<(), UseError> {
         self.request(ch, "signal", false, |w| {
             w.string(name.as_bytes());
@@ -990,7 +999,11 @@ impl ClientConnection {
                 let message = String::from_utf8_lossy(msg).into_owned();
                 self.events.push_back(Event::ExitSignal { channel, signal, core_dumped, message });
             }
-            // eow@openssh.com, keepalive@openssh.com and anything else: nothing to do.
+            b"eow@openssh.com" => {
+                r.finish("eow@openssh.com")?;
+                self.events.push_back(Event::Eow { channel });
+            }
+            // keepalive@openssh.com and anything else: nothing to do.
             _ => {
                 if want_reply {
                     self.send_with(|out| {

@@ -18,7 +18,8 @@
 //! identity_file = "gw_ed25519"  # with auth = "key"
 //! connect_timeout = 5           # seconds (default 10)
 //! login_timeout = 20            # upstream KEX + auth, seconds (default 30)
-//! record_dir = "/var/log/sshfront/db"
+//! record_dir = "/var/log/sshfront/db" # PTY sessions as asciicast v2, one file each
+//! record_max_size = "16M"       # per recording (default: --record-max-size)
 //! health_interval = 10          # seconds; health_fall / health_rise: consecutive results
 //! ```
 
@@ -52,6 +53,7 @@ const ROUTE_KEYS: &[&str] = &[
     "connect_timeout",
     "login_timeout",
     "record_dir",
+    "record_max_size",
     "health_interval",
     "health_fall",
     "health_rise",
@@ -291,6 +293,14 @@ fn route(cx: &Cx<'_>, i: usize, t: &Table) -> Result<Route, String> {
     r.connect_timeout = secs("connect_timeout", 10)?;
     r.login_timeout = secs("login_timeout", 30)?;
     r.record_dir = s("record_dir")?.map(|d| cx.path(&d));
+    r.record_max_bytes = match s("record_max_size")? {
+        None => None,
+        Some(v) => match crate::config::parse_size(&v) {
+            Ok(n) if n >= 4096 => Some(n),
+            Ok(_) => return Err(cx.err(Some("record_max_size"), "below the minimum of 4K")),
+            Err(e) => return Err(cx.err(Some("record_max_size"), e)),
+        },
+    };
     r.health = HealthConfig {
         interval: secs("health_interval", 10)?,
         fall: count("health_fall", 3)?,
@@ -396,6 +406,7 @@ user = "alice"
 upstreams = ["127.0.0.1:22"]
 auth = "password"
 record_dir = "rec"
+record_max_size = "1M"
 "#,
         )
         .unwrap();
@@ -413,6 +424,8 @@ record_dir = "rec"
         assert_eq!(a.name, "route2");
         assert_eq!(a.auth, UpstreamAuth::Password);
         assert_eq!(a.record_dir.as_deref(), Some(Path::new("/etc/gw/rec")));
+        assert_eq!(a.record_max_bytes, Some(1 << 20));
+        assert_eq!(db.record_max_bytes, None);
     }
 
     #[test]
@@ -455,6 +468,10 @@ record_dir = "rec"
             ("user_split = \"ab\"\n", ":1:"),
             ("[[route]]\nuser = \"a\"\nupstreams = [\"h\"\n", "routes.toml:"),
             ("[[route]]\ntarget = \"db\"\nuser = \"a\"\nupstreams = [\"h\"]\nauth = \"agent\"\n", "user_split"),
+            (
+                "[[route]]\nuser = \"a\"\nupstreams = [\"h\"]\nauth = \"agent\"\nrecord_max_size = \"1K\"\n",
+                ":5:",
+            ),
         ];
         for (text, want) in cases {
             let e = load(text).expect_err(text);

@@ -162,6 +162,8 @@ pub enum Event {
     Signal { channel: ChannelId, name: String },
     /// break on a proxied session: pass it upstream (length in ms).
     Break { channel: ChannelId, ms: u32 },
+    /// eow@openssh.com on a proxied session: pass it upstream.
+    Eow { channel: ChannelId },
     /// Inbound data is waiting (`inbound`), and there was none before: write it to the
     /// backend, then `backend_consumed`.
     ChannelReadable { channel: ChannelId },

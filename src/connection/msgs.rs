@@ -137,16 +137,31 @@ pub fn encode_exit_status(out: &mut Vec<u8>, recipient: u32, code: u32) {
         .u32(code);
 }
 
-pub fn encode_exit_signal(out: &mut Vec<u8>, recipient: u32, name: &str) {
+pub fn encode_exit_signal(
+    out: &mut Vec<u8>,
+    recipient: u32,
+    name: &str,
+    core_dumped: bool,
+    message: &str,
+) {
     Writer::new(out)
         .u8(msg_no::CHANNEL_REQUEST)
         .u32(recipient)
         .string(b"exit-signal")
         .bool(false)
         .string(name.as_bytes())
-        .bool(false)
-        .string(b"")
+        .bool(core_dumped)
+        .string(message.as_bytes())
         .string(b"");
+}
+
+/// eow@openssh.com (OpenSSH PROTOCOL §2.1): no more channel data will be read.
+pub fn encode_eow(out: &mut Vec<u8>, recipient: u32) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_REQUEST)
+        .u32(recipient)
+        .string(b"eow@openssh.com")
+        .bool(false);
 }
 
 pub fn encode_request_success(out: &mut Vec<u8>, port: Option<u32>) {
@@ -363,6 +378,26 @@ pub fn parse_pty_req(mut r: Reader<'_>) -> Result<PtyReq<'_>, DecodeError> {
     Ok(PtyReq { term, size, modes })
 }
 
+/// The encoded terminal modes of a pty-req (RFC 4254 §8), re-encoded from what is well
+/// formed: opcodes 1..=159 with their uint32 argument, in order, then TTY_OP_END. Parsing
+/// stops at TTY_OP_END, at an opcode of 160 or more (their arguments are undefined, so
+/// nothing after them can be read) and at a truncated argument. Empty input stays empty (no
+/// modes). The input is bounded by [`MAX_TERM_MODES_LEN`], and so is the output.
+pub fn terminal_modes(raw: &[u8]) -> Vec<u8> {
+    if raw.is_empty() {
+        return Vec::new();
+    }
+    let mut out = Vec::with_capacity(raw.len().min(MAX_TERM_MODES_LEN) + 1);
+    for op in raw.chunks(5) {
+        match op {
+            [code @ 1..=159, a, b, c, d] => out.extend_from_slice(&[*code, *a, *b, *c, *d]),
+            _ => break,
+        }
+    }
+    out.push(0);
+    out
+}
+
 /// window-change body (RFC 4254 §6.7), `r` positioned after `want reply`.
 pub fn parse_window_change(mut r: Reader<'_>) -> Result<WinSize, DecodeError> {
     let size = parse_win_size(&mut r)?;
@@ -403,6 +438,30 @@ mod tests {
         assert!(!socket_path_usable("/run//db.sock"));
         assert!(!socket_path_usable("/run/app/"));
         assert!(!socket_path_usable(&format!("/{}", "a".repeat(MAX_SOCKET_PATH))));
+    }
+
+    #[test]
+    fn terminal_modes_keep_the_well_formed_prefix() {
+        assert!(terminal_modes(&[]).is_empty(), "no modes stay none");
+        // VINTR=3, ECHO=0, then TTY_OP_END and junk after it.
+        let m = [1, 0, 0, 0, 3, 53, 0, 0, 0, 0, 0, 9, 9];
+        assert_eq!(terminal_modes(&m), m[..11]);
+        // A truncated argument and an opcode of 160+ end the list (then TTY_OP_END).
+        assert_eq!(terminal_modes(&[53, 0, 0, 0, 1, 50, 0, 0]), [53, 0, 0, 0, 1, 0]);
+        assert_eq!(terminal_modes(&[160, 1, 2, 3, 4, 53, 0, 0, 0, 1]), [0]);
+        // Bounded by the input.
+        let long = [53u8, 0, 0, 0, 1].repeat(MAX_TERM_MODES_LEN / 5 + 10);
+        assert!(terminal_modes(&long).len() <= long.len() + 1);
+    }
+
+    #[test]
+    fn exit_signal_carries_core_dump_and_message() {
+        let mut v = Vec::new();
+        encode_exit_signal(&mut v, 3, "SEGV", true, "Segmentation fault");
+        let (_, name, want_reply, r) = parse_channel_request(&v).unwrap();
+        assert_eq!((name, want_reply), (&b"exit-signal"[..], false));
+        let (sig, core, msg) = parse_exit_signal(r).unwrap();
+        assert_eq!((sig, core, msg), (&b"SEGV"[..], true, &b"Segmentation fault"[..]));
     }
 
     #[test]

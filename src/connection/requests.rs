@@ -53,6 +53,9 @@ impl Connection {
         if let SessionAction::Break(ms) = action {
             self.events.push_back(Event::Break { channel: ChannelId(id), ms });
         }
+        if let SessionAction::Eow = action {
+            self.events.push_back(Event::Eow { channel: ChannelId(id) });
+        }
         if let SessionAction::Start { command, subsystem } = action {
             let (env, pty) = match &ch.kind {
                 Kind::Session(s) => (s.env.clone(), s.pty.clone()),
@@ -140,12 +143,31 @@ impl Connection {
         let peer = ch.peer_id;
         match &status {
             ExitStatus::Code(c) => out.send_with(&mut |o| msgs::encode_exit_status(o, peer, *c))?,
-            ExitStatus::Signal(name) => {
+            ExitStatus::Signal { name, core_dumped, message } => {
                 // RFC 4254 §6.10: the name without the "SIG" prefix.
                 let name = name.strip_prefix("SIG").unwrap_or(name);
-                out.send_with(&mut |o| msgs::encode_exit_signal(o, peer, name))?
+                let (core, msg) = (*core_dumped, message.as_str());
+                out.send_with(&mut |o| msgs::encode_exit_signal(o, peer, name, core, msg))?
             }
         }
         self.backend_closed(out, channel)
+    }
+
+    /// eow@openssh.com to the client (a proxied upstream will read no more of this session's
+    /// data); only on an open session.
+    pub fn send_eow(
+        &mut self,
+        out: &mut dyn Outbound,
+        channel: ChannelId,
+    ) -> Result<(), ServiceError> {
+        let Some(ch) = self.get_mut(channel) else {
+            return Ok(());
+        };
+        if ch.phase != Phase::Open || ch.close_sent || !matches!(ch.kind, Kind::Session(_)) {
+            return Ok(());
+        }
+        let peer = ch.peer_id;
+        out.send_with(&mut |o| msgs::encode_eow(o, peer))?;
+        Ok(())
     }
 }

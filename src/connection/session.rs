@@ -19,16 +19,28 @@ pub const MAX_COMMAND_LEN: usize = 32 * 1024;
 pub enum ExitStatus {
     /// exit-status with this code.
     Code(u32),
-    /// exit-signal with this signal name, without the "SIG" prefix (e.g. "TERM").
-    Signal(String),
+    /// exit-signal: the signal name without the "SIG" prefix (e.g. "TERM"), whether a core
+    /// was dumped, and the error message (carried as given by a proxied upstream).
+    Signal { name: String, core_dumped: bool, message: String },
 }
 
-/// A terminal the client asked for (RFC 4254 §6.2); terminal modes are not applied.
+impl ExitStatus {
+    /// exit-signal with only the signal's name.
+    pub fn signal(name: &str) -> ExitStatus {
+        ExitStatus::Signal { name: name.to_string(), core_dumped: false, message: String::new() }
+    }
+}
+
+/// A terminal the client asked for (RFC 4254 §6.2). Local PTYs do not apply the terminal
+/// modes; the session proxy passes them upstream.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Pty {
     /// TERM, printable ASCII only (anything else is refused).
     pub term: String,
     pub size: WinSize,
+    /// Encoded terminal modes (RFC 4254 §8), re-encoded from the well-formed opcodes of the
+    /// request (see [`msgs::terminal_modes`]); empty when none were given.
+    pub modes: Vec<u8>,
 }
 
 /// Per-session state.
@@ -60,6 +72,8 @@ pub(crate) enum SessionAction {
     Signal(String),
     /// break (RFC 4335) on a proxied, started session: emit `Break`.
     Break(u32),
+    /// eow@openssh.com on a proxied, started session: emit `Eow`.
+    Eow,
 }
 
 impl Session {
@@ -82,7 +96,8 @@ impl Session {
                     return Ok(SessionAction::Refuse);
                 }
                 let term = String::from_utf8_lossy(req.term).into_owned();
-                self.pty = Some(Pty { term, size: clamp(req.size) });
+                let modes = msgs::terminal_modes(req.modes);
+                self.pty = Some(Pty { term, size: clamp(req.size), modes });
                 Ok(SessionAction::Accept)
             }
             b"window-change" => {
@@ -164,6 +179,12 @@ impl Session {
                 let ms = r.u32("break length")?;
                 r.finish("break request")?;
                 Ok(SessionAction::Break(ms))
+            }
+            // OpenSSH's "I will not read more of your data" (PROTOCOL §2.1): the upstream's
+            // business when proxied.
+            b"eow@openssh.com" if self.any_subsystem && self.started => {
+                r.finish("eow request")?;
+                Ok(SessionAction::Eow)
             }
             // No X11 or agent forwarding; local sessions have nothing to act on a signal with:
             // a clean refusal, never a disconnect.
@@ -302,6 +323,35 @@ mod tests {
         assert_eq!(
             s.request(b"window-change", Reader::new(&wc), &allow(), &[], true).unwrap(),
             SessionAction::Resize(want)
+        );
+    }
+
+    #[test]
+    fn pty_modes_kept_and_eow_only_when_proxied_and_started() {
+        let mut s = Session { any_subsystem: true, ..Session::default() };
+        let b = body(|w| {
+            w.string(b"xterm").u32(80).u32(24).u32(0).u32(0).string(&[53, 0, 0, 0, 0, 0, 7]);
+        });
+        assert_eq!(
+            s.request(b"pty-req", Reader::new(&b), &allow(), &[], true).unwrap(),
+            SessionAction::Accept
+        );
+        assert_eq!(s.pty.as_ref().unwrap().modes, [53, 0, 0, 0, 0, 0], "re-encoded, junk dropped");
+        assert_eq!(
+            s.request(b"eow@openssh.com", Reader::new(&[]), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse,
+            "nothing started yet"
+        );
+        s.request(b"shell", Reader::new(&[]), &allow(), &[], true).unwrap();
+        assert_eq!(
+            s.request(b"eow@openssh.com", Reader::new(&[]), &allow(), &[], true).unwrap(),
+            SessionAction::Eow
+        );
+        let mut local = Session { started: true, ..Session::default() };
+        assert_eq!(
+            local.request(b"eow@openssh.com", Reader::new(&[]), &allow(), &[], true).unwrap(),
+            SessionAction::Refuse,
+            "a local session has no one to tell"
         );
     }
 

@@ -302,7 +302,7 @@ fn exec_and_exit_status_before_close() {
             subsystem: None,
             env: vec![("LANG".into(), "C".into())],
             forced_command: None,
-            pty: Some(Pty { term: "xterm".into(), size }),
+            pty: Some(Pty { term: "xterm".into(), size, modes: Vec::new() }),
         }]
     );
     out.take();
@@ -326,7 +326,7 @@ fn exit_signal_and_forced_command() {
     assert!(
         matches!(&ev[..], [Event::Exec { command: None, forced_command: Some(f), .. }] if f == "/bin/forced")
     );
-    c.child_exited(&mut out, ChannelId(0), ExitStatus::Signal("KILL".into())).unwrap();
+    c.child_exited(&mut out, ChannelId(0), ExitStatus::signal("KILL")).unwrap();
     assert_eq!(
         out.numbers(),
         [msg_no::CHANNEL_REQUEST, msg_no::CHANNEL_EOF, msg_no::CHANNEL_CLOSE]
@@ -857,4 +857,20 @@ fn agent_forwarding_request_and_agent_channel() {
     c.handle_message(&mut out, &req).unwrap();
     assert_eq!(out.numbers(), [msg_no::CHANNEL_FAILURE]);
     assert_eq!(c.agent_requested(), None);
+}
+
+/// A routed (proxied) user's direct-tcpip is the upstream's to allow or refuse: the gateway's
+/// own `--permit-open` is not applied (nothing is dialled locally), the login key's
+/// `permitopen=` / `no-port-forwarding` still are.
+#[test]
+fn proxied_direct_tcpip_ignores_the_local_permit_open() {
+    let mut c = Connection::new(policy());
+    c.set_proxied();
+    let mut out = VecOutbound::default();
+    c.handle_message(&mut out, &open_direct(1, "127.0.0.1", 40000)).unwrap();
+    assert!(out.msgs.is_empty(), "carried upstream, not refused");
+    assert!(matches!(&events(&mut c)[..], [Event::OpenBackend { port: 40000, .. }]));
+    c.set_restrictions(KeyOptions { no_port_forwarding: true, ..KeyOptions::default() });
+    c.handle_message(&mut out, &open_direct(2, "127.0.0.1", 40000)).unwrap();
+    assert_eq!(out.numbers(), [msg_no::CHANNEL_OPEN_FAILURE], "the key's restriction holds");
 }

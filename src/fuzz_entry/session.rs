@@ -331,6 +331,7 @@ impl ServerSim {
             | Event::WindowChange { .. }
             | Event::Signal { .. }
             | Event::Break { .. }
+            | Event::Eow { .. }
             | Event::ChannelWritable { .. }
             | Event::ChannelOpenFailed { .. }
             | Event::AgentForwarding { .. } => {}

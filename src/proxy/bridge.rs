@@ -46,6 +46,8 @@ pub trait Down {
     fn closed(&mut self, ch: ChannelId);
     /// exit-status / exit-signal, EOF, CLOSE (sessions).
     fn exited(&mut self, ch: ChannelId, status: ExitStatus);
+    /// eow@openssh.com: the upstream reads no more of this session's data.
+    fn send_eow(&mut self, ch: ChannelId);
     /// direct-tcpip: the upstream opened it.
     fn opened(&mut self, ch: ChannelId);
     /// direct-tcpip: the upstream refused it.
@@ -75,12 +77,13 @@ pub trait Up {
         target: (&str, u16),
         originator: (&str, u16),
     ) -> Result<ClientChannel, UseError>;
-    fn request_pty(&mut self, ch: ClientChannel, term: &str, size: WinSize);
+    fn request_pty(&mut self, ch: ClientChannel, pty: &Pty);
     fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]);
     fn request_start(&mut self, ch: ClientChannel, start: &Start);
     fn window_change(&mut self, ch: ClientChannel, size: WinSize);
     fn signal(&mut self, ch: ClientChannel, name: &str);
     fn send_break(&mut self, ch: ClientChannel, ms: u32);
+    fn send_eow(&mut self, ch: ClientChannel);
     fn stdout(&self, ch: ClientChannel) -> &[u8];
     fn stderr(&self, ch: ClientChannel) -> &[u8];
     fn consume(&mut self, ch: ClientChannel, n: usize) -> usize;
@@ -163,6 +166,8 @@ struct Pair {
     up_eof: bool,
     down_eof_sent: bool,
     exit: Option<ExitStatus>,
+    /// The user sent eow@openssh.com before the upstream session started: sent after it.
+    eow_pending: bool,
 }
 
 impl Pair {
@@ -178,6 +183,7 @@ impl Pair {
             up_eof: false,
             down_eof_sent: false,
             exit: None,
+            eow_pending: false,
         }
     }
 }
@@ -304,12 +310,15 @@ impl Bridge {
                     self.agent_asked = true;
                 }
                 if let Some(pty) = pty {
-                    up.request_pty(ch, &pty.term, pty.size);
+                    up.request_pty(ch, &pty);
                 }
                 for (k, v) in &env {
                     up.request_env(ch, k, v.as_bytes());
                 }
                 up.request_start(ch, &start);
+                if std::mem::take(&mut p.eow_pending) {
+                    up.send_eow(ch);
+                }
                 // The start request is kept for its refusal text.
                 p.open = Some(Open::Session { start, pty: None, env: Vec::new(), agent: false });
             }
@@ -435,6 +444,26 @@ impl Bridge {
     pub fn send_break(&mut self, ch: ChannelId, ms: u32, up: &mut dyn Up) {
         if let Some(u) = self.open_up(ch) {
             up.send_break(u, ms);
+        }
+    }
+
+    /// eow@openssh.com from the user (it reads no more output): passed on at once, or after
+    /// the upstream session started.
+    pub fn down_eow(&mut self, ch: ChannelId, up: &mut dyn Up) {
+        if let Some(u) = self.open_up(ch) {
+            up.send_eow(u);
+        } else if let Some(p) = self.find_down(ch).and_then(|i| self.pairs.get_mut(i)) {
+            p.eow_pending = p.session;
+        }
+    }
+
+    /// eow@openssh.com from the upstream (it reads no more input): passed to the user at once;
+    /// what the user still sends is the upstream's to drop.
+    pub fn up_eow(&mut self, ch: ClientChannel, d: &mut dyn Down) {
+        if let Some(p) = self.find_up(ch).and_then(|i| self.pairs.get(i)) {
+            if p.session {
+                d.send_eow(p.down);
+            }
         }
     }
 
@@ -663,8 +692,8 @@ impl Up for ClientConnection {
     ) -> Result<ClientChannel, UseError> {
         ClientConnection::open_direct_tcpip(self, target, originator)
     }
-    fn request_pty(&mut self, ch: ClientChannel, term: &str, size: WinSize) {
-        let _ = ClientConnection::request_pty(self, ch, term, size, &[]);
+    fn request_pty(&mut self, ch: ClientChannel, pty: &Pty) {
+        let _ = ClientConnection::request_pty(self, ch, &pty.term, pty.size, &pty.modes);
     }
     fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]) {
         let _ = ClientConnection::request_env(self, ch, name, value);
@@ -684,6 +713,9 @@ impl Up for ClientConnection {
     }
     fn send_break(&mut self, ch: ClientChannel, ms: u32) {
         let _ = ClientConnection::send_break(self, ch, ms);
+    }
+    fn send_eow(&mut self, ch: ClientChannel) {
+        let _ = ClientConnection::send_eow(self, ch);
     }
     fn stdout(&self, ch: ClientChannel) -> &[u8] {
         ClientConnection::stdout(self, ch)

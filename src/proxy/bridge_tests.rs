@@ -40,6 +40,9 @@ impl Down for FakeDown {
     fn eof(&mut self, _ch: ChannelId) {
         self.log.push("eof".into());
     }
+    fn send_eow(&mut self, _ch: ChannelId) {
+        self.log.push("eow".into());
+    }
     fn closed(&mut self, _ch: ChannelId) {
         self.log.push("close".into());
     }
@@ -95,8 +98,9 @@ impl Up for FakeUp {
         self.log.push(format!("open direct {}:{}", target.0, target.1));
         Ok(ClientChannel(self.next))
     }
-    fn request_pty(&mut self, _ch: ClientChannel, term: &str, size: WinSize) {
-        self.log.push(format!("pty {term} {}x{}", size.cols, size.rows));
+    fn request_pty(&mut self, _ch: ClientChannel, pty: &Pty) {
+        let s = pty.size;
+        self.log.push(format!("pty {} {}x{} modes {:?}", pty.term, s.cols, s.rows, pty.modes));
     }
     fn request_env(&mut self, _ch: ClientChannel, name: &str, _value: &[u8]) {
         self.log.push(format!("env {name}"));
@@ -112,6 +116,9 @@ impl Up for FakeUp {
     }
     fn send_break(&mut self, _ch: ClientChannel, ms: u32) {
         self.log.push(format!("break {ms}"));
+    }
+    fn send_eow(&mut self, _ch: ClientChannel) {
+        self.log.push("eow".into());
     }
     fn stdout(&self, _ch: ClientChannel) -> &[u8] {
         &self.stdout
@@ -164,7 +171,7 @@ fn size(cols: u32, rows: u32) -> WinSize {
 fn shell_with_pty() -> Open {
     Open::Session {
         start: Start::Shell,
-        pty: Some(Pty { term: "xterm".into(), size: size(80, 24) }),
+        pty: Some(Pty { term: "xterm".into(), size: size(80, 24), modes: vec![53, 0, 0, 0, 0, 0] }),
         env: vec![("LANG".into(), "C".into())],
         agent: false,
     }
@@ -182,7 +189,11 @@ fn waits_for_the_upstream_then_replays_requests_in_order() {
     b.ready(&mut up, &mut d, now());
     assert_eq!(up.log, ["open session"]);
     b.up_opened(U, &mut up, &mut d);
-    assert_eq!(up.log, ["open session", "pty xterm 100x40", "env LANG", "start Shell"]);
+    assert_eq!(
+        up.log,
+        ["open session", "pty xterm 100x40 modes [53, 0, 0, 0, 0, 0]", "env LANG", "start Shell"],
+        "terminal modes carried as the user sent them (ECHO off)"
+    );
     b.resize(D, size(120, 50), &mut up);
     assert_eq!(up.log.last().unwrap(), "resize 120x50", "after start: passed on at once");
     b.signal(D, "INT", &mut up);
@@ -404,4 +415,40 @@ fn agent_forwarding_is_asked_upstream_and_its_channels_are_carried() {
     b.down_open_failed(ChannelId(203), 1, "no", &mut up);
     assert_eq!(up.log.last().unwrap(), "reject 7 1");
     assert_eq!(b.len(), 2, "the first agent channel and the session stay");
+}
+
+#[test]
+fn exit_signal_is_carried_whole() {
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    b.ready(&mut up, &mut d, now());
+    b.open(D, shell_with_pty(), &mut up, &mut d, now());
+    b.up_opened(U, &mut up, &mut d);
+    let status =
+        ExitStatus::Signal { name: "SEGV".into(), core_dumped: true, message: "boom".into() };
+    b.up_exit(U, status.clone());
+    b.up_closed(U, &mut d);
+    assert_eq!(d.log, [format!("exit {status:?}")]);
+}
+
+#[test]
+fn eow_passes_both_ways() {
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    b.ready(&mut up, &mut d, now());
+    b.open(D, shell_with_pty(), &mut up, &mut d, now());
+    // The user's eow before the upstream session is open: sent after its start request.
+    b.down_eow(D, &mut up);
+    assert_eq!(up.log, ["open session"]);
+    b.up_opened(U, &mut up, &mut d);
+    assert_eq!(up.log[up.log.len() - 2..], ["start Shell", "eow"]);
+    b.down_eow(D, &mut up);
+    assert_eq!(up.log.last().unwrap(), "eow", "once open: at once");
+    b.up_eow(U, &mut d);
+    assert_eq!(d.log, ["eow"]);
+    // Not for a direct-tcpip (only sessions carry it).
+    let direct =
+        Open::DirectTcpip { host: "x".into(), port: 1, originator: "o".into(), originator_port: 2 };
+    b.open(ChannelId(8), direct, &mut up, &mut d, now());
+    b.up_opened(ClientChannel(2), &mut up, &mut d);
+    b.up_eow(ClientChannel(2), &mut d);
+    assert_eq!(d.log, ["eow", "opened"]);
 }

@@ -6,11 +6,16 @@
 use super::known_hosts::PinnedKeys;
 use crate::auth::policy::wildcard_match;
 use crate::proxy_protocol::Cidr;
-use std::net::IpAddr;
+use std::net::{IpAddr, SocketAddr};
 use std::path::PathBuf;
 use std::sync::atomic::{AtomicBool, AtomicU32, AtomicUsize, Ordering};
-use std::sync::Arc;
-use std::time::Duration;
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, Instant};
+
+/// How long the looked-up addresses of a host-name upstream are used before a new lookup.
+pub const RESOLVED_TTL: Duration = Duration::from_secs(60);
+/// Addresses kept per upstream name (tried in order).
+pub const MAX_RESOLVED: usize = 8;
 
 /// All routes of one routes file, first match wins. Each route is an `Arc` so a pick outlives
 /// a reload.
@@ -61,11 +66,40 @@ pub struct Upstream {
     active: AtomicU32,
     /// Published by the health checker; true until a check says otherwise.
     healthy: AtomicBool,
+    /// A host name's addresses as last looked up (by the health checker or a worker's
+    /// resolver thread) and until when they are used. Workers only `try_lock` it: a lookup
+    /// never makes a worker wait.
+    resolved: Mutex<Option<(Arc<[SocketAddr]>, Instant)>>,
 }
 
 impl Upstream {
     pub fn new(host: String, port: u16) -> Self {
-        Upstream { host, port, active: AtomicU32::new(0), healthy: AtomicBool::new(true) }
+        Upstream {
+            host,
+            port,
+            active: AtomicU32::new(0),
+            healthy: AtomicBool::new(true),
+            resolved: Mutex::new(None),
+        }
+    }
+
+    /// The cached addresses, if still fresh at `now` (None too when the cache is busy: the
+    /// caller looks the name up instead of waiting).
+    pub fn cached_addrs(&self, now: Instant) -> Option<Arc<[SocketAddr]>> {
+        let g = self.resolved.try_lock().ok()?;
+        g.as_ref().filter(|(_, until)| now < *until).map(|(a, _)| a.clone())
+    }
+
+    /// Stores looked-up addresses (at most [`MAX_RESOLVED`]) for [`RESOLVED_TTL`] from `now`;
+    /// skipped when the cache is busy or there are none.
+    pub fn store_addrs(&self, addrs: &[SocketAddr], now: Instant) {
+        let addrs = addrs.get(..addrs.len().min(MAX_RESOLVED)).unwrap_or_default();
+        if addrs.is_empty() {
+            return;
+        }
+        if let Ok(mut g) = self.resolved.try_lock() {
+            *g = Some((addrs.into(), now + RESOLVED_TTL));
+        }
     }
 
     pub fn active(&self) -> u32 {
@@ -126,7 +160,10 @@ pub struct Route {
     pub connect_timeout: Duration,
     /// Upstream KEX + authentication must finish in this.
     pub login_timeout: Duration,
+    /// Records this route's PTY sessions (asciicast v2, one file per session).
     pub record_dir: Option<PathBuf>,
+    /// Size bound of one recording; None: the global `--record-max-size`.
+    pub record_max_bytes: Option<u64>,
     pub health: super::health::HealthConfig,
     next: AtomicUsize,
 }
@@ -158,6 +195,7 @@ impl Route {
             connect_timeout: Duration::from_secs(10),
             login_timeout: Duration::from_secs(30),
             record_dir: None,
+            record_max_bytes: None,
             health: Default::default(),
             next: AtomicUsize::new(0),
         }
@@ -298,6 +336,20 @@ mod tests {
             routes: vec![Arc::new(route("x", "db+carol", None, &["a"], Balance::RoundRobin))],
         };
         assert!(t.select("db+carol", ip("::1")).is_some());
+    }
+
+    #[test]
+    fn resolved_addresses_expire() {
+        let u = Upstream::new("db1".into(), 22);
+        #[allow(clippy::disallowed_methods)]
+        let t = Instant::now();
+        assert!(u.cached_addrs(t).is_none());
+        let a: SocketAddr = "127.0.0.1:22".parse().unwrap();
+        u.store_addrs(&[a; 20], t);
+        assert_eq!(u.cached_addrs(t).unwrap().len(), MAX_RESOLVED, "bounded");
+        assert!(u.cached_addrs(t + RESOLVED_TTL).is_none(), "stale after the TTL");
+        u.store_addrs(&[], t);
+        assert!(u.cached_addrs(t).is_some(), "an empty answer keeps what was there");
     }
 
     #[test]

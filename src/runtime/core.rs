@@ -107,6 +107,7 @@ pub trait Core {
         0
     }
     fn backend_eof(&mut self, _channel: ChannelId) {}
+    fn send_eow(&mut self, _channel: ChannelId) {}
     fn backend_closed(&mut self, _channel: ChannelId) {}
     fn child_exited(&mut self, _channel: ChannelId, _status: ExitStatus) {}
     fn listen_result(&mut self, _listener: ListenerId, _result: Result<u16, ()>) {}
@@ -224,6 +225,9 @@ impl Core for ServerConnection {
     }
     fn send_stderr(&mut self, channel: ChannelId, data: &[u8], now: Instant) -> usize {
         ServerConnection::send_stderr(self, channel, data, now)
+    }
+    fn send_eow(&mut self, channel: ChannelId) {
+        ServerConnection::send_eow(self, channel)
     }
     fn backend_eof(&mut self, channel: ChannelId) {
         ServerConnection::backend_eof(self, channel)

@@ -223,14 +223,26 @@ impl Checker {
         }
     }
 
+    /// Connects to the upstream; a host name's addresses are looked up here and handed to the
+    /// workers through the upstream's cache (so their sessions need no lookup of their own).
     fn connect(&self, up: &Upstream) -> Result<TcpStream, String> {
         let addr = match up.host.parse::<IpAddr>() {
             Ok(ip) => SocketAddr::new(ip, up.port),
-            Err(_) => (up.host.as_str(), up.port)
-                .to_socket_addrs()
-                .map_err(|e| format!("name lookup: {e}"))?
-                .next()
-                .ok_or_else(|| "name lookup: no address".to_string())?,
+            Err(_) => {
+                let addrs: Vec<SocketAddr> = (up.host.as_str(), up.port)
+                    .to_socket_addrs()
+                    .map_err(|e| format!("name lookup: {e}"))?
+                    .take(crate::proxy::route::MAX_RESOLVED)
+                    .collect();
+                up.store_addrs(&addrs, Instant::now());
+                // IPv4 first: what a loopback or dual-stack service most often listens on.
+                addrs
+                    .iter()
+                    .find(|a| a.is_ipv4())
+                    .or(addrs.first())
+                    .copied()
+                    .ok_or_else(|| "name lookup: no address".to_string())?
+            }
         };
         TcpStream::connect(addr).map_err(|e| format!("connect: {e}"))
     }

@@ -13,11 +13,13 @@ pub const RESOLVE_QUEUE: usize = 64;
 /// Addresses kept per name (tried in order).
 pub const MAX_ADDRS: usize = 8;
 
-/// Who asked: the endpoint slab key and generation.
+/// Who asked: the endpoint slab key and generation, or (`upstream`) the connection's slab key
+/// and generation for its session-proxy upstream.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct Ticket {
     pub endpoint: usize,
     pub generation: u32,
+    pub upstream: bool,
 }
 
 pub struct Answer {

@@ -10,6 +10,9 @@
 //! agent, over an agent channel to the user, see `proxy::agent_login`) → channels carried. The
 //! whole setup is bounded by `login_timeout`. Any failure ends the user's sessions with the reason
 //! on their stderr and the connection with a DISCONNECT carrying the same words.
+//!
+//! A route with `record_dir` records each proxied PTY session: what the bridge hands the
+//! user's channel is copied to the recorder thread (`runtime::recording`), never waited on.
 
 use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
 use crate::algo::SystemRng;
@@ -20,20 +23,26 @@ use crate::metrics::routes::{route_label, Failure};
 use crate::proxy::agent_login::{AgentLogin, AgentLoginError};
 use crate::proxy::bridge::{Bridge, Down, Open, Start};
 use crate::proxy::known_hosts::Verdict;
+use crate::proxy::recording::Header;
 use crate::proxy::{Pick, RouteMatch, UpstreamAuth};
 use crate::runtime::buffers::Buf;
 use crate::runtime::conn::{token_of, SocketKind};
 use crate::runtime::endpoints::backend::ip_literal;
+use crate::runtime::recording::{self, Recording};
+use crate::runtime::resolve::Ticket;
 use crate::server::{Event, ServerJob, ServerJobDone};
 use crate::transport::{DisconnectReason, TransportConfig};
 use mio::net::TcpStream;
 use mio::Interest;
 use std::io::{self, Read, Write};
+use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 enum Phase {
+    /// The upstream's host name is being looked up (off the worker).
+    Resolving,
     Connecting,
     /// Key exchange, host key check, login.
     Login,
@@ -47,11 +56,14 @@ pub struct UpstreamLink {
     socket: Option<TcpStream>,
     core: ClientConnection,
     bridge: Bridge,
+    recs: Recordings,
     /// The upstream chosen (counts as one active session for least-conn until dropped).
     pick: Option<Pick>,
     route: RouteMatch,
     /// `host:port`, for messages.
     target: String,
+    /// Addresses still to try, last first (a host name may have several).
+    addrs: Vec<SocketAddr>,
     /// Metrics label of the route (bounded set).
     label: String,
     /// Counts this session in `sshfront_proxy_sessions_active{route}` until the link drops.
@@ -82,7 +94,9 @@ impl UpstreamLink {
     /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
     pub fn next_deadline(&self) -> Option<Instant> {
         let bound = match self.phase {
-            Phase::Connecting => Some(self.connect_deadline.min(self.login_deadline)),
+            Phase::Resolving | Phase::Connecting => {
+                Some(self.connect_deadline.min(self.login_deadline))
+            }
             Phase::Login => Some(self.login_deadline),
             Phase::Ready | Phase::Dead => None,
         };
@@ -100,47 +114,85 @@ impl UpstreamLink {
     }
 }
 
-/// The downstream core as the bridge sees it.
-struct DownCore<'a, C: Core>(&'a mut C);
+/// Recordings of this connection's proxied PTY sessions (route `record_dir`), one per
+/// downstream channel; at most one per open channel, so bounded by the channel limit. What
+/// the user's terminal receives from the upstream is copied to the recorder thread, which
+/// never makes the worker wait (`runtime::recording`).
+#[derive(Default)]
+struct Recordings(Vec<(ChannelId, Recording)>);
+
+impl Recordings {
+    fn get(&mut self, ch: ChannelId) -> Option<&mut Recording> {
+        self.0.iter_mut().find(|(c, _)| *c == ch).map(|(_, r)| r)
+    }
+
+    fn output(&mut self, ch: ChannelId, data: &[u8]) {
+        if let Some(r) = self.get(ch) {
+            r.output(data);
+        }
+    }
+
+    /// The session's channel ended: its recording is finished.
+    fn end(&mut self, ch: ChannelId) {
+        if !self.0.is_empty() {
+            self.0.retain(|(c, _)| *c != ch);
+        }
+    }
+}
+
+/// The downstream core as the bridge sees it, with the recordings of its sessions.
+struct DownCore<'a, C: Core> {
+    core: &'a mut C,
+    recs: &'a mut Recordings,
+}
 
 impl<C: Core> Down for DownCore<'_, C> {
     fn inbound(&self, ch: ChannelId) -> &[u8] {
-        self.0.inbound(ch)
+        self.core.inbound(ch)
     }
     fn consumed(&mut self, ch: ChannelId, n: usize) -> usize {
-        self.0.backend_consumed(ch, n)
+        self.core.backend_consumed(ch, n)
     }
     fn send_data(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
-        let n = data.len().min(self.0.send_capacity(ch));
+        let n = data.len().min(self.core.send_capacity(ch));
         if n == 0 {
             return 0;
         }
-        self.0.send_data(ch, data.get(..n).unwrap_or_default(), now)
+        let n = self.core.send_data(ch, data.get(..n).unwrap_or_default(), now);
+        self.recs.output(ch, data.get(..n).unwrap_or_default());
+        n
     }
     fn send_stderr(&mut self, ch: ChannelId, data: &[u8], now: Instant) -> usize {
-        let n = data.len().min(self.0.send_capacity(ch));
+        let n = data.len().min(self.core.send_capacity(ch));
         if n == 0 {
             return 0;
         }
-        self.0.send_stderr(ch, data.get(..n).unwrap_or_default(), now)
+        let n = self.core.send_stderr(ch, data.get(..n).unwrap_or_default(), now);
+        self.recs.output(ch, data.get(..n).unwrap_or_default());
+        n
     }
     fn eof(&mut self, ch: ChannelId) {
-        self.0.backend_eof(ch)
+        self.core.backend_eof(ch)
+    }
+    fn send_eow(&mut self, ch: ChannelId) {
+        self.core.send_eow(ch)
     }
     fn closed(&mut self, ch: ChannelId) {
-        self.0.backend_closed(ch)
+        self.recs.end(ch);
+        self.core.backend_closed(ch)
     }
     fn exited(&mut self, ch: ChannelId, status: ExitStatus) {
-        self.0.child_exited(ch, status)
+        self.recs.end(ch);
+        self.core.child_exited(ch, status)
     }
     fn opened(&mut self, ch: ChannelId) {
-        self.0.backend_connected(ch)
+        self.core.backend_connected(ch)
     }
     fn open_failed(&mut self, ch: ChannelId, code: u32, text: &str) {
-        self.0.backend_failed(ch, code, text)
+        self.core.backend_failed(ch, code, text)
     }
     fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
-        self.0.listen_result(listener, result)
+        self.core.listen_result(listener, result)
     }
     fn forwarded(
         &mut self,
@@ -148,13 +200,13 @@ impl<C: Core> Down for DownCore<'_, C> {
         originator: &str,
         originator_port: u16,
     ) -> Option<ChannelId> {
-        self.0.forwarded_connection(listener, originator, originator_port).ok()
+        self.core.forwarded_connection(listener, originator, originator_port).ok()
     }
     fn agent_requested(&self) -> bool {
-        self.0.agent_requested().is_some()
+        self.core.agent_requested().is_some()
     }
     fn open_agent(&mut self) -> Option<ChannelId> {
-        self.0.open_agent_channel()
+        self.core.open_agent_channel()
     }
 }
 
@@ -204,10 +256,12 @@ impl State {
             socket: None,
             core,
             bridge: Bridge::new(),
+            recs: Recordings::default(),
             pick,
             _active: crate::metrics::proxy::route(&label).session_started(),
             label,
             target,
+            addrs: Vec::new(),
             phase: Phase::Connecting,
             password,
             agent,
@@ -228,50 +282,110 @@ impl State {
             self.id, conn.peer, crate::runtime::log::peer_str(conn.user.as_deref().unwrap_or("")),
             link.route.route.name, link.target
         );
-        let connected = match link.pick.as_ref() {
+        let connected = match link.pick.as_ref().map(Pick::upstream) {
             None => Err((
                 Failure::NoUpstream,
                 format!("no upstream of route {} is up", link.route.route.name),
             )),
-            Some(p) => {
-                let u = p.upstream();
-                match ip_literal(&u.host, u.port) {
-                    None => Err((
-                        Failure::Unreachable,
-                        format!(
-                            "upstream {} unreachable (only IP addresses are supported)",
-                            link.target
-                        ),
-                    )),
-                    Some(addr) => match TcpStream::connect(addr) {
-                        Ok(mut s) => {
-                            let t = token_of(SocketKind::Upstream, key, conn.generation);
-                            match self.poll.registry().register(
-                                &mut s,
-                                t,
-                                Interest::READABLE | Interest::WRITABLE,
-                            ) {
-                                Ok(()) => {
-                                    let _ = s.set_nodelay(true);
-                                    link.socket = Some(s);
-                                    Ok(())
-                                }
-                                Err(e) => Err((
-                                    Failure::Protocol,
-                                    format!("upstream {}: {e}", link.target),
-                                )),
-                            }
-                        }
-                        Err(e) => Err((
-                            Failure::Unreachable,
-                            format!("upstream {} unreachable ({e})", link.target),
-                        )),
-                    },
+            Some(u) => match ip_literal(&u.host, u.port) {
+                Some(addr) => {
+                    link.addrs = vec![addr];
+                    self.connect_next(key, conn.generation, &mut link)
                 }
-            }
+                None => match u.cached_addrs(now) {
+                    Some(addrs) => {
+                        link.addrs = try_order(&addrs);
+                        self.connect_next(key, conn.generation, &mut link)
+                    }
+                    // A host name not looked up lately: the worker's resolver thread does it;
+                    // `upstream_resolved` connects (bounded by connect_timeout meanwhile).
+                    None => {
+                        link.phase = Phase::Resolving;
+                        let t =
+                            Ticket { endpoint: key, generation: conn.generation, upstream: true };
+                        self.endpoints.resolver.lookup(t, &u.host, u.port).map_err(|e| {
+                            (
+                                Failure::Unreachable,
+                                format!("upstream {}: cannot resolve ({e})", link.target),
+                            )
+                        })
+                    }
+                },
+            },
         };
         if let Err((kind, text)) = connected {
             self.upstream_failed(conn, key, &mut link, kind, &text, now);
+        }
+        conn.upstream = Some(link);
+        conn.pump_again = true;
+    }
+
+    /// Starts a non-blocking connect to the next address in `link.addrs`; one that fails at
+    /// once is skipped. Err: none was left (the last error in words).
+    fn connect_next(
+        &mut self,
+        key: usize,
+        generation: u32,
+        link: &mut UpstreamLink,
+    ) -> Result<(), (Failure, String)> {
+        let mut last = None;
+        while let Some(addr) = link.addrs.pop() {
+            let mut s = match TcpStream::connect(addr) {
+                Ok(s) => s,
+                Err(e) => {
+                    last = Some((
+                        Failure::Unreachable,
+                        format!("upstream {} unreachable ({e})", link.target),
+                    ));
+                    continue;
+                }
+            };
+            let t = token_of(SocketKind::Upstream, key, generation);
+            if let Err(e) =
+                self.poll.registry().register(&mut s, t, Interest::READABLE | Interest::WRITABLE)
+            {
+                last = Some((Failure::Protocol, format!("upstream {}: {e}", link.target)));
+                continue;
+            }
+            let _ = s.set_nodelay(true);
+            link.socket = Some(s);
+            link.phase = Phase::Connecting;
+            link.readable = false;
+            link.writable = false;
+            return Ok(());
+        }
+        Err(last.unwrap_or_else(|| {
+            (Failure::Unreachable, format!("upstream {} unreachable (no address)", link.target))
+        }))
+    }
+
+    /// The worker's resolver thread answered for this connection's upstream: cache the
+    /// addresses and connect, or end the sessions with "cannot resolve".
+    pub(super) fn upstream_resolved<C: Core>(
+        &mut self,
+        conn: &mut Conn<C>,
+        key: usize,
+        result: Result<Vec<SocketAddr>, String>,
+        now: Instant,
+    ) {
+        let Some(mut link) = conn.upstream.take() else { return };
+        if link.phase == Phase::Resolving {
+            let started = match result {
+                Ok(addrs) => {
+                    if let Some(p) = link.pick.as_ref() {
+                        p.upstream().store_addrs(&addrs, now);
+                    }
+                    link.addrs = try_order(&addrs);
+                    self.connect_next(key, conn.generation, &mut link)
+                }
+                Err(e) => Err((
+                    Failure::Unreachable,
+                    format!("upstream {}: cannot resolve ({e})", link.target),
+                )),
+            };
+            if let Err((kind, text)) = started {
+                self.upstream_failed(conn, key, &mut link, kind, &text, now);
+            }
         }
         conn.upstream = Some(link);
         conn.pump_again = true;
@@ -287,7 +401,13 @@ impl State {
         now: Instant,
     ) {
         let Some(mut link) = conn.upstream.take() else { return };
-        if let Err(e) = carry_event(&mut link, &mut conn.core, ev, now) {
+        if let Err(e) = carry_event(
+            &mut link,
+            &mut conn.core,
+            ev,
+            now,
+            (conn.user.as_deref(), conn.gateway.record_max_bytes),
+        ) {
             let (kind, text) = agent_failure(&link.target, &link.route.upstream_user, e);
             self.upstream_failed(conn, key, &mut link, kind, &text, now);
         }
@@ -334,6 +454,14 @@ impl State {
         if link.phase == Phase::Dead || conn.closing || conn.core.is_closed() {
             return (false, false);
         }
+        if link.phase == Phase::Resolving {
+            if now >= link.connect_deadline.min(link.login_deadline) {
+                let text = format!("upstream {}: cannot resolve (timed out)", link.target);
+                self.upstream_failed(conn, key, link, Failure::Timeout, &text, now);
+                return (true, false);
+            }
+            return (false, false);
+        }
         if link.phase == Phase::Connecting {
             if link.readable || link.writable {
                 match check_connected(link.socket.as_ref()) {
@@ -344,8 +472,17 @@ impl State {
                     }
                     Ok(false) => {}
                     Err(e) => {
-                        let text = format!("upstream {} unreachable ({e})", link.target);
-                        self.upstream_failed(conn, key, link, Failure::Unreachable, &text, now);
+                        // The next address of a host name, if any, else the user is told.
+                        self.drop_upstream_socket(link);
+                        let next = if link.addrs.is_empty() {
+                            let text = format!("upstream {} unreachable ({e})", link.target);
+                            Err((Failure::Unreachable, text))
+                        } else {
+                            self.connect_next(key, conn.generation, link)
+                        };
+                        if let Err((kind, text)) = next {
+                            self.upstream_failed(conn, key, link, kind, &text, now);
+                        }
                         return (true, false);
                     }
                 }
@@ -451,7 +588,7 @@ impl State {
         // The agent's answers (an `auth = "agent"` login), events, the bridge, output.
         if link.phase == Phase::Login {
             if let Some(login) = link.agent.as_mut() {
-                let mut down = DownCore(&mut conn.core);
+                let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
                 match login.pump(&mut down, &mut link.core, now) {
                     Ok(p) => progress |= p,
                     Err(e) => {
@@ -468,7 +605,7 @@ impl State {
             return (true, false);
         }
         if link.phase == Phase::Ready && link.wbuf.len() < WRITE_HIGH_WATER {
-            let mut down = DownCore(&mut conn.core);
+            let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
             progress |= link.bridge.pump(&mut link.core, &mut down, now);
             link.core.check_rekey(now);
         }
@@ -517,7 +654,7 @@ impl State {
         now: Instant,
     ) -> Option<(Failure, String)> {
         while let Some(ev) = link.core.poll_event() {
-            let mut down = DownCore(&mut conn.core);
+            let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
             match ev {
                 client::Event::Job(j) => self.submit(conn, key, ServerJob::UpstreamKex(j), now),
                 client::Event::Sign(req) => match link.agent.as_mut() {
@@ -591,7 +728,7 @@ impl State {
                         },
                         UpstreamAuth::Agent => {
                             // Keys are offered as the user's agent lists them.
-                            let mut down = DownCore(&mut conn.core);
+                            let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
                             let r = link.agent.as_mut().map_or(Ok(()), |l| l.start(&mut down));
                             if let Err(e) = r {
                                 return Some(agent_failure(&link.target, &user, e));
@@ -679,9 +816,11 @@ impl State {
                 client::Event::ExitStatus { channel, code } => {
                     link.bridge.up_exit(channel, ExitStatus::Code(code))
                 }
-                client::Event::ExitSignal { channel, signal, .. } => {
-                    link.bridge.up_exit(channel, ExitStatus::Signal(signal))
+                client::Event::ExitSignal { channel, signal, core_dumped, message } => {
+                    let status = ExitStatus::Signal { name: signal, core_dumped, message };
+                    link.bridge.up_exit(channel, status)
                 }
+                client::Event::Eow { channel } => link.bridge.up_eow(channel, &mut down),
                 client::Event::ChannelEof { channel } => link.bridge.up_eof(channel),
                 client::Event::ChannelClosed { channel } => {
                     link.bridge.up_closed(channel, &mut down)
@@ -740,7 +879,7 @@ impl State {
             "[w{}#{key}] {}: {text}", self.id, conn.peer
         );
         self.drop_upstream_socket(link);
-        let mut down = DownCore(&mut conn.core);
+        let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
         if let Some(login) = link.agent.as_mut() {
             login.finish(&mut down);
         }
@@ -809,6 +948,16 @@ fn flush(link: &mut UpstreamLink) -> bool {
     wrote
 }
 
+/// A host name's addresses in the order `connect_next` pops them (from the end): IPv4 first,
+/// each family in the resolver's order (a loopback or dual-stack service most often listens
+/// on IPv4; IPv6 is still tried after).
+fn try_order(addrs: &[SocketAddr]) -> Vec<SocketAddr> {
+    let mut v: Vec<SocketAddr> = addrs.to_vec();
+    v.sort_by_key(|a| !a.is_ipv4());
+    v.reverse();
+    v
+}
+
 /// After a readiness event while connecting: connected, still in progress, or failed.
 fn check_connected(s: Option<&TcpStream>) -> io::Result<bool> {
     let Some(s) = s else { return Err(io::Error::other("no socket")) };
@@ -830,8 +979,9 @@ fn carry_event<C: Core>(
     core: &mut C,
     ev: Event,
     now: Instant,
+    (user, record_max): (Option<&str>, u64),
 ) -> Result<(), AgentLoginError> {
-    let mut down = DownCore(core);
+    let mut down = DownCore { core, recs: &mut link.recs };
     let up = &mut link.core;
     let login = link.agent.as_mut().filter(|_| link.phase != Phase::Dead);
     match ev {
@@ -842,7 +992,27 @@ fn carry_event<C: Core>(
                 (None, None, Some(c)) => Start::Exec(c),
                 (None, None, None) => Start::Shell,
             };
-            let agent = down.0.agent_requested() == Some(channel);
+            if let (Some(dir), Some(pty)) = (&link.route.route.record_dir, &pty) {
+                let header = Header {
+                    width: pty.size.cols,
+                    height: pty.size.rows,
+                    user: user.unwrap_or_default().to_string(),
+                    route: Some(link.route.route.name.clone()),
+                    upstream: Some(link.target.clone()),
+                    term: Some(pty.term.clone()),
+                    command: match &start {
+                        Start::Shell => None,
+                        Start::Exec(c) => Some(c.clone()),
+                        Start::Subsystem(s) => Some(format!("subsystem {s}")),
+                    },
+                    ..Default::default()
+                };
+                let max = link.route.route.record_max_bytes.unwrap_or(record_max);
+                if let Some(r) = recording::start(dir, max, header) {
+                    down.recs.0.push((channel, r));
+                }
+            }
+            let agent = down.core.agent_requested() == Some(channel);
             let open = Open::Session { start, pty, env, agent };
             link.bridge.open(channel, open, up, &mut down, now);
             if let Some(login) = login {
@@ -873,11 +1043,20 @@ fn carry_event<C: Core>(
             let open = Open::DirectTcpip { host, port, originator, originator_port };
             link.bridge.open(channel, open, up, &mut down, now);
         }
-        Event::WindowChange { channel, size } => link.bridge.resize(channel, size, up),
+        Event::WindowChange { channel, size } => {
+            if let Some(r) = down.recs.get(channel) {
+                r.resize(size.cols, size.rows);
+            }
+            link.bridge.resize(channel, size, up)
+        }
         Event::Signal { channel, name } => link.bridge.signal(channel, &name, up),
         Event::Break { channel, ms } => link.bridge.send_break(channel, ms, up),
+        Event::Eow { channel } => link.bridge.down_eow(channel, up),
         Event::ChannelEof { channel } => link.bridge.down_eof(channel),
-        Event::ChannelClosed { channel } => link.bridge.down_closed(channel, up),
+        Event::ChannelClosed { channel } => {
+            down.recs.end(channel);
+            link.bridge.down_closed(channel, up)
+        }
         Event::OpenUnixBackend { channel, .. } => down.open_failed(
             channel,
             OPEN_ADMINISTRATIVELY_PROHIBITED,

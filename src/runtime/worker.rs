@@ -401,7 +401,15 @@ impl<C: Core, F: Fn(Arc<ServerConfig>, SocketAddr, Instant) -> C> Worker<C, F> {
     /// Jobs waiting for pool room, name lookups answered, endpoint deadlines, dying children.
     fn drive_endpoints(&mut self, now: Instant) {
         self.st.submit_waiting(&self.conns, now);
-        self.st.endpoints.resolver_answers(&mut self.conns, now, &mut self.touched);
+        while let Some(a) =
+            self.st.endpoints.resolver_answers(&mut self.conns, now, &mut self.touched)
+        {
+            let (key, generation) = (a.ticket.endpoint, a.ticket.generation);
+            if let Some(conn) = self.conns.get_mut(key).filter(|c| c.generation == generation) {
+                self.st.upstream_resolved(conn, key, a.result, now);
+                self.touched.push((key, generation));
+            }
+        }
         self.st.endpoints.endpoint_timers(&mut self.conns, now, &mut self.touched);
         self.st.endpoints.reap_dying(now);
     }

@@ -341,7 +341,11 @@ pub fn exit_status(st: std::process::ExitStatus) -> ExitStatus {
         return ExitStatus::Code(code as u32);
     }
     match st.signal() {
-        Some(sig) => ExitStatus::Signal(signal_name(sig).to_string()),
+        Some(sig) => ExitStatus::Signal {
+            name: signal_name(sig).to_string(),
+            core_dumped: st.core_dumped(),
+            message: String::new(),
+        },
         None => ExitStatus::Code(255),
     }
 }

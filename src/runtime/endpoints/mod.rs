@@ -263,7 +263,10 @@ impl Endpoints {
         self.timers.push(deadline, ekey, generation);
         let started = match ip_literal(host, port) {
             Some(addr) => self.connect_addrs(ekey, vec![addr]),
-            None => self.resolver.lookup(Ticket { endpoint: ekey, generation }, host, port),
+            None => {
+                let t = Ticket { endpoint: ekey, generation, upstream: false };
+                self.resolver.lookup(t, host, port)
+            }
         };
         if let Err(text) = started {
             self.fail_backend(conn, ekey, &format!("{host}:{port}: {text}"), now);
@@ -679,14 +682,19 @@ impl Endpoints {
         }
     }
 
-    /// Finished name lookups: connect, or fail the channel open.
+    /// Finished name lookups: connect, or fail the channel open. Stops at an answer for an
+    /// upstream link and returns it (the worker's to deliver); `None` once all are handled.
     pub fn resolver_answers<C: Core>(
         &mut self,
         conns: &mut Slab<Conn<C>>,
         now: Instant,
         touched: &mut Vec<(usize, u32)>,
-    ) {
+    ) -> Option<super::resolve::Answer> {
         while let Some(a) = self.resolver.try_recv() {
+            if a.ticket.upstream {
+                // An upstream link's lookup: the worker hands it to the connection.
+                return Some(a);
+            }
             let Some(ep) = self.slab.get(a.ticket.endpoint) else { continue };
             if ep.generation != a.ticket.generation {
                 continue;
@@ -704,6 +712,7 @@ impl Endpoints {
             }
             touched.push(owner);
         }
+        None
     }
 
     /// Reaps children being killed; SIGKILL for those past their grace.
