@@ -423,11 +423,9 @@ impl State {
                 down.recs.end(channel);
                 link.bridge.down_closed(channel, up)
             }
-            Event::OpenUnixBackend { channel, .. } => down.open_failed(
-                channel,
-                OPEN_ADMINISTRATIVELY_PROHIBITED,
-                "not carried by the session proxy",
-            ),
+            Event::OpenUnixBackend { channel, path } => {
+                link.bridge.open(channel, Open::DirectStreamlocal { path }, up, &mut down, now)
+            }
             Event::Listen { listener, addr, port } => {
                 link.bridge.listen(listener, &addr, port, up, &mut down)
             }
