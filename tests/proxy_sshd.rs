@@ -456,6 +456,47 @@ fn local_forward_through_the_proxied_session() {
     );
 }
 
+/// `ssh -L PORT:/path.sock` of a routed user: direct-streamlocal@openssh.com carried to the
+/// upstream sshd, which connects to its Unix socket (an echo server here); the gateway's own
+/// `--permit-open-path` (none) does not apply.
+#[test]
+fn unix_socket_forward_through_the_proxied_session() {
+    let l = lab(&[]);
+    let sock_dir = TempDir::new("proxy-unix");
+    let path = sock_dir.path().join("echo.sock");
+    let listener = std::os::unix::net::UnixListener::bind(&path).unwrap();
+    let echo = std::thread::spawn(move || {
+        if let Ok((mut s, _)) = listener.accept() {
+            let mut r = s.try_clone().unwrap();
+            let _ = std::io::copy(&mut r, &mut s);
+        }
+    });
+    let lport = free_port();
+    let mut cmd = l.f.ssh(&l.server);
+    cmd.arg("-N")
+        .arg("-o")
+        .arg("ExitOnForwardFailure=yes")
+        .arg("-L")
+        .arg(format!("127.0.0.1:{lport}:{}", path.display()))
+        .arg(dest())
+        .stdin(Stdio::null())
+        .stdout(Stdio::null())
+        .stderr(Stdio::null());
+    let mut ssh = cmd.spawn().expect("ssh");
+    let data = random_bytes(1 << 20, 3);
+    let got = round_trip(connect_retry(lport, LIMIT), &data);
+    let _ = ssh.kill();
+    let _ = ssh.wait();
+    assert!(
+        got == data,
+        "echo through -L to a Unix socket returned {} of {} bytes\n{}",
+        got.len(),
+        data.len(),
+        l.server.stderr()
+    );
+    drop(echo);
+}
+
 #[test]
 fn remote_forward_through_the_proxied_session() {
     let l = lab(&[]);

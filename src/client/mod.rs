@@ -484,6 +484,13 @@ impl ClientConnection {
         })
     }
 
+    /// direct-streamlocal@openssh.com: a channel to the server's Unix socket `path`.
+    pub fn open_direct_streamlocal(&mut self, path: &str) -> Result<ClientChannel, UseError> {
+        self.open_with(|out, id, w, m| {
+            conn_msgs::encode_open_direct_streamlocal(out, id, w, m, path)
+        })
+    }
+
     fn request(
         &mut self,
         ch: ClientChannel,

@@ -82,12 +82,17 @@ impl Connection {
             }
             b"direct-streamlocal@openssh.com" => {
                 let path = msgs::parse_direct_streamlocal(open.rest)?;
+                // Proxied: the upstream's socket, the upstream's to allow.
                 let allowed = msgs::socket_path_usable(path)
-                    && forward::may_open_path(
-                        &self.policy.permit_open_path,
-                        &self.restrictions,
-                        path,
-                    );
+                    && if self.proxied {
+                        !self.restrictions.no_port_forwarding
+                    } else {
+                        forward::may_open_path(
+                            &self.policy.permit_open_path,
+                            &self.restrictions,
+                            path,
+                        )
+                    };
                 if !allowed {
                     return refuse(
                         out,

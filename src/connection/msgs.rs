@@ -336,6 +336,26 @@ pub fn encode_open_direct_tcpip(
         .u32(u32::from(originator.1));
 }
 
+/// CHANNEL_OPEN "direct-streamlocal@openssh.com" (OpenSSH PROTOCOL §2.4): the socket path,
+/// then the reserved string and uint32.
+pub fn encode_open_direct_streamlocal(
+    out: &mut Vec<u8>,
+    sender: u32,
+    window: u32,
+    max_packet: u32,
+    path: &str,
+) {
+    Writer::new(out)
+        .u8(msg_no::CHANNEL_OPEN)
+        .string(b"direct-streamlocal@openssh.com")
+        .u32(sender)
+        .u32(window)
+        .u32(max_packet)
+        .string(path.as_bytes())
+        .string(b"")
+        .u32(0);
+}
+
 /// The head of a CHANNEL_REQUEST; the caller appends the type-specific fields.
 pub fn channel_request_head<'o>(
     out: &'o mut Vec<u8>,

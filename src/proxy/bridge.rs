@@ -77,6 +77,7 @@ pub trait Up {
         target: (&str, u16),
         originator: (&str, u16),
     ) -> Result<ClientChannel, UseError>;
+    fn open_direct_streamlocal(&mut self, path: &str) -> Result<ClientChannel, UseError>;
     fn request_pty(&mut self, ch: ClientChannel, pty: &Pty);
     fn request_env(&mut self, ch: ClientChannel, name: &str, value: &[u8]);
     fn request_start(&mut self, ch: ClientChannel, start: &Start);
@@ -132,6 +133,10 @@ pub enum Open {
         port: u16,
         originator: String,
         originator_port: u16,
+    },
+    /// direct-streamlocal@openssh.com: the upstream's Unix socket.
+    DirectStreamlocal {
+        path: String,
     },
     /// forwarded-tcpip or auth-agent: the upstream opened it to us; the user's side is being
     /// opened.
@@ -281,6 +286,7 @@ impl Bridge {
             Some(Open::DirectTcpip { host, port, originator, originator_port }) => {
                 up.open_direct_tcpip((host, *port), (originator, *originator_port))
             }
+            Some(Open::DirectStreamlocal { path }) => up.open_direct_streamlocal(path),
             Some(Open::Forwarded) | None => return,
         };
         match r {
@@ -322,7 +328,7 @@ impl Bridge {
                 // The start request is kept for its refusal text.
                 p.open = Some(Open::Session { start, pty: None, env: Vec::new(), agent: false });
             }
-            Some(Open::DirectTcpip { .. }) => d.opened(p.down),
+            Some(Open::DirectTcpip { .. } | Open::DirectStreamlocal { .. }) => d.opened(p.down),
             Some(Open::Forwarded) | None => {}
         }
     }
@@ -691,6 +697,9 @@ impl Up for ClientConnection {
         originator: (&str, u16),
     ) -> Result<ClientChannel, UseError> {
         ClientConnection::open_direct_tcpip(self, target, originator)
+    }
+    fn open_direct_streamlocal(&mut self, path: &str) -> Result<ClientChannel, UseError> {
+        ClientConnection::open_direct_streamlocal(self, path)
     }
     fn request_pty(&mut self, ch: ClientChannel, pty: &Pty) {
         let _ = ClientConnection::request_pty(self, ch, &pty.term, pty.size, &pty.modes);

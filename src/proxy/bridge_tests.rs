@@ -98,6 +98,11 @@ impl Up for FakeUp {
         self.log.push(format!("open direct {}:{}", target.0, target.1));
         Ok(ClientChannel(self.next))
     }
+    fn open_direct_streamlocal(&mut self, path: &str) -> Result<ClientChannel, UseError> {
+        self.next += 1;
+        self.log.push(format!("open streamlocal {path}"));
+        Ok(ClientChannel(self.next))
+    }
     fn request_pty(&mut self, _ch: ClientChannel, pty: &Pty) {
         let s = pty.size;
         self.log.push(format!("pty {} {}x{} modes {:?}", pty.term, s.cols, s.rows, pty.modes));
@@ -451,4 +456,19 @@ fn eow_passes_both_ways() {
     b.up_opened(ClientChannel(2), &mut up, &mut d);
     b.up_eow(ClientChannel(2), &mut d);
     assert_eq!(d.log, ["eow", "opened"]);
+}
+
+#[test]
+fn unix_socket_forward_is_opened_upstream() {
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    b.ready(&mut up, &mut d, now());
+    b.open(D, Open::DirectStreamlocal { path: "/run/app.sock".into() }, &mut up, &mut d, now());
+    assert_eq!(up.log, ["open streamlocal /run/app.sock"]);
+    b.up_opened(U, &mut up, &mut d);
+    assert_eq!(d.log, ["opened"]);
+    let (mut b, mut up, mut d) = (Bridge::new(), FakeUp::default(), FakeDown::default());
+    b.ready(&mut up, &mut d, now());
+    b.open(D, Open::DirectStreamlocal { path: "/nope.sock".into() }, &mut up, &mut d, now());
+    b.up_open_failed(U, OPEN_CONNECT_FAILED, "no such socket", &mut d, now());
+    assert_eq!(d.log, [format!("open-failed {OPEN_CONNECT_FAILED} no such socket")]);
 }

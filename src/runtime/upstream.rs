@@ -17,7 +17,6 @@
 use super::{Conn, Core, State, READ_BUDGET_PER_TURN, WRITE_HIGH_WATER};
 use crate::algo::SystemRng;
 use crate::client::{self, ClientConnection, LocalKey, Method};
-use crate::connection::msgs::OPEN_ADMINISTRATIVELY_PROHIBITED;
 use crate::connection::{ChannelId, ExitStatus, ListenerId};
 use crate::metrics::routes::{route_label, Failure};
 use crate::proxy::agent_login::{AgentLogin, AgentLoginError};
@@ -1057,11 +1056,9 @@ fn carry_event<C: Core>(
             down.recs.end(channel);
             link.bridge.down_closed(channel, up)
         }
-        Event::OpenUnixBackend { channel, .. } => down.open_failed(
-            channel,
-            OPEN_ADMINISTRATIVELY_PROHIBITED,
-            "not carried by the session proxy",
-        ),
+        Event::OpenUnixBackend { channel, path } => {
+            link.bridge.open(channel, Open::DirectStreamlocal { path }, up, &mut down, now)
+        }
         Event::Listen { listener, addr, port } => {
             link.bridge.listen(listener, &addr, port, up, &mut down)
         }
