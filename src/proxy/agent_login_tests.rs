@@ -42,6 +42,7 @@ impl Down for FakeDown {
         data.len()
     }
     fn eof(&mut self, _ch: ChannelId) {}
+    fn send_eow(&mut self, _ch: ChannelId) {}
     fn closed(&mut self, ch: ChannelId) {
         self.log.push(format!("close {}", ch.0));
     }
