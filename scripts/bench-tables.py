@@ -81,7 +81,9 @@ def why(rs):
         for k, v in (r.get("failures") or {}).items():
             f[k] = f.get(k, 0) + v
         if "error" in r:
-            f[r["error"]] = f.get(r["error"], 0) + 1
+            # One reason per kind: a skip's figures differ from run to run ("skipped: …").
+            e = r["error"].split(":")[0] if r["error"].startswith("skipped") else r["error"]
+            f[e] = f.get(e, 0) + 1
     return "not measured: " + (", ".join(f"{k}×{v}" for k, v in f.items()) or "no successful run")
 
 
