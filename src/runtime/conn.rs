@@ -168,7 +168,7 @@ pub struct Conn<C = ServerConnection> {
     /// Its `--max-startups` slot until it authenticates.
     pub startup: Option<super::startups::StartupGuard>,
     /// The session proxy's upstream side, for a routed user.
-    pub upstream: Option<Box<super::worker::UpstreamLink>>,
+    pub upstream: Option<Box<super::upstream_link::UpstreamLink>>,
 }
 
 impl<C> Conn<C> {

@@ -28,6 +28,7 @@ pub mod source_limit;
 pub mod startups;
 pub mod systemd;
 pub mod timers;
+pub mod upstream_link;
 pub mod worker;
 
 use crate::cli::Args;

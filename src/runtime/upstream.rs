@@ -23,12 +23,13 @@ use crate::proxy::agent_login::{AgentLogin, AgentLoginError};
 use crate::proxy::bridge::{Bridge, Down, Open, Start};
 use crate::proxy::known_hosts::Verdict;
 use crate::proxy::recording::Header;
-use crate::proxy::{Pick, RouteMatch, UpstreamAuth};
+use crate::proxy::{Pick, UpstreamAuth};
 use crate::runtime::buffers::Buf;
 use crate::runtime::conn::{token_of, SocketKind};
 use crate::runtime::endpoints::backend::ip_literal;
-use crate::runtime::recording::{self, Recording};
+use crate::runtime::recording;
 use crate::runtime::resolve::Ticket;
+use crate::runtime::upstream_link::{Phase, Recordings, UpstreamLink};
 use crate::server::{Event, ServerJob, ServerJobDone};
 use crate::transport::{DisconnectReason, TransportConfig};
 use mio::net::TcpStream;
@@ -37,107 +38,6 @@ use std::io::{self, Read, Write};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
-
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Phase {
-    /// The upstream's host name is being looked up (off the worker).
-    Resolving,
-    Connecting,
-    /// Key exchange, host key check, login.
-    Login,
-    Ready,
-    /// Failed or ended: the socket is gone; new channels fail at once.
-    Dead,
-}
-
-/// A proxied connection's upstream side.
-pub struct UpstreamLink {
-    socket: Option<TcpStream>,
-    core: ClientConnection,
-    bridge: Bridge,
-    recs: Recordings,
-    /// The upstream chosen (counts as one active session for least-conn until dropped).
-    pick: Option<Pick>,
-    route: RouteMatch,
-    /// `host:port`, for messages.
-    target: String,
-    /// Addresses still to try, last first (a host name may have several).
-    addrs: Vec<SocketAddr>,
-    /// Metrics label of the route (bounded set).
-    label: String,
-    /// Counts this session in `sshfront_proxy_sessions_active{route}` until the link drops.
-    _active: crate::metrics::proxy::ActiveSession,
-    phase: Phase,
-    /// The user's password, for `auth = "password"`, until sent once.
-    password: Option<crate::auth::Secret>,
-    /// `auth = "agent"`: the login through the user's forwarded agent.
-    agent: Option<AgentLogin>,
-    readable: bool,
-    writable: bool,
-    rbuf: Option<Buf>,
-    wbuf: Vec<u8>,
-    started: Instant,
-    connect_deadline: Instant,
-    login_deadline: Instant,
-}
-
-impl UpstreamLink {
-    /// Memory the upstream core holds (sealed output, received channel bytes, a partial
-    /// agent reply): charged with the connection's.
-    pub fn held_bytes(&self) -> usize {
-        self.core.held_bytes()
-            + self.wbuf.capacity()
-            + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
-    }
-
-    /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).
-    pub fn next_deadline(&self) -> Option<Instant> {
-        let bound = match self.phase {
-            Phase::Resolving | Phase::Connecting => {
-                Some(self.connect_deadline.min(self.login_deadline))
-            }
-            Phase::Login => Some(self.login_deadline),
-            Phase::Ready | Phase::Dead => None,
-        };
-        let core = if self.phase == Phase::Dead { None } else { self.core.poll_timeout() };
-        match (bound, core) {
-            (Some(a), Some(b)) => Some(a.min(b)),
-            (a, b) => a.or(b),
-        }
-    }
-
-    /// Readiness of the upstream socket (from the worker's poll loop).
-    pub fn mark_ready(&mut self, readable: bool, writable: bool) {
-        self.readable |= readable;
-        self.writable |= writable;
-    }
-}
-
-/// Recordings of this connection's proxied PTY sessions (route `record_dir`), one per
-/// downstream channel; at most one per open channel, so bounded by the channel limit. What
-/// the user's terminal receives from the upstream is copied to the recorder thread, which
-/// never makes the worker wait (`runtime::recording`).
-#[derive(Default)]
-struct Recordings(Vec<(ChannelId, Recording)>);
-
-impl Recordings {
-    fn get(&mut self, ch: ChannelId) -> Option<&mut Recording> {
-        self.0.iter_mut().find(|(c, _)| *c == ch).map(|(_, r)| r)
-    }
-
-    fn output(&mut self, ch: ChannelId, data: &[u8]) {
-        if let Some(r) = self.get(ch) {
-            r.output(data);
-        }
-    }
-
-    /// The session's channel ended: its recording is finished.
-    fn end(&mut self, ch: ChannelId) {
-        if !self.0.is_empty() {
-            self.0.retain(|(c, _)| *c != ch);
-        }
-    }
-}
 
 /// The downstream core as the bridge sees it, with the recordings of its sessions.
 struct DownCore<'a, C: Core> {

@@ -1152,7 +1152,6 @@ impl State {
 
 #[path = "upstream.rs"]
 mod upstream;
-pub use upstream::UpstreamLink;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]
