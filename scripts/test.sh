@@ -143,7 +143,7 @@ python3 scripts/bench-tables.py bench-harness/results/2026-12-02-compare/results
     --check BENCHMARKS.md
 python3 scripts/soak-report.py bench-harness/results/soak-2026-12-02-heap-trim --check BENCHMARKS.md
 python3 scripts/attack-tables.py bench-harness/results/attack-2026-12-02 --check BENCHMARKS.md
-python3 scripts/proxy-tables.py bench-harness/results/proxy-2026-12-02-aes-upstream/results.jsonl \
+python3 scripts/proxy-tables.py bench-harness/results/proxy-2026-12-02-idle/results.jsonl \
     --check BENCHMARKS.md
 
 log "all checks passed"

@@ -33,6 +33,14 @@ impl Inbound {
         self.buf.extend_from_slice(data);
     }
 
+    /// Drops the buffer's capacity when nothing is waiting in it.
+    pub fn release_if_empty(&mut self) {
+        if self.bytes().is_empty() {
+            self.buf = Vec::new();
+            self.head = 0;
+        }
+    }
+
     /// Marks up to `n` bytes taken; returns how many were.
     pub fn take(&mut self, n: usize) -> usize {
         let n = n.min(self.bytes().len());
@@ -144,6 +152,14 @@ pub(crate) struct Table {
 }
 
 impl Table {
+    /// Every channel's empty receive buffers give their capacity back.
+    pub fn release_idle_memory(&mut self) {
+        for c in self.slots.iter_mut().flatten() {
+            c.stdout.release_if_empty();
+            c.stderr.release_if_empty();
+        }
+    }
+
     pub fn insert(&mut self, ch: Chan) -> Option<ClientChannel> {
         let free = self.slots.iter().position(Option::is_none);
         let i = match free {
@@ -205,6 +221,23 @@ mod tests {
         c.credited(n);
         assert_eq!(c.take_window_adjust(), Some(60));
         assert_eq!(c.recv_window, 100);
+    }
+
+    #[test]
+    fn idle_release_keeps_waiting_bytes_and_frees_empty_buffers() {
+        let mut t = Table::default();
+        let a = t.insert(Chan::new(1 << 20)).unwrap();
+        let b = t.insert(Chan::new(1 << 20)).unwrap();
+        for id in [a, b] {
+            t.get_mut(id).unwrap().stdout.push(&[7; 4096]);
+        }
+        let n = t.get_mut(a).unwrap().stdout.take(4096);
+        assert_eq!(n, 4096);
+        t.get_mut(b).unwrap().stdout.take(100);
+        t.release_idle_memory();
+        assert_eq!(t.get_mut(a).unwrap().stdout.buf.capacity(), 0, "empty: capacity given back");
+        let kept = &t.get_mut(b).unwrap().stdout;
+        assert_eq!(kept.bytes(), &[7; 3996][..], "bytes not yet taken stay");
     }
 
     #[test]

@@ -290,6 +290,23 @@ impl ClientConnection {
         self.pull_transport_events();
     }
 
+    /// Gives back what the queues and buffers grew to during KEX, login and traffic, where
+    /// they are empty now: a proxied session's upstream core lives as long as the session and
+    /// is mostly idle.
+    pub fn release_idle_memory(&mut self) {
+        self.transport.release_idle_memory();
+        self.channels.release_idle_memory();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+        if self.inbox.is_empty() {
+            self.inbox = VecDeque::new();
+        }
+        if self.global_replies.is_empty() {
+            self.global_replies = VecDeque::new();
+        }
+    }
+
     /// The TCP connection ended under us.
     pub fn peer_closed(&mut self) {
         self.transport.peer_closed();

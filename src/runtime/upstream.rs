@@ -516,7 +516,7 @@ impl State {
         } else if !progress && !more && link.wbuf.is_empty() {
             // An idle link keeps no output capacity (a busy one keeps it from turn to turn).
             link.wbuf = Vec::new();
-            link.core.transport_mut().release_buffers();
+            link.core.release_idle_memory();
         }
         (progress, more)
     }

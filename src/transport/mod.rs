@@ -792,6 +792,15 @@ impl Transport {
         }
     }
 
+    /// Drops the output buffer and the capacity the event queue grew to (during KEX and login),
+    /// when both are empty: for a connection that stays open and idle.
+    pub fn release_idle_memory(&mut self) {
+        self.release_buffers();
+        if self.events.is_empty() {
+            self.events = VecDeque::new();
+        }
+    }
+
     pub fn poll_event(&mut self) -> Option<Event> {
         let mut e = self.events.pop_front();
         if let Some(Event::Job(job)) = &mut e {
