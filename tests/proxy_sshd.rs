@@ -208,8 +208,12 @@ fn exec_carries_output_exit_code_exit_signal_and_stdin() {
     );
 
     // Worker snapshots reach the endpoint shortly after the sessions end: poll (bounded).
-    let m = wait_metric(l.server.metrics_addr(), "sshfront_proxy_sessions_total{route=\"lab\"} 3");
-    assert!(m.contains("sshfront_proxy_upstream_setup_seconds_count{route=\"lab\"} 3"), "{m}");
+    // A snapshot can be from between a session's start and its upstream login: wait for both.
+    wait_metric(l.server.metrics_addr(), "sshfront_proxy_sessions_total{route=\"lab\"} 3");
+    let m = wait_metric(
+        l.server.metrics_addr(),
+        "sshfront_proxy_upstream_setup_seconds_count{route=\"lab\"} 3",
+    );
     assert!(
         m.contains("sshfront_proxy_failures_total{route=\"lab\",kind=\"unreachable\"} 0"),
         "{m}"
