@@ -77,6 +77,20 @@ def failures(rows):
     return out
 
 
+def throughput_rows(lines, rows, test, what):
+    """MB/s and server core-s/GB rows of one transfer test, direct against proxied."""
+    d, p = runs(rows, "direct", test), runs(rows, "proxied", test)
+    dv = cell([r["result"].get("total_mb_per_s") or None for r in d], "{:.0f}")[0]
+    pv = cell([r["result"].get("total_mb_per_s") or None for r in p], "{:.0f}")[0]
+    lines.append(f"| {what} | MB/s | {dv} | {pv} | |")
+    dc = [core_s_per_gb(r, "direct") for r in d]
+    pc = [core_s_per_gb(r, "proxied") for r in p]
+    dt = cell([x and x[0] for x in dc], "{:.2f}")[0]
+    pt = cell([x and x[0] for x in pc], "{:.2f}")[0]
+    ft = cell([x and x[1] for x in pc], "{:.2f}")[0]
+    lines.append(f"| {what} | server core-s/GB | {dt} | {pt} | {ft} |")
+
+
 def block(rows):
     lines = []
     checks = []
@@ -100,31 +114,13 @@ def block(rows):
         lines.append(f"| exec `true`, C={c} | server CPU ms per session | {dt} | {pt} | {ft} |")
         if dm and fm is not None:
             checks.append((f"handshake CPU, C={c}", fm / dm, CPU_TARGET, "of sshd's per-session CPU"))
-    d, p = runs(rows, "direct", "bulk_direct_tcpip"), runs(rows, "proxied", "bulk_direct_tcpip")
-    dv = cell([r["result"].get("total_mb_per_s") or None for r in d], "{:.0f}")[0]
-    pv = cell([r["result"].get("total_mb_per_s") or None for r in p], "{:.0f}")[0]
-    lines.append(f"| direct-tcpip bulk, 1 connection | MB/s | {dv} | {pv} | |")
-    dc = [core_s_per_gb(r, "direct") for r in d]
-    pc = [core_s_per_gb(r, "proxied") for r in p]
-    dt = cell([x and x[0] for x in dc], "{:.2f}")[0]
-    pt = cell([x and x[0] for x in pc], "{:.2f}")[0]
-    ft = cell([x and x[1] for x in pc], "{:.2f}")[0]
-    lines.append(f"| direct-tcpip bulk, 1 connection | server core-s/GB | {dt} | {pt} | {ft} |")
+    throughput_rows(lines, rows, "bulk_direct_tcpip", "direct-tcpip bulk, 1 connection")
     for d_ in ("put", "get"):
         d, p = runs(rows, "direct", f"sftp_{d_}"), runs(rows, "proxied", f"sftp_{d_}")
         if not d and not p:
             continue  # results from before the sftp runs were added
         mb = max([r["result"]["bytes_per_connection"] for r in d + p]) // 2**20
-        what = f"sftp {d_}, {mb} MiB file"
-        dv = cell([r["result"].get("total_mb_per_s") or None for r in d], "{:.0f}")[0]
-        pv = cell([r["result"].get("total_mb_per_s") or None for r in p], "{:.0f}")[0]
-        lines.append(f"| {what} | MB/s | {dv} | {pv} | |")
-        dc = [core_s_per_gb(r, "direct") for r in d]
-        pc = [core_s_per_gb(r, "proxied") for r in p]
-        dt = cell([x and x[0] for x in dc], "{:.2f}")[0]
-        pt = cell([x and x[0] for x in pc], "{:.2f}")[0]
-        ft = cell([x and x[1] for x in pc], "{:.2f}")[0]
-        lines.append(f"| {what} | server core-s/GB | {dt} | {pt} | {ft} |")
+        throughput_rows(lines, rows, f"sftp_{d_}", f"sftp {d_}, {mb} MiB file")
     d, p = runs(rows, "direct", "idle"), runs(rows, "proxied", "idle")
     n = max([r["result"].get("held") or 0 for r in d + p] or [0])
     dv = cell([(r["result"].get("server_pss_bytes_per_conn") or 0) / 1024 or None for r in d],
