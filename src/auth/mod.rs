@@ -24,6 +24,7 @@ pub use password::{PasswordCheck, Secret};
 pub use policy::{AuthPolicy, Method, PasswordSource};
 pub use publickey::VerifyFn;
 use std::net::IpAddr;
+use std::sync::Arc;
 
 /// The service a successful login gives access to (RFC 4252 §5).
 pub const CONNECTION_SERVICE: &[u8] = b"ssh-connection";
@@ -44,7 +45,7 @@ pub enum AuthJob {
 #[derive(Debug)]
 pub enum AuthJobResult {
     /// The user's keys; an error text when the file could not be read (treated as no keys).
-    Keys(Result<Vec<AuthorizedKey>, String>),
+    Keys(Result<Arc<[AuthorizedKey]>, String>),
     /// The per-user authorized_keys file (`%u` in the template) does not exist: no keys, and
     /// this lookup says the user is unknown.
     NoKeyFile,
@@ -125,7 +126,7 @@ pub struct Auth {
     verify: VerifyFn,
     /// Fixed by the first request; a change is refused (as OpenSSH does).
     user: Option<String>,
-    keys: Option<Vec<AuthorizedKey>>,
+    keys: Option<Arc<[AuthorizedKey]>>,
     /// Methods completed so far in this login (partial success).
     done: Vec<Method>,
     /// Key blobs already used for a completed publickey step.
@@ -346,7 +347,7 @@ impl Auth {
         let result = match result {
             AuthJobResult::NoKeyFile => {
                 self.lookups += 1;
-                AuthJobResult::Keys(Ok(Vec::new()))
+                AuthJobResult::Keys(Ok(Arc::from(Vec::new())))
             }
             AuthJobResult::UnknownUser => {
                 self.lookups += 1;
@@ -363,7 +364,7 @@ impl Auth {
             (State::WaitingKeys(pending), AuthJobResult::Keys(keys)) => {
                 let (keys, log) = match keys {
                     Ok(k) => (k, None),
-                    Err(e) => (Vec::new(), Some(e)),
+                    Err(e) => (Arc::from(Vec::new()), Some(e)),
                 };
                 self.keys = Some(keys);
                 let outcome = self.publickey(cx, out, pending)?;

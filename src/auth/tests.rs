@@ -211,7 +211,7 @@ fn publickey_query_then_signature() {
     assert_eq!((template.as_str(), user.as_str()), ("/keys/%u", "bob"));
     let opts = KeyOptions { permit_open: Some(vec!["db:5432".into()]), ..KeyOptions::default() };
     let keys = vec![authorized(&key, opts.clone())];
-    a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys))).unwrap();
+    a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys.into()))).unwrap();
     assert_eq!(out.numbers(), [msg_no::USERAUTH_PK_OK]);
     out.take();
 
@@ -242,7 +242,7 @@ fn only_the_key_that_verified_is_authorised() {
     a.handle_job_result(
         cx(&p),
         &mut out,
-        AuthJobResult::Keys(Ok(vec![authorized(&key_a, KeyOptions::default())])),
+        AuthJobResult::Keys(Ok(vec![authorized(&key_a, KeyOptions::default())].into())),
     )
     .unwrap();
     assert_eq!(out.numbers(), [msg_no::USERAUTH_PK_OK]);
@@ -274,8 +274,12 @@ fn from_option_and_sha1_and_type_mismatch_fail() {
     let opts = KeyOptions { from: Some(vec!["10.0.0.0/8".into()]), ..KeyOptions::default() };
     let r = a.handle_message(cx(&p), &mut out, &pk_req("bob", "ssh-ed25519", &ed, None)).unwrap();
     assert!(matches!(r, AuthOutcome::Job(_)));
-    a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(vec![authorized(&ed, opts)])))
-        .unwrap();
+    a.handle_job_result(
+        cx(&p),
+        &mut out,
+        AuthJobResult::Keys(Ok(vec![authorized(&ed, opts)].into())),
+    )
+    .unwrap();
     assert_eq!(out.numbers().last(), Some(&msg_no::USERAUTH_FAILURE));
     // rsa-sha2-512 with an ssh-rsa key is fine (RFC 8332).
     let sig = sig_blob("rsa-sha2-512", b"x");
@@ -286,7 +290,7 @@ fn from_option_and_sha1_and_type_mismatch_fail() {
     };
     let mut b = Auth::with_verifier("192.0.2.9".parse().unwrap(), accept_all);
     b.handle_message(cx(&p), &mut out, &pk_req("bob", "rsa-sha2-512", &rsa, Some(&sig))).unwrap();
-    let r = b.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(vec![keys_rsa])));
+    let r = b.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(vec![keys_rsa].into())));
     let r = verified(&mut b, &p, &mut out, r).unwrap();
     assert!(matches!(r, AuthOutcome::Success { .. }));
 }
@@ -305,7 +309,7 @@ fn partial_success_sequence_publickey_then_password() {
     let r = a.handle_job_result(
         cx(&p),
         &mut out,
-        AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())])),
+        AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())].into())),
     );
     let r = verified(&mut a, &p, &mut out, r);
     assert!(matches!(r.unwrap(), AuthOutcome::Continue));
@@ -399,7 +403,7 @@ fn signed_login(verify: VerifyFn, blob: &[u8], sig: &[u8]) -> (AuthOutcome, VecO
     let req = pk_req("bob", "ssh-ed25519", blob, Some(sig));
     a.handle_message(cx(&p), &mut out, &req).unwrap();
     let keys = vec![authorized(blob, KeyOptions::default())];
-    let r = a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys)));
+    let r = a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys.into())));
     let r = verified(&mut a, &p, &mut out, r);
     (r.unwrap(), out)
 }
@@ -451,7 +455,7 @@ fn unknown_user_publickey_takes_the_same_path() {
         let r =
             a.handle_message(cx(&p), &mut out, &pk_req(user, "ssh-ed25519", &key, None)).unwrap();
         assert!(matches!(r, AuthOutcome::Job(AuthJob::LoadKeys { .. })));
-        a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys))).unwrap();
+        a.handle_job_result(cx(&p), &mut out, AuthJobResult::Keys(Ok(keys.into()))).unwrap();
         outs.push(out.take());
     }
     assert_eq!(outs[0], outs[1]);
@@ -507,7 +511,7 @@ fn random_input_never_panics() {
             AuthOutcome::Job(AuthJob::LoadKeys { .. }) => a.handle_job_result(
                 cx(&p),
                 &mut out,
-                AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())])),
+                AuthJobResult::Keys(Ok(vec![authorized(&key, KeyOptions::default())].into())),
             ),
             AuthOutcome::Job(AuthJob::CheckPassword(_)) => {
                 a.handle_job_result(cx(&p), &mut out, AuthJobResult::Password(r % 3 == 0))

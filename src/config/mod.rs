@@ -9,6 +9,7 @@ pub mod algorithms;
 pub mod file;
 pub mod fleet;
 pub mod host_keys;
+pub mod keys_cache;
 pub mod passwd;
 pub mod penalties;
 pub mod policy;

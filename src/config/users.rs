@@ -50,29 +50,6 @@ impl std::error::Error for UsersError {}
 
 pub use crate::auth::authorized_key::{AuthorizedKey, KeyOptions};
 
-/// Reads the authorized_keys file for `user`: `%u` in `template` is the user name, `%%` a `%`.
-/// A missing file is no keys (unknown users take this path too). A user name that could escape
-/// the directory (`/`, leading `.`, NUL, empty) is never put into a path: no keys.
-///
-/// `Ok(None)` when the lookup says the user is unknown: the template is per user (`%u`) and the
-/// file does not exist, or the name cannot be a path.
-pub fn load_authorized_keys(
-    template: &str,
-    user: &str,
-) -> Result<Option<Vec<AuthorizedKey>>, UsersError> {
-    let per_user = template.contains("%u");
-    let Some(path) = expand_user_path(template, user) else {
-        return Ok(if per_user { None } else { Some(Vec::new()) });
-    };
-    match read_bounded(&path) {
-        Ok(text) => Ok(Some(parse_authorized_keys(&text))),
-        Err(UsersError::Io { err, .. }) if err.kind() == std::io::ErrorKind::NotFound => {
-            Ok(if per_user { None } else { Some(Vec::new()) })
-        }
-        Err(e) => Err(e),
-    }
-}
-
 /// `%u` → user, `%%` → `%`; None for a user name unsafe in a path.
 pub fn expand_user_path(template: &str, user: &str) -> Option<PathBuf> {
     let unsafe_name = user.is_empty()
@@ -342,7 +319,7 @@ pub fn hash_password(password: &str) -> Result<String, String> {
         .map_err(|e| e.to_string())
 }
 
-fn read_bounded(path: &Path) -> Result<String, UsersError> {
+pub(super) fn read_bounded(path: &Path) -> Result<String, UsersError> {
     use std::io::Read;
     let io = |err| UsersError::Io { path: path.to_path_buf(), err };
     let f = std::fs::File::open(path).map_err(io)?;
@@ -445,16 +422,6 @@ mod tests {
         assert_eq!(expand_user_path("/k/%u", "a/b"), None);
         assert_eq!(expand_user_path("/k/%u", ""), None);
         assert_eq!(expand_user_path("/k/fixed", "../x"), Some(PathBuf::from("/k/fixed")));
-    }
-
-    #[test]
-    fn missing_file_is_no_keys() {
-        // Per user: a missing file means an unknown user.
-        assert!(load_authorized_keys("/nonexistent-sshfront-test/%u", "nobody").unwrap().is_none());
-        assert!(load_authorized_keys("/nonexistent-sshfront-test/%u", "../x").unwrap().is_none());
-        // One shared file: its absence says nothing about the user.
-        let shared = load_authorized_keys("/nonexistent-sshfront-test/keys", "nobody").unwrap();
-        assert_eq!(shared.map(|k| k.len()), Some(0));
     }
 
     #[test]

@@ -4,8 +4,15 @@
 //! hashing and signature verification on pool threads in their own queues.
 
 use crate::auth::{AuthJob, AuthJobResult, PasswordSource};
-use crate::config::users::{load_authorized_keys, load_password_file, PasswordDb};
+use crate::config::keys_cache::KeysCache;
+use crate::config::users::{load_password_file, PasswordDb};
 use crate::server::{ServerJob, ServerJobDone};
+use std::cell::RefCell;
+
+thread_local! {
+    /// Parsed authorized_keys files of the thread that reads them (the reader thread).
+    static KEYS: RefCell<KeysCache> = RefCell::default();
+}
 
 /// Runs a server connection's job (on a pool or reader thread).
 pub fn run(job: ServerJob) -> ServerJobDone {
@@ -21,11 +28,13 @@ pub fn run(job: ServerJob) -> ServerJobDone {
 
 fn run_auth(job: AuthJob) -> AuthJobResult {
     match job {
-        AuthJob::LoadKeys { template, user } => match load_authorized_keys(&template, &user) {
-            Ok(None) => AuthJobResult::NoKeyFile,
-            Ok(Some(keys)) => AuthJobResult::Keys(Ok(keys)),
-            Err(e) => AuthJobResult::Keys(Err(e.to_string())),
-        },
+        AuthJob::LoadKeys { template, user } => {
+            match KEYS.with_borrow_mut(|c| c.load(&template, &user)) {
+                Ok(None) => AuthJobResult::NoKeyFile,
+                Ok(Some(keys)) => AuthJobResult::Keys(Ok(keys)),
+                Err(e) => AuthJobResult::Keys(Err(e.to_string())),
+            }
+        }
         AuthJob::CheckPassword(mut c) => {
             // An unknown user, a missing file and a wrong password all take the hashing path,
             // so the time does not tell them apart.
