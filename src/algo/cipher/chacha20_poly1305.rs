@@ -2,7 +2,7 @@
 //! this construction is portable C and was half the server's CPU in bulk transfers, so packets
 //! with a body of [`WIDE_FROM`] bytes or more take a vectorised path, its parts picked by the
 //! CPU features found when the key is made ([`Simd`]):
-//! - Poly1305: AVX-512 IFMA ([`poly1305_ifma`], eight blocks per step) where the CPU has
+//! - Poly1305: AVX-512 IFMA ([`poly1305_ifma`], sixteen blocks per step) where the CPU has
 //!   it, else RustCrypto's `poly1305` (AVX2 back end chosen at run time, or portable).
 //! - The body's ChaCha20: sixteen blocks per step in AVX-512F ([`avx512`]) while 1024 bytes
 //!   remain, then eight blocks in AVX2 / AVX-512VL ([`avx2`], also the whole body without
@@ -43,7 +43,7 @@ const LEN_LEN: usize = 4;
 pub struct BadTag;
 
 /// The AVX-512 code paths this CPU can run, found once per key rather than per packet.
-#[derive(Clone, Copy, Debug, Default)]
+#[derive(Clone, Copy, Debug)]
 struct Simd {
     #[cfg(target_arch = "x86_64")]
     chacha16: Option<avx512::Avx512>,
@@ -173,8 +173,9 @@ fn tag_of(mut mac: Poly1305, data: &[u8]) -> poly1305::Tag {
 }
 
 /// Bodies shorter than this go through ring's whole construction: the vectorised path costs
-/// about a microsecond per packet to set up (four-block ChaCha20 calls for block 0, the AVX2
-/// Poly1305's key powers and finalisation), which only pays off past ~5 KiB (benches/packet.rs).
+/// about a microsecond per packet to set up (four-block ChaCha20 calls for block 0, the vector
+/// Poly1305's key powers and finalisation), which only paid off past ~5 KiB with AVX2
+/// (benches/packet.rs; not re-measured since the AVX-512 paths).
 const WIDE_FROM: usize = 6 * 1024;
 
 /// Which implementation a packet of `len` bytes (length field included) goes through.
@@ -292,6 +293,18 @@ pub(crate) fn sealing_key(key: &[u8]) -> Option<SealingKey> {
 mod tests {
     use super::*;
     use crate::algo::{Rng, TestRng};
+
+    /// Keys take the AVX-512 paths wherever the CPU has them, so the packet tests below run
+    /// them on such a machine rather than only the fallbacks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn keys_pick_the_avx512_paths_the_cpu_has() {
+        let keys = Keys::new(&[1u8; KEY_LEN]).unwrap();
+        let ifma = std::is_x86_feature_detected!("avx512ifma");
+        let f = std::is_x86_feature_detected!("avx512f");
+        assert_eq!(keys.simd.ifma.is_some(), ifma && f);
+        assert_eq!(keys.simd.chacha16.is_some(), f);
+    }
 
     #[test]
     fn seal_open_and_length_decrypt() {

@@ -2,11 +2,13 @@
 //! crate (AVX2 at best) is about half as fast on this construction's 32 KiB packets.
 //!
 //! Numbers mod 2^130 − 5 are three limbs of 44, 44 and 42 bits (radix 2^44), so every limb
-//! fits IFMA's 52-bit inputs with room for the message and carries. Eight lanes run eight
-//! interleaved Horner chains: lane j takes blocks j, j + 8, ... and multiplies by r^8 each step;
-//! the last eight blocks are multiplied by r^8 .. r^1 instead, and the lanes summed. Whatever
-//! is left (under eight blocks, the partial last block) and the final reduction and + s run
-//! in scalar code with 64×64→128-bit multiplies in the same radix (as poly1305-donna-64),
+//! fits IFMA's 52-bit inputs with room for the message and carries. Sixteen lanes in two
+//! registers per limb run sixteen interleaved Horner chains (two independent sets of eight, so
+//! one set's multiply-adds run while the other waits on its carries): lane k takes blocks k,
+//! k + 16, ... and multiplies by r^16 each step; the last sixteen blocks are multiplied by
+//! r^16 .. r^1 instead, and the lanes summed. Whatever is left (under sixteen blocks, the
+//! partial last block), the final reduction and + s run in scalar code with 64×64→128-bit
+//! multiplies in the same radix (as poly1305-donna-64),
 //! which also does short messages whole.
 
 // The AVX-512 intrinsics are stable from Rust 1.89, like the `avx512f` target feature the
@@ -16,8 +18,10 @@
 
 use core::arch::x86_64::*;
 
-/// Bytes per iteration of the vector loop: eight 16-byte blocks.
-const CHUNK: usize = 128;
+/// Bytes per iteration of the vector loop: sixteen 16-byte blocks, as two sets of eight lanes.
+const CHUNK: usize = 256;
+/// The blocks one set of eight lanes takes per iteration.
+const HALF: usize = 128;
 const MASK44: u64 = (1 << 44) - 1;
 const MASK42: u64 = (1 << 42) - 1;
 
@@ -42,8 +46,8 @@ impl Ifma {
         let (vector, rest) = data.split_at(whole);
         let mut h = Limbs([0; 3]);
         if !vector.is_empty() {
-            let mut powers = [r; 8];
-            for i in 1..8 {
+            let mut powers = [r; 16];
+            for i in 1..16 {
                 powers[i] = powers[i - 1].mul(&r);
             }
             // SAFETY: an `Ifma` exists only if AVX-512F and AVX-512 IFMA were detected.
@@ -154,45 +158,58 @@ impl Limbs {
     }
 }
 
-/// The eight-lane part: every 128-byte chunk of `data` (not empty, a multiple of 128 long) as
-/// sixteen-byte blocks with the 2^128 bit; `powers[i]` is r^(i+1). Returns h (from 0) before
-/// any final carry, limbs < 2^48.
+/// The vector part: every 256-byte chunk of `data` (a multiple of 256 long) as sixteen-byte
+/// blocks with the 2^128 bit; `powers[i]` is r^(i+1). Two sets of eight lanes take the first
+/// and second eight blocks of each chunk, so two independent chains hide the multiply-adds'
+/// latency. Returns h (from 0) before any final carry, limbs < 2^50.
 #[target_feature(enable = "avx512f,avx512ifma")]
-fn chunks(powers: &[Limbs; 8], data: &[u8]) -> Limbs {
-    let mask44 = _mm512_set1_epi64(MASK44 as i64);
-    let hibit = _mm512_set1_epi64(1 << 40);
+fn chunks(powers: &[Limbs; 16], data: &[u8]) -> Limbs {
     let lanes_of = |f: &dyn Fn(usize) -> u64| {
         let v: [u64; 8] = core::array::from_fn(f);
         // SAFETY: `v` is 64 readable bytes.
         unsafe { _mm512_loadu_si512(v.as_ptr().cast()) }
     };
-    // r^8 in every lane for the loop; r^(8 − j) in lane j for the last chunk.
-    let r8 = Key::new(|i| _mm512_set1_epi64(powers[7].0[i] as i64));
-    let last = Key::new(|i| lanes_of(&|j| powers[7 - j].0[i]));
-    // Lane j takes the low (then high) eight bytes of block j of a 128-byte chunk.
-    let even = _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0);
-    let odd = _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1);
-    let mut h = [_mm512_setzero_si512(); 3];
-    let mut chunks = data.chunks_exact(CHUNK);
-    let count = chunks.len();
-    for (n, chunk) in (&mut chunks).enumerate() {
-        let p = chunk.as_ptr().cast::<__m512i>();
-        // SAFETY: `chunk` is 128 readable bytes: two unaligned 64-byte loads.
-        let (a, b) = unsafe { (_mm512_loadu_si512(p), _mm512_loadu_si512(p.add(1))) };
-        let t0 = _mm512_permutex2var_epi64(a, even, b);
-        let t1 = _mm512_permutex2var_epi64(a, odd, b);
-        let m0 = _mm512_and_si512(t0, mask44);
-        let m1 = _mm512_and_si512(
-            _mm512_or_si512(_mm512_srli_epi64::<44>(t0), _mm512_slli_epi64::<20>(t1)),
-            mask44,
-        );
-        let m2 = _mm512_or_si512(_mm512_srli_epi64::<24>(t1), hibit);
-        h[0] = _mm512_add_epi64(h[0], m0);
-        h[1] = _mm512_add_epi64(h[1], m1);
-        h[2] = _mm512_add_epi64(h[2], m2);
-        h = mul(h, if n + 1 == count { &last } else { &r8 });
+    // r^16 in every lane for the loop; for the last chunk, block k of it (lane k of the first
+    // set, lane k − 8 of the second) is multiplied by r^(16 − k).
+    let r16 = Key::new(|i| _mm512_set1_epi64(powers[15].0[i] as i64));
+    let last_a = Key::new(|i| lanes_of(&|j| powers[15 - j].0[i]));
+    let last_b = Key::new(|i| lanes_of(&|j| powers[7 - j].0[i]));
+    let (mut a, mut b) = ([_mm512_setzero_si512(); 3], [_mm512_setzero_si512(); 3]);
+    // The last chunk apart, so the loop has one multiplier and keeps its 20·r limbs hoisted.
+    let (body, last_chunk) = data.split_at(data.len().saturating_sub(CHUNK));
+    for chunk in body.chunks_exact(CHUNK) {
+        let (x, y) = chunk.split_at(HALF);
+        a = mul(add_blocks(a, x), &r16);
+        b = mul(add_blocks(b, y), &r16);
     }
-    Limbs(h.map(|v| _mm512_reduce_add_epi64(v) as u64))
+    if last_chunk.len() == CHUNK {
+        let (x, y) = last_chunk.split_at(HALF);
+        a = mul(add_blocks(a, x), &last_a);
+        b = mul(add_blocks(b, y), &last_b);
+    }
+    Limbs(core::array::from_fn(|i| _mm512_reduce_add_epi64(_mm512_add_epi64(a[i], b[i])) as u64))
+}
+
+/// h + the eight blocks of `chunk` (128 bytes; fewer leave h as it is), lane j taking block j
+/// with its 2^128 bit.
+#[inline]
+#[target_feature(enable = "avx512f")]
+fn add_blocks(h: [__m512i; 3], chunk: &[u8]) -> [__m512i; 3] {
+    let Some(chunk) = chunk.get(..HALF) else { return h };
+    let p = chunk.as_ptr().cast::<__m512i>();
+    // SAFETY: `chunk` is 128 readable bytes: two unaligned 64-byte loads.
+    let (a, b) = unsafe { (_mm512_loadu_si512(p), _mm512_loadu_si512(p.add(1))) };
+    // The low (then high) eight bytes of block j in lane j.
+    let t0 = _mm512_permutex2var_epi64(a, _mm512_set_epi64(14, 12, 10, 8, 6, 4, 2, 0), b);
+    let t1 = _mm512_permutex2var_epi64(a, _mm512_set_epi64(15, 13, 11, 9, 7, 5, 3, 1), b);
+    let mask44 = _mm512_set1_epi64(MASK44 as i64);
+    let m0 = _mm512_and_si512(t0, mask44);
+    let m1 = _mm512_and_si512(
+        _mm512_or_si512(_mm512_srli_epi64::<44>(t0), _mm512_slli_epi64::<20>(t1)),
+        mask44,
+    );
+    let m2 = _mm512_or_si512(_mm512_srli_epi64::<24>(t1), _mm512_set1_epi64(1 << 40));
+    [_mm512_add_epi64(h[0], m0), _mm512_add_epi64(h[1], m1), _mm512_add_epi64(h[2], m2)]
 }
 
 /// A multiplier in every lane: limbs r0, r1, r2 and 20·r1, 20·r2 (2^132 ≡ 20).
@@ -226,39 +243,23 @@ fn mul(h: [__m512i; 3], k: &Key) -> [__m512i; 3] {
     let [h0, h1, h2] = h;
     let [r0, r1, r2] = k.r;
     let (s1, s2) = (k.s1, k.s2);
-    let z = _mm512_setzero_si512();
     // Low and high 52 bits of each product; a high half weighs 2^52 = 2^44 · 2^8 relative to
     // its low half, so it joins the next limb shifted left by 8.
-    let d0lo = _mm512_madd52lo_epu64(
-        _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r0), h1, s2),
-        h2,
-        s1,
-    );
-    let d0hi = _mm512_madd52hi_epu64(
-        _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r0), h1, s2),
-        h2,
-        s1,
-    );
-    let d1lo = _mm512_madd52lo_epu64(
-        _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r1), h1, r0),
-        h2,
-        s2,
-    );
-    let d1hi = _mm512_madd52hi_epu64(
-        _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r1), h1, r0),
-        h2,
-        s2,
-    );
-    let d2lo = _mm512_madd52lo_epu64(
-        _mm512_madd52lo_epu64(_mm512_madd52lo_epu64(z, h0, r2), h1, r1),
-        h2,
-        r0,
-    );
-    let d2hi = _mm512_madd52hi_epu64(
-        _mm512_madd52hi_epu64(_mm512_madd52hi_epu64(z, h0, r2), h1, r1),
-        h2,
-        r0,
-    );
+    // Each sum starts with h2, then h0, then h1: h2 is ready first after the previous step's
+    // carries and h1 last, so only the last multiply-add waits for h1.
+    macro_rules! sum {
+        ($madd:ident, $(($h:ident, $r:ident)),+) => {{
+            let mut acc = _mm512_setzero_si512();
+            $(acc = $madd(acc, $h, $r);)+
+            acc
+        }};
+    }
+    let d0lo = sum!(_mm512_madd52lo_epu64, (h2, s1), (h0, r0), (h1, s2));
+    let d0hi = sum!(_mm512_madd52hi_epu64, (h2, s1), (h0, r0), (h1, s2));
+    let d1lo = sum!(_mm512_madd52lo_epu64, (h2, s2), (h0, r1), (h1, r0));
+    let d1hi = sum!(_mm512_madd52hi_epu64, (h2, s2), (h0, r1), (h1, r0));
+    let d2lo = sum!(_mm512_madd52lo_epu64, (h2, r0), (h0, r2), (h1, r1));
+    let d2hi = sum!(_mm512_madd52hi_epu64, (h2, r0), (h0, r2), (h1, r1));
     let mask44 = _mm512_set1_epi64(MASK44 as i64);
     let mask42 = _mm512_set1_epi64(MASK42 as i64);
     let d1 = _mm512_add_epi64(
