@@ -306,6 +306,32 @@ mod tests {
         assert_eq!(keys.simd.chacha16.is_some(), f);
     }
 
+    /// With the AVX-512 paths switched off (as on CPUs without them), the vectorised path
+    /// still equals ring: the poly1305 crate and the eight-block ChaCha20 take over.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fallbacks_without_avx512_match_ring() {
+        let mut rng = TestRng(0xfa11);
+        for body_len in [0, 511, 512, 1023, 1024, 1500, 4096, 32768, 32768 + 7] {
+            let mut key = [0u8; KEY_LEN];
+            rng.fill(&mut key);
+            let mut plain = vec![0u8; LEN_LEN + body_len];
+            rng.fill(&mut plain);
+            let (mut s, mut o) = (sealing_key(&key).unwrap(), opening_key(&key).unwrap());
+            for simd in [&mut s.body.simd, &mut o.body.simd] {
+                *simd = Simd { chacha16: None, ifma: None };
+            }
+            let mut a = plain.clone();
+            let mut tag_a = [0u8; TAG_LEN];
+            s.seal_wide(5, &mut a, &mut tag_a);
+            let mut b = plain.clone();
+            let mut tag_b = [0u8; TAG_LEN];
+            reference::SealingKey::new(&key).seal_in_place(5, &mut b, &mut tag_b);
+            assert!(a == b && tag_a == tag_b, "body {body_len}");
+            assert_eq!(o.open_wide(5, &mut a, &tag_b).unwrap(), &plain[4..]);
+        }
+    }
+
     #[test]
     fn seal_open_and_length_decrypt() {
         let key = [7u8; 64];
