@@ -1,10 +1,15 @@
 //! `chacha20-poly1305@openssh.com` (openssh PROTOCOL.chacha20poly1305). ring's Poly1305 for
 //! this construction is portable C and was half the server's CPU in bulk transfers, so packets
-//! with a body of [`WIDE_FROM`] bytes or more take a vectorised path: Poly1305 from RustCrypto's
-//! `poly1305` (AVX2 back end chosen at run time), the body through an eight-block AVX2 /
-//! AVX-512VL ChaCha20 ([`avx2`], chosen at run time), block 0 and tails under 512 bytes through
-//! RustCrypto's `chacha20`. Smaller packets, and every length field, stay with ring's
-//! `chacha20_poly1305_openssh`, which costs less to set up per packet.
+//! with a body of [`WIDE_FROM`] bytes or more take a vectorised path, its parts picked by the
+//! CPU features found when the key is made ([`Simd`]):
+//! - Poly1305: AVX-512 IFMA ([`poly1305_ifma`], sixteen blocks per step) where the CPU has
+//!   it, else RustCrypto's `poly1305` (AVX2 back end chosen at run time, or portable).
+//! - The body's ChaCha20: sixteen blocks per step in AVX-512F ([`avx512`]) while 1024 bytes
+//!   remain, then eight blocks in AVX2 / AVX-512VL ([`avx2`], also the whole body without
+//!   AVX-512F) while 512 remain; block 0 and the last bytes through RustCrypto's `chacha20`.
+//!
+//! Smaller packets, and every length field, stay with ring's `chacha20_poly1305_openssh`,
+//! which costs less to set up per packet.
 //!
 //! The 64-byte key is K_2 ‖ K_1. Both run the original ChaCha20 (64-bit nonce, 64-bit block
 //! counter) with the nonce = sequence number as a big-endian u64. K_1 at counter 0 encrypts the
@@ -14,6 +19,10 @@
 
 #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
 mod avx2;
+#[cfg(target_arch = "x86_64")]
+mod avx512;
+#[cfg(target_arch = "x86_64")]
+mod poly1305_ifma;
 
 use chacha20::cipher::{KeyIvInit, StreamCipher, StreamCipherSeek};
 use chacha20::{ChaCha20Legacy, LegacyNonce};
@@ -33,12 +42,42 @@ const LEN_LEN: usize = 4;
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub struct BadTag;
 
+/// The AVX-512 code paths this CPU can run, found once per key rather than per packet.
+#[derive(Clone, Copy, Debug)]
+struct Simd {
+    #[cfg(target_arch = "x86_64")]
+    chacha16: Option<avx512::Avx512>,
+    #[cfg(target_arch = "x86_64")]
+    ifma: Option<poly1305_ifma::Ifma>,
+}
+
+impl Simd {
+    fn detect() -> Self {
+        Simd {
+            #[cfg(target_arch = "x86_64")]
+            chacha16: avx512::Avx512::detect(),
+            #[cfg(target_arch = "x86_64")]
+            ifma: poly1305_ifma::Ifma::detect(),
+        }
+    }
+
+    /// Poly1305 of `data` (not padded) under the one-time key.
+    fn tag(&self, key: &[u8; 32], data: &[u8]) -> [u8; TAG_LEN] {
+        #[cfg(target_arch = "x86_64")]
+        if let Some(ifma) = self.ifma {
+            return ifma.tag(key, data);
+        }
+        tag_of(Poly1305::new(poly1305::Key::from_slice(key)), data).into()
+    }
+}
+
 /// K_2, which keys Poly1305 and encrypts the body; a fresh cipher starts from it for every
 /// packet. (K_1 and the length field stay with ring.)
 struct Keys {
     k_2: chacha20::Key,
-    /// K_2 as the little-endian state words the eight-block AVX2 path loads.
+    /// K_2 as the little-endian state words the AVX2 / AVX-512 paths load.
     k_2_words: [u32; 8],
+    simd: Simd,
 }
 
 impl Keys {
@@ -49,17 +88,30 @@ impl Keys {
         for (w, b) in k_2_words.iter_mut().zip(k_2.chunks_exact(4)) {
             *w = u32::from_le_bytes([b[0], b[1], b[2], b[3]]);
         }
-        Some(Keys { k_2: *chacha20::Key::from_slice(k_2), k_2_words })
+        Some(Keys { k_2: *chacha20::Key::from_slice(k_2), k_2_words, simd: Simd::detect() })
     }
 
-    /// Poly1305 keyed from K_2's block 0, and the body cipher (K_2 from block 1), apart so the
-    /// caller decides the order: seal encrypts then MACs, open MACs then decrypts.
-    fn body_cipher_and_mac(&self, seq: u32) -> (BodyCipher<'_>, Poly1305) {
+    /// The one-time Poly1305 key (K_2's block 0), and the body cipher (K_2 from block 1),
+    /// apart so the caller decides the order: seal encrypts then MACs, open MACs then decrypts.
+    fn body_cipher_and_mac(&self, seq: u32) -> (BodyCipher<'_>, Mac<'_>) {
         let mut cipher = ChaCha20Legacy::new(&self.k_2, &nonce(seq));
         let mut block0 = [0u8; 64];
         cipher.apply_keystream(&mut block0);
-        let mac = Poly1305::new(poly1305::Key::from_slice(&block0[..32]));
-        (BodyCipher { keys: self, seq, cipher }, mac)
+        let mut key = [0u8; 32];
+        key.copy_from_slice(&block0[..32]);
+        (BodyCipher { keys: self, seq, cipher }, Mac { simd: &self.simd, key })
+    }
+}
+
+/// One packet's Poly1305 key and the implementation to run it with.
+struct Mac<'a> {
+    simd: &'a Simd,
+    key: [u8; 32],
+}
+
+impl Mac<'_> {
+    fn tag(&self, data: &[u8]) -> [u8; TAG_LEN] {
+        self.simd.tag(&self.key, data)
     }
 }
 
@@ -83,11 +135,21 @@ impl BodyCipher<'_> {
         self.cipher.try_apply_keystream(rest).map_err(|_| BadTag)
     }
 
-    /// Whole 512-byte groups through the eight-block AVX2 path if the CPU has it; bytes done.
+    /// Whole 1024-byte groups through the sixteen-block AVX-512F path, then whole 512-byte
+    /// groups through the eight-block AVX2 one, as far as the CPU has them; bytes done.
     #[cfg(any(target_arch = "x86", target_arch = "x86_64"))]
     fn wide(&self, body: &mut [u8]) -> usize {
         let nonce = [0, u32::from_le_bytes(self.seq.to_be_bytes())];
-        avx2::xor_keystream(&self.keys.k_2_words, nonce, 1, body)
+        let words = &self.keys.k_2_words;
+        #[cfg(target_arch = "x86_64")]
+        let done = match self.keys.simd.chacha16 {
+            Some(simd) => simd.xor_keystream(words, nonce, 1, body),
+            None => 0,
+        };
+        #[cfg(not(target_arch = "x86_64"))]
+        let done = 0;
+        let Some(rest) = body.get_mut(done..) else { return done };
+        done + avx2::xor_keystream(words, nonce, 1 + (done / 64) as u64, rest)
     }
 
     #[cfg(not(any(target_arch = "x86", target_arch = "x86_64")))]
@@ -100,8 +162,9 @@ fn nonce(seq: u32) -> LegacyNonce {
     LegacyNonce::from(u64::from(seq).to_be_bytes())
 }
 
-/// Poly1305 of `data` (not padded). Whole blocks go through `update`, which feeds the AVX2
-/// back end four blocks at a time; `compute_unpadded` only takes the last partial block.
+/// Poly1305 of `data` (not padded) through the `poly1305` crate. Whole blocks go through
+/// `update`, which feeds the AVX2 back end four blocks at a time; `compute_unpadded` only
+/// takes the last partial block.
 fn tag_of(mut mac: Poly1305, data: &[u8]) -> poly1305::Tag {
     let whole = data.len() - data.len() % poly1305::BLOCK_SIZE;
     let (blocks, tail) = data.split_at(whole);
@@ -110,8 +173,9 @@ fn tag_of(mut mac: Poly1305, data: &[u8]) -> poly1305::Tag {
 }
 
 /// Bodies shorter than this go through ring's whole construction: the vectorised path costs
-/// about a microsecond per packet to set up (four-block ChaCha20 calls for block 0, the AVX2
-/// Poly1305's key powers and finalisation), which only pays off past ~5 KiB (benches/packet.rs).
+/// about a microsecond per packet to set up (four-block ChaCha20 calls for block 0, the vector
+/// Poly1305's key powers and finalisation), which only paid off past ~5 KiB with AVX2
+/// (benches/packet.rs; not re-measured since the AVX-512 paths).
 const WIDE_FROM: usize = 6 * 1024;
 
 /// Which implementation a packet of `len` bytes (length field included) goes through.
@@ -158,8 +222,8 @@ impl OpeningKey {
             return Err(BadTag);
         }
         let (cipher, mac) = self.body.body_cipher_and_mac(seq);
-        let expected = tag_of(mac, packet);
-        if !bool::from(expected.as_slice().ct_eq(tag)) {
+        let expected = mac.tag(packet);
+        if !bool::from(expected.ct_eq(tag)) {
             return Err(BadTag);
         }
         let body = packet.get_mut(LEN_LEN..).ok_or(BadTag)?;
@@ -207,7 +271,7 @@ impl SealingKey {
             *tag = [0; TAG_LEN];
             return;
         }
-        tag.copy_from_slice(&tag_of(mac, packet));
+        *tag = mac.tag(packet);
     }
 }
 
@@ -229,6 +293,44 @@ pub(crate) fn sealing_key(key: &[u8]) -> Option<SealingKey> {
 mod tests {
     use super::*;
     use crate::algo::{Rng, TestRng};
+
+    /// Keys take the AVX-512 paths wherever the CPU has them, so the packet tests below run
+    /// them on such a machine rather than only the fallbacks.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn keys_pick_the_avx512_paths_the_cpu_has() {
+        let keys = Keys::new(&[1u8; KEY_LEN]).unwrap();
+        let ifma = std::is_x86_feature_detected!("avx512ifma");
+        let f = std::is_x86_feature_detected!("avx512f");
+        assert_eq!(keys.simd.ifma.is_some(), ifma && f);
+        assert_eq!(keys.simd.chacha16.is_some(), f);
+    }
+
+    /// With the AVX-512 paths switched off (as on CPUs without them), the vectorised path
+    /// still equals ring: the poly1305 crate and the eight-block ChaCha20 take over.
+    #[cfg(target_arch = "x86_64")]
+    #[test]
+    fn fallbacks_without_avx512_match_ring() {
+        let mut rng = TestRng(0xfa11);
+        for body_len in [0, 511, 512, 1023, 1024, 1500, 4096, 32768, 32768 + 7] {
+            let mut key = [0u8; KEY_LEN];
+            rng.fill(&mut key);
+            let mut plain = vec![0u8; LEN_LEN + body_len];
+            rng.fill(&mut plain);
+            let (mut s, mut o) = (sealing_key(&key).unwrap(), opening_key(&key).unwrap());
+            for simd in [&mut s.body.simd, &mut o.body.simd] {
+                *simd = Simd { chacha16: None, ifma: None };
+            }
+            let mut a = plain.clone();
+            let mut tag_a = [0u8; TAG_LEN];
+            s.seal_wide(5, &mut a, &mut tag_a);
+            let mut b = plain.clone();
+            let mut tag_b = [0u8; TAG_LEN];
+            reference::SealingKey::new(&key).seal_in_place(5, &mut b, &mut tag_b);
+            assert!(a == b && tag_a == tag_b, "body {body_len}");
+            assert_eq!(o.open_wide(5, &mut a, &tag_b).unwrap(), &plain[4..]);
+        }
+    }
 
     #[test]
     fn seal_open_and_length_decrypt() {
