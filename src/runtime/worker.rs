@@ -1152,6 +1152,8 @@ impl State {
 
 #[path = "upstream.rs"]
 mod upstream;
+#[path = "upstream_output.rs"]
+mod upstream_output;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]
