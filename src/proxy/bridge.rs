@@ -486,12 +486,18 @@ impl Bridge {
             let Some(u) = p.up.filter(|_| p.up_open) else { continue };
             // User → upstream.
             if !p.up_eof_sent {
-                let data = d.inbound(p.down);
-                if !data.is_empty() {
-                    let n = up.send_data(u, data);
-                    if n > 0 {
-                        d.consumed(p.down, n);
-                        progress = true;
+                // The waiting bytes come a contiguous run at a time (pooled chunks).
+                loop {
+                    let data = d.inbound(p.down);
+                    let len = data.len();
+                    let n = if len == 0 { 0 } else { up.send_data(u, data) };
+                    if n == 0 {
+                        break;
+                    }
+                    d.consumed(p.down, n);
+                    progress = true;
+                    if n < len {
+                        break;
                     }
                 }
                 if p.down_eof && d.inbound(p.down).is_empty() {
