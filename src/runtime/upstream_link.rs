@@ -72,6 +72,11 @@ impl UpstreamLink {
         self.core.held_bytes() + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
     }
 
+    /// Logged in with channels to carry: a bridge pump stages up to its budget each way.
+    pub fn is_carrying(&self) -> bool {
+        self.phase == Phase::Ready && self.core.channel_count() > 0
+    }
+
     /// Sealed bytes waiting for the upstream socket.
     pub fn pending_out(&self) -> usize {
         self.wq.len()

@@ -32,7 +32,11 @@ impl State {
         if link.core.output_capacity() != 0 {
             return;
         }
-        let Some(v) = self.pool.checkout_vec((link.out_hint as usize).max(1)) else {
+        let mut want = (link.out_hint as usize).max(1);
+        if link.is_carrying() {
+            want = want.max(crate::proxy::bridge::PUMP_BUDGET + 4096);
+        }
+        let Some(v) = self.pool.checkout_vec(want) else {
             return;
         };
         let cap = v.capacity();

@@ -794,6 +794,10 @@ impl State {
         if !conn.links.is_empty() {
             want = want.max(endpoints::RELAY_BUDGET_PER_TURN + 4096);
         }
+        if conn.upstream.as_ref().is_some_and(|u| u.is_carrying()) {
+            // A bridge pump stages up to its budget here.
+            want = want.max(crate::proxy::bridge::PUMP_BUDGET + 4096);
+        }
         let Some(v) = self.pool.checkout_vec(want) else {
             return;
         };
