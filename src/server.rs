@@ -769,9 +769,15 @@ impl ServerConnection {
         self.after_conn(r);
     }
 
-    /// Client data waiting for the backend (borrowed, bounded by the channel window).
+    /// Client data waiting for the backend (borrowed, bounded by the channel window): the
+    /// first contiguous run of it, empty only when none waits.
     pub fn inbound(&self, channel: ChannelId) -> &[u8] {
         self.conn.inbound(channel)
+    }
+
+    /// All client data waiting for the backend of `channel`.
+    pub fn inbound_len(&self, channel: ChannelId) -> usize {
+        self.conn.inbound_len(channel)
     }
 
     /// The backend took `n` bytes from the front of `inbound`; the window grows back only
@@ -779,6 +785,17 @@ impl ServerConnection {
     pub fn backend_consumed(&mut self, channel: ChannelId, n: usize) -> usize {
         let r = self.conn.backend_consumed(&mut self.transport, channel, n);
         self.after_conn(r).unwrap_or(0)
+    }
+
+    /// An inbound chunk (lent through [`DataSink::inbound_buffer`]) the channels no longer
+    /// need: give it back to the pool. Call until `None` after the backends took their bytes.
+    pub fn take_spent_inbound(&mut self) -> Option<Vec<u8>> {
+        self.conn.take_spent_inbound()
+    }
+
+    /// Inbound chunks the core allocated itself because none was lent (pooled: 0).
+    pub fn own_inbound_chunks(&self) -> u64 {
+        self.conn.own_inbound_chunks()
     }
 
     /// How many bytes `send_data` takes now (peer window; 0 while output is backed up).

@@ -5,13 +5,16 @@
 //! client → backend they are written from the decrypted packet, and only what the backend
 //! does not take at once is queued (one copy). Every sealed batch but the first (version line
 //! and KEXINIT, staged as the connection is made) was encoded, sealed and written in the one
-//! pooled buffer checked out for it.
+//! pooled buffer checked out for it. A slow backend gets every byte in order, and what it
+//! does not take at once waits in chunks lent from the worker's buffer pool.
 // Tests run real processes and measure bounded waits: clocks and std sockets are fine here.
 #![allow(clippy::disallowed_methods, clippy::disallowed_types)]
 
 mod common;
 
 use common::gateway::{random_bytes, run, EchoServer, Fixture, USER};
+use std::io::Read;
+use std::net::TcpListener;
 use std::time::{Duration, Instant};
 
 const LIMIT: Duration = Duration::from_secs(60);
@@ -21,6 +24,92 @@ fn counter(body: &str, name: &str) -> u64 {
         .find_map(|l| l.strip_prefix(name).and_then(|r| r.strip_prefix(' ')))
         .and_then(|v| v.trim().parse().ok())
         .unwrap_or_else(|| panic!("{name} missing from /metrics:\n{body}"))
+}
+
+/// Scrapes /metrics until a connection has closed (the per-connection counters are added
+/// then), bounded.
+fn metrics_after_close(metrics: std::net::SocketAddr) -> String {
+    let deadline = Instant::now() + Duration::from_secs(20);
+    loop {
+        let body = common::scrape_metrics(metrics);
+        if counter(&body, "sshfront_closed_total") >= 1 {
+            return body;
+        }
+        assert!(Instant::now() < deadline, "the connection never closed:\n{body}");
+        std::thread::sleep(Duration::from_millis(100));
+    }
+}
+
+/// A loopback backend with a small receive buffer that waits, then reads in small steps:
+/// the server's writes to it come up short, so client data queues in the channel. Returns
+/// the port and a thread yielding every byte it read until EOF.
+fn slow_sink() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
+    use socket2::{Domain, Socket, Type};
+    let s = Socket::new(Domain::IPV4, Type::STREAM, None).unwrap();
+    s.set_recv_buffer_size(4096).unwrap();
+    s.bind(&"127.0.0.1:0".parse::<std::net::SocketAddr>().unwrap().into()).unwrap();
+    s.listen(1).unwrap();
+    let l: TcpListener = s.into();
+    let port = l.local_addr().unwrap().port();
+    let t = std::thread::spawn(move || {
+        let (mut c, _) = l.accept().unwrap();
+        c.set_read_timeout(Some(Duration::from_secs(60))).unwrap();
+        std::thread::sleep(Duration::from_millis(500));
+        let (mut got, mut buf) = (Vec::new(), [0u8; 4096]);
+        loop {
+            match c.read(&mut buf) {
+                Ok(0) | Err(_) => break,
+                Ok(n) => got.extend_from_slice(&buf[..n]),
+            }
+            std::thread::sleep(Duration::from_micros(300));
+        }
+        got
+    });
+    (port, t)
+}
+
+#[test]
+fn a_slow_backend_gets_every_byte_in_order_from_pooled_inbound_chunks() {
+    let f = Fixture::new();
+    let (port, sink) = slow_sink();
+    let server = f.server(&[
+        "--metrics-listen",
+        "127.0.0.1:0",
+        "--permit-open",
+        &format!("127.0.0.1:{port}"),
+    ]);
+    let metrics = server.metrics_addr();
+    let data = random_bytes(4 << 20, 12);
+    let input = f.path("input");
+    std::fs::write(&input, &data).unwrap();
+    let mut cmd = f.ssh(&server);
+    cmd.args(["-o", "Compression=no"])
+        .arg("-W")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("{USER}@127.0.0.1"));
+    let out = run(cmd, Some(&input), LIMIT);
+    let got = sink.join().unwrap();
+    assert!(
+        got.len() == data.len() && got == data,
+        "the backend got {} of {} bytes (in order: {}); ssh status {:?}\n{}\n{}",
+        got.len(),
+        data.len(),
+        data.starts_with(&got),
+        out.status.code(),
+        String::from_utf8_lossy(&out.stderr),
+        server.stderr()
+    );
+    let body = metrics_after_close(metrics);
+    let queued = counter(&body, "sshfront_payload_bytes_queued_total");
+    let lent = counter(&body, "sshfront_inbound_buffers_total");
+    let own = counter(&body, "sshfront_inbound_own_buffers_total");
+    eprintln!("queued {queued}, pooled inbound chunks {lent}, own {own}");
+    assert!(queued > 0, "the slow backend took everything at once; nothing was queued");
+    assert!(lent > 0, "{queued} bytes queued outside pooled chunks");
+    assert_eq!(own, 0, "inbound chunks allocated outside the pool");
+    // A chunk holds at least the everyday pooled size or one packet's remainder, whichever
+    // is larger: never one per byte.
+    assert!(lent <= queued / 1024 + 1, "{lent} chunks for {queued} queued bytes");
 }
 
 #[test]
@@ -55,15 +144,7 @@ fn bulk_through_direct_tcpip_copies_no_payload_byte_and_uses_one_buffer_per_batc
     );
 
     // The copy counter is added as a connection closes: wait (bounded) for that.
-    let deadline = Instant::now() + Duration::from_secs(20);
-    let body = loop {
-        let body = common::scrape_metrics(metrics);
-        if counter(&body, "sshfront_closed_total") >= 1 {
-            break body;
-        }
-        assert!(Instant::now() < deadline, "the connection never closed:\n{body}");
-        std::thread::sleep(Duration::from_millis(100));
-    };
+    let body = metrics_after_close(metrics);
     let packets = counter(&body, "sshfront_sealed_batch_packets_total");
     let batches = counter(&body, "sshfront_sealed_batches_total");
     let pooled = counter(&body, "sshfront_output_buffers_total");

@@ -321,8 +321,27 @@ impl ClientConnection {
 
     // ---- output --------------------------------------------------------------------------
 
+    /// Seals everything staged in one pass and hands the batch to `out` (swapped when `out`
+    /// is empty: the sealed bytes leave in the buffer they were encoded in). Returns the
+    /// packets in the batch. See [`Transport::poll_transmit`].
     pub fn poll_transmit(&mut self, out: &mut Vec<u8>) -> usize {
         self.transport.poll_transmit(out)
+    }
+
+    /// Lends the core an empty buffer (the runtime's pooled one) to stage output in, if it
+    /// holds none (else returns it), as the server core is lent one.
+    pub fn lend_output(&mut self, buf: Vec<u8>) -> Option<Vec<u8>> {
+        self.transport.lend_output(buf)
+    }
+
+    /// Takes the output buffer back when it is empty (an idle core holds none).
+    pub fn reclaim_output(&mut self) -> Option<Vec<u8>> {
+        self.transport.reclaim_output()
+    }
+
+    /// Capacity of the output buffer (0: none; lend one).
+    pub fn output_capacity(&self) -> usize {
+        self.transport.output_capacity()
     }
 
     pub fn poll_event(&mut self) -> Option<Event> {

@@ -3,12 +3,12 @@
 //!
 //! Flow control: the peer may send only what our window allows; the window is given back
 //! (WINDOW_ADJUST) only as the runtime reports bytes written to the backend, so
-//! `recv_window + pending + credit` never exceeds the initial window and the pending buffer is
-//! bounded by it whatever the peer does.
+//! `recv_window + pending + credit` never exceeds the initial window and the pending bytes are
+//! bounded by it whatever the peer does. They wait in pooled chunks ([`Inbound`]).
 
+use super::inbound::Inbound;
 use super::session::Session;
 use super::ListenerId;
-use std::collections::VecDeque;
 
 /// What the channel is for.
 #[derive(Debug)]
@@ -40,9 +40,9 @@ pub(crate) struct Channel {
     pub initial_window: u32,
     /// What the peer may still send.
     pub recv_window: u32,
-    /// Received, not yet consumed by the backend: a ring, so what the backend takes leaves
-    /// from the front without moving the rest (no memmove per partial write).
-    inbound: VecDeque<u8>,
+    /// Received, not yet consumed by the backend, in pooled chunks: what the backend takes
+    /// leaves from the front without moving the rest (no memmove per partial write).
+    inbound: Inbound,
     /// Consumed by the backend but not yet given back with WINDOW_ADJUST.
     pub credit: u32,
     pub peer_window: u32,
@@ -61,7 +61,7 @@ impl Channel {
             peer_id,
             initial_window: window,
             recv_window: window,
-            inbound: VecDeque::new(),
+            inbound: Inbound::default(),
             credit: 0,
             peer_window: 0,
             peer_max_packet: 0,
@@ -72,41 +72,44 @@ impl Channel {
         }
     }
 
-    /// Memory held for inbound data (capacity of its buffer), for the global memory budget.
+    /// Memory held for inbound data (capacity of its chunks), for the global memory budget.
     pub fn held_bytes(&self) -> usize {
-        self.inbound.capacity()
+        self.inbound.held()
     }
 
-    /// Inbound bytes not yet consumed: the first contiguous part of the ring (empty only when
-    /// nothing is pending; write it, `consume`, and ask again for the rest).
+    /// Inbound bytes not yet consumed: the first contiguous run (empty only when nothing is
+    /// pending; write it, `consume`, and ask again for the rest).
     pub fn pending(&self) -> &[u8] {
-        self.inbound.as_slices().0
+        self.inbound.front()
     }
 
-    /// Takes `data` against our window. The caller has checked the window and max packet.
-    pub fn push_inbound(&mut self, data: &[u8]) {
+    /// All inbound bytes not yet consumed (`pending` is only the first run of them).
+    pub fn pending_len(&self) -> usize {
+        self.inbound.len()
+    }
+
+    /// Takes `data` against our window, in chunks from `lend` (see [`Inbound::push`]).
+    /// The caller has checked the window and max packet. Returns the chunks allocated here.
+    pub fn push_inbound(
+        &mut self,
+        data: &[u8],
+        lend: &mut dyn FnMut(usize) -> Option<Vec<u8>>,
+    ) -> u32 {
         self.recv_window = self.recv_window.saturating_sub(len32(data.len()));
-        let need = self.inbound.len().saturating_add(data.len());
-        if need > self.inbound.capacity() {
-            // Grow as Vec would (doubling), but not past the window where that is enough: the
-            // capacity counts against the memory budget, and a doubling from just under the
-            // window would hold up to twice it.
-            let target = self.inbound.capacity().saturating_mul(2).max(need);
-            let target = target.min((self.initial_window as usize).max(need));
-            self.inbound.reserve_exact(target - self.inbound.len());
-        }
-        self.inbound.extend(data);
+        self.inbound.push(data, lend)
     }
 
     /// Marks `n` pending bytes consumed; returns how many were (at most what is pending).
-    pub fn consume(&mut self, n: usize) -> usize {
-        let n = n.min(self.inbound.len());
-        self.inbound.drain(..n);
+    /// Chunks taken whole go to `spent` (back to the runtime's pool).
+    pub fn consume(&mut self, n: usize, spent: &mut Vec<Vec<u8>>) -> usize {
+        let n = self.inbound.consume(n, spent);
         self.credit = self.credit.saturating_add(len32(n));
-        if self.inbound.is_empty() && self.inbound.capacity() > 256 * 1024 {
-            self.inbound = VecDeque::new();
-        }
         n
+    }
+
+    /// The channel is gone: its chunks go to `spent`.
+    pub fn release_inbound(&mut self, spent: &mut Vec<Vec<u8>>) {
+        self.inbound.clear(spent);
     }
 
     /// Bytes counted against the window but dropped (extended data from the client, data after
@@ -154,31 +157,41 @@ mod tests {
     #[test]
     fn window_accounting_stays_bounded() {
         let mut c = Channel::new(Kind::DirectTcpip, Phase::Open, 0, 100);
-        c.push_inbound(&[1; 60]);
+        let mut spent = Vec::new();
+        c.push_inbound(&[1; 60], &mut |_| None);
         assert_eq!(c.recv_window, 40);
         assert_eq!(c.pending().len(), 60);
         assert_eq!(c.take_window_adjust(), None, "nothing consumed yet");
-        assert_eq!(c.consume(30), 30);
+        assert_eq!(c.consume(30, &mut spent), 30);
         assert_eq!(c.pending().len(), 30);
         assert_eq!(c.recv_window + c.pending().len() as u32 + c.credit, 100);
         assert_eq!(c.take_window_adjust(), None, "below half the window");
-        assert_eq!(c.consume(1000), 30, "never more than pending");
+        assert_eq!(c.consume(1000, &mut spent), 30, "never more than pending");
         assert_eq!(c.take_window_adjust(), Some(60));
         assert_eq!(c.recv_window, 100);
         assert!(c.pending().is_empty());
     }
 
     #[test]
-    fn inbound_capacity_stays_within_the_window() {
+    fn inbound_is_held_in_lent_chunks_within_the_window() {
         let window = 3 * 32 * 1024 + 100;
         let mut c = Channel::new(Kind::DirectTcpip, Phase::Open, 0, window);
-        let mut left = window as usize;
+        let (mut lent, mut left) = (0, window as usize);
         while left > 0 {
             let n = left.min(1000);
-            c.push_inbound(&vec![7; n]);
+            let own = c.push_inbound(&vec![7; n], &mut |_| {
+                lent += 1;
+                Some(Vec::with_capacity(16 * 1024))
+            });
+            assert_eq!(own, 0, "every chunk lent");
             left -= n;
         }
-        assert_eq!(c.pending().len(), window as usize);
-        assert_eq!(c.held_bytes(), window as usize, "not doubled past the window");
+        assert_eq!(c.pending().len(), 16 * 1024, "the first chunk, full");
+        assert_eq!(lent, (window as usize).div_ceil(16 * 1024));
+        assert!(c.held_bytes() < window as usize + 16 * 1024, "one partial chunk at most");
+        let mut spent = Vec::new();
+        assert_eq!(c.consume(window as usize, &mut spent), window as usize);
+        assert_eq!(spent.len(), lent, "every chunk goes back");
+        assert_eq!(c.held_bytes(), 0);
     }
 }

@@ -4,7 +4,8 @@
 //! has taken the bytes), so what a channel holds is bounded by its window.
 
 use super::{
-    channel::Phase, msgs, table::make_id, ChannelId, Connection, DataSink, Event, MAX_SEND_CHUNK,
+    channel::Phase, msgs, table, table::make_id, ChannelId, Connection, DataSink, Event,
+    MAX_SEND_CHUNK,
 };
 use crate::service::{Outbound, ServiceError};
 use crate::wire::msg_no;
@@ -54,9 +55,11 @@ impl Connection {
             return self.maybe_adjust(out, ChannelId(id));
         }
         let was_empty = ch.pending().is_empty();
+        let mut sink = sink;
         // Zero-copy: with nothing queued before it, the runtime may take the bytes straight
-        // from the packet; they count as consumed at once. Only the rest is copied and queued.
-        let taken = match sink {
+        // from the packet; they count as consumed at once. Only the rest is copied and queued,
+        // in chunks the runtime lends from its pool.
+        let taken = match sink.as_deref_mut() {
             Some(sink) if was_empty && !data.is_empty() => {
                 sink.write(ChannelId(id), data).min(data.len())
             }
@@ -66,7 +69,9 @@ impl Connection {
         if taken > 0 {
             ch.discard(taken);
         }
-        ch.push_inbound(rest);
+        let mut lend = |min: usize| sink.as_deref_mut().and_then(|s| s.inbound_buffer(min));
+        let own = ch.push_inbound(rest, &mut lend);
+        self.own_inbound = self.own_inbound.saturating_add(u64::from(own));
         self.copied = self.copied.saturating_add(rest.len() as u64);
         if taken > 0 {
             self.maybe_adjust(out, ChannelId(id))?;
@@ -83,9 +88,15 @@ impl Connection {
         self.copied
     }
 
-    /// Inbound bytes waiting for the backend (borrowed; nothing is copied out).
+    /// Inbound bytes waiting for the backend (borrowed; nothing is copied out): the first
+    /// contiguous run, empty only when none wait. Write it, `backend_consumed`, ask again.
     pub fn inbound(&self, channel: ChannelId) -> &[u8] {
         self.get(channel).map_or(&[], |c| c.pending())
+    }
+
+    /// All inbound bytes waiting for the backend of `channel`.
+    pub fn inbound_len(&self, channel: ChannelId) -> usize {
+        self.get(channel).map_or(0, |c| c.pending_len())
     }
 
     /// The backend took `n` bytes of `inbound`: they leave the buffer and, once enough has
@@ -96,10 +107,11 @@ impl Connection {
         channel: ChannelId,
         n: usize,
     ) -> Result<usize, ServiceError> {
-        let Some(ch) = self.get_mut(channel) else {
+        // The channel table and the spent list are separate fields: borrow both.
+        let Some(ch) = table::slot_mut(&mut self.channels, &self.gens, channel) else {
             return Ok(0);
         };
-        let n = ch.consume(n);
+        let n = ch.consume(n, &mut self.spent_inbound);
         if ch.peer_closed && !ch.close_sent && ch.pending().is_empty() {
             // The client's CLOSE waited for this data (see `on_close`): answer it now.
             ch.close_sent = true;

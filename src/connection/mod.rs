@@ -19,6 +19,7 @@ pub mod channel;
 mod flow;
 pub mod forward;
 mod forwarding;
+mod inbound;
 mod lifecycle;
 pub mod msgs;
 mod requests;
@@ -191,6 +192,14 @@ pub trait DataSink {
     /// bytes that was; 0 if it has no backend yet or would block. The rest is queued in
     /// `inbound` with a `ChannelReadable`.
     fn write(&mut self, channel: ChannelId, data: &[u8]) -> usize;
+
+    /// An empty buffer from the runtime's pool, with room for at least `min` bytes if it can,
+    /// to queue in what the backend did not take (the channel holds it, counted in
+    /// `held_bytes`, until the backend took it all and it comes back through
+    /// [`Connection::take_spent_inbound`]). `None`: the core allocates one itself.
+    fn inbound_buffer(&mut self, _min: usize) -> Option<Vec<u8>> {
+        None
+    }
 }
 
 /// Why `open_agent_channel` could not open a channel.
@@ -259,6 +268,11 @@ pub struct Connection {
     /// Inbound channel bytes copied into a channel's queue because the backend did not take
     /// them straight from the packet (the copy-count check).
     copied: u64,
+    /// Inbound chunks channels have emptied (or left behind as they closed), for the runtime
+    /// to give back to its pool ([`Connection::take_spent_inbound`]).
+    spent_inbound: Vec<Vec<u8>>,
+    /// Inbound chunks allocated here because the runtime lent none.
+    own_inbound: u64,
 }
 
 impl Connection {
@@ -282,6 +296,8 @@ impl Connection {
             agent_allowed: false,
             agent_session: None,
             copied: 0,
+            spent_inbound: Vec::new(),
+            own_inbound: 0,
         }
     }
 
@@ -316,7 +332,22 @@ impl Connection {
 
     /// Memory held for channels' inbound data (bounded by the receive windows).
     pub fn held_bytes(&self) -> usize {
-        self.channels.iter().flatten().map(Channel::held_bytes).sum()
+        self.channels.iter().flatten().map(Channel::held_bytes).sum::<usize>()
+            + self.spent_inbound.iter().map(Vec::capacity).sum::<usize>()
+    }
+
+    /// An inbound chunk a channel no longer needs, to go back to the pool it was lent from.
+    pub fn take_spent_inbound(&mut self) -> Option<Vec<u8>> {
+        let v = self.spent_inbound.pop();
+        if self.spent_inbound.is_empty() && self.spent_inbound.capacity() > 16 {
+            self.spent_inbound = Vec::new();
+        }
+        v
+    }
+
+    /// Inbound chunks allocated by the core itself because no pooled one was lent.
+    pub fn own_inbound_chunks(&self) -> u64 {
+        self.own_inbound
     }
 
     /// Channels in the table (open, opening or closing).

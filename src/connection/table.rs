@@ -49,7 +49,9 @@ impl Connection {
             return;
         }
         if let Some(slot) = self.channels.get_mut(slot_of(id)) {
-            *slot = None;
+            if let Some(mut ch) = slot.take() {
+                ch.release_inbound(&mut self.spent_inbound);
+            }
         }
         if let Some(g) = self.gens.get_mut(slot_of(id)) {
             *g = g.wrapping_add(1);

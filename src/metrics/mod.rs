@@ -67,6 +67,10 @@ pub struct Metrics {
     /// Inbound channel bytes a backend did not take straight from the decrypted packet,
     /// copied (once) into the channel's queue.
     pub payload_queued: u64,
+    /// Pooled buffers lent to channels to hold the inbound bytes a backend did not take.
+    pub inbound_buffers: u64,
+    /// Inbound chunks a core allocated itself because none could be lent (budget spent).
+    pub inbound_own_buffers: u64,
     /// Write blocked (WouldBlock) → write buffer empty again.
     pub write_stall: Histogram<u64>,
     pub accepted: u64,
@@ -110,6 +114,8 @@ impl Default for Metrics {
             out_buffers: 0,
             payload_copied: 0,
             payload_queued: 0,
+            inbound_buffers: 0,
+            inbound_own_buffers: 0,
             write_stall: new_histogram(),
             accepted: 0,
             closed: 0,
@@ -211,6 +217,8 @@ impl Metrics {
         self.out_buffers += other.out_buffers;
         self.payload_copied += other.payload_copied;
         self.payload_queued += other.payload_queued;
+        self.inbound_buffers += other.inbound_buffers;
+        self.inbound_own_buffers += other.inbound_own_buffers;
         add(&mut self.write_stall, &other.write_stall);
         for (map, theirs) in [
             (&mut self.crypto_wait, &other.crypto_wait),

@@ -190,6 +190,19 @@ pub fn render(m: &Metrics, extra: &Extra) -> String {
     );
     counter(
         &mut o,
+        "sshfront_inbound_buffers_total",
+        "Pooled buffers lent to channels to hold inbound bytes a backend did not take.",
+        m.inbound_buffers,
+    );
+    counter(
+        &mut o,
+        "sshfront_inbound_own_buffers_total",
+        "Inbound chunks a connection allocated outside the pool (none could be lent; closed \
+         connections).",
+        m.inbound_own_buffers,
+    );
+    counter(
+        &mut o,
         "sshfront_resource_closed_total",
         "Connections closed for lack of buffer memory or other local limits.",
         m.resource_closed,

@@ -33,6 +33,11 @@ use std::time::Instant;
 /// errors).
 pub const PROXY_EXIT_CODE: u32 = 255;
 
+/// Channel bytes one `pump` moves each way, over all pairs: what the pooled output buffer the
+/// worker lends each core holds with room for the packet framing, so a pump never makes a
+/// staged batch outgrow (and copy) its buffer. The worker pumps again while bytes move.
+pub const PUMP_BUDGET: usize = 256 * 1024;
+
 /// The downstream side: the server core's channel mutators the bridge uses.
 pub trait Down {
     /// User bytes waiting for the upstream.
@@ -482,16 +487,25 @@ impl Bridge {
     /// anything moved.
     pub fn pump(&mut self, up: &mut dyn Up, d: &mut dyn Down, now: Instant) -> bool {
         let mut progress = false;
+        let (mut to_up, mut to_down) = (PUMP_BUDGET, PUMP_BUDGET);
         for p in &mut self.pairs {
             let Some(u) = p.up.filter(|_| p.up_open) else { continue };
             // User → upstream.
             if !p.up_eof_sent {
-                let data = d.inbound(p.down);
-                if !data.is_empty() {
-                    let n = up.send_data(u, data);
-                    if n > 0 {
-                        d.consumed(p.down, n);
-                        progress = true;
+                // The waiting bytes come a contiguous run at a time (pooled chunks).
+                loop {
+                    let data = d.inbound(p.down);
+                    let data = data.get(..data.len().min(to_up)).unwrap_or_default();
+                    let len = data.len();
+                    let n = if len == 0 { 0 } else { up.send_data(u, data).min(len) };
+                    if n == 0 {
+                        break;
+                    }
+                    d.consumed(p.down, n);
+                    to_up -= n;
+                    progress = true;
+                    if n < len {
+                        break;
                     }
                 }
                 if p.down_eof && d.inbound(p.down).is_empty() {
@@ -502,18 +516,22 @@ impl Bridge {
             }
             // Upstream → user.
             let out = up.stdout(u);
+            let out = out.get(..out.len().min(to_down)).unwrap_or_default();
             if !out.is_empty() {
-                let n = d.send_data(p.down, out, now);
+                let n = d.send_data(p.down, out, now).min(out.len());
                 if n > 0 {
                     up.consume(u, n);
+                    to_down -= n;
                     progress = true;
                 }
             }
             let err = up.stderr(u);
+            let err = err.get(..err.len().min(to_down)).unwrap_or_default();
             if !err.is_empty() {
-                let n = d.send_stderr(p.down, err, now);
+                let n = d.send_stderr(p.down, err, now).min(err.len());
                 if n > 0 {
                     up.consume_stderr(u, n);
+                    to_down -= n;
                     progress = true;
                 }
             }

@@ -225,7 +225,11 @@ impl<C> Conn<C> {
 
     /// Memory this connection holds: its buffers and what its core last reported.
     pub fn holding(&self) -> usize {
-        self.rbuf.as_ref().map_or(0, Buf::capacity) + self.wq.held() + self.charged
+        let upstream = self
+            .upstream
+            .as_ref()
+            .map_or(0, |u| u.rbuf.as_ref().map_or(0, Buf::capacity) + u.wq.held());
+        self.rbuf.as_ref().map_or(0, Buf::capacity) + self.wq.held() + self.charged + upstream
     }
 
     /// Bytes read and not yet consumed by the core.

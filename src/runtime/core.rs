@@ -90,6 +90,14 @@ pub trait Core {
     fn backend_consumed(&mut self, _channel: ChannelId, _n: usize) -> usize {
         0
     }
+    /// An inbound chunk to give back to the pool (see `ServerConnection::take_spent_inbound`).
+    fn take_spent_inbound(&mut self) -> Option<Vec<u8>> {
+        None
+    }
+    /// Inbound chunks the core allocated itself (see `ServerConnection::own_inbound_chunks`).
+    fn own_inbound_chunks(&self) -> u64 {
+        0
+    }
     fn send_capacity(&self, _channel: ChannelId) -> usize {
         0
     }
@@ -216,6 +224,12 @@ impl Core for ServerConnection {
     }
     fn backend_consumed(&mut self, channel: ChannelId, n: usize) -> usize {
         ServerConnection::backend_consumed(self, channel, n)
+    }
+    fn take_spent_inbound(&mut self) -> Option<Vec<u8>> {
+        ServerConnection::take_spent_inbound(self)
+    }
+    fn own_inbound_chunks(&self) -> u64 {
+        ServerConnection::own_inbound_chunks(self)
     }
     fn send_capacity(&self, channel: ChannelId) -> usize {
         ServerConnection::send_capacity(self, channel)

@@ -34,7 +34,7 @@ use crate::server::{Event, ServerJob, ServerJobDone};
 use crate::transport::{DisconnectReason, TransportConfig};
 use mio::net::TcpStream;
 use mio::Interest;
-use std::io::{self, Read, Write};
+use std::io::{self, Read};
 use std::net::SocketAddr;
 use std::sync::Arc;
 use std::time::Instant;
@@ -167,7 +167,9 @@ impl State {
             readable: false,
             writable: false,
             rbuf: None,
-            wbuf: Vec::new(),
+            wq: Default::default(),
+            out_hint: 0,
+            lent: false,
             started: now,
             connect_deadline: now + r.connect_timeout,
             login_deadline: now + r.login_timeout,
@@ -372,7 +374,7 @@ impl State {
                     Ok(false) => {}
                     Err(e) => {
                         // The next address of a host name, if any, else the user is told.
-                        self.drop_upstream_socket(link);
+                        self.drop_upstream_socket(conn, link);
                         let next = if link.addrs.is_empty() {
                             let text = format!("upstream {} unreachable ({e})", link.target);
                             Err((Failure::Unreachable, text))
@@ -408,8 +410,11 @@ impl State {
         if link.core.poll_timeout().is_some_and(|d| d <= now) {
             link.core.handle_timeout(now);
         }
-        let mut progress = false;
+        // Queued output first (it frees room and keeps the byte order); replies to the input
+        // below are staged in a pooled buffer.
+        let mut progress = self.write_upstream(link);
         let mut more = false;
+        self.lend_upstream_output(conn, link);
         // Input.
         let mut budget = READ_BUDGET_PER_TURN;
         let mut read_closed = false;
@@ -419,7 +424,7 @@ impl State {
                 b.consume(n);
                 progress |= n > 0;
             }
-            if !link.readable || read_closed || link.wbuf.len() >= WRITE_HIGH_WATER {
+            if !link.readable || read_closed || link.pending_out() >= WRITE_HIGH_WATER {
                 break;
             }
             if budget == 0 {
@@ -503,19 +508,19 @@ impl State {
             self.upstream_failed(conn, key, link, kind, &text, now);
             return (true, false);
         }
-        if link.phase == Phase::Ready && link.wbuf.len() < WRITE_HIGH_WATER {
+        if link.phase == Phase::Ready && link.pending_out() < WRITE_HIGH_WATER {
             let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
             progress |= link.bridge.pump(&mut link.core, &mut down, now);
             link.core.check_rekey(now);
         }
-        link.core.poll_transmit(&mut link.wbuf);
-        progress |= flush(link);
+        progress |= self.transmit_upstream(conn, link);
         if link.socket.is_none() {
             let text = format!("upstream {} closed the connection", link.target);
             self.upstream_failed(conn, key, link, Failure::Closed, &text, now);
-        } else if !progress && !more && link.wbuf.is_empty() {
-            // An idle link keeps no output capacity (a busy one keeps it from turn to turn).
-            link.wbuf = Vec::new();
+        } else if !progress && !more && link.wq.is_empty() {
+            // An idle link keeps no output buffer (it goes back to the pool) and drops the
+            // capacity its queues grew to.
+            self.reclaim_upstream_output(conn, link);
             link.core.release_idle_memory();
         }
         (progress, more)
@@ -777,7 +782,7 @@ impl State {
             kind = kind.name(), reason = text;
             "[w{}#{key}] {}: {text}", self.id, conn.peer
         );
-        self.drop_upstream_socket(link);
+        self.drop_upstream_socket(conn, link);
         let mut down = DownCore { core: &mut conn.core, recs: &mut link.recs };
         if let Some(login) = link.agent.as_mut() {
             login.finish(&mut down);
@@ -789,14 +794,16 @@ impl State {
         conn.pump_again = true;
     }
 
-    fn drop_upstream_socket(&mut self, link: &mut UpstreamLink) {
+    /// Closes the upstream socket; its buffers go back to the pool.
+    fn drop_upstream_socket<C: Core>(&mut self, conn: &mut Conn<C>, link: &mut UpstreamLink) {
         if let Some(mut s) = link.socket.take() {
             let _ = self.poll.registry().deregister(&mut s);
         }
         if let Some(b) = link.rbuf.take() {
             self.pool.release(b);
         }
-        link.wbuf = Vec::new();
+        link.wq.clear(|v| self.pool.release_vec(v));
+        self.reclaim_upstream_output(conn, link);
     }
 
     /// The connection is gone: a last DISCONNECT upstream (best effort), then the socket.
@@ -804,10 +811,11 @@ impl State {
         let Some(mut link) = conn.upstream.take() else { return };
         if link.phase != Phase::Dead && !link.core.is_closed() {
             link.core.close(DisconnectReason::ByApplication, "the user's connection closed");
-            link.core.poll_transmit(&mut link.wbuf);
-            flush(&mut link);
+            self.seal_upstream(conn, &mut link);
+            self.write_upstream(&mut link);
         }
-        self.drop_upstream_socket(&mut link);
+        self.drop_upstream_socket(conn, &mut link);
+        self.metrics.payload_copied += link.core.transport().bytes_copied();
     }
 
     /// A rate-limited log line about this connection's upstream (peer-triggered).
@@ -817,34 +825,6 @@ impl State {
                 reason = text; "[w{}#{key}] {}: {text}", self.id, conn.peer);
         }
     }
-}
-
-/// Writes what the socket takes; drops the socket on a write error (the caller sees it gone).
-fn flush(link: &mut UpstreamLink) -> bool {
-    let mut wrote = false;
-    while link.writable && !link.wbuf.is_empty() {
-        let Some(s) = link.socket.as_mut() else { break };
-        match s.write(&link.wbuf) {
-            Ok(0) => {
-                link.socket = None;
-                break;
-            }
-            Ok(n) => {
-                link.wbuf.drain(..n);
-                wrote = true;
-            }
-            Err(e) if e.kind() == io::ErrorKind::WouldBlock => link.writable = false,
-            Err(e) if e.kind() == io::ErrorKind::Interrupted => {}
-            Err(_) => {
-                link.socket = None;
-                break;
-            }
-        }
-    }
-    if link.wbuf.is_empty() && link.wbuf.capacity() > 256 * 1024 {
-        link.wbuf = Vec::new();
-    }
-    wrote
 }
 
 /// A host name's addresses in the order `connect_next` pops them (from the end): IPv4 first,

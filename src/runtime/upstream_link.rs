@@ -1,7 +1,7 @@
 //! A proxied connection's upstream side as data: the link a worker slot holds beside the
 //! downstream core (`Conn::upstream`), its phase and its session recordings. A leaf of the
 //! runtime, so `conn.rs` can hold one without importing the worker; the worker's methods that
-//! drive it live in `worker/upstream.rs`.
+//! drive it live in `runtime/upstream.rs` (its output: `runtime/upstream_output.rs`).
 
 use crate::client::ClientConnection;
 use crate::connection::ChannelId;
@@ -9,6 +9,7 @@ use crate::proxy::agent_login::AgentLogin;
 use crate::proxy::bridge::Bridge;
 use crate::proxy::{Pick, RouteMatch};
 use crate::runtime::buffers::Buf;
+use crate::runtime::out_queue::OutQueue;
 use crate::runtime::recording::Recording;
 use mio::net::TcpStream;
 use std::net::SocketAddr;
@@ -51,19 +52,34 @@ pub struct UpstreamLink {
     pub(in crate::runtime) readable: bool,
     pub(in crate::runtime) writable: bool,
     pub(in crate::runtime) rbuf: Option<Buf>,
-    pub(in crate::runtime) wbuf: Vec<u8>,
+    /// Sealed batches the upstream socket has not taken yet, in the pooled buffers they were
+    /// encoded in (counted by the pool, not in `held_bytes`).
+    pub(in crate::runtime) wq: OutQueue,
+    /// Size of the last sealed batch: the next lent output buffer is sized by it.
+    pub(in crate::runtime) out_hint: u32,
+    /// The core holds a pooled output buffer it has not sealed a batch in yet.
+    pub(in crate::runtime) lent: bool,
     pub(in crate::runtime) started: Instant,
     pub(in crate::runtime) connect_deadline: Instant,
     pub(in crate::runtime) login_deadline: Instant,
 }
 
 impl UpstreamLink {
-    /// Memory the upstream core holds (sealed output, received channel bytes, a partial
-    /// agent reply): charged with the connection's.
+    /// Memory the upstream core holds (staged output, received channel bytes, a partial
+    /// agent reply): charged with the connection's. Sealed batches waiting in `wq` are the
+    /// pool's to count, as a downstream connection's are.
     pub fn held_bytes(&self) -> usize {
-        self.core.held_bytes()
-            + self.wbuf.capacity()
-            + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
+        self.core.held_bytes() + self.agent.as_ref().map_or(0, AgentLogin::held_bytes)
+    }
+
+    /// Logged in with channels to carry: a bridge pump stages up to its budget each way.
+    pub fn is_carrying(&self) -> bool {
+        self.phase == Phase::Ready && self.core.channel_count() > 0
+    }
+
+    /// Sealed bytes waiting for the upstream socket.
+    pub fn pending_out(&self) -> usize {
+        self.wq.len()
     }
 
     /// The earliest deadline: connect or login bound, or the core's (KEX timeout, rekey).

@@ -634,6 +634,12 @@ impl State {
             self.pool.adopt(v.capacity());
             self.pool.release_vec(v);
         }
+        // Inbound chunks the backends emptied go back to the pool (the core's charge first).
+        while let Some(v) = conn.core.take_spent_inbound() {
+            self.recharge(conn);
+            self.pool.adopt(v.capacity());
+            self.pool.release_vec(v);
+        }
         let flushed = conn.pending_out() == 0;
         conn.write_failed
             || (flushed && (conn.closing || conn.core.is_closed() || conn.read_closed))
@@ -649,12 +655,10 @@ impl State {
             // Feed what we have; the core takes whole packets and says how much it used.
             if !conn.closing && conn.core.wants_input() {
                 if let Some(buf) = conn.rbuf.as_mut().filter(|b| !b.is_empty()) {
-                    let n = if conn.links.is_empty() {
-                        conn.core.handle_input(buf.filled_mut(), now)
-                    } else {
-                        let mut sink = self.endpoints.sink(&conn.links);
-                        conn.core.handle_input_with(buf.filled_mut(), now, &mut sink)
-                    };
+                    // Also without endpoints (a proxied connection's bridge), for its chunks.
+                    let lent = &mut self.metrics.inbound_buffers;
+                    let mut sink = self.endpoints.sink(&conn.links, &mut self.pool, lent);
+                    let n = conn.core.handle_input_with(buf.filled_mut(), now, &mut sink);
                     buf.consume(n);
                 }
             }
@@ -789,6 +793,10 @@ impl State {
         let mut want = (conn.out_hint as usize).max(1);
         if !conn.links.is_empty() {
             want = want.max(endpoints::RELAY_BUDGET_PER_TURN + 4096);
+        }
+        if conn.upstream.as_ref().is_some_and(|u| u.is_carrying()) {
+            // A bridge pump stages up to its budget here.
+            want = want.max(crate::proxy::bridge::PUMP_BUDGET + 4096);
         }
         let Some(v) = self.pool.checkout_vec(want) else {
             return;
@@ -1111,6 +1119,7 @@ impl State {
         let (out, inbound) = conn.core.bytes_copied();
         self.metrics.payload_copied += out;
         self.metrics.payload_queued += inbound;
+        self.metrics.inbound_own_buffers += conn.core.own_inbound_chunks();
         load.fetch_sub(1, Ordering::AcqRel);
         self.metrics.closed += 1;
         self.metrics.record_close(conn.kex_done, conn.core.is_authenticated());
@@ -1152,6 +1161,8 @@ impl State {
 
 #[path = "upstream.rs"]
 mod upstream;
+#[path = "upstream_output.rs"]
+mod upstream_output;
 
 #[cfg(test)]
 #[path = "worker_tests.rs"]

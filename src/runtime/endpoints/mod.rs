@@ -8,9 +8,10 @@
 //! runs in the connection's turn and moves bytes in both directions as far as the windows
 //! allow:
 //! - client → endpoint: CHANNEL_DATA is offered to the endpoint straight from the decrypted
-//!   packet ([`EndpointSink`]); what it does not take waits in `core.inbound(ch)` and is written
-//!   from there once the endpoint is writable again, then `backend_consumed` gives the window
-//!   back.
+//!   packet ([`EndpointSink`]); what it does not take waits in `core.inbound(ch)`, in chunks
+//!   the sink lends from the worker's pool, and is written from there once the endpoint is
+//!   writable again, then `backend_consumed` gives the window back (emptied chunks return to
+//!   the pool at the end of the turn).
 //! - endpoint → client: at most `send_capacity(ch)` bytes are read into the worker's relay
 //!   buffer and handed to `send_data`; with no capacity the endpoint is simply not read (the
 //!   kernel's socket buffer fills and TCP pushes back on the backend).
@@ -25,6 +26,7 @@ mod relay;
 
 use crate::connection::msgs::OPEN_CONNECT_FAILED;
 use crate::connection::{ChannelId, DataSink, ExitStatus};
+use crate::runtime::buffers::BufferPool;
 use crate::runtime::conn::{generation_matches, token_of, Conn, Link, SocketKind};
 use crate::runtime::core::Core;
 use crate::runtime::recording;
@@ -104,9 +106,15 @@ impl Endpoints {
     }
 
     /// A [`DataSink`] writing client data straight from the decrypted packet to the endpoints
-    /// of one connection (`links`).
-    pub fn sink<'a>(&'a mut self, links: &'a [(Link, usize)]) -> EndpointSink<'a> {
-        EndpointSink { links, slab: &mut self.slab }
+    /// of one connection (`links`), lending pooled chunks from `pool` for what they do not
+    /// take (counted in `lent`).
+    pub fn sink<'a>(
+        &'a mut self,
+        links: &'a [(Link, usize)],
+        pool: &'a mut BufferPool,
+        lent: &'a mut u64,
+    ) -> EndpointSink<'a> {
+        EndpointSink { links, slab: &mut self.slab, pool, lent }
     }
 
     /// The earliest endpoint deadline, and the dying-children poll.
@@ -121,10 +129,14 @@ impl Endpoints {
 
 /// Zero-copy path for inbound CHANNEL_DATA: the core offers the bytes while they are still in
 /// the connection's input buffer; what an open, writable endpoint takes now is never copied.
-/// Errors are left for the next pump to find (it writes again and sees them).
+/// Errors are left for the next pump to find (it writes again and sees them). What they do
+/// not take waits in the channel, in chunks lent from the worker's pool.
 pub struct EndpointSink<'a> {
     links: &'a [(Link, usize)],
     slab: &'a mut Slab<Endpoint>,
+    pool: &'a mut BufferPool,
+    /// Chunks lent (the `sshfront_inbound_buffers_total` counter).
+    lent: &'a mut u64,
 }
 
 impl DataSink for EndpointSink<'_> {
@@ -143,6 +155,14 @@ impl DataSink for EndpointSink<'_> {
             }
             _ => 0,
         }
+    }
+
+    fn inbound_buffer(&mut self, min: usize) -> Option<Vec<u8>> {
+        let v = self.pool.checkout_vec(min)?;
+        // The chunk is the core's to count now (its `held_bytes`, recharged after the turn).
+        self.pool.disown(v.capacity());
+        *self.lent += 1;
+        Some(v)
     }
 }
 
