@@ -2,8 +2,8 @@
 //!
 //! Why: 10 000 idle connections must not each hold 288 KiB. A connection holds a buffer only
 //! while it has bytes in it; a read buffer starts small and grows to the largest class only
-//! when a partial packet needs the room (RFC 4253 §6.1: 35 000 bytes must be accepted; we accept
-//! 256 KiB payloads plus header and MAC). The budget is shared by all workers (an atomic);
+//! when a partial packet needs the room or fills more than a quarter of it (bulk data; RFC 4253
+//! §6.1: 35 000 bytes must be accepted; we accept 256 KiB payloads plus header and MAC). The budget is shared by all workers (an atomic);
 //! each worker keeps its own free lists, so checkout and release take no lock.
 //!
 //! Accounting: `used` counts every byte allocated through the pool, checked out or sitting in a
@@ -41,6 +41,23 @@ pub const CLASSES: [usize; 3] = [16 * 1024, 64 * 1024, 288 * 1024];
 /// Idle buffers a worker keeps per class for reuse; beyond this they are freed.
 pub const MAX_FREE_PER_CLASS: usize = 64;
 
+/// Free room below which a read buffer is compacted or grown before the next read, so that a
+/// read is never a sliver.
+pub const MIN_READ_ROOM: usize = 4096;
+
+/// What a read buffer needs before the next read (see [`Buf::room_plan`]).
+#[derive(Debug, PartialEq, Eq)]
+pub enum RoomPlan {
+    /// Enough free room after the live bytes.
+    Read,
+    /// Move the live bytes to the front first.
+    Compact,
+    /// Move them into a buffer of this class.
+    Grow(usize),
+    /// One partial packet fills the largest class.
+    TooLarge,
+}
+
 /// A pooled buffer: `data` is fully initialised (so `read` can fill it), `start..end` holds
 /// the live bytes.
 pub struct Buf {
@@ -72,6 +89,25 @@ impl Buf {
     }
     pub fn spare(&self) -> usize {
         self.data.len() - self.end
+    }
+    /// A full buffer whose live bytes (a partial packet) are more than a quarter of it grows
+    /// rather than moving them to the front: bulk data comes in packets of tens of KiB, and in a
+    /// buffer two packets long that move copied half of every byte read once more. In the
+    /// largest class one partial packet moves per several packets read.
+    pub fn room_plan(&self) -> RoomPlan {
+        if self.spare() >= MIN_READ_ROOM {
+            return RoomPlan::Read;
+        }
+        let next = CLASSES.iter().position(|&c| c > self.capacity());
+        let room_after_compact = self.capacity() - self.len();
+        match next {
+            None if room_after_compact > 0 => RoomPlan::Compact,
+            None => RoomPlan::TooLarge,
+            Some(_) if self.len() <= self.capacity() / 4 && room_after_compact >= MIN_READ_ROOM => {
+                RoomPlan::Compact
+            }
+            Some(class) => RoomPlan::Grow(class),
+        }
     }
     /// Moves the live bytes to the front (once per turn at most, as they are few).
     pub fn compact(&mut self) {
@@ -301,6 +337,24 @@ mod tests {
 
     fn pool(budget: usize) -> BufferPool {
         BufferPool::new(Arc::new(AtomicUsize::new(0)), budget)
+    }
+
+    fn buf(capacity: usize, start: usize, end: usize) -> Buf {
+        Buf { data: vec![0; capacity].into_boxed_slice(), start, end }
+    }
+
+    #[test]
+    fn a_large_partial_packet_grows_the_buffer_instead_of_moving() {
+        let [small, middle, largest] = CLASSES;
+        assert_eq!(buf(small, 0, small - MIN_READ_ROOM).room_plan(), RoomPlan::Read);
+        // A few bytes left over: moved to the front.
+        assert_eq!(buf(small, small - 100, small).room_plan(), RoomPlan::Compact);
+        // Half a bulk packet left over in a 64 KiB buffer: the next class.
+        assert_eq!(buf(middle, middle / 2, middle).room_plan(), RoomPlan::Grow(2));
+        assert_eq!(buf(small, 0, small).room_plan(), RoomPlan::Grow(1));
+        // The largest class only ever compacts, and one packet filling it is refused.
+        assert_eq!(buf(largest, largest / 2, largest).room_plan(), RoomPlan::Compact);
+        assert_eq!(buf(largest, 0, largest).room_plan(), RoomPlan::TooLarge);
     }
 
     #[test]

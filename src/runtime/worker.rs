@@ -10,7 +10,7 @@
 //! connection for service. A connection that used its budget goes on the ready-again list,
 //! since edge triggering will not report it again. Nothing here blocks; every queue is bounded.
 
-use super::buffers::{Buf, BufferPool, CLASSES};
+use super::buffers::{Buf, BufferPool, RoomPlan, CLASSES, MIN_READ_ROOM};
 use super::conn::{
     decode, decode_token, generation_matches, token_for, Conn, SocketKind, WAKER_TOKEN,
     WRITE_HIGH_WATER,
@@ -716,55 +716,63 @@ impl State {
             if let Some(b) = conn.rbuf.take() {
                 self.pool.release(b);
             }
-        } else if let Some(b) = conn.rbuf.as_mut() {
+        } else if let Some(b) = conn.rbuf.as_mut().filter(|b| b.len() <= MIN_READ_ROOM) {
+            // A few bytes are cheap to move; a large partial packet waits until the room is
+            // needed (`ensure_read_room`).
             b.compact();
         }
         out_of_budget
     }
 
-    /// Gives the connection a read buffer with free room: checked out, compacted or grown to the
-    /// next class. False if memory is short (the connection waits on the starved list) or a packet
-    /// does not fit even the largest class (the core should have refused its length first).
+    /// Gives the connection a read buffer with free room: checked out, compacted or grown as
+    /// [`Buf::room_plan`] says. False if memory is short (the connection waits on the starved
+    /// list) or a packet does not fit even the largest class (the core should have refused its
+    /// length first).
     fn ensure_read_room<C: Core>(&mut self, conn: &mut Conn<C>, key: usize, now: Instant) -> bool {
-        match conn.rbuf.take() {
+        let mut b = match conn.rbuf.take() {
+            Some(b) => b,
             None => match self.pool.checkout(0) {
-                Some(b) => conn.rbuf = Some(b),
+                Some(b) => b,
                 None => {
                     self.starve(conn, key);
                     return false;
                 }
             },
-            Some(mut b) if b.spare() == 0 => {
+        };
+        let mut starved = false;
+        let ready = match b.room_plan() {
+            RoomPlan::Read => true,
+            RoomPlan::Compact => {
                 b.compact();
-                if b.spare() == 0 {
-                    let next = CLASSES.iter().position(|&c| c > b.capacity());
-                    match next.map(|c| self.pool.checkout(c)) {
-                        Some(Some(mut bigger)) => {
-                            bigger.push(b.filled());
-                            self.pool.release(b);
-                            b = bigger;
-                        }
-                        Some(None) => {
-                            conn.rbuf = Some(b);
-                            self.starve(conn, key);
-                            return false;
-                        }
-                        None => {
-                            conn.rbuf = Some(b);
-                            conn.core.close(
-                                DisconnectReason::ProtocolError,
-                                "packet larger than the maximum",
-                                now,
-                            );
-                            return false;
-                        }
-                    }
-                }
-                conn.rbuf = Some(b);
+                true
             }
-            Some(b) => conn.rbuf = Some(b),
+            RoomPlan::Grow(class) => match self.pool.checkout(class) {
+                Some(mut bigger) => {
+                    bigger.push(b.filled());
+                    self.pool.release(std::mem::replace(&mut b, bigger));
+                    true
+                }
+                None => {
+                    // Short of memory: read into what room there is, or wait for some.
+                    b.compact();
+                    starved = b.spare() == 0;
+                    !starved
+                }
+            },
+            RoomPlan::TooLarge => {
+                conn.core.close(
+                    DisconnectReason::ProtocolError,
+                    "packet larger than the maximum",
+                    now,
+                );
+                false
+            }
+        };
+        conn.rbuf = Some(b);
+        if starved {
+            self.starve(conn, key);
         }
-        true
+        ready
     }
 
     /// Charges what the core holds for the peer now (its last charge replaced).
