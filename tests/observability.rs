@@ -21,7 +21,7 @@ fn plain_packet(payload: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&len.to_be_bytes());
     v.push(pad as u8);
     v.extend_from_slice(payload);
-    v.extend(std::iter::repeat(0u8).take(pad));
+    v.extend(std::iter::repeat_n(0u8, pad));
     v
 }
 

@@ -102,7 +102,7 @@ pub fn find_key<'k>(
     }
     keys.iter().find(|k| {
         k.blob == blob
-            && k.options.from.as_ref().map_or(true, |f| super::patterns::from_allows(f, peer))
+            && k.options.from.as_ref().is_none_or(|f| super::patterns::from_allows(f, peer))
     })
 }
 

@@ -48,14 +48,14 @@ fn port_matches(pattern: &str, port: u16) -> bool {
 pub fn may_open(policy: &[String], key: &KeyOptions, host: &str, port: u16) -> bool {
     !key.no_port_forwarding
         && permit_open_allows(policy, host, port)
-        && key.permit_open.as_ref().map_or(true, |k| permit_open_allows(k, host, port))
+        && key.permit_open.as_ref().is_none_or(|k| permit_open_allows(k, host, port))
 }
 
 /// Whether a tcpip-forward listen on `addr:port` may be requested on this connection.
 pub fn may_listen(policy: &[String], key: &KeyOptions, addr: &str, port: u16) -> bool {
     !key.no_port_forwarding
         && permit_listen_allows(policy, addr, port)
-        && key.permit_listen.as_ref().map_or(true, |k| permit_listen_allows(k, addr, port))
+        && key.permit_listen.as_ref().is_none_or(|k| permit_listen_allows(k, addr, port))
 }
 
 /// Whether a direct-streamlocal to the Unix socket `path` may be opened: `--permit-open-path`

@@ -28,7 +28,7 @@ impl Connection {
                     !r.no_port_forwarding
                         && r.permit_listen
                             .as_ref()
-                            .map_or(true, |k| forward::permit_listen_allows(k, addr, port))
+                            .is_none_or(|k| forward::permit_listen_allows(k, addr, port))
                 } else {
                     forward::may_listen(&self.policy.permit_listen, &self.restrictions, addr, port)
                 };

@@ -52,7 +52,7 @@ impl Connection {
                     !r.no_port_forwarding
                         && r.permit_open
                             .as_ref()
-                            .map_or(true, |k| forward::permit_open_allows(k, host, port))
+                            .is_none_or(|k| forward::permit_open_allows(k, host, port))
                 } else {
                     forward::may_open(&self.policy.permit_open, &self.restrictions, host, port)
                 };

@@ -169,14 +169,14 @@ impl Acceptor {
                     || self
                         .workers
                         .iter()
-                        .all(|w| w.thread.as_ref().map_or(true, |t| t.is_finished()))
+                        .all(|w| w.thread.as_ref().is_none_or(|t| t.is_finished()))
                 {
                     break;
                 }
                 continue;
             }
             if !st.listening
-                && st.resume_at.map_or(true, |t| now >= t)
+                && st.resume_at.is_none_or(|t| now >= t)
                 && self.open() < self.max_connections
             {
                 self.set_listening(&mut st, true);

@@ -1008,7 +1008,7 @@ impl State {
     fn submit_waiting<C: Core>(&mut self, conns: &Slab<Conn<C>>, now: Instant) {
         for queue in &mut self.wait_queue {
             while let Some((key, generation, job, label, bytes)) = queue.pop_front() {
-                if !conns.get(key).is_some_and(|c| c.generation == generation) {
+                if conns.get(key).is_none_or(|c| c.generation != generation) {
                     self.pool.charge(bytes, 0);
                     continue;
                 }
@@ -1104,7 +1104,7 @@ impl State {
             (a, b) => a.or(b),
         };
         if let Some(d) = want {
-            if conn.timer_armed.map_or(true, |armed| d < armed) {
+            if conn.timer_armed.is_none_or(|armed| d < armed) {
                 self.timers.push(d, key, conn.generation);
                 conn.timer_armed = Some(d);
             }

@@ -168,7 +168,7 @@ mod tests {
     #[test]
     fn packet_bytes_after_the_banner_do_not_count_against_it() {
         let mut v = b"SSH-2.0-x\r\n".to_vec();
-        v.extend(std::iter::repeat(0u8).take(100_000));
+        v.extend(std::iter::repeat_n(0u8, 100_000));
         assert_eq!(found(&v, false).1, 11);
     }
 

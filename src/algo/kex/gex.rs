@@ -121,7 +121,7 @@ impl GexGroups {
             let p = p.get(first..).unwrap_or(&[]).to_vec();
             let real_bits =
                 (p.len() * 8).saturating_sub(p.first().map_or(8, |b| b.leading_zeros() as usize));
-            if real_bits != bits as usize || g < 2 || p.last().map_or(true, |b| b & 1 == 0) {
+            if real_bits != bits as usize || g < 2 || p.last().is_none_or(|b| b & 1 == 0) {
                 return Err(format!("moduli line {lineno}: modulus does not match its size"));
             }
             groups.push(DhGroup { p: Cow::Owned(p), g, bits: real_bits });
@@ -151,7 +151,7 @@ impl GexGroups {
 }
 
 fn decode_hex(s: &str) -> Option<Vec<u8>> {
-    if s.len() % 2 != 0 || s.len() > 2 * 1024 + 2 {
+    if !s.len().is_multiple_of(2) || s.len() > 2 * 1024 + 2 {
         return None;
     }
     let b = s.as_bytes();

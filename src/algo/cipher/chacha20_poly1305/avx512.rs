@@ -4,10 +4,7 @@
 //! still serves a 512..1023-byte remainder and CPUs without AVX-512F. Only whole 1024-byte
 //! groups are done here; the caller finishes the rest.
 
-// The AVX-512 intrinsics are stable from Rust 1.89, like the `avx512f` target feature the
-// eight-block path already enables; the package's rust-version predates both. Raising it
-// turns on newer lints crate-wide, so that is left to its own change.
-#![allow(clippy::incompatible_msrv)]
+// The AVX-512 intrinsics are stable from Rust 1.89, the package's rust-version.
 
 use core::arch::x86_64::*;
 

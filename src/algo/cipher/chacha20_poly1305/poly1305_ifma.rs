@@ -11,10 +11,7 @@
 //! multiplies in the same radix (as poly1305-donna-64),
 //! which also does short messages whole.
 
-// The AVX-512 intrinsics are stable from Rust 1.89, like the `avx512f` target feature the
-// eight-block path already enables; the package's rust-version predates both. Raising it
-// turns on newer lints crate-wide, so that is left to its own change.
-#![allow(clippy::incompatible_msrv)]
+// The AVX-512 intrinsics are stable from Rust 1.89, the package's rust-version.
 
 use core::arch::x86_64::*;
 
