@@ -13,6 +13,7 @@
 mod common;
 
 use common::gateway::{random_bytes, run, EchoServer, Fixture, USER};
+use common::Server;
 use std::io::Read;
 use std::net::TcpListener;
 use std::time::{Duration, Instant};
@@ -38,6 +39,23 @@ fn metrics_after_close(metrics: std::net::SocketAddr) -> String {
         assert!(Instant::now() < deadline, "the connection never closed:\n{body}");
         std::thread::sleep(Duration::from_millis(100));
     }
+}
+
+/// A server with /metrics that permits direct-tcpip to `port` only.
+fn server_to(f: &Fixture, port: u16) -> Server {
+    f.server(&["--metrics-listen", "127.0.0.1:0", "--permit-open", &format!("127.0.0.1:{port}")])
+}
+
+/// `ssh -W 127.0.0.1:PORT` without compression, `data` on its stdin (bounded by `LIMIT`).
+fn ssh_w(f: &Fixture, server: &Server, port: u16, data: &[u8]) -> std::process::Output {
+    let input = f.path("input");
+    std::fs::write(&input, data).unwrap();
+    let mut cmd = f.ssh(server);
+    cmd.args(["-o", "Compression=no"])
+        .arg("-W")
+        .arg(format!("127.0.0.1:{port}"))
+        .arg(format!("{USER}@127.0.0.1"));
+    run(cmd, Some(&input), LIMIT)
 }
 
 /// A loopback backend with a small receive buffer that waits, then reads in small steps:
@@ -72,22 +90,10 @@ fn slow_sink() -> (u16, std::thread::JoinHandle<Vec<u8>>) {
 fn a_slow_backend_gets_every_byte_in_order_from_pooled_inbound_chunks() {
     let f = Fixture::new();
     let (port, sink) = slow_sink();
-    let server = f.server(&[
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--permit-open",
-        &format!("127.0.0.1:{port}"),
-    ]);
+    let server = server_to(&f, port);
     let metrics = server.metrics_addr();
     let data = random_bytes(4 << 20, 12);
-    let input = f.path("input");
-    std::fs::write(&input, &data).unwrap();
-    let mut cmd = f.ssh(&server);
-    cmd.args(["-o", "Compression=no"])
-        .arg("-W")
-        .arg(format!("127.0.0.1:{port}"))
-        .arg(format!("{USER}@127.0.0.1"));
-    let out = run(cmd, Some(&input), LIMIT);
+    let out = ssh_w(&f, &server, port, &data);
     let got = sink.join().unwrap();
     assert!(
         got.len() == data.len() && got == data,
@@ -116,23 +122,10 @@ fn a_slow_backend_gets_every_byte_in_order_from_pooled_inbound_chunks() {
 fn bulk_through_direct_tcpip_copies_no_payload_byte_and_uses_one_buffer_per_batch() {
     let f = Fixture::new();
     let echo = EchoServer::start();
-    let server = f.server(&[
-        "--metrics-listen",
-        "127.0.0.1:0",
-        "--permit-open",
-        &format!("127.0.0.1:{}", echo.port),
-    ]);
+    let server = server_to(&f, echo.port);
     let metrics = server.metrics_addr();
-
     let data = random_bytes(4 << 20, 11);
-    let input = f.path("input");
-    std::fs::write(&input, &data).unwrap();
-    let mut cmd = f.ssh(&server);
-    cmd.args(["-o", "Compression=no"])
-        .arg("-W")
-        .arg(format!("127.0.0.1:{}", echo.port))
-        .arg(format!("{USER}@127.0.0.1"));
-    let out = run(cmd, Some(&input), LIMIT);
+    let out = ssh_w(&f, &server, echo.port, &data);
     assert!(
         out.status.success() && out.stdout == data,
         "ssh -W: status {:?}, {} of {} bytes back\n{}\n{}",

@@ -104,7 +104,8 @@ impl KeysCache {
         Ok(Some(keys))
     }
 
-    /// (lookups answered from the parsed copy, files read and parsed).
+    /// (lookups answered from the parsed copy, files read and parsed), for the tests.
+    #[cfg(test)]
     pub fn counts(&self) -> (u64, u64) {
         (self.hits, self.reads)
     }

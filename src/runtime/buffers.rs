@@ -148,7 +148,7 @@ pub struct BufferPool {
     free_vecs: [Vec<Vec<u8>>; CLASSES.len()],
     used: Arc<AtomicUsize>,
     budget: usize,
-    /// Output buffers handed out so far (the copy-count test divides packets by it).
+    /// Buffers handed out by `checkout_vec` so far (output batches and inbound chunks).
     vec_checkouts: u64,
 }
 
@@ -195,6 +195,34 @@ impl BufferPool {
                 self.used.fetch_sub(size, Ordering::Relaxed);
             }
         }
+    }
+
+    /// Lends a core an empty output buffer of at least `min` bytes through `lend`, which gives
+    /// it back when the core already holds one. True when the core took it: it is the core's to
+    /// count from now on (its `held_bytes`; the caller recharges the connection).
+    pub fn lend_vec(&mut self, min: usize, lend: impl FnOnce(Vec<u8>) -> Option<Vec<u8>>) -> bool {
+        let Some(v) = self.checkout_vec(min) else {
+            return false;
+        };
+        let cap = v.capacity();
+        match lend(v) {
+            None => {
+                self.disown(cap);
+                true
+            }
+            Some(v) => {
+                self.release_vec(v);
+                false
+            }
+        }
+    }
+
+    /// A buffer a core held (and counted) comes back: counted here, then kept or freed as
+    /// `release_vec` says. The caller recharges the core first, so the peak never counts it
+    /// twice.
+    pub fn take_back_vec(&mut self, v: Vec<u8>) {
+        self.adopt(v.capacity());
+        self.release_vec(v);
     }
 
     /// A buffer of `bytes` capacity moves from a core (counted in its `held_bytes`) to the

@@ -36,17 +36,9 @@ impl State {
         if link.is_carrying() {
             want = want.max(crate::proxy::bridge::PUMP_BUDGET + 4096);
         }
-        let Some(v) = self.pool.checkout_vec(want) else {
-            return;
-        };
-        let cap = v.capacity();
-        match link.core.lend_output(v) {
-            None => {
-                self.pool.disown(cap);
-                self.recharge_upstream(conn, link);
-                link.lent = true;
-            }
-            Some(v) => self.pool.release_vec(v),
+        if self.pool.lend_vec(want, |v| link.core.lend_output(v)) {
+            self.recharge_upstream(conn, link);
+            link.lent = true;
         }
     }
 
@@ -60,8 +52,7 @@ impl State {
             link.lent = false;
             // The core's charge drops first, so the peak never counts the buffer twice.
             self.recharge_upstream(conn, link);
-            self.pool.adopt(v.capacity());
-            self.pool.release_vec(v);
+            self.pool.take_back_vec(v);
         }
     }
 

@@ -631,14 +631,12 @@ impl State {
         if let Some(v) = conn.core.reclaim_output() {
             conn.lent = false;
             self.recharge(conn);
-            self.pool.adopt(v.capacity());
-            self.pool.release_vec(v);
+            self.pool.take_back_vec(v);
         }
         // Inbound chunks the backends emptied go back to the pool (the core's charge first).
         while let Some(v) = conn.core.take_spent_inbound() {
             self.recharge(conn);
-            self.pool.adopt(v.capacity());
-            self.pool.release_vec(v);
+            self.pool.take_back_vec(v);
         }
         let flushed = conn.pending_out() == 0;
         conn.write_failed
@@ -806,17 +804,9 @@ impl State {
             // A bridge pump stages up to its budget here.
             want = want.max(crate::proxy::bridge::PUMP_BUDGET + 4096);
         }
-        let Some(v) = self.pool.checkout_vec(want) else {
-            return;
-        };
-        let cap = v.capacity();
-        match conn.core.lend_output(v) {
-            None => {
-                self.pool.disown(cap);
-                self.recharge(conn);
-                conn.lent = true;
-            }
-            Some(v) => self.pool.release_vec(v),
+        if self.pool.lend_vec(want, |v| conn.core.lend_output(v)) {
+            self.recharge(conn);
+            conn.lent = true;
         }
     }
 
