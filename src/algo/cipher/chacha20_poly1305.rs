@@ -119,7 +119,8 @@ impl Mac<'_> {
 struct BodyCipher<'a> {
     keys: &'a Keys,
     seq: u32,
-    /// Positioned at block 1; finishes what the AVX2 path leaves (all of it without AVX2).
+    /// Positioned at block 1; finishes what the AVX-512 and AVX2 paths leave (all of it
+    /// without them).
     cipher: ChaCha20Legacy,
 }
 
@@ -364,6 +365,10 @@ mod tests {
         let lens = [0, 1, 3, 4, 7, 8, 15, 16, 17, 31, 32, 33, 63, 64, 65, 100, 255, 256, 1000];
         let big =
             [4096, WIDE_FROM - 1, WIDE_FROM, WIDE_FROM + 1, 32768, 32768 + 5, 35000, 256 * 1024];
+        // Where the 1024-byte AVX-512 groups hand over to the 512-byte AVX2 group and then to
+        // the scalar tail (the body starts at block 1).
+        let handover = [7168, 7168 + 511, 7168 + 512, 7168 + 513, 8192 - 1, 8192, 8192 + 1];
+        let big = big.into_iter().chain(handover);
         let lens = lens.iter().copied().chain(big);
         let seqs = [0, 1, 2, 0x7fff_ffff, 0x8000_0000, u32::MAX - 1, u32::MAX];
         for (i, body_len) in lens.enumerate() {

@@ -59,8 +59,11 @@ pub(super) fn xor_keystream(
     if data.len() < GROUP {
         return 0;
     }
-    if std::is_x86_feature_detected!("avx512vl") && std::is_x86_feature_detected!("avx512f") {
-        // SAFETY: the features were detected just above.
+    if std::is_x86_feature_detected!("avx512vl")
+        && std::is_x86_feature_detected!("avx512f")
+        && std::is_x86_feature_detected!("avx2")
+    {
+        // SAFETY: every feature `with_avx512vl` enables was detected just above.
         unsafe { with_avx512vl(key, nonce, first_block, data) }
     } else if std::is_x86_feature_detected!("avx2") {
         // SAFETY: as above.
