@@ -1,7 +1,7 @@
 # Sourced by scripts/compare.sh --attack (uses its WORK, OUT, H, USER_NAME, ports, start_server,
-# stop_server, wait_port, plot_venv): each attack mode against a fresh sshfront and a fresh sshd,
-# then 10,000 held pre-auth connections against sshfront (the server-memory figure), then the
-# table and the plots.
+# plot_venv, and wait_port and stop_pid from scripts/lib/sshd.sh): each attack mode against a
+# fresh sshfront and a fresh sshd, then 10,000 held pre-auth connections against sshfront (the
+# server-memory figure), then the table and the plots.
 
 if [ "$QUICK" = 1 ]; then ATTACK_SECS=5; else ATTACK_SECS=30; fi
 log "attack: 4 modes × 2 servers at ${ATTACK_SECS} s, then preauth-10k: expected about $(((8 * (ATTACK_SECS + 4) + (ATTACK_SECS > 15 ? ATTACK_SECS : 15) + 20 + 59) / 60)) min"
@@ -51,7 +51,7 @@ for mode in spray kex-flood preauth-idle slowloris; do
                 log "harness failed on $s $mode (see $OUT/harness.log)"
             tail -n 1 "$OUT/$s-$mode.jsonl" >&2 || true
         fi
-        stop_server "$LAST_PID"
+        stop_pid "$LAST_PID"
     done
 done
 
@@ -74,7 +74,7 @@ if wait_port "$P_IDLE"; then
         log "harness failed on sshfront preauth-10k (see $OUT/harness.log)"
     tail -n 1 "$OUT/sshfront-preauth-10k.jsonl" >&2 || true
 fi
-stop_server "$LAST_PID"
+stop_pid "$LAST_PID"
 SSHFRONT_EXTRA=("${SAVED_EXTRA[@]}")
 
 python3 "$ROOT/scripts/attack-tables.py" "$OUT" --machine "$OUT/machine.txt" > "$OUT/summary.md"

@@ -46,23 +46,15 @@ RESULTS="$OUT/results.jsonl"
 
 log() { printf '== %s\n' "$*" >&2; }
 
-if [ ! -x /usr/sbin/sshd ]; then
-    log "installing openssh-server (the system service is not touched)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
-fi
+# The private sshd and the port / PID helpers, shared with compare.sh.
+# shellcheck source=scripts/lib/sshd.sh
+. "$ROOT/scripts/lib/sshd.sh"
+sshd_ensure_installed
 
 WORK=$(mktemp -d /tmp/sshfront-proxy.XXXXXX)
 PIDS=()
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+    stop_all_pids
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -83,59 +75,16 @@ cat "$WORK/user_ed25519.pub" "$WORK/gw_id.pub" > "$WORK/sshd_authorized_keys"
 chmod 600 "$WORK"/host_ed25519 "$WORK"/up_host_ed25519 "$WORK"/user_ed25519 "$WORK"/gw_id \
     "$WORK"/authorized_keys "$WORK"/sshd_authorized_keys
 
-free_port() {
-    local p
-    for p in $(seq "$1" $(($1 + 200))); do
-        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port near $1" >&2
-    exit 1
-}
 # Below the ephemeral range (32768+), where the client ports live.
 P_SSHD=$(free_port 22400)
 P_FRONT=$(free_port $((P_SSHD + 1)))
 P_IDLE=$(free_port $((P_FRONT + 1)))
 
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listening on 127.0.0.1:$1" >&2
-    return 1
-}
-
-# sshd: settings as in compare.sh (no PAM, no DNS, ed25519, curve25519, no MaxStartups throttling).
-mkdir -p /run/sshd && chmod 0755 /run/sshd
-cat > "$WORK/sshd_config" <<EOF
-Port $P_SSHD
-ListenAddress 127.0.0.1
-HostKey $WORK/up_host_ed25519
-PidFile $WORK/sshd.pid
-AuthorizedKeysFile $WORK/sshd_authorized_keys
-StrictModes no
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-MaxStartups 100000
-MaxSessions 100
-AllowTcpForwarding yes
-X11Forwarding no
-PrintMotd no
-PrintLastLog no
-Subsystem sftp internal-sftp
-LogLevel ERROR
-KexAlgorithms curve25519-sha256
-HostKeyAlgorithms ssh-ed25519
-Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
-EOF
+# sshd: the shared settings (as compare.sh's), plus sessions for the idle load and sftp for
+# sftp_run; its own host key (pinned below), the gateway's identity among its authorized keys.
+sshd_write_config "$WORK/sshd_config" "$P_SSHD" "$WORK/up_host_ed25519" "$WORK/sshd.pid" \
+    "$WORK/sshd_authorized_keys" "MaxSessions 100" "PrintLastLog no" \
+    "Subsystem sftp internal-sftp"
 printf '[127.0.0.1]:%s %s\n' "$P_SSHD" "$(cut -d' ' -f1-2 "$WORK/up_host_ed25519.pub")" \
     > "$WORK/upstream_known_hosts"
 cat > "$WORK/routes.toml" <<EOF
@@ -160,20 +109,10 @@ start_front() {
         --authorized-keys "$WORK/authorized_keys" --routes "$WORK/routes.toml" \
         --kex curve25519-sha256 --host-key-algorithms ssh-ed25519 \
         --max-connections 20000 --log-level warn 2>>"$2" &
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-stop_pid() {
-    local p keep=()
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
+    track_pid "$!"
 }
 
-/usr/sbin/sshd -D -e -f "$WORK/sshd_config" 2>>"$OUT/sshd.log" &
-PID_SSHD=$!
-PIDS+=("$PID_SSHD")
+sshd_start "$WORK/sshd_config" "$OUT/sshd.log"; PID_SSHD=$LAST_PID
 wait_port "$P_SSHD"
 start_front "$P_FRONT" "$OUT/sshfront.log"; PID_FRONT=$LAST_PID
 wait_port "$P_FRONT"

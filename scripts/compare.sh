@@ -86,12 +86,10 @@ RESULTS="$OUT/results.jsonl"
 
 log() { printf '== %s\n' "$*" >&2; }
 
-if [ ! -x /usr/sbin/sshd ]; then
-    log "installing openssh-server (the system service is not touched)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
-fi
+# The private sshd and the port / PID helpers, shared with compare-proxy.sh.
+# shellcheck source=scripts/lib/sshd.sh
+. "$ROOT/scripts/lib/sshd.sh"
+sshd_ensure_installed
 
 # 20,000 held connections need as many descriptors in the harness and in sshfront / russh
 # (the servers inherit this limit); as root the hard limit can be raised too.
@@ -133,13 +131,7 @@ fi
 WORK=$(mktemp -d /tmp/sshfront-compare.XXXXXX)
 PIDS=()
 cleanup() {
-    local p
-    for p in "${PIDS[@]}"; do
-        kill "$p" 2>/dev/null || true
-    done
-    for p in "${PIDS[@]}"; do
-        wait "$p" 2>/dev/null || true
-    done
+    stop_all_pids
     rm -rf "$WORK"
 }
 trap cleanup EXIT
@@ -159,68 +151,28 @@ ssh-keygen -q -t ed25519 -N '' -C bench-user -f "$WORK/user_ed25519"
 cp "$WORK/user_ed25519.pub" "$WORK/authorized_keys"
 chmod 600 "$WORK/host_ed25519" "$WORK/user_ed25519" "$WORK/authorized_keys"
 
-free_port() {
-    local p
-    for p in $(seq "$1" $(($1 + 200))); do
-        if [ -z "$(ss -Htan "( sport = :$p )" 2>/dev/null)" ]; then
-            echo "$p"
-            return
-        fi
-    done
-    echo "no free port near $1" >&2
-    exit 1
-}
 # Below the ephemeral range (32768+), where the harness's own client ports live.
 P_SSHFRONT=$(free_port 22200)
 P_SSHD=$(free_port $((P_SSHFRONT + 1)))
 P_RUSSH=$(free_port $((P_SSHD + 1)))
 P_IDLE=$(free_port $((P_RUSSH + 1)))
 
-wait_port() {
-    local i
-    for i in $(seq 1 100); do
-        if (exec 3<>"/dev/tcp/127.0.0.1/$1") 2>/dev/null; then return 0; fi
-        sleep 0.1
-    done
-    echo "nothing listening on 127.0.0.1:$1" >&2
-    return 1
-}
-
-# sshd: its own config; settings chosen to match sshfront's (no PAM, no DNS, ed25519 host key,
-# curve25519, no MaxStartups throttling of the C=64 load).
-mkdir -p /run/sshd && chmod 0755 /run/sshd
-cat > "$WORK/sshd_config" <<EOF
-Port $P_SSHD
-ListenAddress 127.0.0.1
-HostKey $WORK/host_ed25519
-PidFile $WORK/sshd.pid
-AuthorizedKeysFile $WORK/authorized_keys
-StrictModes no
-PermitRootLogin prohibit-password
-PubkeyAuthentication yes
-PasswordAuthentication no
-KbdInteractiveAuthentication no
-UsePAM no
-UseDNS no
-MaxStartups 100000
-MaxAuthTries 6
-AllowTcpForwarding yes
-X11Forwarding no
-PrintMotd no
-LogLevel ERROR
-KexAlgorithms curve25519-sha256
-HostKeyAlgorithms ssh-ed25519
-Ciphers aes128-gcm@openssh.com,chacha20-poly1305@openssh.com
-EOF
+# sshd: its own config (the shared settings match sshfront's; no MaxStartups throttling of the
+# C=64 load).
+sshd_write_config "$WORK/sshd_config" "$P_SSHD" "$WORK/host_ed25519" "$WORK/sshd.pid" \
+    "$WORK/authorized_keys" "MaxAuthTries 6"
 # Extra flags for the attack runs (empty for the comparison).
 SSHD_EXTRA=()
 SSHFRONT_EXTRA=()
-# start_server NAME PORT LOGFILE: starts one server in the background; its PID in LAST_PID.
+# start_server NAME PORT LOGFILE: starts one server in the background; its PID in LAST_PID
+# (and PIDS).
 start_server() {
     case "$1" in
         sshd)
-            /usr/sbin/sshd -D -e -f "$WORK/sshd_config" -h "$WORK/host_ed25519" -p "$2" \
-                -o ListenAddress=127.0.0.1 "${SSHD_EXTRA[@]}" 2>>"$3" &
+            # -p: the same config serves the idle and attack runs on their own port.
+            sshd_start "$WORK/sshd_config" "$3" -h "$WORK/host_ed25519" -p "$2" \
+                -o ListenAddress=127.0.0.1 "${SSHD_EXTRA[@]}"
+            return
             ;;
         sshfront)
             # Same user key as sshd's AuthorizedKeysFile; direct-tcpip only to the harness's
@@ -237,15 +189,7 @@ start_server() {
                 --authorized-key "$WORK/user_ed25519.pub" 2>>"$3" &
             ;;
     esac
-    LAST_PID=$!
-    PIDS+=("$LAST_PID")
-}
-stop_server() {
-    local p keep=()
-    kill "$1" 2>/dev/null || true
-    wait "$1" 2>/dev/null || true
-    for p in "${PIDS[@]}"; do [ "$p" = "$1" ] || keep+=("$p"); done
-    PIDS=("${keep[@]}")
+    track_pid "$!"
 }
 # plot_venv: matplotlib in target/plot-venv (installed on first use); its python in PLOT_PY.
 plot_venv() {
@@ -344,7 +288,7 @@ idle_fresh() {
     if wait_port "$P_IDLE"; then
         RUN_PORT=$P_IDLE RUN_PID=$LAST_PID run "$s" "$test" "$auth" "$round" idle "$@"
     fi
-    stop_server "$LAST_PID"
+    stop_pid "$LAST_PID"
 }
 
 # pss_per_conn SERVER: the latest measured PSS bytes per idle authenticated connection of
