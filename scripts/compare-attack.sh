@@ -22,8 +22,13 @@ else
     PENALTIES="not in this build"
 fi
 # sshd: password auth on (wrong passwords fail against the system's), MaxStartups back to
-# sshd's default 10:30:100; OpenSSH 9.2 has no PerSourcePenalties.
-SSHD_EXTRA=(-o PasswordAuthentication=yes -o MaxStartups=10:30:100)
+# sshd's default 10:30:100 by a config without the comparison's MaxStartups line (an `-o
+# MaxStartups=…` loses to the file's line: sshd keeps the last value it reads, and runs up to
+# 2026-12-02 had 100000:30:100000 that way); OpenSSH 9.2 has no PerSourcePenalties.
+SSHD_EXTRA=(-o PasswordAuthentication=yes)
+SSHD_CONFIG="$WORK/sshd_attack_config"
+SSHD_MAX_STARTUPS="" sshd_write_config "$SSHD_CONFIG" "$P_SSHD" "$WORK/host_ed25519" \
+    "$WORK/sshd.pid" "$WORK/authorized_keys" "MaxAuthTries 6"
 
 {
     echo "nproc: $(nproc)"
@@ -32,7 +37,7 @@ SSHD_EXTRA=(-o PasswordAuthentication=yes -o MaxStartups=10:30:100)
     echo "sshd: $(/usr/sbin/sshd -V 2>&1 | head -1 || true)"
     echo "sshfront flags: ${SSHFRONT_EXTRA[*]}"
     echo "sshfront per-source penalties: $PENALTIES"
-    echo "sshd extra: ${SSHD_EXTRA[*]}"
+    echo "sshd extra: ${SSHD_EXTRA[*]}; MaxStartups: $(/usr/sbin/sshd -T -f "$SSHD_CONFIG" -h "$WORK/host_ed25519" 2>/dev/null | awk '$1 == "maxstartups" {print $2}')"
     echo "attack seconds: $ATTACK_SECS, legitimate logins/s: $ATTACK_RATE"
     echo "preauth-10k: 10000 pre-auth connections against sshfront, --max-startups 11000:30:15000, no penalties"
     echo "loadavg at start: $(cat /proc/loadavg)"

@@ -115,8 +115,9 @@ if [ "$QUICK" = 1 ] && [ "$SOURCES" -lt 2 ]; then SOURCES=2; fi
 # expected_seconds: the run's expected length from the section sizes (about a third of it is
 # setup, teardown and settling around the timed parts; measured on the 2-core machine).
 expected_seconds() {
-    local t=5  # crypto floor
-    if want handshake; then t=$((t + 3 * 6 * (HS_SECS + 1))); fi
+    local t=0
+    # Handshake points, and a crypto floor (about 1 s) before and after each publickey one.
+    if want handshake; then t=$((t + 3 * 6 * (HS_SECS + 1) + 3 * 2 * 2)); fi
     if want bulk; then t=$((t + 2 * 3 * 5)); fi
     if want multi; then t=$((t + 2 * 2 * 3 * (MULTI_MIB / 300 + 4))); fi
     if want idle; then t=$((t + 6 * (IDLE_N / 150 + 4))); fi
@@ -161,8 +162,9 @@ P_IDLE=$(free_port $((P_RUSSH + 1)))
 # C=64 load).
 sshd_write_config "$WORK/sshd_config" "$P_SSHD" "$WORK/host_ed25519" "$WORK/sshd.pid" \
     "$WORK/authorized_keys" "MaxAuthTries 6"
-# Extra flags for the attack runs (empty for the comparison).
+# Extra flags and another config for the attack runs (empty for the comparison).
 SSHD_EXTRA=()
+SSHD_CONFIG=""
 SSHFRONT_EXTRA=()
 # start_server NAME PORT LOGFILE: starts one server in the background; its PID in LAST_PID
 # (and PIDS).
@@ -170,7 +172,7 @@ start_server() {
     case "$1" in
         sshd)
             # -p: the same config serves the idle and attack runs on their own port.
-            sshd_start "$WORK/sshd_config" "$3" -h "$WORK/host_ed25519" -p "$2" \
+            sshd_start "${SSHD_CONFIG:-$WORK/sshd_config}" "$3" -h "$WORK/host_ed25519" -p "$2" \
                 -o ListenAddress=127.0.0.1 "${SSHD_EXTRA[@]}"
             return
             ;;
@@ -250,14 +252,17 @@ run() {
     log "round $round $test $s ($auth): $(echo "$j" | head -c 300)"
 }
 
-# floor ROUND: the crypto floor of one publickey handshake on this machine (bench-harness
-# crypto), one JSON line in results.jsonl; the tables divide handshake CPU by it.
+# floor ROUND SERVER/TEST: the crypto floor of one publickey handshake on this machine
+# (bench-harness crypto), one JSON line in results.jsonl. It is taken just before and just
+# after each publickey handshake point and the tables divide the point's CPU by the mean of
+# the two: this machine's speed drifts by up to 1.8× within minutes, so one floor per round
+# (as before) could be measured on a faster or slower machine than the point it divides.
 floor() {
     local j
     j=$("$H" crypto --json 2>>"$OUT/harness.log") || j='{"error":"harness exited with an error"}'
-    printf '{"server":"machine","test":"crypto_floor","auth":"none","round":%s,"loadavg":"%s","result":%s}\n' \
-        "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" "$j" >> "$RESULTS"
-    log "round $1 crypto floor: $j"
+    printf '{"server":"machine","test":"crypto_floor","auth":"none","beside":"%s","round":%s,"loadavg":"%s","result":%s}\n' \
+        "$2" "$1" "$(cut -d' ' -f1-3 /proc/loadavg)" "$j" >> "$RESULTS"
+    log "round $1 crypto floor beside $2: $j"
 }
 
 # The budget counts from here: the builds and server starts above are not in it.
@@ -309,14 +314,15 @@ PY
 }
 
 for round in $(seq 1 "$ROUNDS"); do
-    floor "$round"
     if want handshake; then
         RUN_GUARD=$((HS_SECS + 40)) RUN_EST=$((HS_SECS + 2))
         for c in 1 8 64; do
             # Full handshakes (publickey) where the server supports them...
             for s in $SERVERS; do
                 if [ "${AUTH[$s]}" = publickey ]; then
+                    floor "$round" "$s/handshake_c$c"
                     run "$s" "handshake_c$c" publickey "$round" handshake -c "$c" --duration "$HS_SECS"
+                    floor "$round" "$s/handshake_c$c"
                 fi
             done
             # ...and KEX-only (KEX + SERVICE_ACCEPT) for all three.

@@ -33,8 +33,15 @@ sshd_ensure_installed() {
 # last), so pass only keywords not set here. Also creates /run/sshd, sshd's privilege-separation
 # directory, which it refuses to start without.
 sshd_write_config() {
-    local file=$1 port=$2 host_key=$3 pid_file=$4 authorized_keys=$5
+    local file=$1 port=$2 host_key=$3 pid_file=$4 authorized_keys=$5 max_startups=""
     shift 5
+    # SSHD_MAX_STARTUPS: the MaxStartups line's value, default 100000 (no throttling); set it
+    # empty to leave the line out and keep sshd's default (10:30:100). It cannot be changed
+    # with `-o` on the command line instead: sshd keeps the last MaxStartups it reads, and the
+    # config file is read after the command line.
+    if [ -n "${SSHD_MAX_STARTUPS-100000}" ]; then
+        max_startups="MaxStartups ${SSHD_MAX_STARTUPS-100000}"$'\n'
+    fi
     mkdir -p /run/sshd && chmod 0755 /run/sshd
     cat > "$file" <<EOF
 Port $port
@@ -49,8 +56,7 @@ PasswordAuthentication no
 KbdInteractiveAuthentication no
 UsePAM no
 UseDNS no
-MaxStartups 100000
-AllowTcpForwarding yes
+${max_startups}AllowTcpForwarding yes
 X11Forwarding no
 PrintMotd no
 LogLevel ERROR
