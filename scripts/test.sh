@@ -8,8 +8,8 @@
 # (apt), HAProxy (apt), Dropbear's dbclient and PuTTY's plink (apt), openssh-sftp-server and
 # openssh-tests (apt, for sftp-server and sk-dummy.so) and a Python venv at .venv-test with
 # paramiko and twisted (pip), used by the real-client and fleet tests.
-# Also, only if absent: systemd (apt; systemd-analyze for the unit files), ssh-audit and
-# asciinema (pip, into .venv-test).
+# Also, only if absent: systemd (apt; systemd-analyze for the unit files), g++ (apt; libFuzzer
+# for the fuzz crate's check), ssh-audit and asciinema (pip, into .venv-test).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -63,6 +63,14 @@ if ! command -v tmux >/dev/null 2>&1; then
     if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
     $SUDO apt-get update -qq
     DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+fi
+
+# libfuzzer-sys's build script compiles libFuzzer (C++) for the fuzz crate's check below.
+if ! command -v c++ >/dev/null 2>&1; then
+    log "installing g++"
+    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
+    $SUDO apt-get update -qq
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq g++ >/dev/null
 fi
 
 VENV=.venv-test
@@ -131,6 +139,14 @@ fi
 # exchange into auth, channels, forwarding and rekeys (FUZZING.md).
 log "fuzz smoke (--features fuzzing)"
 cargo test --release --features fuzzing --lib fuzz_entry
+
+# The fuzz crate is its own workspace, built only by cargo-fuzz (FUZZING.md), so nothing above
+# compiles its targets: type-check them here, so a change that breaks one fails this script.
+# Stable is enough for a check (the sanitizer flags are cargo-fuzz's); fuzz/target keeps it
+# apart from the main build's target directory; --locked: fuzz/Cargo.lock must follow the main
+# crate's dependencies.
+log "fuzz targets compile (cargo check, fuzz/)"
+cargo check --locked --manifest-path fuzz/Cargo.toml --target-dir fuzz/target --bins
 
 log "cargo fmt --check"
 cargo fmt --all --check

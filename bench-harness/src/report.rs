@@ -2,6 +2,7 @@
 //! their rendering as text or JSON.
 
 use hdrhistogram::Histogram;
+use sshfront::wire::json::{self, Escape};
 use std::collections::BTreeMap;
 use std::fmt::Write as _;
 
@@ -29,21 +30,7 @@ impl Json {
                 }
             }
             Json::Num(_) => out.push_str("null"),
-            Json::Str(s) => {
-                out.push('"');
-                for c in s.chars() {
-                    match c {
-                        '"' => out.push_str("\\\""),
-                        '\\' => out.push_str("\\\\"),
-                        '\n' => out.push_str("\\n"),
-                        c if (c as u32) < 0x20 => {
-                            let _ = write!(out, "\\u{:04x}", c as u32);
-                        }
-                        c => out.push(c),
-                    }
-                }
-                out.push('"');
-            }
+            Json::Str(s) => json::push_string(out, s, Escape::Ascii),
             Json::Arr(items) => {
                 out.push('[');
                 for (i, v) in items.iter().enumerate() {

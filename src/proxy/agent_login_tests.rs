@@ -1,7 +1,6 @@
 use super::*;
-use crate::connection::ExitStatus;
-use crate::connection::ListenerId;
 use crate::proxy::agent::{SSH_AGENTC_SIGN_REQUEST, SSH_AGENT_RSA_SHA2_512};
+use crate::proxy::fake_down::FakeDown;
 use crate::wire::Writer;
 
 fn now() -> Instant {
@@ -10,57 +9,8 @@ fn now() -> Instant {
     *T.get_or_init(Instant::now)
 }
 
-const AGENT: ChannelId = ChannelId(40);
-
-/// The user's side: whether an agent was forwarded, the agent channel's bytes both ways.
-#[derive(Default)]
-struct FakeDown {
-    forwarded: bool,
-    /// Agent → us.
-    inbound: Vec<u8>,
-    /// Us → agent, within `window`.
-    sent: Vec<u8>,
-    window: usize,
-    log: Vec<String>,
-}
-
-impl Down for FakeDown {
-    fn inbound(&self, _ch: ChannelId) -> &[u8] {
-        &self.inbound
-    }
-    fn consumed(&mut self, _ch: ChannelId, n: usize) -> usize {
-        self.inbound.drain(..n);
-        n
-    }
-    fn send_data(&mut self, _ch: ChannelId, data: &[u8], _now: Instant) -> usize {
-        let n = data.len().min(self.window);
-        self.window -= n;
-        self.sent.extend_from_slice(&data[..n]);
-        n
-    }
-    fn send_stderr(&mut self, _ch: ChannelId, data: &[u8], _now: Instant) -> usize {
-        data.len()
-    }
-    fn eof(&mut self, _ch: ChannelId) {}
-    fn send_eow(&mut self, _ch: ChannelId) {}
-    fn closed(&mut self, ch: ChannelId) {
-        self.log.push(format!("close {}", ch.0));
-    }
-    fn exited(&mut self, _ch: ChannelId, _status: ExitStatus) {}
-    fn opened(&mut self, _ch: ChannelId) {}
-    fn open_failed(&mut self, _ch: ChannelId, _code: u32, _text: &str) {}
-    fn listen_result(&mut self, _l: ListenerId, _r: Result<u16, ()>) {}
-    fn forwarded(&mut self, _l: ListenerId, _o: &str, _p: u16) -> Option<ChannelId> {
-        None
-    }
-    fn agent_requested(&self) -> bool {
-        self.forwarded
-    }
-    fn open_agent(&mut self) -> Option<ChannelId> {
-        self.log.push("open agent".into());
-        self.forwarded.then_some(AGENT)
-    }
-}
+/// The first agent channel the fake user side opens.
+const AGENT: ChannelId = ChannelId(201);
 
 /// The upstream core: the keys tried and the signatures handed back.
 #[derive(Default)]
@@ -113,12 +63,12 @@ fn signature(alg: &str) -> (Vec<u8>, Vec<u8>) {
 /// A login that listed `keys` from the agent (so is trying the first usable one).
 fn listed(keys: &[Vec<u8>]) -> (AgentLogin, FakeDown, FakeUp) {
     let mut l = AgentLogin::new("bob");
-    let mut d = FakeDown { forwarded: true, window: 1 << 20, ..FakeDown::default() };
+    let mut d = FakeDown { agent: true, window: 1 << 20, ..FakeDown::default() };
     let mut up = FakeUp::default();
     l.start(&mut d).unwrap();
     l.opened(&mut d, now()).unwrap();
-    assert_eq!(d.sent, [0, 0, 0, 1, 11], "REQUEST_IDENTITIES");
-    d.sent.clear();
+    assert_eq!(d.out, [0, 0, 0, 1, 11], "REQUEST_IDENTITIES");
+    d.out.clear();
     d.inbound = identities(keys);
     l.pump(&mut d, &mut up, now()).unwrap();
     (l, d, up)
@@ -133,18 +83,18 @@ fn waits_for_forwarding_then_lists_and_signs_through_the_agent() {
     l.start(&mut d).unwrap();
     assert!(l.waiting_for_agent());
     assert!(d.log.is_empty());
-    d.forwarded = true;
+    d.agent = true;
     l.forwarding(&mut d).unwrap();
     assert_eq!(d.log, ["open agent"]);
     assert!(l.owns(AGENT) && !l.waiting_for_agent());
     // Nothing goes out before the user confirms the channel; then within its window.
-    assert!(d.sent.is_empty());
+    assert!(d.out.is_empty());
     l.opened(&mut d, now()).unwrap();
-    assert_eq!(d.sent, [0, 0, 0]);
+    assert_eq!(d.out, [0, 0, 0]);
     d.window = 100;
     l.pump(&mut d, &mut up, now()).unwrap();
-    assert_eq!(d.sent, [0, 0, 0, 1, 11]);
-    d.sent.clear();
+    assert_eq!(d.out, [0, 0, 0, 1, 11]);
+    d.out.clear();
     // The answer in two pieces: an RSA key (signs rsa-sha2-512), a certificate (skipped).
     let rsa = blob("ssh-rsa", 1);
     let all = identities(&[blob("ssh-ed25519-cert-v01@openssh.com", 2), rsa.clone()]);
@@ -158,7 +108,7 @@ fn waits_for_forwarding_then_lists_and_signs_through_the_agent() {
     // signature goes back to the core.
     let key = AgentKey { public_blob: rsa.clone(), alg: HostKeyAlg::RsaSha512 };
     l.sign(&key, b"to be signed", &mut d, now()).unwrap();
-    let mut r = Reader::new(&d.sent[4..]);
+    let mut r = Reader::new(&d.out[4..]);
     assert_eq!(r.u8("t").unwrap(), SSH_AGENTC_SIGN_REQUEST);
     assert_eq!(r.string("key").unwrap(), &rsa[..]);
     assert_eq!(r.string("data").unwrap(), b"to be signed");
@@ -169,7 +119,7 @@ fn waits_for_forwarding_then_lists_and_signs_through_the_agent() {
     assert_eq!(up.signed, [Ok(sig)]);
     // Logged in: the agent channel is closed.
     l.finish(&mut d);
-    assert_eq!(d.log.last().unwrap(), "close 40");
+    assert_eq!(d.log.last().unwrap(), "close 201");
     assert!(!l.owns(AGENT));
 }
 
@@ -206,14 +156,14 @@ fn no_agent_no_keys_and_hostile_agents_end_the_login() {
     assert_eq!(l.session_started(&d), Err(AgentLoginError::NoAgent), "before the key exchange");
     l.start(&mut d).unwrap();
     assert_eq!(l.session_started(&d), Err(AgentLoginError::NoAgent));
-    d.forwarded = true;
+    d.agent = true;
     assert_eq!(l.session_started(&d), Ok(()));
     // The user refuses the agent channel, or closes it mid-login.
     l.start(&mut d).unwrap();
     assert_eq!(l.channel_gone(), Err(AgentLoginError::NoAgent));
     // No usable key; the agent refuses to list.
     let mut l = AgentLogin::new("bob");
-    let mut d = FakeDown { forwarded: true, window: 100, ..FakeDown::default() };
+    let mut d = FakeDown { agent: true, window: 100, ..FakeDown::default() };
     let mut up = FakeUp::default();
     l.start(&mut d).unwrap();
     l.opened(&mut d, now()).unwrap();

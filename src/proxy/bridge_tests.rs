@@ -1,75 +1,11 @@
 use super::*;
+use crate::proxy::fake_down::FakeDown;
 
 /// One fixed instant: the bridge only passes it on.
 fn now() -> Instant {
     static T: std::sync::OnceLock<Instant> = std::sync::OnceLock::new();
     #[allow(clippy::disallowed_methods)]
     *T.get_or_init(Instant::now)
-}
-
-/// The user's side: inbound bytes, a send window, and a log of what was sent.
-#[derive(Default)]
-struct FakeDown {
-    inbound: Vec<u8>,
-    window: usize,
-    out: Vec<u8>,
-    err: Vec<u8>,
-    log: Vec<String>,
-    /// The user forwarded an agent.
-    agent: bool,
-}
-
-impl Down for FakeDown {
-    fn inbound(&self, _ch: ChannelId) -> &[u8] {
-        &self.inbound
-    }
-    fn consumed(&mut self, _ch: ChannelId, n: usize) -> usize {
-        self.inbound.drain(..n);
-        n
-    }
-    fn send_data(&mut self, _ch: ChannelId, data: &[u8], _now: Instant) -> usize {
-        let n = data.len().min(self.window);
-        self.window -= n;
-        self.out.extend_from_slice(&data[..n]);
-        n
-    }
-    fn send_stderr(&mut self, _ch: ChannelId, data: &[u8], _now: Instant) -> usize {
-        self.err.extend_from_slice(data);
-        data.len()
-    }
-    fn eof(&mut self, _ch: ChannelId) {
-        self.log.push("eof".into());
-    }
-    fn send_eow(&mut self, _ch: ChannelId) {
-        self.log.push("eow".into());
-    }
-    fn closed(&mut self, _ch: ChannelId) {
-        self.log.push("close".into());
-    }
-    fn exited(&mut self, _ch: ChannelId, status: ExitStatus) {
-        self.log.push(format!("exit {status:?}"));
-    }
-    fn opened(&mut self, _ch: ChannelId) {
-        self.log.push("opened".into());
-    }
-    fn open_failed(&mut self, _ch: ChannelId, code: u32, text: &str) {
-        self.log.push(format!("open-failed {code} {text}"));
-    }
-    fn listen_result(&mut self, listener: ListenerId, result: Result<u16, ()>) {
-        self.log.push(format!("listen {} {result:?}", listener.0));
-    }
-    fn forwarded(&mut self, listener: ListenerId, _o: &str, _p: u16) -> Option<ChannelId> {
-        self.log.push(format!("forwarded on {}", listener.0));
-        Some(ChannelId(100))
-    }
-    fn agent_requested(&self) -> bool {
-        self.agent
-    }
-    fn open_agent(&mut self) -> Option<ChannelId> {
-        self.log.push("open agent".into());
-        let n = self.log.iter().filter(|l| *l == "open agent").count() as u32;
-        self.agent.then_some(ChannelId(200 + n))
-    }
 }
 
 /// The upstream: records requests, takes data up to its window, hands out stdout.

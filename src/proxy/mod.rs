@@ -6,6 +6,8 @@
 pub mod agent;
 pub mod agent_login;
 pub mod bridge;
+#[cfg(test)]
+mod fake_down;
 pub mod health;
 pub mod known_hosts;
 pub mod recording;

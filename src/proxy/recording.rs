@@ -8,6 +8,7 @@
 //! valid JSON string. The file is bounded: the event that would take it past the limit is
 //! replaced by a final marker (`[seconds, "m", "…"]`) and nothing more is written.
 
+use crate::wire::json::{self, Escape};
 use std::fmt::Write as _;
 use std::time::Duration;
 
@@ -78,15 +79,15 @@ impl Cast {
             let _ = write!(title, " to {u}");
         }
         s.push_str(",\"title\":");
-        json_str(&mut s, title.as_bytes());
+        json_str(&mut s, &title);
         s.push_str(",\"env\":{\"SHELL\":\"/bin/sh\",\"TERM\":");
-        json_str(&mut s, h.term.as_deref().unwrap_or("xterm").as_bytes());
+        json_str(&mut s, h.term.as_deref().unwrap_or("xterm"));
         s.push_str("},\"sshfront\":{\"user\":");
-        json_str(&mut s, h.user.as_bytes());
+        json_str(&mut s, &h.user);
         for (k, v) in [("route", &h.route), ("upstream", &h.upstream), ("command", &h.command)] {
             if let Some(v) = v {
                 let _ = write!(s, ",\"{k}\":");
-                json_str(&mut s, v.as_bytes());
+                json_str(&mut s, v);
             }
         }
         s.push_str("}}\n");
@@ -167,7 +168,7 @@ impl Cast {
     fn event(&mut self, t: Duration, kind: &str, data: &str, out: &mut Vec<u8>) -> Step {
         self.line.clear();
         let _ = write!(self.line, "[{}.{:06}, \"{kind}\", ", t.as_secs(), t.subsec_micros());
-        json_str(&mut self.line, data.as_bytes());
+        json_str(&mut self.line, data);
         self.line.push_str("]\n");
         let len = self.line.len() as u64;
         if self.written + len + MARKER_ROOM > self.limit {
@@ -191,23 +192,9 @@ impl Cast {
     }
 }
 
-/// Appends `s` (UTF-8) as a JSON string literal.
-fn json_str(out: &mut String, s: &[u8]) {
-    out.push('"');
-    for c in String::from_utf8_lossy(s).chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            c if (c as u32) < 0x20 || c == '\u{7f}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+/// Appends `s` as a JSON string literal: the C0 controls and DEL escaped, the rest as it is.
+fn json_str(out: &mut String, s: &str) {
+    json::push_string(out, s, Escape::Ascii);
 }
 
 #[cfg(test)]

@@ -8,6 +8,7 @@
 //! (user names, disconnect texts, DEBUG messages), is escaped, so one record is one line.
 
 use crate::cli::LogFormat;
+use crate::wire::json::{self, Escape};
 use log::kv::{Key, Value, VisitSource};
 use std::fmt::Write as _;
 
@@ -113,25 +114,11 @@ fn json(ts: &str, record: &log::Record<'_>) -> String {
 }
 
 /// A JSON string: quotes, backslashes and every control character escaped (so a peer's
-/// newline cannot start a forged line).
+/// newline cannot start a forged line), and the two separators some JSON readers treat as
+/// newlines.
 pub fn quote(s: &str) -> String {
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\r' => out.push_str("\\r"),
-            '\t' => out.push_str("\\t"),
-            // Control characters, and the two separators some JSON readers treat as newlines.
-            c if c.is_control() || c == '\u{2028}' || c == '\u{2029}' => {
-                let _ = write!(out, "\\u{:04x}", c as u32);
-            }
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    json::push_string(&mut out, s, Escape::LineSafe);
     out
 }
 

@@ -2,9 +2,11 @@
 //!
 //! Everything here borrows; nothing allocates on the read side. Message structs live in the
 //! layer that owns them (`transport::msgs`, `auth::msgs`, `connection::msgs`); this module only
-//! knows primitives.
+//! knows primitives. `json` is the one non-SSH encoding here: JSON string literals for log lines
+//! and recordings.
 
 mod error;
+pub mod json;
 mod mpint;
 pub mod msg_no;
 mod name_list;
