@@ -158,6 +158,7 @@ log "BENCHMARKS.md tables match their raw results"
 python3 scripts/bench-tables.py bench-harness/results/2026-12-03-compare/results.jsonl \
     --check BENCHMARKS.md
 python3 scripts/soak-report.py bench-harness/results/soak-2026-12-02-heap-trim --check BENCHMARKS.md
+python3 scripts/attack-tables.py bench-harness/results/attack-2026-12-03b --check BENCHMARKS.md
 python3 scripts/attack-tables.py bench-harness/results/attack-2026-12-02 --check BENCHMARKS.md
 python3 scripts/proxy-tables.py bench-harness/results/proxy-2026-12-02-idle/results.jsonl \
     --check BENCHMARKS.md
