@@ -309,30 +309,38 @@ pub fn check(loaded: &Loaded) -> Result<String, Vec<String>> {
     Ok(out)
 }
 
-/// A value as TOML: integers bare, everything else a basic string.
+/// A value as TOML: integers bare, everything else a basic string. A JSON string with every
+/// control character escaped is also a valid TOML basic string (the same escapes, and `\uXXXX`
+/// takes either case of hex digit).
 fn toml_value(s: &str) -> String {
     if s.parse::<i64>().is_ok() {
         return s.to_string();
     }
     let mut out = String::with_capacity(s.len() + 2);
-    out.push('"');
-    for c in s.chars() {
-        match c {
-            '"' => out.push_str("\\\""),
-            '\\' => out.push_str("\\\\"),
-            '\n' => out.push_str("\\n"),
-            '\t' => out.push_str("\\t"),
-            c if c.is_control() => out.push_str(&format!("\\u{:04X}", c as u32)),
-            c => out.push(c),
-        }
-    }
-    out.push('"');
+    crate::wire::json::push_string(&mut out, s, crate::wire::json::Escape::LineSafe);
     out
 }
 
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// What the effective-configuration dump writes reads back as the same string.
+    #[test]
+    fn toml_values_read_back_as_written() {
+        for v in [
+            "plain",
+            "a \"quoted\" \\ path",
+            "line\nbreak\r\ttab",
+            "\u{1}\u{7f}\u{9f}",
+            "\u{2028}é€",
+        ] {
+            let doc = format!("k = {}", toml_value(v));
+            let table: toml::Table = doc.parse().unwrap_or_else(|e| panic!("{doc}: {e}"));
+            assert_eq!(table["k"].as_str(), Some(v), "{doc}");
+        }
+        assert_eq!(toml_value("22"), "22");
+    }
 
     fn write(name: &str, text: &str) -> PathBuf {
         let dir = std::env::temp_dir().join(format!("sshfront-cfg-{}", std::process::id()));
