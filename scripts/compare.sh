@@ -171,9 +171,9 @@ SSHFRONT_EXTRA=()
 start_server() {
     case "$1" in
         sshd)
-            # -p: the same config serves the idle and attack runs on their own port.
-            sshd_start "${SSHD_CONFIG:-$WORK/sshd_config}" "$3" -h "$WORK/host_ed25519" -p "$2" \
-                -o ListenAddress=127.0.0.1 "${SSHD_EXTRA[@]}"
+            # -p: the same config serves the idle and attack runs on their own port (the
+            # config's ListenAddress has no port, so it takes this one).
+            sshd_start "${SSHD_CONFIG:-$WORK/sshd_config}" "$3" -p "$2" "${SSHD_EXTRA[@]}"
             return
             ;;
         sshfront)
