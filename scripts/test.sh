@@ -15,71 +15,68 @@ cd "$(dirname "$0")/.."
 
 log() { printf '== %s\n' "$*" >&2; }
 
+# apt_install PKG...: Debian packages a test needs (called only when the tool is missing); the
+# package lists are refreshed once per run.
+APT_UPDATED=0
+apt_install() {
+    local sudo=""
+    if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
+    if [ "$APT_UPDATED" = 0 ]; then
+        $sudo apt-get update -qq
+        APT_UPDATED=1
+    fi
+    DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq "$@" >/dev/null
+}
+
 if ! command -v ssh >/dev/null 2>&1; then
     log "installing openssh-client"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-client >/dev/null
+    apt_install openssh-client
 fi
 
 # The fleet test (tests/fleet.rs) puts HAProxy in front of two instances; it runs its own
 # haproxy on loopback, never the system service.
 if ! command -v haproxy >/dev/null 2>&1 && [ ! -x /usr/sbin/haproxy ]; then
     log "installing haproxy"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq haproxy >/dev/null
+    apt_install haproxy
 fi
 
 # Dropbear's and PuTTY's clients for tests/dropbear_putty.rs.
 for tool_pkg in dbclient:dropbear-bin plink:putty-tools puttygen:putty-tools; do
     if ! command -v "${tool_pkg%%:*}" >/dev/null 2>&1; then
         log "installing ${tool_pkg#*:}"
-        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq "${tool_pkg#*:}" >/dev/null
+        apt_install "${tool_pkg#*:}"
     fi
 done
 
 # tests/systemd.rs checks the shipped unit files with systemd-analyze verify.
 if ! command -v systemd-analyze >/dev/null 2>&1; then
     log "installing systemd (for systemd-analyze)"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq systemd >/dev/null
+    apt_install systemd
 fi
 
 # sshd as a real server for the client core (tests/client_sshd.rs).
 if [ ! -x /usr/sbin/sshd ]; then
     log "installing openssh-server"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-server >/dev/null
+    apt_install openssh-server
 fi
 
 # tmux drives `ssh -tt` for the PTY test (tests/pty.rs).
 if ! command -v tmux >/dev/null 2>&1; then
     log "installing tmux"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq tmux >/dev/null
+    apt_install tmux
 fi
 
 # libfuzzer-sys's build script compiles libFuzzer (C++) for the fuzz crate's check below.
 if ! command -v c++ >/dev/null 2>&1; then
     log "installing g++"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq g++ >/dev/null
+    apt_install g++
 fi
 
 VENV=.venv-test
 if [ ! -x "$VENV/bin/python" ] || ! "$VENV/bin/python" -c 'import paramiko' >/dev/null 2>&1; then
     log "creating $VENV with paramiko"
     if ! python3 -m venv "$VENV" >/dev/null 2>&1; then
-        if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-        $SUDO apt-get update -qq
-        DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq python3-venv >/dev/null
+        apt_install python3-venv
         rm -rf "$VENV"
         python3 -m venv "$VENV"
     fi
@@ -100,9 +97,7 @@ fi
 # sftp-server for --subsystem tests; sk-dummy.so (openssh-tests) for security-key tests.
 if [ ! -x /usr/lib/openssh/sftp-server ] || ! dpkg -s openssh-tests >/dev/null 2>&1; then
     log "installing openssh-sftp-server openssh-tests"
-    if [ "$(id -u)" = 0 ]; then SUDO=""; else SUDO="sudo"; fi
-    $SUDO apt-get update -qq
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -qq openssh-sftp-server openssh-tests >/dev/null
+    apt_install openssh-sftp-server openssh-tests
 fi
 
 # tests/ssh_audit.rs rates the crypto policies with ssh-audit (PyPI).
